@@ -1,0 +1,218 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The contract between netxray's kernel programs and user space.
+ *
+ * Every record that crosses the ring buffer and every map key/value that user
+ * space reads or writes is defined here, once. The Rust mirror lives in
+ * crates/netxray-abi/src/lib.rs and asserts the same sizes at compile time;
+ * change both together and bump NX_ABI_VERSION.
+ *
+ * Fixed-width types only, explicit padding, no bitfields.
+ */
+#ifndef NETXRAY_ABI_H
+#define NETXRAY_ABI_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+#define NX_ABI_VERSION 1
+
+/* Packet bytes copied per event (from the L2 header when the skb has one,
+ * else from the L3 header). A power of two: the BPF side masks with it. */
+#define NX_CAP_BYTES 128
+#define NX_IFNAMSIZ 16
+#define NX_COMM_LEN 16
+
+/* Filter programs (see struct nx_filter_insn). */
+#define NX_FILTER_MAX_INSNS 64
+
+/* Hooks. The numbering is ABI; names and groups live in user space
+ * (crates/netxray/src/model/hook.rs). Append only. */
+enum nx_hook {
+	NX_HOOK_NONE = 0,
+	NX_HOOK_NAPI_GRO_RECEIVE_ENTRY = 1,
+	NX_HOOK_NETIF_RECEIVE_SKB_ENTRY = 2,
+	NX_HOOK_NETIF_RECEIVE_SKB_LIST_ENTRY = 3,
+	NX_HOOK_NETIF_RX_ENTRY = 4,
+	NX_HOOK_NETIF_RX = 5,
+	NX_HOOK_NETIF_RECEIVE_SKB = 6,
+	NX_HOOK_NET_DEV_QUEUE = 7,
+	NX_HOOK_NET_DEV_START_XMIT = 8,
+	NX_HOOK_NET_DEV_XMIT = 9,
+	NX_HOOK_QDISC_ENQUEUE = 10,
+	NX_HOOK_QDISC_DEQUEUE = 11,
+	NX_HOOK_ICMP_SEND = 12,
+	NX_HOOK_TCP_RETRANSMIT_SKB = 13,
+	NX_HOOK_TCP_SEND_RESET = 14,
+	NX_HOOK_TCP_RECEIVE_RESET = 15,
+	NX_HOOK_UDP_FAIL_QUEUE_RCV_SKB = 16,
+	NX_HOOK_SK_DATA_READY = 17,
+	NX_HOOK_SKB_COPY_DATAGRAM_IOVEC = 18,
+	NX_HOOK_KFREE_SKB = 19,
+	NX_HOOK_CONSUME_SKB = 20,
+	NX_HOOK_FIB_TABLE_LOOKUP = 21,
+	NX_HOOK_FIB6_TABLE_LOOKUP = 22,
+	NX_HOOK_NEIGH_CREATE = 23,
+	NX_HOOK_NEIGH_UPDATE = 24,
+	NX_HOOK_NEIGH_UPDATE_DONE = 25,
+	NX_HOOK_NEIGH_TIMER_HANDLER = 26,
+	NX_HOOK_NEIGH_EVENT_SEND_DONE = 27,
+	NX_HOOK_NEIGH_EVENT_SEND_DEAD = 28,
+	NX_HOOK_NEIGH_CLEANUP_AND_RELEASE = 29,
+	NX_HOOK_MAX = 30,
+};
+
+/* What an event carries. */
+enum nx_event_kind {
+	/* data[] holds packet bytes read from the skb. */
+	NX_KIND_PACKET = 1,
+	/* No packet bytes could be read safely (freed skb, headers not built,
+	 * NULL skb); tuple may hold the socket's view. */
+	NX_KIND_SOCKET = 2,
+	/* A routing decision: tuple is the flow looked up, aux the result. */
+	NX_KIND_FIB = 3,
+	/* Neighbour (ARP/ND) activity: aux_addr is the link-layer address,
+	 * tuple.daddr the neighbour's protocol address. */
+	NX_KIND_NEIGH = 4,
+};
+
+/* nx_event.flags */
+#define NX_F_L2 (1 << 0)	/* data[] starts with an Ethernet header */
+#define NX_F_IN_IRQ (1 << 1)	/* raised in interrupt/softirq context: pid is not the owner */
+#define NX_F_VLAN_HW (1 << 2)	/* skb->vlan_tci holds a stripped 802.1Q tag */
+#define NX_F_TUPLE (1 << 3)	/* tuple is valid */
+#define NX_F_SYNTH (1 << 4)	/* data[] was synthesised from the socket for filtering only */
+#define NX_F_NO_DEV (1 << 5)	/* no device: ifindex/ifname come from elsewhere or are unknown */
+
+/* A flow as the socket or the routing lookup sees it; addresses in network
+ * byte order, ports in host order. family is AF_INET (2) or AF_INET6 (10). */
+struct nx_tuple {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u16 sport;
+	__u16 dport;
+	__u8 family;
+	__u8 l4proto;
+	__u8 _pad[2];
+};
+
+/* One ring-buffer record. The record is sizeof(struct nx_event) - NX_CAP_BYTES
+ * + cap_len bytes long: only the captured bytes are sent. */
+struct nx_event {
+	__u64 ts_ns;		/* bpf_ktime_get_ns() (CLOCK_MONOTONIC) */
+	__u64 skb;		/* skb address, 0 if none */
+	__u64 location;		/* kfree_skb/consume_skb: the caller's address */
+	__u8 abi_version;	/* NX_ABI_VERSION */
+	__u8 kind;		/* enum nx_event_kind */
+	__u16 hook;		/* enum nx_hook */
+	__u32 cpu;
+	__u32 pid;		/* thread id of the task on the CPU */
+	__u32 tgid;		/* process id of that task */
+	__u32 netns;		/* netns inode number, 0 if unknown */
+	__u32 ifindex;		/* 0 if unknown */
+	__u32 len;		/* skb->len, or the length the tracepoint passes */
+	__s32 ret;		/* net_dev_xmit rc, qdisc_dequeue packets, icmp_send type<<8|code, fib err ... */
+	__u32 reason;		/* kfree_skb drop reason, tcp_send_reset rst reason, neigh nud state */
+	__u32 aux;		/* fib: table id; neigh: update flags; udp_fail: error */
+	__u16 protocol;		/* skb->protocol, host order */
+	__u16 vlan_tci;		/* valid with NX_F_VLAN_HW */
+	__u16 vlan_proto;	/* host order, valid with NX_F_VLAN_HW */
+	__u16 cap_len;		/* bytes valid in data[] */
+	__u16 l3_off;		/* offset of the network header in data[] */
+	__u8 flags;		/* NX_F_* */
+	__u8 pkt_type;		/* skb->pkt_type */
+	char comm[NX_COMM_LEN];
+	char ifname[NX_IFNAMSIZ];
+	struct nx_tuple tuple;
+	__u8 aux_addr[16];	/* fib: gateway; neigh: link-layer address */
+	__u8 _pad[4];
+	__u8 data[NX_CAP_BYTES];
+};
+
+#define NX_EVENT_HDR_SIZE 168
+_Static_assert(sizeof(struct nx_tuple) == 40, "nx_tuple size");
+_Static_assert(sizeof(struct nx_event) == NX_EVENT_HDR_SIZE + NX_CAP_BYTES, "nx_event size");
+
+/* Per-hook counters, one slot per enum nx_hook in a per-CPU array
+ * (map "nx_counters"). hits - matched = dropped by the filter in the kernel. */
+struct nx_counter {
+	__u64 hits;		/* times the program ran */
+	__u64 matched;		/* passed every filter */
+	__u64 emitted;		/* handed to the ring buffer */
+	__u64 lost;		/* ring buffer full: bpf_ringbuf_output failed */
+};
+
+/*
+ * The in-kernel filter: a small cBPF-like program with an accumulator A and an
+ * index register X, run over the packet bytes at every hook (bounded: at most
+ * NX_FILTER_MAX_INSNS steps, jumps only forward). Loads outside the captured
+ * bytes make the program reject, as in cBPF. An empty program accepts all.
+ *
+ * Packet bases for loads: L2 (Ethernet header, absent at some hooks: the load
+ * fails), L3 (network header), L4 (transport header, the first header after
+ * the IPv4 header or the fixed IPv6 header, as libpcap does).
+ */
+enum nx_filter_op {
+	NX_OP_RET = 0,		/* return k (0 reject, else accept) */
+	NX_OP_LD_META = 1,	/* A = meta field k (enum nx_meta) */
+	NX_OP_LD_ABS = 2,	/* A = bytes at base + k, size 1/2/4, big endian */
+	NX_OP_LD_IND = 3,	/* A = bytes at base + X + k */
+	NX_OP_ALU = 4,		/* A = A <alu> (src ? X : k) */
+	NX_OP_JMP = 5,		/* if (A <cmp> (src ? X : k)) pc += jt else pc += jf */
+	NX_OP_TAX = 6,		/* X = A */
+	NX_OP_TXA = 7,		/* A = X */
+	NX_OP_LDX_IMM = 8,	/* X = k */
+	NX_OP_LD_IMM = 9,	/* A = k */
+	NX_OP_LDX_HDRLEN = 10,	/* X = 4 * (byte at base + k & 0xf) (cBPF's msh) */
+};
+
+enum nx_filter_base {
+	NX_BASE_L2 = 0,
+	NX_BASE_L3 = 1,
+	NX_BASE_L4 = 2,
+};
+
+enum nx_meta {
+	NX_META_ETHERTYPE = 0,	/* L3 protocol (after any VLAN tags) */
+	NX_META_L4PROTO = 1,	/* IPv4 protocol / IPv6 first next-header, 0 if neither */
+	NX_META_LEN = 2,	/* skb->len as seen at the hook (incl. L2 when present) */
+	NX_META_HAS_L2 = 3,	/* 1 if the Ethernet header is available */
+	NX_META_VLAN = 4,	/* 1 if tagged (in the bytes or stripped into skb->vlan_tci) */
+	NX_META_VLAN_ID = 5,	/* the outermost tag's VLAN id */
+	NX_META_L4_OK = 6,	/* 1 if the transport header lies inside the captured bytes */
+	NX_META_IFINDEX = 7,
+	NX_META_FRAG = 8,	/* IPv4: non-first fragment (offset != 0) */
+};
+
+enum nx_alu { NX_ALU_ADD = 0, NX_ALU_SUB, NX_ALU_MUL, NX_ALU_DIV, NX_ALU_AND, NX_ALU_OR,
+	      NX_ALU_LSH, NX_ALU_RSH, NX_ALU_MOD, NX_ALU_XOR, NX_ALU_NEG };
+enum nx_cmp { NX_CMP_JA = 0, NX_CMP_JEQ, NX_CMP_JGT, NX_CMP_JGE, NX_CMP_JSET };
+
+struct nx_filter_insn {
+	__u8 op;		/* enum nx_filter_op */
+	__u8 arg;		/* LD: base | size << 4; ALU: enum nx_alu; JMP: enum nx_cmp */
+	__u8 jt;
+	__u8 jf;
+	__u8 src;		/* ALU/JMP: 1 = use X instead of k */
+	__u8 _pad[3];
+	__u32 k;
+	__u32 _pad2;
+};
+_Static_assert(sizeof(struct nx_filter_insn) == 16, "nx_filter_insn size");
+
+/* Run-time configuration, written by user space into the one-slot array
+ * "nx_config" before any program is attached. */
+struct nx_config {
+	__u32 netns;		/* only this netns inode (0: any) */
+	__u32 ifindex;		/* only this ifindex (0: any) */
+	__u32 tgid;		/* only events raised in this process (0: any) */
+	__u32 filter_len;	/* instructions in "nx_filter"; 0 accepts all */
+	__u32 cap_bytes;	/* bytes of packet to send, <= NX_CAP_BYTES */
+	__u32 wakeup_bytes;	/* wake the reader once this much data is pending */
+	__u32 thread_size;	/* kernel stack size, for the interrupt-context test */
+	__u32 _pad;
+};
+_Static_assert(sizeof(struct nx_config) == 32, "nx_config size");
+
+#endif

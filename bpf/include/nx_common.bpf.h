@@ -1,0 +1,157 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Shared BPF pieces: maps every tracing object has (config, counters, ring
+ * buffer, scratch), context of the current task, and the loss-counting emit.
+ */
+#ifndef NX_COMMON_BPF_H
+#define NX_COMMON_BPF_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_endian.h>
+#include "abi.h"
+
+#define NX_AF_INET 2
+#define NX_AF_INET6 10
+#define NX_ETH_P_IP 0x0800
+#define NX_ETH_P_IPV6 0x86DD
+#define NX_ETH_P_8021Q 0x8100
+#define NX_ETH_P_8021AD 0x88A8
+#define NX_ARPHRD_ETHER 1
+#define NX_ARPHRD_LOOPBACK 772
+#define NX_PF_KTHREAD 0x00200000
+
+/* One-slot configuration written by user space before attaching. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct nx_config);
+} nx_config SEC(".maps");
+
+/* Per-CPU, per-hook counters: nothing is lost silently. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, NX_HOOK_MAX);
+	__type(key, __u32);
+	__type(value, struct nx_counter);
+} nx_counters SEC(".maps");
+
+/* Events to user space. The size is set by user space (--ring-size). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4 * 1024 * 1024);
+} nx_events SEC(".maps");
+
+/* The record under construction: too large for the 512-byte BPF stack. */
+struct nx_scratch {
+	struct nx_event ev;
+	__u64 sp;		/* a stack address, read back as a number */
+	__u16 l4_off;		/* filter state for the record in ev */
+	__u16 ethertype;
+	__u8 l4proto;
+	__u8 has_l4;
+	__u8 vlan;
+	__u8 frag;
+	__u16 vlan_id;
+	__u16 _pad[3];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct nx_scratch);
+} nx_scratch SEC(".maps");
+
+static __always_inline struct nx_config *nx_get_config(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&nx_config, &zero);
+}
+
+static __always_inline struct nx_scratch *nx_get_scratch(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&nx_scratch, &zero);
+}
+
+static __always_inline struct nx_counter *nx_counter(__u32 hook)
+{
+	return bpf_map_lookup_elem(&nx_counters, &hook);
+}
+
+/*
+ * Interrupt (hard or soft) context: the task on the CPU is whoever was
+ * interrupted, so its pid says nothing about the packet. On x86-64 softirqs
+ * and hard interrupts run on the per-CPU IRQ stack (also when entered from
+ * local_bh_enable), so our own stack address lies outside the current task's
+ * stack; ksoftirqd runs NET_RX in a kernel thread of its own. Needs the
+ * privilege to store a pointer into a map (CAP_PERFMON), which netxray has.
+ */
+static __always_inline bool nx_in_irq(struct nx_scratch *s, __u32 thread_size)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	volatile __u64 marker = 0;
+	__u64 stack = (__u64)BPF_CORE_READ(task, stack);
+	__u64 sp;
+
+	*(volatile __u64 *)&s->sp = (__u64)&marker;
+	sp = *(volatile __u64 *)&s->sp;
+	if (sp < stack || sp >= stack + thread_size)
+		return true;
+	if (BPF_CORE_READ(task, flags) & NX_PF_KTHREAD) {
+		char comm[9];
+		bpf_probe_read_kernel(comm, sizeof(comm), task->comm);
+		if (comm[0] == 'k' && comm[1] == 's' && comm[2] == 'o' && comm[3] == 'f' &&
+		    comm[4] == 't' && comm[5] == 'i' && comm[6] == 'r' && comm[7] == 'q' &&
+		    comm[8] == 'd')
+			return true;
+	}
+	return marker != 0; /* always false; keeps marker on the stack */
+}
+
+static __always_inline __u32 nx_netns_of_dev(const struct net_device *dev)
+{
+	return BPF_CORE_READ(dev, nd_net.net, ns.inum);
+}
+
+static __always_inline __u32 nx_netns_of_sock(const struct sock *sk)
+{
+	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+}
+
+/* Fill the task fields and hand the record to the ring buffer, counting a
+ * failure as a loss. Wakes the reader only when enough data is pending: the
+ * reader also drains on a short timer, so a wake-up per event is not needed
+ * (it costs more than the event itself under load). */
+static __always_inline void nx_emit(struct nx_scratch *s, struct nx_config *cfg,
+				    struct nx_counter *cnt, bool in_irq)
+{
+	struct nx_event *e = &s->ev;
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 size = e->cap_len;
+	__u64 flags = BPF_RB_NO_WAKEUP;
+
+	e->abi_version = NX_ABI_VERSION;
+	e->ts_ns = bpf_ktime_get_ns();
+	e->cpu = bpf_get_smp_processor_id();
+	e->pid = (__u32)pid_tgid;
+	e->tgid = pid_tgid >> 32;
+	if (in_irq)
+		e->flags |= NX_F_IN_IRQ;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+
+	if (size > NX_CAP_BYTES)
+		size = NX_CAP_BYTES;
+	if (bpf_ringbuf_query(&nx_events, BPF_RB_AVAIL_DATA) >= cfg->wakeup_bytes)
+		flags = BPF_RB_FORCE_WAKEUP;
+	if (bpf_ringbuf_output(&nx_events, e, NX_EVENT_HDR_SIZE + size, flags) == 0)
+		cnt->emitted++;
+	else
+		cnt->lost++;
+}
+
+#endif

@@ -1,0 +1,564 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * netxray trace: one tp_btf program per tracepoint, all feeding one record
+ * format (struct nx_event) through the same filter.
+ *
+ * What each hook really hands us is documented in docs/hooks.md; the short
+ * version is in the comments at each program.
+ */
+#include "nx_packet.bpf.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* skbs seen at net_dev_start_xmit that passed the filter, so that the
+ * matching net_dev_xmit (whose skb may already be freed) is reported without
+ * decoding it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, __u8);
+} nx_xmit_pending SEC(".maps");
+
+/* A device pointer we can trust: a canonical kernel address. At socket
+ * queues skb->dev is reused (UDP keeps dev_scratch there) or stale. */
+static __always_inline const struct net_device *nx_sane_dev(const struct net_device *dev)
+{
+	if ((__u64)dev < 0xffff800000000000ULL)
+		return NULL;
+	return dev;
+}
+
+struct nx_ctx {
+	struct nx_config *cfg;
+	struct nx_scratch *s;
+	struct nx_counter *cnt;
+};
+
+static __always_inline bool nx_begin(struct nx_ctx *c, __u32 hook)
+{
+	c->cfg = nx_get_config();
+	c->s = nx_get_scratch();
+	c->cnt = nx_counter(hook);
+	if (!c->cfg || !c->s || !c->cnt)
+		return false;
+	c->cnt->hits++;
+	__builtin_memset(&c->s->ev, 0, NX_EVENT_HDR_SIZE);
+	c->s->ev.hook = hook;
+	return true;
+}
+
+/* Namespace, device and process pre-filters: the cheapest tests first. */
+static __always_inline bool nx_prefilter(struct nx_ctx *c, __u32 netns, __u32 ifindex, bool *irq)
+{
+	struct nx_config *cfg = c->cfg;
+
+	if (cfg->netns && netns != cfg->netns)
+		return false;
+	if (cfg->ifindex && ifindex != cfg->ifindex)
+		return false;
+	*irq = false;
+	if (cfg->tgid) {
+		*irq = nx_in_irq(c->s, cfg->thread_size);
+		if (*irq || (bpf_get_current_pid_tgid() >> 32) != cfg->tgid)
+			return false;
+	}
+	c->s->ev.netns = netns;
+	c->s->ev.ifindex = ifindex;
+	return true;
+}
+
+static __always_inline void nx_finish(struct nx_ctx *c, bool irq)
+{
+	c->cnt->matched++;
+	if (!c->cfg->tgid)
+		irq = nx_in_irq(c->s, c->cfg->thread_size);
+	nx_emit(c->s, c->cfg, c->cnt, irq);
+}
+
+static __always_inline void nx_set_dev_name(struct nx_event *e, const struct net_device *dev)
+{
+	if (dev)
+		bpf_probe_read_kernel(e->ifname, sizeof(e->ifname), dev->name);
+}
+
+/* The common path for hooks that hand us a packet we can read. */
+static __always_inline bool nx_skb_event(struct nx_ctx *c, struct sk_buff *skb,
+					 const struct net_device *dev)
+{
+	struct nx_event *e = &c->s->ev;
+	bool irq;
+
+	if (!skb)
+		return false;
+	if (!dev)
+		dev = nx_sane_dev(BPF_CORE_READ(skb, dev));
+	if (dev) {
+		if (!nx_prefilter(c, nx_netns_of_dev(dev), BPF_CORE_READ(dev, ifindex), &irq))
+			return false;
+	} else {
+		struct sock *sk = BPF_CORE_READ(skb, sk);
+		__u32 netns = sk ? nx_netns_of_sock(sk) : 0;
+		if (!nx_prefilter(c, netns, BPF_CORE_READ(skb, skb_iif), &irq))
+			return false;
+		e->flags |= NX_F_NO_DEV;
+	}
+	e->kind = NX_KIND_PACKET;
+	nx_read_skb(c->s, c->cfg, skb, dev);
+	if (!nx_filter_match(c->s, c->cfg))
+		return false;
+	nx_set_dev_name(e, dev);
+	nx_finish(c, irq);
+	return true;
+}
+
+/* Hooks where the packet cannot be read: the socket gives the flow.
+ * rx: the packet travels remote -> local. */
+static __always_inline void nx_sock_tuple(struct nx_tuple *t, const struct sock *sk, bool rx)
+{
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	__u16 lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	__u16 rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	__u8 *loc = rx ? t->daddr : t->saddr;
+	__u8 *rem = rx ? t->saddr : t->daddr;
+
+	t->family = family;
+	t->l4proto = BPF_CORE_READ(sk, sk_protocol);
+	t->sport = rx ? rport : lport;
+	t->dport = rx ? lport : rport;
+	if (family == NX_AF_INET) {
+		bpf_probe_read_kernel(loc, 4, &sk->__sk_common.skc_rcv_saddr);
+		bpf_probe_read_kernel(rem, 4, &sk->__sk_common.skc_daddr);
+	} else if (family == NX_AF_INET6) {
+		bpf_probe_read_kernel(loc, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+		bpf_probe_read_kernel(rem, 16, &sk->__sk_common.skc_v6_daddr);
+	}
+}
+
+static __always_inline void nx_sock_event(struct nx_ctx *c, const struct sock *sk,
+					  const struct sk_buff *skb, bool rx, __u32 ifindex)
+{
+	struct nx_event *e = &c->s->ev;
+	bool irq;
+
+	if (!sk)
+		return;
+	if (!nx_prefilter(c, nx_netns_of_sock(sk), ifindex, &irq))
+		return;
+	e->kind = NX_KIND_SOCKET;
+	e->flags |= NX_F_TUPLE | NX_F_NO_DEV;
+	if (skb) {
+		e->skb = (__u64)skb;
+		e->len = BPF_CORE_READ(skb, len);
+	}
+	nx_sock_tuple(&e->tuple, sk, rx);
+	nx_synth_from_tuple(c->s);
+	if (!nx_filter_match(c->s, c->cfg))
+		return;
+	e->cap_len = 0; /* synthesised bytes are for the filter only */
+	nx_finish(c, irq);
+}
+
+/* ---- link in ---- */
+
+SEC("tp_btf/napi_gro_receive_entry")
+int BPF_PROG(napi_gro_receive_entry, struct sk_buff *skb)
+{
+	struct nx_ctx c;
+	if (nx_begin(&c, NX_HOOK_NAPI_GRO_RECEIVE_ENTRY))
+		nx_skb_event(&c, skb, NULL);
+	return 0;
+}
+
+SEC("tp_btf/netif_receive_skb_entry")
+int BPF_PROG(netif_receive_skb_entry, struct sk_buff *skb)
+{
+	struct nx_ctx c;
+	if (nx_begin(&c, NX_HOOK_NETIF_RECEIVE_SKB_ENTRY))
+		nx_skb_event(&c, skb, NULL);
+	return 0;
+}
+
+SEC("tp_btf/netif_receive_skb_list_entry")
+int BPF_PROG(netif_receive_skb_list_entry, struct sk_buff *skb)
+{
+	struct nx_ctx c;
+	if (nx_begin(&c, NX_HOOK_NETIF_RECEIVE_SKB_LIST_ENTRY))
+		nx_skb_event(&c, skb, NULL);
+	return 0;
+}
+
+SEC("tp_btf/netif_rx_entry")
+int BPF_PROG(netif_rx_entry, struct sk_buff *skb)
+{
+	struct nx_ctx c;
+	if (nx_begin(&c, NX_HOOK_NETIF_RX_ENTRY))
+		nx_skb_event(&c, skb, NULL);
+	return 0;
+}
+
+SEC("tp_btf/netif_rx")
+int BPF_PROG(netif_rx, struct sk_buff *skb)
+{
+	struct nx_ctx c;
+	if (nx_begin(&c, NX_HOOK_NETIF_RX))
+		nx_skb_event(&c, skb, NULL);
+	return 0;
+}
+
+SEC("tp_btf/netif_receive_skb")
+int BPF_PROG(netif_receive_skb, struct sk_buff *skb)
+{
+	struct nx_ctx c;
+	if (nx_begin(&c, NX_HOOK_NETIF_RECEIVE_SKB))
+		nx_skb_event(&c, skb, NULL);
+	return 0;
+}
+
+/* ---- link out ---- */
+
+SEC("tp_btf/net_dev_queue")
+int BPF_PROG(net_dev_queue, struct sk_buff *skb)
+{
+	struct nx_ctx c;
+	if (nx_begin(&c, NX_HOOK_NET_DEV_QUEUE))
+		nx_skb_event(&c, skb, NULL);
+	return 0;
+}
+
+SEC("tp_btf/net_dev_start_xmit")
+int BPF_PROG(net_dev_start_xmit, struct sk_buff *skb, struct net_device *dev)
+{
+	struct nx_ctx c;
+	__u64 key = (__u64)skb;
+	__u8 one = 1;
+
+	if (!nx_begin(&c, NX_HOOK_NET_DEV_START_XMIT))
+		return 0;
+	if (nx_skb_event(&c, skb, dev))
+		bpf_map_update_elem(&nx_xmit_pending, &key, &one, BPF_ANY);
+	return 0;
+}
+
+/* The skb may be freed by the driver before this fires: never read it. It
+ * is reported if its net_dev_start_xmit passed the filter. */
+SEC("tp_btf/net_dev_xmit")
+int BPF_PROG(net_dev_xmit, struct sk_buff *skb, int rc, struct net_device *dev, unsigned int len)
+{
+	struct nx_ctx c;
+	__u64 key = (__u64)skb;
+	struct nx_event *e;
+	bool irq = false;
+
+	if (!nx_begin(&c, NX_HOOK_NET_DEV_XMIT))
+		return 0;
+	if (!bpf_map_lookup_elem(&nx_xmit_pending, &key))
+		return 0;
+	bpf_map_delete_elem(&nx_xmit_pending, &key);
+	e = &c.s->ev;
+	e->kind = NX_KIND_PACKET;
+	e->skb = key;
+	e->len = len;
+	e->ret = rc;
+	e->netns = nx_netns_of_dev(dev);
+	e->ifindex = BPF_CORE_READ(dev, ifindex);
+	nx_set_dev_name(e, dev);
+	nx_finish(&c, irq);
+	return 0;
+}
+
+/* ---- qdisc: fires only on devices with a queue (veth has none) ---- */
+
+SEC("tp_btf/qdisc_enqueue")
+int BPF_PROG(qdisc_enqueue, struct Qdisc *q, const struct netdev_queue *txq, struct sk_buff *skb)
+{
+	struct nx_ctx c;
+	if (nx_begin(&c, NX_HOOK_QDISC_ENQUEUE))
+		nx_skb_event(&c, skb, nx_sane_dev(BPF_CORE_READ(txq, dev)));
+	return 0;
+}
+
+SEC("tp_btf/qdisc_dequeue")
+int BPF_PROG(qdisc_dequeue, struct Qdisc *q, const struct netdev_queue *txq, int packets,
+	     struct sk_buff *skb)
+{
+	struct nx_ctx c;
+	if (!nx_begin(&c, NX_HOOK_QDISC_DEQUEUE))
+		return 0;
+	c.s->ev.ret = packets;
+	nx_skb_event(&c, skb, nx_sane_dev(BPF_CORE_READ(txq, dev)));
+	return 0;
+}
+
+/* ---- l4 ---- */
+
+/* IPv4 only, after rate limiting; the skb is the packet that caused it. */
+SEC("tp_btf/icmp_send")
+int BPF_PROG(icmp_send, const struct sk_buff *skb, int type, int code)
+{
+	struct nx_ctx c;
+	if (!nx_begin(&c, NX_HOOK_ICMP_SEND))
+		return 0;
+	c.s->ev.aux = ((__u32)type << 8) | (code & 0xff);
+	nx_skb_event(&c, (struct sk_buff *)skb, NULL);
+	return 0;
+}
+
+/* Headers are not built yet: the socket gives the flow. */
+SEC("tp_btf/tcp_retransmit_skb")
+int BPF_PROG(tcp_retransmit_skb, const struct sock *sk, const struct sk_buff *skb, int err)
+{
+	struct nx_ctx c;
+	if (!nx_begin(&c, NX_HOOK_TCP_RETRANSMIT_SKB))
+		return 0;
+	c.s->ev.ret = err;
+	nx_sock_event(&c, sk, skb, false, 0);
+	return 0;
+}
+
+/* skb is the segment that caused the reset, or NULL (active reset). */
+SEC("tp_btf/tcp_send_reset")
+int BPF_PROG(tcp_send_reset, const struct sock *sk, const struct sk_buff *skb, int reason)
+{
+	struct nx_ctx c;
+	if (!nx_begin(&c, NX_HOOK_TCP_SEND_RESET))
+		return 0;
+	c.s->ev.reason = reason;
+	if (skb) {
+		if (nx_skb_event(&c, (struct sk_buff *)skb, NULL))
+			return 0;
+		return 0;
+	}
+	nx_sock_event(&c, sk, NULL, false, 0);
+	return 0;
+}
+
+SEC("tp_btf/tcp_receive_reset")
+int BPF_PROG(tcp_receive_reset, struct sock *sk)
+{
+	struct nx_ctx c;
+	if (nx_begin(&c, NX_HOOK_TCP_RECEIVE_RESET))
+		nx_sock_event(&c, sk, NULL, true, 0);
+	return 0;
+}
+
+SEC("tp_btf/udp_fail_queue_rcv_skb")
+int BPF_PROG(udp_fail_queue_rcv_skb, int rc, struct sock *sk, struct sk_buff *skb)
+{
+	struct nx_ctx c;
+	if (!nx_begin(&c, NX_HOOK_UDP_FAIL_QUEUE_RCV_SKB))
+		return 0;
+	c.s->ev.ret = rc;
+	nx_skb_event(&c, skb, NULL);
+	return 0;
+}
+
+/* ---- socket: skb->dev is NULL or stale here, the socket is the truth ---- */
+
+SEC("tp_btf/sk_data_ready")
+int BPF_PROG(sk_data_ready, const struct sock *sk)
+{
+	struct nx_ctx c;
+	if (nx_begin(&c, NX_HOOK_SK_DATA_READY))
+		nx_sock_event(&c, sk, NULL, true, 0);
+	return 0;
+}
+
+SEC("tp_btf/skb_copy_datagram_iovec")
+int BPF_PROG(skb_copy_datagram_iovec, const struct sk_buff *skb, int len)
+{
+	struct nx_ctx c;
+	if (!nx_begin(&c, NX_HOOK_SKB_COPY_DATAGRAM_IOVEC))
+		return 0;
+	c.s->ev.ret = len;
+	nx_sock_event(&c, BPF_CORE_READ(skb, sk), skb, true, BPF_CORE_READ(skb, skb_iif));
+	return 0;
+}
+
+/* ---- life ---- */
+
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reason reason,
+	     struct sock *rx_sk)
+{
+	struct nx_ctx c;
+	if (!nx_begin(&c, NX_HOOK_KFREE_SKB))
+		return 0;
+	c.s->ev.reason = reason;
+	c.s->ev.location = (__u64)location;
+	nx_skb_event(&c, skb, NULL);
+	return 0;
+}
+
+SEC("tp_btf/consume_skb")
+int BPF_PROG(consume_skb, struct sk_buff *skb, void *location)
+{
+	struct nx_ctx c;
+	if (!nx_begin(&c, NX_HOOK_CONSUME_SKB))
+		return 0;
+	c.s->ev.location = (__u64)location;
+	nx_skb_event(&c, skb, NULL);
+	return 0;
+}
+
+/* ---- route: no skb, a flow; none when the route is cached ---- */
+
+static __always_inline void nx_context_event(struct nx_ctx *c, __u32 netns, __u32 ifindex)
+{
+	bool irq;
+
+	if (!nx_prefilter(c, netns, ifindex, &irq))
+		return;
+	c->s->ev.flags |= NX_F_TUPLE | NX_F_NO_DEV;
+	nx_synth_from_tuple(c->s);
+	if (!nx_filter_match(c->s, c->cfg))
+		return;
+	c->s->ev.cap_len = 0;
+	nx_finish(c, irq);
+}
+
+SEC("tp_btf/fib_table_lookup")
+int BPF_PROG(fib_table_lookup, u32 tb_id, const struct flowi4 *flp, const struct fib_nh_common *nhc,
+	     int err)
+{
+	struct nx_ctx c;
+	struct nx_event *e;
+	const struct net_device *dev = NULL;
+
+	if (!nx_begin(&c, NX_HOOK_FIB_TABLE_LOOKUP))
+		return 0;
+	e = &c.s->ev;
+	e->kind = NX_KIND_FIB;
+	e->aux = tb_id;
+	e->ret = err;
+	e->tuple.family = NX_AF_INET;
+	e->tuple.l4proto = BPF_CORE_READ(flp, __fl_common.flowic_proto);
+	bpf_probe_read_kernel(e->tuple.saddr, 4, &flp->saddr);
+	bpf_probe_read_kernel(e->tuple.daddr, 4, &flp->daddr);
+	e->tuple.sport = bpf_ntohs(BPF_CORE_READ(flp, uli.ports.sport));
+	e->tuple.dport = bpf_ntohs(BPF_CORE_READ(flp, uli.ports.dport));
+	e->reason = BPF_CORE_READ(flp, __fl_common.flowic_oif);
+	if (nhc) {
+		dev = BPF_CORE_READ(nhc, nhc_dev);
+		if (BPF_CORE_READ(nhc, nhc_gw_family) == NX_AF_INET)
+			bpf_probe_read_kernel(e->aux_addr, 4, &nhc->nhc_gw.ipv4);
+		else if (BPF_CORE_READ(nhc, nhc_gw_family) == NX_AF_INET6)
+			bpf_probe_read_kernel(e->aux_addr, 16, &nhc->nhc_gw.ipv6);
+	}
+	if (dev)
+		nx_set_dev_name(e, dev);
+	nx_context_event(&c, dev ? nx_netns_of_dev(dev) : 0, dev ? BPF_CORE_READ(dev, ifindex) : 0);
+	return 0;
+}
+
+SEC("tp_btf/fib6_table_lookup")
+int BPF_PROG(fib6_table_lookup, const struct net *net, const struct fib6_result *res,
+	     struct fib6_table *table, const struct flowi6 *flp)
+{
+	struct nx_ctx c;
+	struct nx_event *e;
+	const struct net_device *dev = NULL;
+	struct fib6_nh *nh;
+
+	if (!nx_begin(&c, NX_HOOK_FIB6_TABLE_LOOKUP))
+		return 0;
+	e = &c.s->ev;
+	e->kind = NX_KIND_FIB;
+	e->aux = table ? BPF_CORE_READ(table, tb6_id) : 0;
+	e->tuple.family = NX_AF_INET6;
+	e->tuple.l4proto = BPF_CORE_READ(flp, __fl_common.flowic_proto);
+	bpf_probe_read_kernel(e->tuple.saddr, 16, &flp->saddr);
+	bpf_probe_read_kernel(e->tuple.daddr, 16, &flp->daddr);
+	e->tuple.sport = bpf_ntohs(BPF_CORE_READ(flp, uli.ports.sport));
+	e->tuple.dport = bpf_ntohs(BPF_CORE_READ(flp, uli.ports.dport));
+	e->reason = BPF_CORE_READ(flp, __fl_common.flowic_oif);
+	nh = BPF_CORE_READ(res, nh);
+	if (nh) {
+		dev = BPF_CORE_READ(nh, nh_common.nhc_dev);
+		bpf_probe_read_kernel(e->aux_addr, 16, &nh->nh_common.nhc_gw.ipv6);
+	}
+	/* fib6 reports "no route" as a result pointing at the null entry */
+	e->ret = BPF_CORE_READ(res, fib6_type);
+	if (dev)
+		nx_set_dev_name(e, dev);
+	nx_context_event(&c, BPF_CORE_READ(net, ns.inum), dev ? BPF_CORE_READ(dev, ifindex) : 0);
+	return 0;
+}
+
+/* ---- neigh: ARP/ND resolution ---- */
+
+static __always_inline void nx_neigh_event(__u32 hook, const struct neighbour *n, int err,
+					   __u32 aux)
+{
+	struct nx_ctx c;
+	struct nx_event *e;
+	const struct net_device *dev;
+	__u32 family, klen;
+
+	if (!nx_begin(&c, hook) || !n)
+		return;
+	e = &c.s->ev;
+	e->kind = NX_KIND_NEIGH;
+	e->ret = err;
+	e->aux = aux;
+	e->reason = BPF_CORE_READ(n, nud_state);
+	dev = BPF_CORE_READ(n, dev);
+	family = BPF_CORE_READ(n, tbl, family);
+	klen = BPF_CORE_READ(n, tbl, key_len);
+	e->tuple.family = family;
+	if (klen == 4 || klen == 16)
+		bpf_probe_read_kernel(e->tuple.daddr, klen & 31, &n->primary_key);
+	bpf_probe_read_kernel(e->aux_addr, 6, &n->ha);
+	nx_set_dev_name(e, dev);
+	nx_context_event(&c, dev ? nx_netns_of_dev(dev) : 0, dev ? BPF_CORE_READ(dev, ifindex) : 0);
+}
+
+SEC("tp_btf/neigh_create")
+int BPF_PROG(neigh_create, struct neigh_table *tbl, struct net_device *dev, const void *pkey,
+	     const struct neighbour *n, bool exempt_from_gc)
+{
+	nx_neigh_event(NX_HOOK_NEIGH_CREATE, n, 0, 0);
+	return 0;
+}
+
+SEC("tp_btf/neigh_update")
+int BPF_PROG(neigh_update, struct neighbour *n, const u8 *lladdr, u8 new, u32 flags, u32 nlmsg_pid)
+{
+	nx_neigh_event(NX_HOOK_NEIGH_UPDATE, n, new, flags);
+	return 0;
+}
+
+SEC("tp_btf/neigh_update_done")
+int BPF_PROG(neigh_update_done, struct neighbour *n, int err)
+{
+	nx_neigh_event(NX_HOOK_NEIGH_UPDATE_DONE, n, err, 0);
+	return 0;
+}
+
+SEC("tp_btf/neigh_timer_handler")
+int BPF_PROG(neigh_timer_handler, struct neighbour *n, int err)
+{
+	nx_neigh_event(NX_HOOK_NEIGH_TIMER_HANDLER, n, err, 0);
+	return 0;
+}
+
+SEC("tp_btf/neigh_event_send_done")
+int BPF_PROG(neigh_event_send_done, struct neighbour *n, int err)
+{
+	nx_neigh_event(NX_HOOK_NEIGH_EVENT_SEND_DONE, n, err, 0);
+	return 0;
+}
+
+SEC("tp_btf/neigh_event_send_dead")
+int BPF_PROG(neigh_event_send_dead, struct neighbour *n, int err)
+{
+	nx_neigh_event(NX_HOOK_NEIGH_EVENT_SEND_DEAD, n, err, 0);
+	return 0;
+}
+
+SEC("tp_btf/neigh_cleanup_and_release")
+int BPF_PROG(neigh_cleanup_and_release, struct neighbour *n, int rc)
+{
+	nx_neigh_event(NX_HOOK_NEIGH_CLEANUP_AND_RELEASE, n, rc, 0);
+	return 0;
+}

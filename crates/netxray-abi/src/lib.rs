@@ -1,0 +1,360 @@
+//! Rust mirror of `bpf/include/abi.h`, the one definition of what crosses
+//! between netxray's kernel programs and user space.
+//!
+//! Layouts are `#[repr(C)]` with compile-time size asserts matching the
+//! `_Static_assert`s in the header. Records from the ring buffer are turned
+//! into [`Event`]s by [`Event::decode`], which checks length and version once;
+//! nothing else in the program reads raw record bytes.
+
+use thiserror::Error;
+
+pub const ABI_VERSION: u8 = 1;
+pub const CAP_BYTES: usize = 128;
+pub const IFNAMSIZ: usize = 16;
+pub const COMM_LEN: usize = 16;
+pub const FILTER_MAX_INSNS: usize = 64;
+pub const EVENT_HDR_SIZE: usize = 168;
+
+/// `enum nx_hook`: the numbering is ABI.
+pub mod hook_id {
+    pub const NAPI_GRO_RECEIVE_ENTRY: u16 = 1;
+    pub const NETIF_RECEIVE_SKB_ENTRY: u16 = 2;
+    pub const NETIF_RECEIVE_SKB_LIST_ENTRY: u16 = 3;
+    pub const NETIF_RX_ENTRY: u16 = 4;
+    pub const NETIF_RX: u16 = 5;
+    pub const NETIF_RECEIVE_SKB: u16 = 6;
+    pub const NET_DEV_QUEUE: u16 = 7;
+    pub const NET_DEV_START_XMIT: u16 = 8;
+    pub const NET_DEV_XMIT: u16 = 9;
+    pub const QDISC_ENQUEUE: u16 = 10;
+    pub const QDISC_DEQUEUE: u16 = 11;
+    pub const ICMP_SEND: u16 = 12;
+    pub const TCP_RETRANSMIT_SKB: u16 = 13;
+    pub const TCP_SEND_RESET: u16 = 14;
+    pub const TCP_RECEIVE_RESET: u16 = 15;
+    pub const UDP_FAIL_QUEUE_RCV_SKB: u16 = 16;
+    pub const SK_DATA_READY: u16 = 17;
+    pub const SKB_COPY_DATAGRAM_IOVEC: u16 = 18;
+    pub const KFREE_SKB: u16 = 19;
+    pub const CONSUME_SKB: u16 = 20;
+    pub const FIB_TABLE_LOOKUP: u16 = 21;
+    pub const FIB6_TABLE_LOOKUP: u16 = 22;
+    pub const NEIGH_CREATE: u16 = 23;
+    pub const NEIGH_UPDATE: u16 = 24;
+    pub const NEIGH_UPDATE_DONE: u16 = 25;
+    pub const NEIGH_TIMER_HANDLER: u16 = 26;
+    pub const NEIGH_EVENT_SEND_DONE: u16 = 27;
+    pub const NEIGH_EVENT_SEND_DEAD: u16 = 28;
+    pub const NEIGH_CLEANUP_AND_RELEASE: u16 = 29;
+    /// One past the last hook: the size of the counter map.
+    pub const MAX: u16 = 30;
+}
+
+/// `enum nx_event_kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// Packet bytes were read from the skb.
+    Packet,
+    /// No packet bytes; the socket gave the flow.
+    Socket,
+    /// A routing lookup.
+    Fib,
+    /// Neighbour (ARP/ND) activity.
+    Neigh,
+}
+
+impl EventKind {
+    fn from_raw(v: u8) -> Option<Self> {
+        Some(match v {
+            1 => Self::Packet,
+            2 => Self::Socket,
+            3 => Self::Fib,
+            4 => Self::Neigh,
+            _ => return None,
+        })
+    }
+}
+
+/// `nx_event.flags`.
+pub mod flags {
+    pub const L2: u8 = 1 << 0;
+    pub const IN_IRQ: u8 = 1 << 1;
+    pub const VLAN_HW: u8 = 1 << 2;
+    pub const TUPLE: u8 = 1 << 3;
+    pub const SYNTH: u8 = 1 << 4;
+    pub const NO_DEV: u8 = 1 << 5;
+}
+
+/// `struct nx_tuple`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RawTuple {
+    pub saddr: [u8; 16],
+    pub daddr: [u8; 16],
+    pub sport: u16,
+    pub dport: u16,
+    pub family: u8,
+    pub l4proto: u8,
+    pub _pad: [u8; 2],
+}
+
+/// `struct nx_event`, without its variable-length packet bytes.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct RawEventHeader {
+    pub ts_ns: u64,
+    pub skb: u64,
+    pub location: u64,
+    pub abi_version: u8,
+    pub kind: u8,
+    pub hook: u16,
+    pub cpu: u32,
+    pub pid: u32,
+    pub tgid: u32,
+    pub netns: u32,
+    pub ifindex: u32,
+    pub len: u32,
+    pub ret: i32,
+    pub reason: u32,
+    pub aux: u32,
+    pub protocol: u16,
+    pub vlan_tci: u16,
+    pub vlan_proto: u16,
+    pub cap_len: u16,
+    pub l3_off: u16,
+    pub flags: u8,
+    pub pkt_type: u8,
+    pub comm: [u8; COMM_LEN],
+    pub ifname: [u8; IFNAMSIZ],
+    pub tuple: RawTuple,
+    pub aux_addr: [u8; 16],
+    pub _pad: [u8; 4],
+}
+
+/// `struct nx_counter`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counter {
+    pub hits: u64,
+    pub matched: u64,
+    pub emitted: u64,
+    pub lost: u64,
+}
+
+impl std::ops::AddAssign for Counter {
+    fn add_assign(&mut self, o: Self) {
+        self.hits += o.hits;
+        self.matched += o.matched;
+        self.emitted += o.emitted;
+        self.lost += o.lost;
+    }
+}
+
+/// `struct nx_config`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Config {
+    pub netns: u32,
+    pub ifindex: u32,
+    pub tgid: u32,
+    pub filter_len: u32,
+    pub cap_bytes: u32,
+    pub wakeup_bytes: u32,
+    pub thread_size: u32,
+    pub _pad: u32,
+}
+
+/// `struct nx_filter_insn`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FilterInsn {
+    pub op: u8,
+    pub arg: u8,
+    pub jt: u8,
+    pub jf: u8,
+    pub src: u8,
+    pub _pad: [u8; 3],
+    pub k: u32,
+    pub _pad2: u32,
+}
+
+/// `enum nx_filter_op`, `enum nx_filter_base`, `enum nx_meta`, `enum nx_alu`, `enum nx_cmp`.
+pub mod filter_op {
+    pub const RET: u8 = 0;
+    pub const LD_META: u8 = 1;
+    pub const LD_ABS: u8 = 2;
+    pub const LD_IND: u8 = 3;
+    pub const ALU: u8 = 4;
+    pub const JMP: u8 = 5;
+    pub const TAX: u8 = 6;
+    pub const TXA: u8 = 7;
+    pub const LDX_IMM: u8 = 8;
+    pub const LD_IMM: u8 = 9;
+    pub const LDX_HDRLEN: u8 = 10;
+
+    pub const BASE_L2: u8 = 0;
+    pub const BASE_L3: u8 = 1;
+    pub const BASE_L4: u8 = 2;
+
+    pub const META_ETHERTYPE: u32 = 0;
+    pub const META_L4PROTO: u32 = 1;
+    pub const META_LEN: u32 = 2;
+    pub const META_HAS_L2: u32 = 3;
+    pub const META_VLAN: u32 = 4;
+    pub const META_VLAN_ID: u32 = 5;
+    pub const META_L4_OK: u32 = 6;
+    pub const META_IFINDEX: u32 = 7;
+    pub const META_FRAG: u32 = 8;
+
+    pub const ALU_ADD: u8 = 0;
+    pub const ALU_SUB: u8 = 1;
+    pub const ALU_MUL: u8 = 2;
+    pub const ALU_DIV: u8 = 3;
+    pub const ALU_AND: u8 = 4;
+    pub const ALU_OR: u8 = 5;
+    pub const ALU_LSH: u8 = 6;
+    pub const ALU_RSH: u8 = 7;
+    pub const ALU_MOD: u8 = 8;
+    pub const ALU_XOR: u8 = 9;
+    pub const ALU_NEG: u8 = 10;
+
+    pub const CMP_JA: u8 = 0;
+    pub const CMP_JEQ: u8 = 1;
+    pub const CMP_JGT: u8 = 2;
+    pub const CMP_JGE: u8 = 3;
+    pub const CMP_JSET: u8 = 4;
+}
+
+const _: () = assert!(std::mem::size_of::<RawTuple>() == 40);
+const _: () = assert!(std::mem::size_of::<RawEventHeader>() == EVENT_HDR_SIZE);
+const _: () = assert!(std::mem::size_of::<Counter>() == 32);
+const _: () = assert!(std::mem::size_of::<Config>() == 32);
+const _: () = assert!(std::mem::size_of::<FilterInsn>() == 16);
+
+
+// SAFETY: plain-old-data: repr(C), only integers and byte arrays, explicit
+// padding fields, so any bit pattern is valid and no byte is uninitialised.
+#[cfg(feature = "aya")]
+mod pod {
+    unsafe impl aya::Pod for super::Config {}
+    unsafe impl aya::Pod for super::Counter {}
+    unsafe impl aya::Pod for super::FilterInsn {}
+}
+
+/// Why a ring-buffer record could not be decoded.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("record of {0} bytes is shorter than the {EVENT_HDR_SIZE}-byte event header")]
+    Short(usize),
+    #[error("record has ABI version {0}, this netxray speaks {ABI_VERSION}: kernel object and binary do not match")]
+    Version(u8),
+    #[error("record claims {claimed} packet bytes but carries {present}")]
+    CapLen { claimed: usize, present: usize },
+    #[error("unknown event kind {0}")]
+    Kind(u8),
+    #[error("unknown hook id {0}")]
+    Hook(u16),
+}
+
+/// A decoded ring-buffer record: the header plus the packet bytes it carried.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub hdr: RawEventHeader,
+    pub kind: EventKind,
+    pub data: Vec<u8>,
+}
+
+impl Event {
+    /// The one checked step from ring-buffer bytes to an event.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        if bytes.len() < EVENT_HDR_SIZE {
+            return Err(DecodeError::Short(bytes.len()));
+        }
+        // SAFETY: the length was checked above; RawEventHeader is repr(C),
+        // made only of integers and byte arrays, so every bit pattern is
+        // valid; read_unaligned copes with any alignment of the ring buffer.
+        let hdr: RawEventHeader =
+            unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<RawEventHeader>()) };
+        if hdr.abi_version != ABI_VERSION {
+            return Err(DecodeError::Version(hdr.abi_version));
+        }
+        let kind = EventKind::from_raw(hdr.kind).ok_or(DecodeError::Kind(hdr.kind))?;
+        if hdr.hook == 0 || hdr.hook >= hook_id::MAX {
+            return Err(DecodeError::Hook(hdr.hook));
+        }
+        let present = bytes.len() - EVENT_HDR_SIZE;
+        let claimed = hdr.cap_len as usize;
+        if claimed > present || claimed > CAP_BYTES {
+            return Err(DecodeError::CapLen { claimed, present });
+        }
+        let data = bytes[EVENT_HDR_SIZE..EVENT_HDR_SIZE + claimed].to_vec();
+        Ok(Self { hdr, kind, data })
+    }
+
+    /// Encode, for tests and fixtures: the inverse of [`Event::decode`].
+    pub fn encode(hdr: &RawEventHeader, data: &[u8]) -> Vec<u8> {
+        let mut out = vec![0u8; EVENT_HDR_SIZE + data.len()];
+        // SAFETY: out has room for the header; see decode.
+        unsafe { std::ptr::write_unaligned(out.as_mut_ptr().cast::<RawEventHeader>(), *hdr) };
+        out[EVENT_HDR_SIZE..].copy_from_slice(data);
+        out
+    }
+}
+
+impl Default for RawEventHeader {
+    fn default() -> Self {
+        // SAFETY: all-zero is a valid value of this plain-old-data struct.
+        unsafe { std::mem::zeroed() }
+    }
+}
+
+/// A fixed-size C string (comm, ifname) as text, up to its first NUL.
+pub fn c_str(bytes: &[u8]) -> String {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header() -> RawEventHeader {
+        RawEventHeader {
+            abi_version: ABI_VERSION,
+            kind: 1,
+            hook: hook_id::NET_DEV_QUEUE,
+            cap_len: 3,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let bytes = Event::encode(&header(), &[1, 2, 3]);
+        let ev = Event::decode(&bytes).expect("decodes");
+        assert_eq!(ev.data, vec![1, 2, 3]);
+        assert_eq!(ev.kind, EventKind::Packet);
+    }
+
+    #[test]
+    fn rejects_short_and_bad_records() {
+        assert_eq!(Event::decode(&[0; 10]).unwrap_err(), DecodeError::Short(10));
+        let mut h = header();
+        h.abi_version = 9;
+        assert_eq!(Event::decode(&Event::encode(&h, &[1, 2, 3])).unwrap_err(), DecodeError::Version(9));
+        let h = header();
+        assert!(matches!(Event::decode(&Event::encode(&h, &[1])), Err(DecodeError::CapLen { .. })));
+        let mut h = header();
+        h.kind = 7;
+        assert_eq!(Event::decode(&Event::encode(&h, &[1, 2, 3])).unwrap_err(), DecodeError::Kind(7));
+        let mut h = header();
+        h.hook = 999;
+        assert_eq!(Event::decode(&Event::encode(&h, &[1, 2, 3])).unwrap_err(), DecodeError::Hook(999));
+    }
+
+    #[test]
+    fn c_strings() {
+        assert_eq!(c_str(b"eth0\0\0garbage"), "eth0");
+        assert_eq!(c_str(b"abcd"), "abcd");
+    }
+}

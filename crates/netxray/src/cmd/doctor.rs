@@ -1,0 +1,1 @@
+//! `netxray doctor` (placeholder, being written).

@@ -1,0 +1,1 @@
+//! Typed errors and exit codes.

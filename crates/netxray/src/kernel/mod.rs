@@ -1,0 +1,3 @@
+//! Everything that talks to the kernel: probing, loading, attaching, draining.
+
+pub mod probe;

@@ -1,0 +1,1 @@
+//! Kernel feature probing by trying (placeholder, being written).

@@ -1,0 +1,3 @@
+//! Pure domain types and decoding: packets, hooks, drop reasons.
+
+pub mod packet;

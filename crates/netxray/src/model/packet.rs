@@ -1,0 +1,1 @@
+//! Decoding packet bytes captured by the kernel (placeholder, being written).

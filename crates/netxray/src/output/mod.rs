@@ -1,0 +1,1 @@
+//! Printers: text and JSON lines.

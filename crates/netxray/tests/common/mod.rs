@@ -1,0 +1,1 @@
+//! Test topology guard and traffic helpers (placeholder, being written).
