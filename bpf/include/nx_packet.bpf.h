@@ -202,7 +202,7 @@ static __always_inline int nx_fload(struct nx_fstate *st, __u8 arg, __u32 off, _
 {
 	struct nx_scratch *s = st->s;
 	struct nx_event *e = &s->ev;
-	__u32 base, size = arg >> 4, pos;
+	__u64 base, size = arg >> 4, pos;
 
 	switch (arg & 0x0f) {
 	case NX_BASE_L2:
@@ -219,12 +219,13 @@ static __always_inline int nx_fload(struct nx_fstate *st, __u8 arg, __u32 off, _
 		base = s->l4_off;
 		break;
 	}
-	if (off > NX_CAP_BYTES)
-		return -1;
 	pos = base + off;
-	if (pos + size > e->cap_len || pos > NX_CAP_BYTES - 4)
+	if (pos + size > e->cap_len)
 		return -1;
-	pos &= NX_CAP_BYTES - 1;
+	/* Same register for the check and the access, for the verifier. */
+	asm volatile("" : "+r"(pos));
+	if (pos > NX_CAP_BYTES - 4)
+		return -1;
 	if (size == 1) {
 		*out = e->data[pos];
 	} else if (size == 2) {

@@ -1,1 +1,128 @@
-//! Command-line arguments (clap derive).
+//! Command-line arguments (clap derive): one Args struct per subcommand,
+//! shared flag groups flattened.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "netxray",
+    version,
+    about = "An x-ray for the Linux network stack: see what the kernel did with your packets",
+    long_about = None
+)]
+pub struct Cli {
+    /// More diagnostics on stderr (-v, -vv).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Follow packets through the stack on kernel tracepoints.
+    Trace(TraceArgs),
+    /// Show the hook tree: groups, hooks, and whether this kernel has them.
+    Hooks(HooksArgs),
+    /// Check what this kernel and these privileges allow netxray to do.
+    Doctor(DoctorArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Aligned columns for people.
+    Text,
+    /// One JSON object per line, for programs (schema: docs/json.md).
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+/// Which packets to look at. Evaluated in the kernel: packets outside the
+/// filter are dropped before they reach the ring buffer.
+#[derive(Debug, Args, Default, Clone)]
+pub struct FilterArgs {
+    /// Protocol: ip, ip6, arp, tcp, udp, icmp, icmp6.
+    #[arg(short = 'p', long)]
+    pub proto: Option<String>,
+    /// Source or destination address (IPv4/IPv6, CIDR allowed).
+    #[arg(long)]
+    pub addr: Option<String>,
+    /// Source address (IPv4/IPv6, CIDR allowed).
+    #[arg(short = 's', long)]
+    pub saddr: Option<String>,
+    /// Destination address (IPv4/IPv6, CIDR allowed).
+    #[arg(short = 'd', long)]
+    pub daddr: Option<String>,
+    /// Source or destination TCP/UDP port.
+    #[arg(long)]
+    pub port: Option<String>,
+    /// Source TCP/UDP port.
+    #[arg(long)]
+    pub sport: Option<String>,
+    /// Destination TCP/UDP port.
+    #[arg(long)]
+    pub dport: Option<String>,
+    /// Only packets on this interface (name in the --netns namespace, or
+    /// netxray's own namespace without --netns).
+    #[arg(short = 'i', long = "iface")]
+    pub iface: Option<String>,
+    /// Only this network namespace: an inode number, a name under
+    /// /run/netns, or a path such as /proc/PID/ns/net.
+    #[arg(long)]
+    pub netns: Option<String>,
+    /// Only events raised in this process's context (sending, socket calls).
+    /// Received packets are processed in softirq context, which belongs to
+    /// no process, so they are not attributed to any pid.
+    #[arg(long)]
+    pub pid: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct TraceArgs {
+    /// Hooks to trace: groups or hook names, comma separated (see `netxray hooks`).
+    /// Default: every hook this kernel has.
+    #[arg(short = 't', long = "hooks", value_delimiter = ',')]
+    pub hooks: Vec<String>,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Stop after this many events.
+    #[arg(short = 'c', long)]
+    pub count: Option<u64>,
+    /// Stop after this many seconds.
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Write this file once every hook is attached (scripts and tests wait on it).
+    #[arg(long)]
+    pub ready_file: Option<PathBuf>,
+    /// Ring buffer size in KiB (a power of two, at least 4).
+    #[arg(long, default_value_t = 8192)]
+    pub ring_size: u32,
+    /// Bytes of each packet to copy from the kernel (up to 128).
+    #[arg(long, default_value_t = 128)]
+    pub snaplen: u32,
+    /// Filter expression words (reserved for the tcpdump filter language;
+    /// not supported yet: use the flags).
+    #[arg(trailing_var_arg = true)]
+    pub expression: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct HooksArgs {
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub output: OutputArgs,
+}

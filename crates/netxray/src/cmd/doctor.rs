@@ -1,1 +1,2 @@
-//! `netxray doctor` (placeholder, being written).
+//! TEMPORARY stub (replaced by the doctor branch).
+pub fn run(_json: bool) -> anyhow::Result<std::process::ExitCode> { Ok(std::process::ExitCode::SUCCESS) }

@@ -1,3 +1,5 @@
-//! One module per subcommand.
+//! One module per subcommand: its run function and little else.
 
 pub mod doctor;
+pub mod hooks;
+pub mod trace;

@@ -1,3 +1,8 @@
 //! Everything that talks to the kernel: probing, loading, attaching, draining.
 
+pub mod btf;
+pub mod caps;
+pub mod kallsyms;
+pub mod netns;
 pub mod probe;
+pub mod trace;

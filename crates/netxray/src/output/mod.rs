@@ -1,1 +1,105 @@
-//! Printers: text and JSON lines.
+//! Printers: every subcommand writes records through [`Printer`], as aligned
+//! text for people or JSON lines for programs. Data goes to stdout only;
+//! status and warnings go to stderr through `tracing`.
+
+use crate::model::event::TraceEvent;
+use std::io::{self, Write};
+
+pub trait Printer {
+    fn event(&mut self, ev: &TraceEvent) -> io::Result<()>;
+    fn flush(&mut self) -> io::Result<()>;
+}
+
+pub struct JsonPrinter<W: Write> {
+    out: W,
+}
+
+impl<W: Write> JsonPrinter<W> {
+    pub fn new(out: W) -> Self {
+        Self { out }
+    }
+}
+
+impl<W: Write> Printer for JsonPrinter<W> {
+    fn event(&mut self, ev: &TraceEvent) -> io::Result<()> {
+        serde_json::to_writer(&mut self.out, ev).map_err(io::Error::other)?;
+        self.out.write_all(b"\n")
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+pub struct TextPrinter<W: Write> {
+    out: W,
+    header_done: bool,
+}
+
+impl<W: Write> TextPrinter<W> {
+    pub fn new(out: W) -> Self {
+        Self { out, header_done: false }
+    }
+}
+
+/// `HH:MM:SS.micro` (UTC) of a wall-clock timestamp in ns.
+pub fn clock(ts_ns: u64) -> String {
+    let secs = ts_ns / 1_000_000_000;
+    let micros = (ts_ns % 1_000_000_000) / 1000;
+    format!("{:02}:{:02}:{:02}.{micros:06}", (secs / 3600) % 24, (secs / 60) % 60, secs % 60)
+}
+
+impl<W: Write> Printer for TextPrinter<W> {
+    fn event(&mut self, ev: &TraceEvent) -> io::Result<()> {
+        if !self.header_done {
+            writeln!(self.out, "{:<15} {:<14} {:<10} {:<32} WHAT", "TIME", "NETNS", "IFACE", "HOOK")?;
+            self.header_done = true;
+        }
+        let netns = ev
+            .netns_name
+            .clone()
+            .or_else(|| ev.netns.map(|n| n.to_string()))
+            .unwrap_or_else(|| "-".into());
+        let iface = ev.ifname.clone().unwrap_or_else(|| "-".into());
+        write!(self.out, "{:<15} {:<14} {:<10} {:<32} {}", clock(ev.ts_ns), netns, iface, ev.hook, ev.summary)?;
+        if let Some(r) = &ev.drop_reason {
+            write!(self.out, " [drop {r}")?;
+            if let Some(l) = &ev.location {
+                write!(self.out, " at {l}")?;
+            }
+            write!(self.out, "]")?;
+        }
+        if let (Some(pid), Some(comm)) = (ev.pid, &ev.comm) {
+            write!(self.out, " ({comm} {pid})")?;
+        }
+        writeln!(self.out)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clock_formats() {
+        assert_eq!(clock(3_723_000_456_789), "01:02:03.000456");
+    }
+
+    #[test]
+    fn json_has_the_documented_fields() {
+        let mut buf = Vec::new();
+        JsonPrinter::new(&mut buf).event(&TraceEvent { hook: "net:net_dev_queue", ..Default::default() }).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+        for f in [
+            "ts_ns", "hook", "group", "skb", "netns", "ifindex", "ifname", "len", "cpu", "pid", "comm", "l3",
+            "proto", "saddr", "daddr", "sport", "dport", "icmp_type", "icmp_code", "icmp_id", "icmp_seq",
+            "tcp_flags", "drop_reason",
+        ] {
+            assert!(v.get(f).is_some(), "missing field {f}");
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! `netxray hooks`: the hook tree, marked available or not on this kernel.
+
+use crate::cli::{HooksArgs, OutputFormat};
+use crate::error::{Error, Result};
+use crate::kernel::btf::KernelBtf;
+use crate::model::hook::{Group, HOOKS};
+use std::io::Write;
+use std::process::ExitCode;
+
+pub fn run(args: HooksArgs) -> Result<ExitCode> {
+    let btf = KernelBtf::load().ok();
+    let avail = |event: &str| btf.as_ref().map(|b| b.has_tracepoint(event));
+    let mut out = std::io::stdout().lock();
+    let w = |e: std::io::Error| Error::io("writing output", e);
+    match args.output.output {
+        OutputFormat::Json => {
+            for h in HOOKS {
+                let v = serde_json::json!({
+                    "hook": h.name, "group": h.group.name(), "backend": h.backend,
+                    "available": avail(h.event()), "note": h.note,
+                });
+                writeln!(out, "{v}").map_err(w)?;
+            }
+        }
+        OutputFormat::Text => {
+            writeln!(out, "all: every hook netxray knows ({})", if btf.is_some() { "checked against this kernel's BTF" } else { "no BTF: availability unknown" }).map_err(w)?;
+            for g in Group::ALL {
+                writeln!(out, "  {}: {}", g.name(), g.about()).map_err(w)?;
+                for h in HOOKS.iter().filter(|h| h.group == g) {
+                    let mark = match avail(h.event()) {
+                        Some(true) => "ok",
+                        Some(false) => "MISSING",
+                        None => "?",
+                    };
+                    writeln!(out, "    {:<34} {:<8} {}", h.name, mark, h.note).map_err(w)?;
+                }
+            }
+            writeln!(out, "\nSelect with -t/--hooks GROUP|HOOK[,...]; default: every available hook.").map_err(w)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,341 @@
+//! `netxray trace`: CLI flags -> TraceConfig -> TraceSession -> decode ->
+//! printer, until Ctrl-C, SIGTERM, --count, --duration or a closed stdout.
+
+use crate::cli::{FilterArgs, OutputFormat, TraceArgs};
+use crate::error::{Error, Result};
+use crate::kernel::btf::KernelBtf;
+use crate::kernel::kallsyms::Kallsyms;
+use crate::kernel::netns::{self, Names};
+use crate::kernel::trace::{available_hooks, TraceConfig, TraceSession};
+use crate::model::event::{Resolver, TraceEvent};
+use crate::model::filter::{self, Dir, Expr, Net, Proto};
+use crate::model::hook::{self, HookPoint};
+use crate::output::{JsonPrinter, Printer, TextPrinter};
+use aya::maps::{MapData, RingBuf};
+use netxray_abi::{Counter, Event};
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+use tokio::io::unix::AsyncFd;
+use tokio::signal::unix::{signal, SignalKind};
+
+/// The filter flags as an expression (the tcpdump language will produce the
+/// same tree).
+pub fn filter_expr(f: &FilterArgs) -> Result<Expr> {
+    let mut e = Expr::True;
+    if let Some(p) = &f.proto {
+        e = e.and(Expr::Proto(Proto::parse(p).map_err(Error::usage)?));
+    }
+    for (val, dir, flag) in [(&f.addr, Dir::SrcOrDst, "--addr"), (&f.saddr, Dir::Src, "--saddr"), (&f.daddr, Dir::Dst, "--daddr")] {
+        if let Some(v) = val {
+            let net = Net::parse(v).map_err(|m| Error::usage(format!("{flag}: {m}")))?;
+            e = e.and(Expr::Host(dir, net));
+        }
+    }
+    for (val, dir, flag) in [(&f.port, Dir::SrcOrDst, "--port"), (&f.sport, Dir::Src, "--sport"), (&f.dport, Dir::Dst, "--dport")] {
+        if let Some(v) = val {
+            let (lo, hi) = filter::parse_port(v).map_err(|m| Error::usage(format!("{flag}: {m}")))?;
+            e = e.and(Expr::Port(dir, lo, hi));
+        }
+    }
+    Ok(e)
+}
+
+/// Namespace, interface and process pre-filters.
+fn scope(f: &FilterArgs) -> Result<(u32, u32, u32)> {
+    let ns = match &f.netns {
+        Some(spec) => Some(netns::resolve(spec)?),
+        None => None,
+    };
+    let (netns_inode, ifindex) = match &f.iface {
+        Some(name) => {
+            let in_ns = match &ns {
+                Some(n) => n.clone(),
+                None => netns::current()?,
+            };
+            (in_ns.inode, netns::ifindex(&in_ns, name)?)
+        }
+        None => (ns.map_or(0, |n| n.inode), 0),
+    };
+    if let Some(pid) = f.pid {
+        if pid == 0 || !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            return Err(Error::usage(format!("--pid {pid}: no such process")));
+        }
+    }
+    Ok((netns_inode, ifindex, f.pid.unwrap_or(0)))
+}
+
+struct Context {
+    names: Names,
+    drops: HashMap<i64, String>,
+    rsts: HashMap<i64, String>,
+    syms: Kallsyms,
+    wall_offset: i128,
+}
+
+fn clock_ns(id: libc::clockid_t) -> i128 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes into the timespec we pass.
+    unsafe { libc::clock_gettime(id, &mut ts) };
+    ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
+}
+
+impl Resolver for Context {
+    fn netns_name(&mut self, inode: u32) -> Option<String> {
+        self.names.netns_name(inode)
+    }
+    fn ifname(&mut self, netns: u32, ifindex: u32) -> Option<String> {
+        self.names.ifname(netns, ifindex)
+    }
+    fn drop_reason(&self, reason: u32) -> Option<String> {
+        self.drops.get(&(reason as i64)).cloned()
+    }
+    fn rst_reason(&self, reason: u32) -> Option<String> {
+        self.rsts.get(&(reason as i64)).cloned()
+    }
+    fn symbol(&self, addr: u64) -> Option<String> {
+        self.syms.symbolize(addr)
+    }
+    fn wall_ns(&self, mono_ns: u64) -> u64 {
+        (mono_ns as i128 + self.wall_offset).max(0) as u64
+    }
+}
+
+/// Why the loop ended.
+enum Stop {
+    Done,
+    Signal,
+    ClosedStdout,
+}
+
+pub fn run(args: TraceArgs) -> Result<ExitCode> {
+    if !args.expression.is_empty() {
+        return Err(Error::usage(format!(
+            "filter expressions are not supported yet ('{}'): use --proto, --addr, --port, ... (see --help)",
+            args.expression.join(" ")
+        )));
+    }
+    let expr = filter_expr(&args.filter)?;
+    let prog = filter::compile(&expr).map_err(|e| Error::usage(e.to_string()))?;
+    let kbtf = KernelBtf::load().map_err(|_| Error::NoBtf)?;
+    let (explicit, hooks) = if args.hooks.is_empty() {
+        (false, available_hooks(&kbtf))
+    } else {
+        (true, hook::select(&args.hooks).map_err(Error::usage)?)
+    };
+    let (netns_inode, ifindex, tgid) = scope(&args.filter)?;
+    if args.snaplen == 0 {
+        return Err(Error::usage("--snaplen must be at least 1"));
+    }
+    crate::kernel::caps::require_bpf_privileges()?;
+
+    let cfg = TraceConfig {
+        hooks,
+        explicit_hooks: explicit,
+        netns: netns_inode,
+        ifindex,
+        tgid,
+        filter: prog,
+        ring_bytes: args.ring_size.saturating_mul(1024),
+        snaplen: args.snaplen,
+    };
+    let mut session = TraceSession::open(&cfg, &kbtf)?;
+    for (h, why) in &session.skipped {
+        tracing::warn!("skipping {}: {why}", h.name);
+    }
+    let shown: Vec<u16> = cfg.hooks.iter().map(|h| h.id).collect();
+    let ring = session.take_ring()?;
+    let needs_syms = shown.iter().any(|&h| h == netxray_abi::hook_id::KFREE_SKB || h == netxray_abi::hook_id::CONSUME_SKB);
+    let mut ctx = Context {
+        names: Names::new(),
+        drops: kbtf.enum_names("skb_drop_reason", "SKB_DROP_REASON_"),
+        rsts: kbtf.enum_names("sk_rst_reason", "SK_RST_REASON_"),
+        syms: if needs_syms { Kallsyms::load() } else { Kallsyms::default() },
+        wall_offset: clock_ns(libc::CLOCK_REALTIME) - clock_ns(libc::CLOCK_MONOTONIC),
+    };
+    if let Some(path) = &args.ready_file {
+        std::fs::write(path, format!("{}\n", std::process::id()))
+            .map_err(|e| Error::io(format!("writing --ready-file {}", path.display()), e))?;
+    }
+    tracing::info!(
+        "tracing {} hooks ({}){}",
+        session.attached.len(),
+        session.attached.iter().map(|h| h.event()).collect::<Vec<_>>().join(","),
+        if session.skipped.is_empty() { String::new() } else { format!(", {} skipped", session.skipped.len()) }
+    );
+
+    let stdout = io::stdout().lock();
+    let out = io::BufWriter::with_capacity(1 << 16, stdout);
+    let mut printer: Box<dyn Printer> = match args.output.output {
+        OutputFormat::Json => Box::new(JsonPrinter::new(out)),
+        OutputFormat::Text => Box::new(TextPrinter::new(out)),
+    };
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("starting the event loop", e))?;
+    let mut state = LoopState { shown: 0, decode_errors: 0, limit: args.count, hooks: shown };
+    let stop = rt.block_on(event_loop(ring, &session, &mut ctx, printer.as_mut(), &mut state, args.duration))?;
+    let _ = printer.flush();
+    let counters = session.counters().unwrap_or_default();
+    drop(session); // detach everything before reporting
+    summary(&state, &counters, &stop);
+    Ok(ExitCode::SUCCESS)
+}
+
+struct LoopState {
+    shown: u64,
+    decode_errors: u64,
+    limit: Option<u64>,
+    hooks: Vec<u16>,
+}
+
+fn stdout_closed() -> bool {
+    let mut fds = libc::pollfd { fd: 1, events: 0, revents: 0 };
+    // SAFETY: poll on one pollfd we own, zero timeout.
+    let n = unsafe { libc::poll(&mut fds, 1, 0) };
+    n > 0 && fds.revents & (libc::POLLERR | libc::POLLHUP) != 0
+}
+
+/// Drain the ring buffer; Err(true) when the output is closed or the count reached.
+fn drain(
+    ring: &mut RingBuf<MapData>,
+    ctx: &mut Context,
+    printer: &mut dyn Printer,
+    st: &mut LoopState,
+) -> std::result::Result<bool, io::Error> {
+    let mut any = false;
+    while let Some(item) = ring.next() {
+        match Event::decode(&item) {
+            Ok(ev) => {
+                if !st.hooks.contains(&ev.hdr.hook) {
+                    continue;
+                }
+                let te = TraceEvent::from_raw(&ev, ctx);
+                printer.event(&te)?;
+                any = true;
+                st.shown += 1;
+                if st.limit.is_some_and(|l| st.shown >= l) {
+                    printer.flush()?;
+                    return Ok(true);
+                }
+            }
+            Err(e) => {
+                st.decode_errors += 1;
+                if st.decode_errors == 1 {
+                    tracing::warn!("undecodable record: {e}");
+                }
+            }
+        }
+    }
+    if any {
+        printer.flush()?;
+    }
+    Ok(false)
+}
+
+async fn event_loop(
+    ring: RingBuf<MapData>,
+    session: &TraceSession,
+    ctx: &mut Context,
+    printer: &mut dyn Printer,
+    st: &mut LoopState,
+    duration: Option<f64>,
+) -> Result<Stop> {
+    // SAFETY: the ring buffer owns its map fd, which stays open and the same
+    // for as long as the AsyncFd owns the ring buffer.
+    let mut afd = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
+        .map_err(|e| Error::io("polling the ring buffer", e.into()))?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(|e| Error::io("installing SIGINT handler", e))?;
+    let mut sigterm = signal(SignalKind::terminate()).map_err(|e| Error::io("installing SIGTERM handler", e))?;
+    // The kernel side wakes us only when the ring fills up: drain on a short
+    // timer otherwise (a wake-up per event costs more than the event).
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut status = tokio::time::interval(Duration::from_secs(1));
+    let deadline = duration.map(|d| tokio::time::Instant::now() + Duration::from_secs_f64(d.max(0.0)));
+    let sleep_until = async {
+        match deadline {
+            Some(d) => tokio::time::sleep_until(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(sleep_until);
+    let mut last_lost = 0u64;
+    let mut ticks = 0u32;
+
+    loop {
+        let done = tokio::select! {
+            _ = sigint.recv() => return Ok(Stop::Signal),
+            _ = sigterm.recv() => return Ok(Stop::Signal),
+            _ = &mut sleep_until => {
+                drain(afd.get_mut(), ctx, printer, st).ok();
+                return Ok(Stop::Done);
+            }
+            guard = afd.readable_mut() => {
+                let mut guard = guard.map_err(|e| Error::io("polling the ring buffer", e))?;
+                let r = drain(guard.get_inner_mut(), ctx, printer, st);
+                guard.clear_ready();
+                r
+            }
+            _ = tick.tick() => {
+                ticks += 1;
+                if ticks % 20 == 0 && stdout_closed() {
+                    return Ok(Stop::ClosedStdout);
+                }
+                drain(afd.get_mut(), ctx, printer, st)
+            }
+            _ = status.tick() => {
+                if let Ok(c) = session.counters() {
+                    let lost: u64 = c.iter().map(|c| c.lost).sum();
+                    if lost > last_lost {
+                        tracing::warn!(
+                            "{} events lost in the kernel in the last second (ring buffer full; {} in all): \
+                             use a larger --ring-size or a narrower filter",
+                            lost - last_lost, lost
+                        );
+                        last_lost = lost;
+                    }
+                }
+                Ok(false)
+            }
+        };
+        match done {
+            Ok(true) => return Ok(Stop::Done),
+            Ok(false) => {}
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(Stop::ClosedStdout),
+            Err(e) => return Err(Error::io("writing output", e)),
+        }
+    }
+}
+
+fn summary(st: &LoopState, counters: &[Counter], stop: &Stop) {
+    let mut total = Counter::default();
+    for c in counters {
+        total += *c;
+    }
+    let why = match stop {
+        Stop::Done => "done",
+        Stop::Signal => "interrupted",
+        Stop::ClosedStdout => "output closed",
+    };
+    let mut err = io::stderr().lock();
+    let _ = writeln!(
+        err,
+        "netxray: {why}: {} events shown; kernel: {} hook hits, {} filtered out, {} sent, {} lost (ring buffer full){}",
+        st.shown,
+        total.hits,
+        total.hits - total.matched,
+        total.emitted,
+        total.lost,
+        if st.decode_errors > 0 { format!(", {} undecodable", st.decode_errors) } else { String::new() }
+    );
+    for (id, c) in counters.iter().enumerate() {
+        if c.hits > 0 {
+            let name = HookPoint::by_id(id as u16).map_or("?", |h| h.name);
+            tracing::debug!("{name}: hits {} matched {} sent {} lost {}", c.hits, c.matched, c.emitted, c.lost);
+        }
+    }
+}

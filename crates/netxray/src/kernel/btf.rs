@@ -1,0 +1,201 @@
+//! A small reader for the kernel's BTF: enough to name drop reasons (the
+//! `skb_drop_reason` enum changes numbering between kernels, so it is read at
+//! run time, never compiled in) and to tell which tracepoints exist
+//! (`btf_trace_<event>` typedefs).
+
+use std::collections::{HashMap, HashSet};
+
+const BTF_MAGIC: u16 = 0xEB9F;
+const KIND_INT: u32 = 1;
+const KIND_ARRAY: u32 = 3;
+const KIND_STRUCT: u32 = 4;
+const KIND_UNION: u32 = 5;
+const KIND_ENUM: u32 = 6;
+const KIND_TYPEDEF: u32 = 8;
+const KIND_FUNC_PROTO: u32 = 13;
+const KIND_VAR: u32 = 14;
+const KIND_DATASEC: u32 = 15;
+const KIND_DECL_TAG: u32 = 17;
+const KIND_ENUM64: u32 = 19;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BtfError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("malformed BTF: {0}")]
+    Malformed(&'static str),
+}
+
+/// What netxray needs from the kernel's BTF.
+#[derive(Debug, Default)]
+pub struct KernelBtf {
+    typedefs: HashSet<String>,
+    enums: HashMap<String, Vec<(String, i64)>>,
+}
+
+struct Cursor<'a> {
+    data: &'a [u8],
+}
+
+impl Cursor<'_> {
+    fn u32_at(&self, off: usize) -> Result<u32, BtfError> {
+        self.data
+            .get(off..off + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .ok_or(BtfError::Malformed("truncated"))
+    }
+}
+
+impl KernelBtf {
+    pub const VMLINUX: &'static str = "/sys/kernel/btf/vmlinux";
+
+    pub fn load() -> Result<Self, BtfError> {
+        let data = std::fs::read(Self::VMLINUX)
+            .map_err(|source| BtfError::Read { path: Self::VMLINUX.into(), source })?;
+        Self::parse(&data)
+    }
+
+    /// Parse raw BTF (little endian, as on x86-64 and arm64).
+    pub fn parse(data: &[u8]) -> Result<Self, BtfError> {
+        let c = Cursor { data };
+        if data.len() < 24 || u16::from_le_bytes([data[0], data[1]]) != BTF_MAGIC {
+            return Err(BtfError::Malformed("bad magic"));
+        }
+        let hdr_len = c.u32_at(4)? as usize;
+        let type_off = c.u32_at(8)? as usize;
+        let type_len = c.u32_at(12)? as usize;
+        let str_off = c.u32_at(16)? as usize;
+        let str_len = c.u32_at(20)? as usize;
+        let types_start = hdr_len + type_off;
+        let types_end = types_start + type_len;
+        let strs_start = hdr_len + str_off;
+        let strs = data
+            .get(strs_start..strs_start + str_len)
+            .ok_or(BtfError::Malformed("string section out of bounds"))?;
+        if types_end > data.len() {
+            return Err(BtfError::Malformed("type section out of bounds"));
+        }
+        let name = |off: u32| -> String {
+            let start = off as usize;
+            let rest = strs.get(start..).unwrap_or(&[]);
+            let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
+            String::from_utf8_lossy(&rest[..end]).into_owned()
+        };
+
+        let mut out = KernelBtf::default();
+        let mut off = types_start;
+        while off + 12 <= types_end {
+            let name_off = c.u32_at(off)?;
+            let info = c.u32_at(off + 4)?;
+            let vlen = (info & 0xffff) as usize;
+            let kind = (info >> 24) & 0x1f;
+            let body = off + 12;
+            let extra = match kind {
+                KIND_INT | KIND_VAR | KIND_DECL_TAG => 4,
+                KIND_ARRAY => 12,
+                KIND_STRUCT | KIND_UNION | KIND_DATASEC => vlen * 12,
+                KIND_ENUM | KIND_FUNC_PROTO => vlen * 8,
+                KIND_ENUM64 => vlen * 12,
+                _ => 0,
+            };
+            match kind {
+                KIND_TYPEDEF => {
+                    out.typedefs.insert(name(name_off));
+                }
+                KIND_ENUM | KIND_ENUM64 if name_off != 0 => {
+                    let step = if kind == KIND_ENUM { 8 } else { 12 };
+                    let mut vals = Vec::with_capacity(vlen);
+                    for i in 0..vlen {
+                        let m = body + i * step;
+                        let lo = c.u32_at(m + 4)?;
+                        let v = if kind == KIND_ENUM {
+                            lo as i32 as i64
+                        } else {
+                            ((c.u32_at(m + 8)? as i64) << 32) | lo as i64
+                        };
+                        vals.push((name(c.u32_at(m)?), v));
+                    }
+                    out.enums.insert(name(name_off), vals);
+                }
+                _ => {}
+            }
+            off = body + extra;
+        }
+        Ok(out)
+    }
+
+    /// Whether the kernel has the tracepoint `event` (e.g. `netif_receive_skb`).
+    pub fn has_tracepoint(&self, event: &str) -> bool {
+        self.typedefs.contains(&format!("btf_trace_{event}"))
+    }
+
+    /// The variants of an enum, by value.
+    pub fn enum_names(&self, enum_name: &str, strip_prefix: &str) -> HashMap<i64, String> {
+        self.enums
+            .get(enum_name)
+            .into_iter()
+            .flatten()
+            .map(|(n, v)| (*v, n.strip_prefix(strip_prefix).unwrap_or(n).to_string()))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Build a tiny BTF blob: one typedef and one enum.
+    fn blob() -> Vec<u8> {
+        let strs = b"\0btf_trace_foo\0skb_drop_reason\0SKB_DROP_REASON_NOT_SPECIFIED\0SKB_DROP_REASON_NO_SOCKET\0";
+        let mut types = Vec::new();
+        let push = |t: &mut Vec<u8>, v: u32| t.extend_from_slice(&v.to_le_bytes());
+        // typedef btf_trace_foo -> type 0
+        push(&mut types, 1);
+        push(&mut types, KIND_TYPEDEF << 24);
+        push(&mut types, 0);
+        // enum skb_drop_reason { NOT_SPECIFIED = 2, NO_SOCKET = 3 }
+        push(&mut types, 15);
+        push(&mut types, (KIND_ENUM << 24) | 2);
+        push(&mut types, 4);
+        push(&mut types, 31);
+        push(&mut types, 2);
+        push(&mut types, 61);
+        push(&mut types, 3);
+        let mut out = Vec::new();
+        out.extend_from_slice(&BTF_MAGIC.to_le_bytes());
+        out.extend_from_slice(&[1, 0]);
+        for v in [24u32, 0, types.len() as u32, types.len() as u32, strs.len() as u32] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.extend_from_slice(&types);
+        out.extend_from_slice(strs);
+        out
+    }
+
+    #[test]
+    fn reads_typedefs_and_enums() {
+        let btf = KernelBtf::parse(&blob()).unwrap();
+        assert!(btf.has_tracepoint("foo"));
+        assert!(!btf.has_tracepoint("bar"));
+        let names = btf.enum_names("skb_drop_reason", "SKB_DROP_REASON_");
+        assert_eq!(names.get(&3).map(String::as_str), Some("NO_SOCKET"));
+        assert_eq!(names.get(&2).map(String::as_str), Some("NOT_SPECIFIED"));
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        assert!(KernelBtf::parse(b"nope").is_err());
+        let mut b = blob();
+        b.truncate(40);
+        assert!(KernelBtf::parse(&b).is_err());
+    }
+
+    #[test]
+    fn reads_this_kernel_when_present() {
+        if let Ok(btf) = KernelBtf::load() {
+            assert!(btf.has_tracepoint("netif_receive_skb"));
+            let reasons = btf.enum_names("skb_drop_reason", "SKB_DROP_REASON_");
+            assert!(reasons.values().any(|n| n == "NO_SOCKET"));
+        }
+    }
+}

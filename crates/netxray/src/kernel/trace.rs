@@ -1,0 +1,178 @@
+//! The trace session: load trace.bpf.o, configure it, attach the chosen
+//! hooks, and hand out the ring buffer and the kernel's counters.
+//!
+//! Everything attached is owned by the [`aya::Ebpf`] inside [`TraceSession`]:
+//! tp_btf attachments are bpf_links held by file descriptors, so dropping the
+//! session, exiting, or being killed detaches them all.
+
+use crate::error::{Error, Result};
+use crate::kernel::btf::KernelBtf;
+use crate::model::hook::{HookPoint, HOOKS};
+use aya::maps::{Array, MapData, PerCpuArray, RingBuf};
+use aya::programs::BtfTracePoint;
+use aya::{Btf, Ebpf, EbpfLoader};
+use netxray_abi::{hook_id, Config, Counter, FilterInsn, CAP_BYTES};
+
+static TRACE_OBJ: &[u8] = aya::include_bytes_aligned!("../../../../bpf/trace.bpf.o");
+
+/// x86-64 kernel stack size (THREAD_SIZE without KASAN), for the BPF side's
+/// interrupt-context test.
+const THREAD_SIZE: u32 = 16384;
+
+/// What to load and how to configure it: the typed result of the CLI.
+#[derive(Debug, Clone)]
+pub struct TraceConfig {
+    pub hooks: Vec<&'static HookPoint>,
+    /// The user named the hooks: a missing one is an error, not a skip.
+    pub explicit_hooks: bool,
+    pub netns: u32,
+    pub ifindex: u32,
+    pub tgid: u32,
+    pub filter: Vec<FilterInsn>,
+    pub ring_bytes: u32,
+    pub snaplen: u32,
+}
+
+pub struct TraceSession {
+    ebpf: Ebpf,
+    pub attached: Vec<&'static HookPoint>,
+    /// Hooks this kernel lacks, with why (only when not asked for explicitly).
+    pub skipped: Vec<(&'static HookPoint, String)>,
+    /// Hooks attached only to support another (net_dev_start_xmit for net_dev_xmit).
+    pub helpers: Vec<&'static HookPoint>,
+}
+
+impl TraceSession {
+    pub fn open(cfg: &TraceConfig, kbtf: &KernelBtf) -> Result<Self> {
+        let btf = Btf::from_sys_fs().map_err(|_| Error::NoBtf)?;
+        if !cfg.ring_bytes.is_power_of_two() || cfg.ring_bytes < 4096 {
+            return Err(Error::usage(format!(
+                "--ring-size must be a power of two of at least 4 KiB, got {} bytes",
+                cfg.ring_bytes
+            )));
+        }
+        let mut ebpf = EbpfLoader::new()
+            .btf(Some(&btf))
+            .map_max_entries("nx_events", cfg.ring_bytes)
+            .load(TRACE_OBJ)
+            .map_err(|e| Error::kernel("loading trace.bpf.o", e))?;
+
+        let config = Config {
+            netns: cfg.netns,
+            ifindex: cfg.ifindex,
+            tgid: cfg.tgid,
+            filter_len: cfg.filter.len() as u32,
+            cap_bytes: cfg.snaplen.min(CAP_BYTES as u32),
+            wakeup_bytes: cfg.ring_bytes / 4,
+            thread_size: THREAD_SIZE,
+            _pad: 0,
+        };
+        {
+            let map = ebpf.map_mut("nx_config").ok_or_else(|| missing_map("nx_config"))?;
+            let mut arr: Array<&mut MapData, Config> =
+                Array::try_from(map).map_err(|e| Error::kernel("opening nx_config", e))?;
+            arr.set(0, config, 0).map_err(|e| Error::kernel("writing nx_config", e))?;
+        }
+        {
+            let map = ebpf.map_mut("nx_filter").ok_or_else(|| missing_map("nx_filter"))?;
+            let mut arr: Array<&mut MapData, FilterInsn> =
+                Array::try_from(map).map_err(|e| Error::kernel("opening nx_filter", e))?;
+            for (i, insn) in cfg.filter.iter().enumerate() {
+                arr.set(i as u32, insn, 0).map_err(|e| Error::kernel("writing nx_filter", e))?;
+            }
+        }
+
+        // net_dev_xmit reports the skbs whose net_dev_start_xmit matched.
+        let mut to_attach = cfg.hooks.clone();
+        let mut helpers = Vec::new();
+        if to_attach.iter().any(|h| h.id == hook_id::NET_DEV_XMIT)
+            && !to_attach.iter().any(|h| h.id == hook_id::NET_DEV_START_XMIT)
+        {
+            if let Some(h) = HookPoint::by_id(hook_id::NET_DEV_START_XMIT) {
+                to_attach.push(h);
+                helpers.push(h);
+            }
+        }
+
+        let mut session = TraceSession { ebpf, attached: Vec::new(), skipped: Vec::new(), helpers };
+        for hook in to_attach {
+            match session.attach(hook, &btf, kbtf) {
+                Ok(()) => session.attached.push(hook),
+                Err(why) if !cfg.explicit_hooks => session.skipped.push((hook, why)),
+                Err(why) => return Err(Error::HookUnavailable { hook: hook.name.into(), why }),
+            }
+        }
+        if session.attached.is_empty() {
+            return Err(Error::HookUnavailable {
+                hook: "any".into(),
+                why: "none of the selected hooks could be attached".into(),
+            });
+        }
+        Ok(session)
+    }
+
+    fn attach(&mut self, hook: &HookPoint, btf: &Btf, kbtf: &KernelBtf) -> Result<(), String> {
+        let event = hook.event();
+        if !kbtf.has_tracepoint(event) {
+            return Err(format!("the kernel has no tracepoint {}", hook.name));
+        }
+        let prog: &mut BtfTracePoint = self
+            .ebpf
+            .program_mut(event)
+            .ok_or_else(|| format!("trace.bpf.o has no program {event}"))?
+            .try_into()
+            .map_err(|e| format!("{e}"))?;
+        prog.load(event, btf).map_err(|e| format!("loading: {}", chain(&e)))?;
+        prog.attach().map_err(|e| format!("attaching: {}", chain(&e)))?;
+        Ok(())
+    }
+
+    /// The ring buffer (can be taken once).
+    pub fn take_ring(&mut self) -> Result<RingBuf<MapData>> {
+        let map = self.ebpf.take_map("nx_events").ok_or_else(|| missing_map("nx_events"))?;
+        RingBuf::try_from(map).map_err(|e| Error::kernel("opening the ring buffer", e))
+    }
+
+    /// Per-hook counters summed over CPUs, indexed by hook id.
+    pub fn counters(&self) -> Result<Vec<Counter>> {
+        let map = self.ebpf.map("nx_counters").ok_or_else(|| missing_map("nx_counters"))?;
+        let arr: PerCpuArray<&MapData, Counter> =
+            PerCpuArray::try_from(map).map_err(|e| Error::kernel("opening nx_counters", e))?;
+        let mut out = vec![Counter::default(); hook_id::MAX as usize];
+        for (i, slot) in out.iter_mut().enumerate() {
+            let per_cpu = arr.get(&(i as u32), 0).map_err(|e| Error::kernel("reading nx_counters", e))?;
+            for c in per_cpu.iter() {
+                *slot += *c;
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn missing_map(name: &str) -> Error {
+    Error::usage(format!("internal: trace.bpf.o has no map {name}"))
+}
+
+/// An error with its sources; a verifier log is cut to its last lines (the
+/// reason), the whole log goes to the debug log (-v).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    let lines: Vec<&str> = s.lines().collect();
+    if lines.len() <= 4 {
+        return s;
+    }
+    tracing::debug!("{s}");
+    let tail: Vec<&str> = lines.iter().rev().filter(|l| !l.trim().is_empty()).take(3).rev().copied().collect();
+    format!("{} ... {}", lines[0], tail.join(" | "))
+}
+
+/// Every hook the kernel has (for the default selection).
+pub fn available_hooks(kbtf: &KernelBtf) -> Vec<&'static HookPoint> {
+    HOOKS.iter().filter(|h| kbtf.has_tracepoint(h.event())).collect()
+}

@@ -1,0 +1,311 @@
+//! A trace event as netxray reports it: the kernel record decoded, its packet
+//! parsed, names resolved. This is the JSON schema (docs/json.md).
+
+use crate::model::hook::HookPoint;
+use crate::model::packet::{self, CaptureInfo, Packet, VlanTag};
+use netxray_abi::{c_str, flags, hook_id, Event, EventKind, RawTuple};
+use serde::Serialize;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// Lookups the event needs from outside (namespace and interface names,
+/// drop reasons, kernel symbols).
+pub trait Resolver {
+    fn netns_name(&mut self, inode: u32) -> Option<String>;
+    fn ifname(&mut self, netns: u32, ifindex: u32) -> Option<String>;
+    fn drop_reason(&self, reason: u32) -> Option<String>;
+    fn rst_reason(&self, reason: u32) -> Option<String>;
+    fn symbol(&self, addr: u64) -> Option<String>;
+    /// Monotonic ns -> wall-clock ns since the epoch.
+    fn wall_ns(&self, mono_ns: u64) -> u64;
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct TraceEvent {
+    pub ts_ns: u64,
+    pub hook: &'static str,
+    pub group: &'static str,
+    pub kind: &'static str,
+    pub skb: Option<String>,
+    pub netns: Option<u32>,
+    pub netns_name: Option<String>,
+    pub ifindex: Option<u32>,
+    pub ifname: Option<String>,
+    pub len: Option<u32>,
+    pub cpu: u32,
+    pub pid: Option<u32>,
+    pub tid: Option<u32>,
+    pub comm: Option<String>,
+    pub l3: Option<&'static str>,
+    pub proto: Option<String>,
+    pub saddr: Option<String>,
+    pub daddr: Option<String>,
+    pub sport: Option<u16>,
+    pub dport: Option<u16>,
+    pub icmp_type: Option<u8>,
+    pub icmp_code: Option<u8>,
+    pub icmp_id: Option<u16>,
+    pub icmp_seq: Option<u16>,
+    pub tcp_flags: Option<String>,
+    pub tcp_seq: Option<u32>,
+    pub tcp_ack: Option<u32>,
+    pub vlan: Option<u16>,
+    pub drop_reason: Option<String>,
+    pub location: Option<String>,
+    pub ret: Option<i32>,
+    pub detail: Option<String>,
+    /// Where the fields came from: "packet" (bytes), "socket" (the socket's
+    /// view of the flow), "flow" (a routing lookup), or null.
+    pub source: Option<&'static str>,
+    pub truncated: bool,
+    pub summary: String,
+}
+
+fn tuple_addrs(t: &RawTuple) -> Option<(IpAddr, IpAddr)> {
+    match t.family {
+        2 => {
+            let a = |b: &[u8; 16]| IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]));
+            Some((a(&t.saddr), a(&t.daddr)))
+        }
+        10 => Some((IpAddr::V6(Ipv6Addr::from(t.saddr)), IpAddr::V6(Ipv6Addr::from(t.daddr)))),
+        _ => None,
+    }
+}
+
+pub fn proto_name(p: u8) -> String {
+    match p {
+        1 => "icmp".into(),
+        6 => "tcp".into(),
+        17 => "udp".into(),
+        58 => "icmp6".into(),
+        132 => "sctp".into(),
+        n => format!("proto-{n}"),
+    }
+}
+
+fn icmp_send_detail(aux: u32) -> String {
+    let (t, c) = ((aux >> 8) as u8, (aux & 0xff) as u8);
+    let what = match (t, c) {
+        (3, 0) => "net unreachable",
+        (3, 1) => "host unreachable",
+        (3, 2) => "protocol unreachable",
+        (3, 3) => "port unreachable",
+        (3, 4) => "fragmentation needed",
+        (3, 13) => "administratively prohibited",
+        (3, _) => "destination unreachable",
+        (11, _) => "time exceeded",
+        (5, _) => "redirect",
+        (12, _) => "parameter problem",
+        _ => "icmp error",
+    };
+    format!("sent ICMP type {t} code {c} ({what})")
+}
+
+const NUD: [(u32, &str); 8] = [
+    (0x01, "INCOMPLETE"),
+    (0x02, "REACHABLE"),
+    (0x04, "STALE"),
+    (0x08, "DELAY"),
+    (0x10, "PROBE"),
+    (0x20, "FAILED"),
+    (0x40, "NOARP"),
+    (0x80, "PERMANENT"),
+];
+
+fn nud_name(state: u32) -> String {
+    let names: Vec<&str> = NUD.iter().filter(|(b, _)| state & b != 0).map(|(_, n)| *n).collect();
+    if names.is_empty() {
+        "NONE".into()
+    } else {
+        names.join("|")
+    }
+}
+
+fn mac(b: &[u8]) -> String {
+    b.iter().take(6).map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(":")
+}
+
+impl TraceEvent {
+    pub fn from_raw(ev: &Event, r: &mut dyn Resolver) -> Self {
+        let h = &ev.hdr;
+        let hook = HookPoint::by_id(h.hook);
+        let in_irq = h.flags & flags::IN_IRQ != 0;
+        let netns = (h.netns != 0).then_some(h.netns);
+        let mut ifname = Some(c_str(&h.ifname)).filter(|s| !s.is_empty());
+        if ifname.is_none() && h.ifindex != 0 {
+            ifname = r.ifname(h.netns, h.ifindex);
+        }
+        let mut out = TraceEvent {
+            ts_ns: r.wall_ns(h.ts_ns),
+            hook: hook.map_or("?", |h| h.name),
+            group: hook.map_or("?", |h| h.group.name()),
+            kind: match ev.kind {
+                EventKind::Packet => "packet",
+                EventKind::Socket => "socket",
+                EventKind::Fib => "fib",
+                EventKind::Neigh => "neigh",
+            },
+            skb: (h.skb != 0).then(|| format!("{:#x}", h.skb)),
+            netns,
+            netns_name: netns.and_then(|n| r.netns_name(n)),
+            ifindex: (h.ifindex != 0).then_some(h.ifindex),
+            ifname,
+            len: (h.skb != 0).then_some(h.len),
+            cpu: h.cpu,
+            pid: (!in_irq).then_some(h.tgid),
+            tid: (!in_irq).then_some(h.pid),
+            comm: (!in_irq).then(|| c_str(&h.comm)),
+            ..Default::default()
+        };
+
+        match h.hook {
+            hook_id::KFREE_SKB => {
+                out.drop_reason = Some(r.drop_reason(h.reason).unwrap_or_else(|| format!("reason-{}", h.reason)));
+                out.location = Some(r.symbol(h.location).unwrap_or_else(|| format!("{:#x}", h.location)));
+            }
+            hook_id::CONSUME_SKB => {
+                out.location = Some(r.symbol(h.location).unwrap_or_else(|| format!("{:#x}", h.location)));
+            }
+            hook_id::NET_DEV_XMIT => {
+                out.ret = Some(h.ret);
+                out.detail = Some(match h.ret {
+                    0 => "transmitted (NETDEV_TX_OK)".into(),
+                    0x10 => "device busy (NETDEV_TX_BUSY)".into(),
+                    rc => format!("rc {rc}"),
+                });
+            }
+            hook_id::QDISC_DEQUEUE => out.ret = Some(h.ret),
+            hook_id::ICMP_SEND => out.detail = Some(icmp_send_detail(h.aux)),
+            hook_id::TCP_SEND_RESET => {
+                out.detail = Some(format!(
+                    "reset sent: {}",
+                    r.rst_reason(h.reason).unwrap_or_else(|| format!("reason {}", h.reason))
+                ))
+            }
+            hook_id::TCP_RETRANSMIT_SKB | hook_id::UDP_FAIL_QUEUE_RCV_SKB | hook_id::SKB_COPY_DATAGRAM_IOVEC => {
+                out.ret = Some(h.ret)
+            }
+            _ => {}
+        }
+
+        match ev.kind {
+            EventKind::Packet => out.fill_packet(ev),
+            EventKind::Socket => out.fill_tuple(&h.tuple, "socket"),
+            EventKind::Fib => {
+                out.fill_tuple(&h.tuple, "flow");
+                let gw = if h.tuple.family == 2 {
+                    Ipv4Addr::new(h.aux_addr[0], h.aux_addr[1], h.aux_addr[2], h.aux_addr[3]).to_string()
+                } else {
+                    Ipv6Addr::from(h.aux_addr).to_string()
+                };
+                out.ret = Some(h.ret);
+                let verdict = if h.hook == hook_id::FIB_TABLE_LOOKUP && h.ret != 0 {
+                    format!("error {}", h.ret)
+                } else {
+                    format!("via {} dev {}", gw, out.ifname.as_deref().unwrap_or("?"))
+                };
+                out.detail = Some(format!("route lookup table {} oif {}: {verdict}", h.aux, h.reason));
+            }
+            EventKind::Neigh => {
+                if let Some((_, d)) = tuple_addrs(&h.tuple) {
+                    out.daddr = Some(d.to_string());
+                }
+                out.ret = Some(h.ret);
+                out.detail = Some(format!(
+                    "neighbour {} lladdr {} state {}",
+                    out.daddr.as_deref().unwrap_or("?"),
+                    mac(&h.aux_addr),
+                    nud_name(h.reason)
+                ));
+            }
+        }
+        if out.summary.is_empty() {
+            out.summary = out.make_summary();
+        } else if let Some(d) = &out.detail {
+            out.summary = format!("{}; {d}", out.summary);
+        }
+        out
+    }
+
+    fn fill_tuple(&mut self, t: &RawTuple, source: &'static str) {
+        if let Some((s, d)) = tuple_addrs(t) {
+            self.l3 = Some(if s.is_ipv4() { "ipv4" } else { "ipv6" });
+            self.saddr = Some(s.to_string());
+            self.daddr = Some(d.to_string());
+            if t.l4proto != 0 {
+                self.proto = Some(proto_name(t.l4proto));
+            }
+            if matches!(t.l4proto, 6 | 17 | 132) {
+                self.sport = Some(t.sport);
+                self.dport = Some(t.dport);
+            }
+            self.source = Some(source);
+        }
+    }
+
+    fn fill_packet(&mut self, ev: &Event) {
+        let h = &ev.hdr;
+        if ev.data.is_empty() {
+            return;
+        }
+        let hw_vlan = (h.flags & flags::VLAN_HW != 0).then(|| VlanTag {
+            tpid: h.vlan_proto,
+            pcp: (h.vlan_tci >> 13) as u8,
+            dei: h.vlan_tci & 0x1000 != 0,
+            vid: h.vlan_tci & 0x0fff,
+        });
+        let info = CaptureInfo {
+            has_l2: h.flags & flags::L2 != 0,
+            l3_off: h.l3_off as usize,
+            protocol: h.protocol,
+            hw_vlan,
+        };
+        let pkt = packet::decode(&ev.data, &info);
+        self.source = Some("packet");
+        self.apply_packet(&pkt);
+    }
+
+    fn make_summary(&self) -> String {
+        if let Some(d) = &self.detail {
+            if self.kind != "packet" || self.hook == "net:net_dev_xmit" {
+                let flow = match (&self.saddr, &self.daddr) {
+                    (Some(s), Some(d)) if self.kind != "neigh" => {
+                        let p = |a: &str, port: Option<u16>| match port {
+                            Some(port) => format!("{a}.{port}"),
+                            None => a.to_string(),
+                        };
+                        format!(
+                            "{} {} > {}: ",
+                            self.proto.as_deref().unwrap_or("ip").to_uppercase(),
+                            p(s, self.sport),
+                            p(d, self.dport)
+                        )
+                    }
+                    _ => String::new(),
+                };
+                return format!("{flow}{d}");
+            }
+        }
+        match (&self.saddr, &self.daddr) {
+            (Some(s), Some(d)) => {
+                let p = |a: &str, port: Option<u16>| match port {
+                    Some(port) => format!("{a}.{port}"),
+                    None => a.to_string(),
+                };
+                format!(
+                    "{} {} > {} (from the socket)",
+                    self.proto.as_deref().unwrap_or("ip").to_uppercase(),
+                    p(s, self.sport),
+                    p(d, self.dport)
+                )
+            }
+            _ => String::new(),
+        }
+    }
+}
+
+// Filled from the decoder's Packet (see apply_packet in model/packet_fields.rs).
+impl TraceEvent {
+    pub fn apply_packet(&mut self, pkt: &Packet) {
+        crate::model::packet_fields::apply(self, pkt);
+    }
+}

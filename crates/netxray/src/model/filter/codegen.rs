@@ -1,0 +1,268 @@
+//! Expression -> kernel filter program. Each primitive lowers to tests on
+//! packet fields; booleans become forward jumps, as libpcap does.
+
+use super::{Dir, Expr, Net, Proto};
+use netxray_abi::filter_op as op;
+use netxray_abi::{FilterInsn, FILTER_MAX_INSNS};
+use std::net::IpAddr;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CompileError {
+    #[error("filter too complex for the kernel: {0} instructions, at most {FILTER_MAX_INSNS}")]
+    TooLong(usize),
+}
+
+const ETH_IP: u32 = 0x0800;
+const ETH_IP6: u32 = 0x86dd;
+const ETH_ARP: u32 = 0x0806;
+
+/// What a single test loads.
+#[derive(Debug, Clone, Copy)]
+enum Load {
+    Meta(u32),
+    /// base, offset, size in bytes
+    Abs(u8, u32, u8),
+}
+
+/// A lowered boolean formula over single tests.
+#[derive(Debug, Clone)]
+enum Low {
+    True,
+    False,
+    Test { load: Load, mask: Option<u32>, cmp: u8, k: u32 },
+    And(Vec<Low>),
+    Or(Vec<Low>),
+    Not(Box<Low>),
+}
+
+fn eq(load: Load, k: u32) -> Low {
+    Low::Test { load, mask: None, cmp: op::CMP_JEQ, k }
+}
+
+fn masked_eq(load: Load, mask: u32, k: u32) -> Low {
+    if mask == 0 {
+        return Low::True;
+    }
+    Low::Test { load, mask: (mask != u32::MAX).then_some(mask), cmp: op::CMP_JEQ, k: k & mask }
+}
+
+fn ethertype(t: u32) -> Low {
+    eq(Load::Meta(op::META_ETHERTYPE), t)
+}
+
+fn l4proto(p: u32) -> Low {
+    eq(Load::Meta(op::META_L4PROTO), p)
+}
+
+fn proto(p: Proto) -> Low {
+    match p {
+        Proto::Ip => ethertype(ETH_IP),
+        Proto::Ip6 => ethertype(ETH_IP6),
+        Proto::Arp => ethertype(ETH_ARP),
+        Proto::Tcp => Low::Or(vec![
+            Low::And(vec![ethertype(ETH_IP), l4proto(6)]),
+            Low::And(vec![ethertype(ETH_IP6), l4proto(6)]),
+        ]),
+        Proto::Udp => Low::Or(vec![
+            Low::And(vec![ethertype(ETH_IP), l4proto(17)]),
+            Low::And(vec![ethertype(ETH_IP6), l4proto(17)]),
+        ]),
+        Proto::Sctp => Low::Or(vec![
+            Low::And(vec![ethertype(ETH_IP), l4proto(132)]),
+            Low::And(vec![ethertype(ETH_IP6), l4proto(132)]),
+        ]),
+        Proto::Icmp => Low::And(vec![ethertype(ETH_IP), l4proto(1)]),
+        Proto::Icmp6 => Low::And(vec![ethertype(ETH_IP6), l4proto(58)]),
+    }
+}
+
+/// An address field at byte offset `off` of the network header matches `net`.
+fn addr_at(off: u32, net: &Net) -> Low {
+    match net.addr {
+        IpAddr::V4(a) => {
+            let mask = if net.prefix == 0 { 0 } else { u32::MAX << (32 - net.prefix) };
+            masked_eq(Load::Abs(op::BASE_L3, off, 4), mask, u32::from(a))
+        }
+        IpAddr::V6(a) => {
+            let words = a.octets();
+            let mut tests = Vec::new();
+            for i in 0..4u32 {
+                let bits = (net.prefix as i32 - 32 * i as i32).clamp(0, 32) as u32;
+                if bits == 0 {
+                    break;
+                }
+                let mask = if bits == 32 { u32::MAX } else { u32::MAX << (32 - bits) };
+                let w = &words[i as usize * 4..i as usize * 4 + 4];
+                let k = u32::from_be_bytes([w[0], w[1], w[2], w[3]]);
+                tests.push(masked_eq(Load::Abs(op::BASE_L3, off + 4 * i, 4), mask, k));
+            }
+            Low::And(tests)
+        }
+    }
+}
+
+fn combine(dir: Dir, src: Low, dst: Low) -> Low {
+    match dir {
+        Dir::Src => src,
+        Dir::Dst => dst,
+        Dir::SrcOrDst => Low::Or(vec![src, dst]),
+        Dir::SrcAndDst => Low::And(vec![src, dst]),
+    }
+}
+
+fn host(dir: Dir, net: &Net) -> Low {
+    match net.addr {
+        IpAddr::V4(_) => Low::And(vec![ethertype(ETH_IP), combine(dir, addr_at(12, net), addr_at(16, net))]),
+        IpAddr::V6(_) => Low::And(vec![ethertype(ETH_IP6), combine(dir, addr_at(8, net), addr_at(24, net))]),
+    }
+}
+
+fn port_at(off: u32, lo: u16, hi: u16) -> Low {
+    let load = Load::Abs(op::BASE_L4, off, 2);
+    if lo == hi {
+        eq(load, lo.into())
+    } else {
+        Low::And(vec![
+            Low::Test { load, mask: None, cmp: op::CMP_JGE, k: lo.into() },
+            Low::Not(Box::new(Low::Test { load, mask: None, cmp: op::CMP_JGT, k: hi.into() })),
+        ])
+    }
+}
+
+fn port(dir: Dir, lo: u16, hi: u16) -> Low {
+    // TCP, UDP or SCTP over IPv4 (not a later fragment) or IPv6 (the fixed
+    // header's next header, as libpcap: extension headers are not walked).
+    let l4 = Low::Or(vec![l4proto(6), l4proto(17), l4proto(132)]);
+    let ip = Low::Or(vec![
+        Low::And(vec![ethertype(ETH_IP), eq(Load::Meta(op::META_FRAG), 0)]),
+        ethertype(ETH_IP6),
+    ]);
+    Low::And(vec![ip, l4, combine(dir, port_at(0, lo, hi), port_at(2, lo, hi))])
+}
+
+fn lower(e: &Expr) -> Low {
+    match e {
+        Expr::True => Low::True,
+        Expr::And(a, b) => Low::And(vec![lower(a), lower(b)]),
+        Expr::Or(a, b) => Low::Or(vec![lower(a), lower(b)]),
+        Expr::Not(a) => Low::Not(Box::new(lower(a))),
+        Expr::Proto(p) => proto(*p),
+        Expr::Host(d, n) => host(*d, n),
+        Expr::Port(d, lo, hi) => port(*d, *lo, *hi),
+    }
+}
+
+/// Jump targets before layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Label(usize),
+}
+
+#[derive(Debug)]
+enum Item {
+    Insn(FilterInsn),
+    /// A conditional jump whose targets are labels.
+    Jump { cmp: u8, k: u32, t: Target, f: Target },
+    Place(usize),
+}
+
+struct Gen {
+    items: Vec<Item>,
+    labels: usize,
+}
+
+impl Gen {
+    fn label(&mut self) -> usize {
+        self.labels += 1;
+        self.labels - 1
+    }
+
+    fn emit(&mut self, low: &Low, on_true: usize, on_false: usize) {
+        match low {
+            Low::True => self.items.push(Item::Jump { cmp: op::CMP_JA, k: 0, t: Target::Label(on_true), f: Target::Label(on_true) }),
+            Low::False => self.items.push(Item::Jump { cmp: op::CMP_JA, k: 0, t: Target::Label(on_false), f: Target::Label(on_false) }),
+            Low::Test { load, mask, cmp, k } => {
+                self.items.push(Item::Insn(match *load {
+                    Load::Meta(m) => FilterInsn { op: op::LD_META, k: m, ..Default::default() },
+                    Load::Abs(base, off, size) => FilterInsn { op: op::LD_ABS, arg: base | (size << 4), k: off, ..Default::default() },
+                }));
+                if let Some(m) = mask {
+                    self.items.push(Item::Insn(FilterInsn { op: op::ALU, arg: op::ALU_AND, k: *m, ..Default::default() }));
+                }
+                self.items.push(Item::Jump { cmp: *cmp, k: *k, t: Target::Label(on_true), f: Target::Label(on_false) });
+            }
+            Low::Not(a) => self.emit(a, on_false, on_true),
+            Low::And(parts) => {
+                let n = parts.len();
+                for (i, p) in parts.iter().enumerate() {
+                    if i + 1 == n {
+                        self.emit(p, on_true, on_false);
+                    } else {
+                        let next = self.label();
+                        self.emit(p, next, on_false);
+                        self.items.push(Item::Place(next));
+                    }
+                }
+                if n == 0 {
+                    self.emit(&Low::True, on_true, on_false);
+                }
+            }
+            Low::Or(parts) => {
+                let n = parts.len();
+                for (i, p) in parts.iter().enumerate() {
+                    if i + 1 == n {
+                        self.emit(p, on_true, on_false);
+                    } else {
+                        let next = self.label();
+                        self.emit(p, on_true, next);
+                        self.items.push(Item::Place(next));
+                    }
+                }
+                if n == 0 {
+                    self.emit(&Low::False, on_true, on_false);
+                }
+            }
+        }
+    }
+}
+
+/// Compile an expression. `Expr::True` compiles to an empty program, which
+/// the kernel treats as "accept everything" without running anything.
+pub fn compile(e: &Expr) -> Result<Vec<FilterInsn>, CompileError> {
+    if *e == Expr::True {
+        return Ok(Vec::new());
+    }
+    let mut g = Gen { items: Vec::new(), labels: 0 };
+    let (acc, rej) = (g.label(), g.label());
+    g.emit(&lower(e), acc, rej);
+    g.items.push(Item::Place(acc));
+    g.items.push(Item::Insn(FilterInsn { op: op::RET, k: 1, ..Default::default() }));
+    g.items.push(Item::Place(rej));
+    g.items.push(Item::Insn(FilterInsn { op: op::RET, k: 0, ..Default::default() }));
+
+    // Drop jumps to the very next instruction, then lay out.
+    let mut pos = vec![0usize; g.labels];
+    let mut n = 0;
+    for it in &g.items {
+        match it {
+            Item::Place(l) => pos[*l] = n,
+            _ => n += 1,
+        }
+    }
+    if n > FILTER_MAX_INSNS {
+        return Err(CompileError::TooLong(n));
+    }
+    let mut out = Vec::with_capacity(n);
+    for it in &g.items {
+        match it {
+            Item::Place(_) => {}
+            Item::Insn(i) => out.push(*i),
+            Item::Jump { cmp, k, t, f } => {
+                let pc = out.len();
+                let rel = |Target::Label(l): Target| (pos[l] - pc - 1) as u8;
+                out.push(FilterInsn { op: op::JMP, arg: *cmp, k: *k, jt: rel(*t), jf: rel(*f), ..Default::default() });
+            }
+        }
+    }
+    Ok(out)
+}
