@@ -168,7 +168,8 @@ fn chain(e: &dyn std::error::Error) -> String {
         return s;
     }
     tracing::debug!("{s}");
-    let tail: Vec<&str> = lines.iter().rev().filter(|l| !l.trim().is_empty()).take(3).rev().copied().collect();
+    let mut tail: Vec<&str> = lines.iter().rev().filter(|l| !l.trim().is_empty()).take(3).copied().collect();
+    tail.reverse();
     format!("{} ... {}", lines[0], tail.join(" | "))
 }
 
