@@ -231,7 +231,6 @@ const _: () = assert!(std::mem::size_of::<Counter>() == 32);
 const _: () = assert!(std::mem::size_of::<Config>() == 32);
 const _: () = assert!(std::mem::size_of::<FilterInsn>() == 16);
 
-
 // SAFETY: plain-old-data: repr(C), only integers and byte arrays, explicit
 // padding fields, so any bit pattern is valid and no byte is uninitialised.
 #[cfg(feature = "aya")]
@@ -341,15 +340,27 @@ mod tests {
         assert_eq!(Event::decode(&[0; 10]).unwrap_err(), DecodeError::Short(10));
         let mut h = header();
         h.abi_version = 9;
-        assert_eq!(Event::decode(&Event::encode(&h, &[1, 2, 3])).unwrap_err(), DecodeError::Version(9));
+        assert_eq!(
+            Event::decode(&Event::encode(&h, &[1, 2, 3])).unwrap_err(),
+            DecodeError::Version(9)
+        );
         let h = header();
-        assert!(matches!(Event::decode(&Event::encode(&h, &[1])), Err(DecodeError::CapLen { .. })));
+        assert!(matches!(
+            Event::decode(&Event::encode(&h, &[1])),
+            Err(DecodeError::CapLen { .. })
+        ));
         let mut h = header();
         h.kind = 7;
-        assert_eq!(Event::decode(&Event::encode(&h, &[1, 2, 3])).unwrap_err(), DecodeError::Kind(7));
+        assert_eq!(
+            Event::decode(&Event::encode(&h, &[1, 2, 3])).unwrap_err(),
+            DecodeError::Kind(7)
+        );
         let mut h = header();
         h.hook = 999;
-        assert_eq!(Event::decode(&Event::encode(&h, &[1, 2, 3])).unwrap_err(), DecodeError::Hook(999));
+        assert_eq!(
+            Event::decode(&Event::encode(&h, &[1, 2, 3])).unwrap_err(),
+            DecodeError::Hook(999)
+        );
     }
 
     #[test]

@@ -40,12 +40,21 @@ impl Error {
         Self::Usage(msg.into())
     }
 
-    pub fn kernel(what: impl Into<String>, source: impl std::error::Error + Send + Sync + 'static) -> Self {
-        Self::Kernel { what: what.into(), source: Box::new(source) }
+    pub fn kernel(
+        what: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::Kernel {
+            what: what.into(),
+            source: Box::new(source),
+        }
     }
 
     pub fn io(what: impl Into<String>, source: std::io::Error) -> Self {
-        Self::Io { what: what.into(), source }
+        Self::Io {
+            what: what.into(),
+            source,
+        }
     }
 
     pub fn exit_code(&self) -> ExitCode {

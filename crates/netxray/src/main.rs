@@ -12,7 +12,9 @@ fn main() -> ExitCode {
         Err(e) => {
             let _ = e.print();
             return match e.kind() {
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => ExitCode::SUCCESS,
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    ExitCode::SUCCESS
+                }
                 _ => ExitCode::from(2),
             };
         }
@@ -26,10 +28,12 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_target(false)
         .without_time()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into()),
+        )
         .init();
     let result = match cli.command {
-        Command::Trace(a) => cmd::trace::run(a),
+        Command::Trace(a) => cmd::trace::run(*a),
         Command::Hooks(a) => cmd::hooks::run(a),
         Command::Doctor(a) => cmd::doctor::run(a.output.output == netxray::cli::OutputFormat::Json)
             .map_err(|e| netxray::error::Error::Runtime(format!("{e:#}"))),

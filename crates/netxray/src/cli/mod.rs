@@ -22,7 +22,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Follow packets through the stack on kernel tracepoints.
-    Trace(TraceArgs),
+    Trace(Box<TraceArgs>),
     /// Show the hook tree: groups, hooks, and whether this kernel has them.
     Hooks(HooksArgs),
     /// Check what this kernel and these privileges allow netxray to do.

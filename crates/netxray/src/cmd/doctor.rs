@@ -1,2 +1,4 @@
 //! TEMPORARY stub (replaced by the doctor branch).
-pub fn run(_json: bool) -> anyhow::Result<std::process::ExitCode> { Ok(std::process::ExitCode::SUCCESS) }
+pub fn run(_json: bool) -> anyhow::Result<std::process::ExitCode> {
+    Ok(std::process::ExitCode::SUCCESS)
+}

@@ -23,7 +23,16 @@ pub fn run(args: HooksArgs) -> Result<ExitCode> {
             }
         }
         OutputFormat::Text => {
-            writeln!(out, "all: every hook netxray knows ({})", if btf.is_some() { "checked against this kernel's BTF" } else { "no BTF: availability unknown" }).map_err(w)?;
+            writeln!(
+                out,
+                "all: every hook netxray knows ({})",
+                if btf.is_some() {
+                    "checked against this kernel's BTF"
+                } else {
+                    "no BTF: availability unknown"
+                }
+            )
+            .map_err(w)?;
             for g in Group::ALL {
                 writeln!(out, "  {}: {}", g.name(), g.about()).map_err(w)?;
                 for h in HOOKS.iter().filter(|h| h.group == g) {
@@ -35,7 +44,11 @@ pub fn run(args: HooksArgs) -> Result<ExitCode> {
                     writeln!(out, "    {:<34} {:<8} {}", h.name, mark, h.note).map_err(w)?;
                 }
             }
-            writeln!(out, "\nSelect with -t/--hooks GROUP|HOOK[,...]; default: every available hook.").map_err(w)?;
+            writeln!(
+                out,
+                "\nSelect with -t/--hooks GROUP|HOOK[,...]; default: every available hook."
+            )
+            .map_err(w)?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -27,15 +27,24 @@ pub fn filter_expr(f: &FilterArgs) -> Result<Expr> {
     if let Some(p) = &f.proto {
         e = e.and(Expr::Proto(Proto::parse(p).map_err(Error::usage)?));
     }
-    for (val, dir, flag) in [(&f.addr, Dir::SrcOrDst, "--addr"), (&f.saddr, Dir::Src, "--saddr"), (&f.daddr, Dir::Dst, "--daddr")] {
+    for (val, dir, flag) in [
+        (&f.addr, Dir::SrcOrDst, "--addr"),
+        (&f.saddr, Dir::Src, "--saddr"),
+        (&f.daddr, Dir::Dst, "--daddr"),
+    ] {
         if let Some(v) = val {
             let net = Net::parse(v).map_err(|m| Error::usage(format!("{flag}: {m}")))?;
             e = e.and(Expr::Host(dir, net));
         }
     }
-    for (val, dir, flag) in [(&f.port, Dir::SrcOrDst, "--port"), (&f.sport, Dir::Src, "--sport"), (&f.dport, Dir::Dst, "--dport")] {
+    for (val, dir, flag) in [
+        (&f.port, Dir::SrcOrDst, "--port"),
+        (&f.sport, Dir::Src, "--sport"),
+        (&f.dport, Dir::Dst, "--dport"),
+    ] {
         if let Some(v) = val {
-            let (lo, hi) = filter::parse_port(v).map_err(|m| Error::usage(format!("{flag}: {m}")))?;
+            let (lo, hi) =
+                filter::parse_port(v).map_err(|m| Error::usage(format!("{flag}: {m}")))?;
             e = e.and(Expr::Port(dir, lo, hi));
         }
     }
@@ -75,7 +84,10 @@ struct Context {
 }
 
 fn clock_ns(id: libc::clockid_t) -> i128 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime writes into the timespec we pass.
     unsafe { libc::clock_gettime(id, &mut ts) };
     ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
@@ -146,12 +158,18 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
     }
     let shown: Vec<u16> = cfg.hooks.iter().map(|h| h.id).collect();
     let ring = session.take_ring()?;
-    let needs_syms = shown.iter().any(|&h| h == netxray_abi::hook_id::KFREE_SKB || h == netxray_abi::hook_id::CONSUME_SKB);
+    let needs_syms = shown
+        .iter()
+        .any(|&h| h == netxray_abi::hook_id::KFREE_SKB || h == netxray_abi::hook_id::CONSUME_SKB);
     let mut ctx = Context {
         names: Names::new(),
         drops: kbtf.enum_names("skb_drop_reason", "SKB_DROP_REASON_"),
         rsts: kbtf.enum_names("sk_rst_reason", "SK_RST_REASON_"),
-        syms: if needs_syms { Kallsyms::load() } else { Kallsyms::default() },
+        syms: if needs_syms {
+            Kallsyms::load()
+        } else {
+            Kallsyms::default()
+        },
         wall_offset: clock_ns(libc::CLOCK_REALTIME) - clock_ns(libc::CLOCK_MONOTONIC),
     };
     if let Some(path) = &args.ready_file {
@@ -161,8 +179,17 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
     tracing::info!(
         "tracing {} hooks ({}){}",
         session.attached.len(),
-        session.attached.iter().map(|h| h.event()).collect::<Vec<_>>().join(","),
-        if session.skipped.is_empty() { String::new() } else { format!(", {} skipped", session.skipped.len()) }
+        session
+            .attached
+            .iter()
+            .map(|h| h.event())
+            .collect::<Vec<_>>()
+            .join(","),
+        if session.skipped.is_empty() {
+            String::new()
+        } else {
+            format!(", {} skipped", session.skipped.len())
+        }
     );
 
     let stdout = io::stdout().lock();
@@ -176,8 +203,20 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
         .enable_all()
         .build()
         .map_err(|e| Error::io("starting the event loop", e))?;
-    let mut state = LoopState { shown: 0, decode_errors: 0, limit: args.count, hooks: shown };
-    let stop = rt.block_on(event_loop(ring, &session, &mut ctx, printer.as_mut(), &mut state, args.duration))?;
+    let mut state = LoopState {
+        shown: 0,
+        decode_errors: 0,
+        limit: args.count,
+        hooks: shown,
+    };
+    let stop = rt.block_on(event_loop(
+        ring,
+        &session,
+        &mut ctx,
+        printer.as_mut(),
+        &mut state,
+        args.duration,
+    ))?;
     let _ = printer.flush();
     let counters = session.counters().unwrap_or_default();
     drop(session); // detach everything before reporting
@@ -193,7 +232,11 @@ struct LoopState {
 }
 
 fn stdout_closed() -> bool {
-    let mut fds = libc::pollfd { fd: 1, events: 0, revents: 0 };
+    let mut fds = libc::pollfd {
+        fd: 1,
+        events: 0,
+        revents: 0,
+    };
     // SAFETY: poll on one pollfd we own, zero timeout.
     let n = unsafe { libc::poll(&mut fds, 1, 0) };
     n > 0 && fds.revents & (libc::POLLERR | libc::POLLHUP) != 0
@@ -248,14 +291,17 @@ async fn event_loop(
     // for as long as the AsyncFd owns the ring buffer.
     let mut afd = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
         .map_err(|e| Error::io("polling the ring buffer", e.into()))?;
-    let mut sigint = signal(SignalKind::interrupt()).map_err(|e| Error::io("installing SIGINT handler", e))?;
-    let mut sigterm = signal(SignalKind::terminate()).map_err(|e| Error::io("installing SIGTERM handler", e))?;
+    let mut sigint =
+        signal(SignalKind::interrupt()).map_err(|e| Error::io("installing SIGINT handler", e))?;
+    let mut sigterm =
+        signal(SignalKind::terminate()).map_err(|e| Error::io("installing SIGTERM handler", e))?;
     // The kernel side wakes us only when the ring fills up: drain on a short
     // timer otherwise (a wake-up per event costs more than the event).
     let mut tick = tokio::time::interval(Duration::from_millis(10));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut status = tokio::time::interval(Duration::from_secs(1));
-    let deadline = duration.map(|d| tokio::time::Instant::now() + Duration::from_secs_f64(d.max(0.0)));
+    let deadline =
+        duration.map(|d| tokio::time::Instant::now() + Duration::from_secs_f64(d.max(0.0)));
     let sleep_until = async {
         match deadline {
             Some(d) => tokio::time::sleep_until(d).await,
@@ -282,7 +328,7 @@ async fn event_loop(
             }
             _ = tick.tick() => {
                 ticks += 1;
-                if ticks % 20 == 0 && stdout_closed() {
+                if ticks.is_multiple_of(20) && stdout_closed() {
                     return Ok(Stop::ClosedStdout);
                 }
                 drain(afd.get_mut(), ctx, printer, st)
@@ -335,7 +381,13 @@ fn summary(st: &LoopState, counters: &[Counter], stop: &Stop) {
     for (id, c) in counters.iter().enumerate() {
         if c.hits > 0 {
             let name = HookPoint::by_id(id as u16).map_or("?", |h| h.name);
-            tracing::debug!("{name}: hits {} matched {} sent {} lost {}", c.hits, c.matched, c.emitted, c.lost);
+            tracing::debug!(
+                "{name}: hits {} matched {} sent {} lost {}",
+                c.hits,
+                c.matched,
+                c.emitted,
+                c.lost
+            );
         }
     }
 }

@@ -21,7 +21,10 @@ const KIND_ENUM64: u32 = 19;
 #[derive(Debug, thiserror::Error)]
 pub enum BtfError {
     #[error("cannot read {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("malformed BTF: {0}")]
     Malformed(&'static str),
 }
@@ -50,8 +53,10 @@ impl KernelBtf {
     pub const VMLINUX: &'static str = "/sys/kernel/btf/vmlinux";
 
     pub fn load() -> Result<Self, BtfError> {
-        let data = std::fs::read(Self::VMLINUX)
-            .map_err(|source| BtfError::Read { path: Self::VMLINUX.into(), source })?;
+        let data = std::fs::read(Self::VMLINUX).map_err(|source| BtfError::Read {
+            path: Self::VMLINUX.into(),
+            source,
+        })?;
         Self::parse(&data)
     }
 
@@ -164,7 +169,13 @@ mod tests {
         let mut out = Vec::new();
         out.extend_from_slice(&BTF_MAGIC.to_le_bytes());
         out.extend_from_slice(&[1, 0]);
-        for v in [24u32, 0, types.len() as u32, types.len() as u32, strs.len() as u32] {
+        for v in [
+            24u32,
+            0,
+            types.len() as u32,
+            types.len() as u32,
+            strs.len() as u32,
+        ] {
             out.extend_from_slice(&v.to_le_bytes());
         }
         out.extend_from_slice(&types);

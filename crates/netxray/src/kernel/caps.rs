@@ -41,7 +41,10 @@ pub fn has_net_admin(mask: u64) -> bool {
 }
 
 pub fn effective() -> u64 {
-    std::fs::read_to_string("/proc/self/status").ok().and_then(|s| parse_cap_eff(&s)).unwrap_or(0)
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| parse_cap_eff(&s))
+        .unwrap_or(0)
 }
 
 pub fn require_bpf_privileges() -> Result<()> {
@@ -60,9 +63,15 @@ mod tests {
         let root = parse_cap_eff("Name:\tx\nCapEff:\t000001ffffffffff\n").unwrap();
         assert_eq!(missing_for_tracing(root), None);
         let none = parse_cap_eff("CapEff:\t0000000000000000\n").unwrap();
-        assert_eq!(missing_for_tracing(none).as_deref(), Some("CAP_BPF and CAP_PERFMON"));
+        assert_eq!(
+            missing_for_tracing(none).as_deref(),
+            Some("CAP_BPF and CAP_PERFMON")
+        );
         let bpf_only = 1u64 << CAP_BPF;
-        assert_eq!(missing_for_tracing(bpf_only).as_deref(), Some("CAP_PERFMON"));
+        assert_eq!(
+            missing_for_tracing(bpf_only).as_deref(),
+            Some("CAP_PERFMON")
+        );
         assert!(parse_cap_eff("nothing").is_none());
     }
 }

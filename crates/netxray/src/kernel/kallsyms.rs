@@ -9,7 +9,9 @@ pub struct Kallsyms {
 
 impl Kallsyms {
     pub fn load() -> Self {
-        std::fs::read_to_string("/proc/kallsyms").map(|s| Self::parse(&s)).unwrap_or_default()
+        std::fs::read_to_string("/proc/kallsyms")
+            .map(|s| Self::parse(&s))
+            .unwrap_or_default()
     }
 
     pub fn parse(text: &str) -> Self {
@@ -20,7 +22,8 @@ impl Kallsyms {
                 let addr = u64::from_str_radix(it.next()?, 16).ok()?;
                 let kind = it.next()?;
                 let name = it.next()?;
-                (addr != 0 && matches!(kind, "t" | "T" | "w" | "W")).then(|| (addr, name.to_string()))
+                (addr != 0 && matches!(kind, "t" | "T" | "w" | "W"))
+                    .then(|| (addr, name.to_string()))
             })
             .collect();
         syms.sort_unstable_by_key(|s| s.0);
@@ -41,9 +44,17 @@ mod tests {
 
     #[test]
     fn symbolizes() {
-        let k = Kallsyms::parse("ffffffff81000000 T _stext\nffffffff81000100 t udp_rcv\n0000000000000000 D hidden\n");
-        assert_eq!(k.symbolize(0xffffffff81000105).as_deref(), Some("udp_rcv+0x5"));
-        assert_eq!(k.symbolize(0xffffffff81000000).as_deref(), Some("_stext+0x0"));
+        let k = Kallsyms::parse(
+            "ffffffff81000000 T _stext\nffffffff81000100 t udp_rcv\n0000000000000000 D hidden\n",
+        );
+        assert_eq!(
+            k.symbolize(0xffffffff81000105).as_deref(),
+            Some("udp_rcv+0x5")
+        );
+        assert_eq!(
+            k.symbolize(0xffffffff81000000).as_deref(),
+            Some("_stext+0x0")
+        );
         assert_eq!(k.symbolize(0x10), None);
     }
 }

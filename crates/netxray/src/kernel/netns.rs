@@ -27,7 +27,10 @@ fn inode_of(path: &Path) -> Option<u32> {
 pub fn current() -> Result<Netns> {
     let path = PathBuf::from("/proc/self/ns/net");
     let inode = inode_of(&path).ok_or_else(|| Error::usage("cannot stat /proc/self/ns/net"))?;
-    Ok(Netns { inode, path: PathBuf::from(format!("/proc/{}/ns/net", std::process::id())) })
+    Ok(Netns {
+        inode,
+        path: PathBuf::from(format!("/proc/{}/ns/net", std::process::id())),
+    })
 }
 
 /// Resolve `--netns`: an inode number, a name under /run/netns, or a path.
@@ -39,7 +42,11 @@ pub fn resolve(spec: &str) -> Result<Netns> {
             ))
         });
     }
-    let path = if spec.contains('/') { PathBuf::from(spec) } else { Path::new(RUN_NETNS).join(spec) };
+    let path = if spec.contains('/') {
+        PathBuf::from(spec)
+    } else {
+        Path::new(RUN_NETNS).join(spec)
+    };
     match std::fs::metadata(&path) {
         Ok(m) => {
             // A real netns file is an nsfs inode; refuse ordinary files.
@@ -56,7 +63,9 @@ pub fn resolve(spec: &str) -> Result<Netns> {
 }
 
 fn is_netns(path: &Path) -> bool {
-    let Ok(f) = std::fs::File::open(path) else { return false };
+    let Ok(f) = std::fs::File::open(path) else {
+        return false;
+    };
     // SAFETY: ioctl NS_GET_NSTYPE on an fd we own; returns the namespace type.
     const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
     let t = unsafe { libc::ioctl(f.as_raw_fd(), NS_GET_NSTYPE as _) };
@@ -64,7 +73,10 @@ fn is_netns(path: &Path) -> bool {
 }
 
 fn find_by_inode(inode: u32) -> Option<Netns> {
-    scan().into_iter().find(|(n, _)| n.inode == inode).map(|(n, _)| n)
+    scan()
+        .into_iter()
+        .find(|(n, _)| n.inode == inode)
+        .map(|(n, _)| n)
 }
 
 /// Every namespace we can see, with a name: /run/netns entries first, then
@@ -76,16 +88,23 @@ fn scan() -> Vec<(Netns, String)> {
         for e in rd.flatten() {
             let path = e.path();
             if let Some(inode) = inode_of(&path) {
-                out.push((Netns { inode, path }, e.file_name().to_string_lossy().into_owned()));
+                out.push((
+                    Netns { inode, path },
+                    e.file_name().to_string_lossy().into_owned(),
+                ));
             }
         }
     }
     let init = inode_of(Path::new("/proc/1/ns/net"));
     if let Ok(rd) = std::fs::read_dir("/proc") {
         for e in rd.flatten() {
-            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
             let path = PathBuf::from(format!("/proc/{pid}/ns/net"));
-            let Some(inode) = inode_of(&path) else { continue };
+            let Some(inode) = inode_of(&path) else {
+                continue;
+            };
             if out.iter().any(|(n, _)| n.inode == inode) {
                 continue;
             }
@@ -121,10 +140,18 @@ pub fn in_netns<T: Send + 'static>(
 
 /// The ifindex of interface `name` inside `ns`.
 pub fn ifindex(ns: &Netns, name: &str) -> Result<u32> {
-    let cname = CString::new(name).map_err(|_| Error::usage(format!("bad interface name '{name}'")))?;
+    let cname =
+        CString::new(name).map_err(|_| Error::usage(format!("bad interface name '{name}'")))?;
     // SAFETY: if_nametoindex reads a NUL-terminated string.
-    let idx = in_netns(&ns.path, move || unsafe { libc::if_nametoindex(cname.as_ptr()) })
-        .map_err(|e| Error::io(format!("entering network namespace {}", ns.path.display()), e))?;
+    let idx = in_netns(&ns.path, move || unsafe {
+        libc::if_nametoindex(cname.as_ptr())
+    })
+    .map_err(|e| {
+        Error::io(
+            format!("entering network namespace {}", ns.path.display()),
+            e,
+        )
+    })?;
     if idx == 0 {
         return Err(Error::usage(format!(
             "unknown interface '{name}' in network namespace {} (inode {})",
@@ -144,7 +171,11 @@ fn ifname_in(path: &Path, index: u32) -> Option<String> {
             return None;
         }
         // SAFETY: on success buf holds a NUL-terminated name.
-        Some(unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned())
+        Some(
+            unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }
+                .to_string_lossy()
+                .into_owned(),
+        )
     })
     .ok()
     .flatten()
@@ -177,7 +208,9 @@ impl Names {
     fn maybe_rescan(&mut self, inode: u32) {
         if inode != 0
             && !self.netns.contains_key(&inode)
-            && self.last_scan.is_none_or(|t| t.elapsed() > Duration::from_secs(1))
+            && self
+                .last_scan
+                .is_none_or(|t| t.elapsed() > Duration::from_secs(1))
         {
             self.rescan();
         }
@@ -197,7 +230,10 @@ impl Names {
             return n.clone();
         }
         self.maybe_rescan(netns);
-        let name = self.netns.get(&netns).and_then(|(_, p)| ifname_in(p, ifindex));
+        let name = self
+            .netns
+            .get(&netns)
+            .and_then(|(_, p)| ifname_in(p, ifindex));
         self.ifnames.insert((netns, ifindex), name.clone());
         name
     }

@@ -68,17 +68,23 @@ impl TraceSession {
             _pad: 0,
         };
         {
-            let map = ebpf.map_mut("nx_config").ok_or_else(|| missing_map("nx_config"))?;
+            let map = ebpf
+                .map_mut("nx_config")
+                .ok_or_else(|| missing_map("nx_config"))?;
             let mut arr: Array<&mut MapData, Config> =
                 Array::try_from(map).map_err(|e| Error::kernel("opening nx_config", e))?;
-            arr.set(0, config, 0).map_err(|e| Error::kernel("writing nx_config", e))?;
+            arr.set(0, config, 0)
+                .map_err(|e| Error::kernel("writing nx_config", e))?;
         }
         {
-            let map = ebpf.map_mut("nx_filter").ok_or_else(|| missing_map("nx_filter"))?;
+            let map = ebpf
+                .map_mut("nx_filter")
+                .ok_or_else(|| missing_map("nx_filter"))?;
             let mut arr: Array<&mut MapData, FilterInsn> =
                 Array::try_from(map).map_err(|e| Error::kernel("opening nx_filter", e))?;
             for (i, insn) in cfg.filter.iter().enumerate() {
-                arr.set(i as u32, insn, 0).map_err(|e| Error::kernel("writing nx_filter", e))?;
+                arr.set(i as u32, insn, 0)
+                    .map_err(|e| Error::kernel("writing nx_filter", e))?;
             }
         }
 
@@ -86,7 +92,9 @@ impl TraceSession {
         let mut to_attach = cfg.hooks.clone();
         let mut helpers = Vec::new();
         if to_attach.iter().any(|h| h.id == hook_id::NET_DEV_XMIT)
-            && !to_attach.iter().any(|h| h.id == hook_id::NET_DEV_START_XMIT)
+            && !to_attach
+                .iter()
+                .any(|h| h.id == hook_id::NET_DEV_START_XMIT)
         {
             if let Some(h) = HookPoint::by_id(hook_id::NET_DEV_START_XMIT) {
                 to_attach.push(h);
@@ -94,12 +102,22 @@ impl TraceSession {
             }
         }
 
-        let mut session = TraceSession { ebpf, attached: Vec::new(), skipped: Vec::new(), helpers };
+        let mut session = TraceSession {
+            ebpf,
+            attached: Vec::new(),
+            skipped: Vec::new(),
+            helpers,
+        };
         for hook in to_attach {
             match session.attach(hook, &btf, kbtf) {
                 Ok(()) => session.attached.push(hook),
                 Err(why) if !cfg.explicit_hooks => session.skipped.push((hook, why)),
-                Err(why) => return Err(Error::HookUnavailable { hook: hook.name.into(), why }),
+                Err(why) => {
+                    return Err(Error::HookUnavailable {
+                        hook: hook.name.into(),
+                        why,
+                    })
+                }
             }
         }
         if session.attached.is_empty() {
@@ -122,25 +140,35 @@ impl TraceSession {
             .ok_or_else(|| format!("trace.bpf.o has no program {event}"))?
             .try_into()
             .map_err(|e| format!("{e}"))?;
-        prog.load(event, btf).map_err(|e| format!("loading: {}", chain(&e)))?;
-        prog.attach().map_err(|e| format!("attaching: {}", chain(&e)))?;
+        prog.load(event, btf)
+            .map_err(|e| format!("loading: {}", chain(&e)))?;
+        prog.attach()
+            .map_err(|e| format!("attaching: {}", chain(&e)))?;
         Ok(())
     }
 
     /// The ring buffer (can be taken once).
     pub fn take_ring(&mut self) -> Result<RingBuf<MapData>> {
-        let map = self.ebpf.take_map("nx_events").ok_or_else(|| missing_map("nx_events"))?;
+        let map = self
+            .ebpf
+            .take_map("nx_events")
+            .ok_or_else(|| missing_map("nx_events"))?;
         RingBuf::try_from(map).map_err(|e| Error::kernel("opening the ring buffer", e))
     }
 
     /// Per-hook counters summed over CPUs, indexed by hook id.
     pub fn counters(&self) -> Result<Vec<Counter>> {
-        let map = self.ebpf.map("nx_counters").ok_or_else(|| missing_map("nx_counters"))?;
+        let map = self
+            .ebpf
+            .map("nx_counters")
+            .ok_or_else(|| missing_map("nx_counters"))?;
         let arr: PerCpuArray<&MapData, Counter> =
             PerCpuArray::try_from(map).map_err(|e| Error::kernel("opening nx_counters", e))?;
         let mut out = vec![Counter::default(); hook_id::MAX as usize];
         for (i, slot) in out.iter_mut().enumerate() {
-            let per_cpu = arr.get(&(i as u32), 0).map_err(|e| Error::kernel("reading nx_counters", e))?;
+            let per_cpu = arr
+                .get(&(i as u32), 0)
+                .map_err(|e| Error::kernel("reading nx_counters", e))?;
             for c in per_cpu.iter() {
                 *slot += *c;
             }
@@ -168,12 +196,21 @@ fn chain(e: &dyn std::error::Error) -> String {
         return s;
     }
     tracing::debug!("{s}");
-    let mut tail: Vec<&str> = lines.iter().rev().filter(|l| !l.trim().is_empty()).take(3).copied().collect();
+    let mut tail: Vec<&str> = lines
+        .iter()
+        .rev()
+        .filter(|l| !l.trim().is_empty())
+        .take(3)
+        .copied()
+        .collect();
     tail.reverse();
     format!("{} ... {}", lines[0], tail.join(" | "))
 }
 
 /// Every hook the kernel has (for the default selection).
 pub fn available_hooks(kbtf: &KernelBtf) -> Vec<&'static HookPoint> {
-    HOOKS.iter().filter(|h| kbtf.has_tracepoint(h.event())).collect()
+    HOOKS
+        .iter()
+        .filter(|h| kbtf.has_tracepoint(h.event()))
+        .collect()
 }

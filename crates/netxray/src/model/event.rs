@@ -66,7 +66,10 @@ fn tuple_addrs(t: &RawTuple) -> Option<(IpAddr, IpAddr)> {
             let a = |b: &[u8; 16]| IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]));
             Some((a(&t.saddr), a(&t.daddr)))
         }
-        10 => Some((IpAddr::V6(Ipv6Addr::from(t.saddr)), IpAddr::V6(Ipv6Addr::from(t.daddr)))),
+        10 => Some((
+            IpAddr::V6(Ipv6Addr::from(t.saddr)),
+            IpAddr::V6(Ipv6Addr::from(t.daddr)),
+        )),
         _ => None,
     }
 }
@@ -112,7 +115,11 @@ const NUD: [(u32, &str); 8] = [
 ];
 
 fn nud_name(state: u32) -> String {
-    let names: Vec<&str> = NUD.iter().filter(|(b, _)| state & b != 0).map(|(_, n)| *n).collect();
+    let names: Vec<&str> = NUD
+        .iter()
+        .filter(|(b, _)| state & b != 0)
+        .map(|(_, n)| *n)
+        .collect();
     if names.is_empty() {
         "NONE".into()
     } else {
@@ -121,7 +128,11 @@ fn nud_name(state: u32) -> String {
 }
 
 fn mac(b: &[u8]) -> String {
-    b.iter().take(6).map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(":")
+    b.iter()
+        .take(6)
+        .map(|x| format!("{x:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 impl TraceEvent {
@@ -159,11 +170,20 @@ impl TraceEvent {
 
         match h.hook {
             hook_id::KFREE_SKB => {
-                out.drop_reason = Some(r.drop_reason(h.reason).unwrap_or_else(|| format!("reason-{}", h.reason)));
-                out.location = Some(r.symbol(h.location).unwrap_or_else(|| format!("{:#x}", h.location)));
+                out.drop_reason = Some(
+                    r.drop_reason(h.reason)
+                        .unwrap_or_else(|| format!("reason-{}", h.reason)),
+                );
+                out.location = Some(
+                    r.symbol(h.location)
+                        .unwrap_or_else(|| format!("{:#x}", h.location)),
+                );
             }
             hook_id::CONSUME_SKB => {
-                out.location = Some(r.symbol(h.location).unwrap_or_else(|| format!("{:#x}", h.location)));
+                out.location = Some(
+                    r.symbol(h.location)
+                        .unwrap_or_else(|| format!("{:#x}", h.location)),
+                );
             }
             hook_id::NET_DEV_XMIT => {
                 out.ret = Some(h.ret);
@@ -178,12 +198,13 @@ impl TraceEvent {
             hook_id::TCP_SEND_RESET => {
                 out.detail = Some(format!(
                     "reset sent: {}",
-                    r.rst_reason(h.reason).unwrap_or_else(|| format!("reason {}", h.reason))
+                    r.rst_reason(h.reason)
+                        .unwrap_or_else(|| format!("reason {}", h.reason))
                 ))
             }
-            hook_id::TCP_RETRANSMIT_SKB | hook_id::UDP_FAIL_QUEUE_RCV_SKB | hook_id::SKB_COPY_DATAGRAM_IOVEC => {
-                out.ret = Some(h.ret)
-            }
+            hook_id::TCP_RETRANSMIT_SKB
+            | hook_id::UDP_FAIL_QUEUE_RCV_SKB
+            | hook_id::SKB_COPY_DATAGRAM_IOVEC => out.ret = Some(h.ret),
             _ => {}
         }
 
@@ -193,7 +214,8 @@ impl TraceEvent {
             EventKind::Fib => {
                 out.fill_tuple(&h.tuple, "flow");
                 let gw = if h.tuple.family == 2 {
-                    Ipv4Addr::new(h.aux_addr[0], h.aux_addr[1], h.aux_addr[2], h.aux_addr[3]).to_string()
+                    Ipv4Addr::new(h.aux_addr[0], h.aux_addr[1], h.aux_addr[2], h.aux_addr[3])
+                        .to_string()
                 } else {
                     Ipv6Addr::from(h.aux_addr).to_string()
                 };
@@ -203,7 +225,10 @@ impl TraceEvent {
                 } else {
                     format!("via {} dev {}", gw, out.ifname.as_deref().unwrap_or("?"))
                 };
-                out.detail = Some(format!("route lookup table {} oif {}: {verdict}", h.aux, h.reason));
+                out.detail = Some(format!(
+                    "route lookup table {} oif {}: {verdict}",
+                    h.aux, h.reason
+                ));
             }
             EventKind::Neigh => {
                 if let Some((_, d)) = tuple_addrs(&h.tuple) {
@@ -247,7 +272,7 @@ impl TraceEvent {
         if ev.data.is_empty() {
             return;
         }
-        let hw_vlan = (h.flags & flags::VLAN_HW != 0).then(|| VlanTag {
+        let hw_vlan = (h.flags & flags::VLAN_HW != 0).then_some(VlanTag {
             tpid: h.vlan_proto,
             pcp: (h.vlan_tci >> 13) as u8,
             dei: h.vlan_tci & 0x1000 != 0,

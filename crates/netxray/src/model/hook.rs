@@ -100,7 +100,13 @@ impl HookPoint {
 
 macro_rules! hook {
     ($id:expr, $name:literal, $group:ident, $note:literal) => {
-        HookPoint { id: $id, name: $name, group: Group::$group, backend: Backend::TpBtf, note: $note }
+        HookPoint {
+            id: $id,
+            name: $name,
+            group: Group::$group,
+            backend: Backend::TpBtf,
+            note: $note,
+        }
     };
 }
 
@@ -192,19 +198,36 @@ mod tests {
     #[test]
     fn catalog_covers_every_abi_hook_once() {
         for hook in 1..id::MAX {
-            assert_eq!(HOOKS.iter().filter(|h| h.id == hook).count(), 1, "hook id {hook}");
+            assert_eq!(
+                HOOKS.iter().filter(|h| h.id == hook).count(),
+                1,
+                "hook id {hook}"
+            );
         }
     }
 
     #[test]
     fn selects_groups_and_names() {
-        let sel = select(&["link-out".into(), "skb:kfree_skb".into(), "consume_skb".into()]).unwrap();
+        let sel = select(&[
+            "link-out".into(),
+            "skb:kfree_skb".into(),
+            "consume_skb".into(),
+        ])
+        .unwrap();
         let names: Vec<_> = sel.iter().map(|h| h.name).collect();
         assert_eq!(
             names,
-            ["net:net_dev_queue", "net:net_dev_start_xmit", "net:net_dev_xmit", "skb:kfree_skb", "skb:consume_skb"]
+            [
+                "net:net_dev_queue",
+                "net:net_dev_start_xmit",
+                "net:net_dev_xmit",
+                "skb:kfree_skb",
+                "skb:consume_skb"
+            ]
         );
-        assert!(select(&["nope".into()]).unwrap_err().contains("unknown hook or group 'nope'"));
+        assert!(select(&["nope".into()])
+            .unwrap_err()
+            .contains("unknown hook or group 'nope'"));
         assert_eq!(select(&["all".into()]).unwrap().len(), HOOKS.len());
     }
 }

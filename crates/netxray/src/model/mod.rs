@@ -1,7 +1,7 @@
 //! Pure domain types and decoding: packets, hooks, drop reasons.
 
-pub mod packet;
-pub mod hook;
-pub mod filter;
 pub mod event;
+pub mod filter;
+pub mod hook;
+pub mod packet;
 pub mod packet_fields;

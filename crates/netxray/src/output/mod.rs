@@ -38,7 +38,10 @@ pub struct TextPrinter<W: Write> {
 
 impl<W: Write> TextPrinter<W> {
     pub fn new(out: W) -> Self {
-        Self { out, header_done: false }
+        Self {
+            out,
+            header_done: false,
+        }
     }
 }
 
@@ -46,13 +49,22 @@ impl<W: Write> TextPrinter<W> {
 pub fn clock(ts_ns: u64) -> String {
     let secs = ts_ns / 1_000_000_000;
     let micros = (ts_ns % 1_000_000_000) / 1000;
-    format!("{:02}:{:02}:{:02}.{micros:06}", (secs / 3600) % 24, (secs / 60) % 60, secs % 60)
+    format!(
+        "{:02}:{:02}:{:02}.{micros:06}",
+        (secs / 3600) % 24,
+        (secs / 60) % 60,
+        secs % 60
+    )
 }
 
 impl<W: Write> Printer for TextPrinter<W> {
     fn event(&mut self, ev: &TraceEvent) -> io::Result<()> {
         if !self.header_done {
-            writeln!(self.out, "{:<15} {:<14} {:<10} {:<32} WHAT", "TIME", "NETNS", "IFACE", "HOOK")?;
+            writeln!(
+                self.out,
+                "{:<15} {:<14} {:<10} {:<32} WHAT",
+                "TIME", "NETNS", "IFACE", "HOOK"
+            )?;
             self.header_done = true;
         }
         let netns = ev
@@ -61,7 +73,15 @@ impl<W: Write> Printer for TextPrinter<W> {
             .or_else(|| ev.netns.map(|n| n.to_string()))
             .unwrap_or_else(|| "-".into());
         let iface = ev.ifname.clone().unwrap_or_else(|| "-".into());
-        write!(self.out, "{:<15} {:<14} {:<10} {:<32} {}", clock(ev.ts_ns), netns, iface, ev.hook, ev.summary)?;
+        write!(
+            self.out,
+            "{:<15} {:<14} {:<10} {:<32} {}",
+            clock(ev.ts_ns),
+            netns,
+            iface,
+            ev.hook,
+            ev.summary
+        )?;
         if let Some(r) = &ev.drop_reason {
             write!(self.out, " [drop {r}")?;
             if let Some(l) = &ev.location {
@@ -92,12 +112,37 @@ mod tests {
     #[test]
     fn json_has_the_documented_fields() {
         let mut buf = Vec::new();
-        JsonPrinter::new(&mut buf).event(&TraceEvent { hook: "net:net_dev_queue", ..Default::default() }).unwrap();
+        JsonPrinter::new(&mut buf)
+            .event(&TraceEvent {
+                hook: "net:net_dev_queue",
+                ..Default::default()
+            })
+            .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
         for f in [
-            "ts_ns", "hook", "group", "skb", "netns", "ifindex", "ifname", "len", "cpu", "pid", "comm", "l3",
-            "proto", "saddr", "daddr", "sport", "dport", "icmp_type", "icmp_code", "icmp_id", "icmp_seq",
-            "tcp_flags", "drop_reason",
+            "ts_ns",
+            "hook",
+            "group",
+            "skb",
+            "netns",
+            "ifindex",
+            "ifname",
+            "len",
+            "cpu",
+            "pid",
+            "comm",
+            "l3",
+            "proto",
+            "saddr",
+            "daddr",
+            "sport",
+            "dport",
+            "icmp_type",
+            "icmp_code",
+            "icmp_id",
+            "icmp_seq",
+            "tcp_flags",
+            "drop_reason",
         ] {
             assert!(v.get(f).is_some(), "missing field {f}");
         }

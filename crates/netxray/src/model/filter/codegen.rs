@@ -29,21 +29,36 @@ enum Load {
 enum Low {
     True,
     False,
-    Test { load: Load, mask: Option<u32>, cmp: u8, k: u32 },
+    Test {
+        load: Load,
+        mask: Option<u32>,
+        cmp: u8,
+        k: u32,
+    },
     And(Vec<Low>),
     Or(Vec<Low>),
     Not(Box<Low>),
 }
 
 fn eq(load: Load, k: u32) -> Low {
-    Low::Test { load, mask: None, cmp: op::CMP_JEQ, k }
+    Low::Test {
+        load,
+        mask: None,
+        cmp: op::CMP_JEQ,
+        k,
+    }
 }
 
 fn masked_eq(load: Load, mask: u32, k: u32) -> Low {
     if mask == 0 {
         return Low::True;
     }
-    Low::Test { load, mask: (mask != u32::MAX).then_some(mask), cmp: op::CMP_JEQ, k: k & mask }
+    Low::Test {
+        load,
+        mask: (mask != u32::MAX).then_some(mask),
+        cmp: op::CMP_JEQ,
+        k: k & mask,
+    }
 }
 
 fn ethertype(t: u32) -> Low {
@@ -80,7 +95,11 @@ fn proto(p: Proto) -> Low {
 fn addr_at(off: u32, net: &Net) -> Low {
     match net.addr {
         IpAddr::V4(a) => {
-            let mask = if net.prefix == 0 { 0 } else { u32::MAX << (32 - net.prefix) };
+            let mask = if net.prefix == 0 {
+                0
+            } else {
+                u32::MAX << (32 - net.prefix)
+            };
             masked_eq(Load::Abs(op::BASE_L3, off, 4), mask, u32::from(a))
         }
         IpAddr::V6(a) => {
@@ -91,7 +110,11 @@ fn addr_at(off: u32, net: &Net) -> Low {
                 if bits == 0 {
                     break;
                 }
-                let mask = if bits == 32 { u32::MAX } else { u32::MAX << (32 - bits) };
+                let mask = if bits == 32 {
+                    u32::MAX
+                } else {
+                    u32::MAX << (32 - bits)
+                };
                 let w = &words[i as usize * 4..i as usize * 4 + 4];
                 let k = u32::from_be_bytes([w[0], w[1], w[2], w[3]]);
                 tests.push(masked_eq(Load::Abs(op::BASE_L3, off + 4 * i, 4), mask, k));
@@ -112,8 +135,14 @@ fn combine(dir: Dir, src: Low, dst: Low) -> Low {
 
 fn host(dir: Dir, net: &Net) -> Low {
     match net.addr {
-        IpAddr::V4(_) => Low::And(vec![ethertype(ETH_IP), combine(dir, addr_at(12, net), addr_at(16, net))]),
-        IpAddr::V6(_) => Low::And(vec![ethertype(ETH_IP6), combine(dir, addr_at(8, net), addr_at(24, net))]),
+        IpAddr::V4(_) => Low::And(vec![
+            ethertype(ETH_IP),
+            combine(dir, addr_at(12, net), addr_at(16, net)),
+        ]),
+        IpAddr::V6(_) => Low::And(vec![
+            ethertype(ETH_IP6),
+            combine(dir, addr_at(8, net), addr_at(24, net)),
+        ]),
     }
 }
 
@@ -123,8 +152,18 @@ fn port_at(off: u32, lo: u16, hi: u16) -> Low {
         eq(load, lo.into())
     } else {
         Low::And(vec![
-            Low::Test { load, mask: None, cmp: op::CMP_JGE, k: lo.into() },
-            Low::Not(Box::new(Low::Test { load, mask: None, cmp: op::CMP_JGT, k: hi.into() })),
+            Low::Test {
+                load,
+                mask: None,
+                cmp: op::CMP_JGE,
+                k: lo.into(),
+            },
+            Low::Not(Box::new(Low::Test {
+                load,
+                mask: None,
+                cmp: op::CMP_JGT,
+                k: hi.into(),
+            })),
         ])
     }
 }
@@ -137,7 +176,11 @@ fn port(dir: Dir, lo: u16, hi: u16) -> Low {
         Low::And(vec![ethertype(ETH_IP), eq(Load::Meta(op::META_FRAG), 0)]),
         ethertype(ETH_IP6),
     ]);
-    Low::And(vec![ip, l4, combine(dir, port_at(0, lo, hi), port_at(2, lo, hi))])
+    Low::And(vec![
+        ip,
+        l4,
+        combine(dir, port_at(0, lo, hi), port_at(2, lo, hi)),
+    ])
 }
 
 fn lower(e: &Expr) -> Low {
@@ -162,7 +205,12 @@ enum Target {
 enum Item {
     Insn(FilterInsn),
     /// A conditional jump whose targets are labels.
-    Jump { cmp: u8, k: u32, t: Target, f: Target },
+    Jump {
+        cmp: u8,
+        k: u32,
+        t: Target,
+        f: Target,
+    },
     Place(usize),
 }
 
@@ -179,17 +227,46 @@ impl Gen {
 
     fn emit(&mut self, low: &Low, on_true: usize, on_false: usize) {
         match low {
-            Low::True => self.items.push(Item::Jump { cmp: op::CMP_JA, k: 0, t: Target::Label(on_true), f: Target::Label(on_true) }),
-            Low::False => self.items.push(Item::Jump { cmp: op::CMP_JA, k: 0, t: Target::Label(on_false), f: Target::Label(on_false) }),
+            Low::True => self.items.push(Item::Jump {
+                cmp: op::CMP_JA,
+                k: 0,
+                t: Target::Label(on_true),
+                f: Target::Label(on_true),
+            }),
+            Low::False => self.items.push(Item::Jump {
+                cmp: op::CMP_JA,
+                k: 0,
+                t: Target::Label(on_false),
+                f: Target::Label(on_false),
+            }),
             Low::Test { load, mask, cmp, k } => {
                 self.items.push(Item::Insn(match *load {
-                    Load::Meta(m) => FilterInsn { op: op::LD_META, k: m, ..Default::default() },
-                    Load::Abs(base, off, size) => FilterInsn { op: op::LD_ABS, arg: base | (size << 4), k: off, ..Default::default() },
+                    Load::Meta(m) => FilterInsn {
+                        op: op::LD_META,
+                        k: m,
+                        ..Default::default()
+                    },
+                    Load::Abs(base, off, size) => FilterInsn {
+                        op: op::LD_ABS,
+                        arg: base | (size << 4),
+                        k: off,
+                        ..Default::default()
+                    },
                 }));
                 if let Some(m) = mask {
-                    self.items.push(Item::Insn(FilterInsn { op: op::ALU, arg: op::ALU_AND, k: *m, ..Default::default() }));
+                    self.items.push(Item::Insn(FilterInsn {
+                        op: op::ALU,
+                        arg: op::ALU_AND,
+                        k: *m,
+                        ..Default::default()
+                    }));
                 }
-                self.items.push(Item::Jump { cmp: *cmp, k: *k, t: Target::Label(on_true), f: Target::Label(on_false) });
+                self.items.push(Item::Jump {
+                    cmp: *cmp,
+                    k: *k,
+                    t: Target::Label(on_true),
+                    f: Target::Label(on_false),
+                });
             }
             Low::Not(a) => self.emit(a, on_false, on_true),
             Low::And(parts) => {
@@ -232,13 +309,24 @@ pub fn compile(e: &Expr) -> Result<Vec<FilterInsn>, CompileError> {
     if *e == Expr::True {
         return Ok(Vec::new());
     }
-    let mut g = Gen { items: Vec::new(), labels: 0 };
+    let mut g = Gen {
+        items: Vec::new(),
+        labels: 0,
+    };
     let (acc, rej) = (g.label(), g.label());
     g.emit(&lower(e), acc, rej);
     g.items.push(Item::Place(acc));
-    g.items.push(Item::Insn(FilterInsn { op: op::RET, k: 1, ..Default::default() }));
+    g.items.push(Item::Insn(FilterInsn {
+        op: op::RET,
+        k: 1,
+        ..Default::default()
+    }));
     g.items.push(Item::Place(rej));
-    g.items.push(Item::Insn(FilterInsn { op: op::RET, k: 0, ..Default::default() }));
+    g.items.push(Item::Insn(FilterInsn {
+        op: op::RET,
+        k: 0,
+        ..Default::default()
+    }));
 
     // Drop jumps to the very next instruction, then lay out.
     let mut pos = vec![0usize; g.labels];
@@ -260,7 +348,14 @@ pub fn compile(e: &Expr) -> Result<Vec<FilterInsn>, CompileError> {
             Item::Jump { cmp, k, t, f } => {
                 let pc = out.len();
                 let rel = |Target::Label(l): Target| (pos[l] - pc - 1) as u8;
-                out.push(FilterInsn { op: op::JMP, arg: *cmp, k: *k, jt: rel(*t), jf: rel(*f), ..Default::default() });
+                out.push(FilterInsn {
+                    op: op::JMP,
+                    arg: *cmp,
+                    k: *k,
+                    jt: rel(*t),
+                    jf: rel(*f),
+                    ..Default::default()
+                });
             }
         }
     }

@@ -28,15 +28,29 @@ fn be16(d: &[u8], at: usize) -> Option<u16> {
 impl<'a> PacketView<'a> {
     /// Mirror of `nx_parse`: `protocol` is skb->protocol, `hw_vlan` a tag the
     /// kernel stripped into skb->vlan_tci.
-    pub fn parse(data: &'a [u8], has_l2: bool, protocol: u16, hw_vlan: Option<u16>, len: u32) -> Self {
-        let mut v = PacketView { data, has_l2, len, ethertype: protocol, ..Default::default() };
+    pub fn parse(
+        data: &'a [u8],
+        has_l2: bool,
+        protocol: u16,
+        hw_vlan: Option<u16>,
+        len: u32,
+    ) -> Self {
+        let mut v = PacketView {
+            data,
+            has_l2,
+            len,
+            ethertype: protocol,
+            ..Default::default()
+        };
         if let Some(tci) = hw_vlan {
             v.vlan = true;
             v.vlan_id = tci & 0x0fff;
         }
         let mut off = 0;
         if has_l2 {
-            let Some(mut et) = be16(data, 12) else { return v };
+            let Some(mut et) = be16(data, 12) else {
+                return v;
+            };
             off = 14;
             for _ in 0..2 {
                 if et != 0x8100 && et != 0x88a8 {
@@ -213,7 +227,10 @@ mod tests {
 
     fn matches(e: &Expr, data: &[u8], has_l2: bool, protocol: u16) -> bool {
         let prog = compile(e).unwrap();
-        run(&prog, &PacketView::parse(data, has_l2, protocol, None, data.len() as u32))
+        run(
+            &prog,
+            &PacketView::parse(data, has_l2, protocol, None, data.len() as u32),
+        )
     }
 
     #[test]
@@ -226,12 +243,27 @@ mod tests {
         let host = |d, s: &str| Expr::Host(d, Net::parse(s).unwrap());
         assert!(matches(&host(Dir::Dst, "198.18.0.2"), &udp, true, 0));
         assert!(!matches(&host(Dir::Src, "198.18.0.2"), &udp, true, 0));
-        assert!(matches(&host(Dir::SrcOrDst, "198.19.0.0/16"), &tcp, true, 0));
-        assert!(matches(&host(Dir::SrcOrDst, "198.18.0.0/15"), &tcp, true, 0));
+        assert!(matches(
+            &host(Dir::SrcOrDst, "198.19.0.0/16"),
+            &tcp,
+            true,
+            0
+        ));
+        assert!(matches(
+            &host(Dir::SrcOrDst, "198.18.0.0/15"),
+            &tcp,
+            true,
+            0
+        ));
         assert!(!matches(&host(Dir::Dst, "198.18.0.0/16"), &tcp, true, 0));
         assert!(matches(&host(Dir::Dst, "0.0.0.0/0"), &tcp, true, 0));
         assert!(matches(&Expr::Port(Dir::Dst, 53, 53), &udp, true, 0));
-        assert!(matches(&Expr::Port(Dir::SrcOrDst, 4000, 4000), &tcp, true, 0));
+        assert!(matches(
+            &Expr::Port(Dir::SrcOrDst, 4000, 4000),
+            &tcp,
+            true,
+            0
+        ));
         assert!(!matches(&Expr::Port(Dir::Src, 80, 80), &tcp, true, 0));
         let (lo, hi) = parse_port("50-60").unwrap();
         assert!(matches(&Expr::Port(Dir::Dst, lo, hi), &udp, true, 0));
@@ -240,7 +272,12 @@ mod tests {
         assert!(matches(&both, &udp, true, 0));
         assert!(!matches(&Expr::Not(Box::new(both)), &udp, true, 0));
         // Without L2: the bytes start at the IPv4 header.
-        assert!(matches(&host(Dir::Src, "198.18.0.1"), &udp[14..], false, 0x0800));
+        assert!(matches(
+            &host(Dir::Src, "198.18.0.1"),
+            &udp[14..],
+            false,
+            0x0800
+        ));
     }
 
     #[test]
@@ -250,8 +287,18 @@ mod tests {
         assert!(matches(&host(Dir::Src, "2001:db8::1"), &p, false, 0x86dd));
         assert!(!matches(&host(Dir::Src, "2001:db8::2"), &p, false, 0x86dd));
         assert!(matches(&host(Dir::Dst, "2001:db8::/32"), &p, false, 0x86dd));
-        assert!(matches(&host(Dir::Dst, "2001:db8::3/127"), &p, false, 0x86dd));
-        assert!(!matches(&host(Dir::Dst, "2001:db9::/32"), &p, false, 0x86dd));
+        assert!(matches(
+            &host(Dir::Dst, "2001:db8::3/127"),
+            &p,
+            false,
+            0x86dd
+        ));
+        assert!(!matches(
+            &host(Dir::Dst, "2001:db9::/32"),
+            &p,
+            false,
+            0x86dd
+        ));
         assert!(matches(&Expr::Proto(Proto::Udp), &p, false, 0x86dd));
         assert!(matches(&Expr::Port(Dir::Dst, 7, 7), &p, false, 0x86dd));
         assert!(!matches(&host(Dir::Src, "198.18.0.1"), &p, false, 0x86dd));

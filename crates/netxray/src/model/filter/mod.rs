@@ -36,7 +36,9 @@ impl Net {
             Some((a, p)) => (a, Some(p)),
             None => (s, None),
         };
-        let addr: IpAddr = a.parse().map_err(|_| format!("bad address '{s}': expected IPv4 or IPv6, optionally /prefix"))?;
+        let addr: IpAddr = a
+            .parse()
+            .map_err(|_| format!("bad address '{s}': expected IPv4 or IPv6, optionally /prefix"))?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = match p {
             None => max,
@@ -76,8 +78,8 @@ impl Proto {
             "sctp" => Self::Sctp,
             other => {
                 return Err(format!(
-                    "unknown protocol '{other}' (expected ip, ip6, arp, tcp, udp, icmp, icmp6, sctp)"
-                ))
+                "unknown protocol '{other}' (expected ip, ip6, arp, tcp, udp, icmp, icmp6, sctp)"
+            ))
             }
         })
     }
@@ -110,7 +112,10 @@ pub fn parse_port(s: &str) -> Result<(u16, u16), String> {
     let bad = || format!("bad port '{s}': expected 0..=65535 or a range lo-hi");
     match s.split_once('-') {
         Some((a, b)) => {
-            let (a, b) = (a.parse::<u16>().map_err(|_| bad())?, b.parse::<u16>().map_err(|_| bad())?);
+            let (a, b) = (
+                a.parse::<u16>().map_err(|_| bad())?,
+                b.parse::<u16>().map_err(|_| bad())?,
+            );
             if a > b {
                 return Err(bad());
             }
