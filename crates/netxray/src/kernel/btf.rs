@@ -52,12 +52,19 @@ impl Cursor<'_> {
 impl KernelBtf {
     pub const VMLINUX: &'static str = "/sys/kernel/btf/vmlinux";
 
+    /// Load the running kernel's BTF. For tests, `NETXRAY_BTF` names another
+    /// file, and `NETXRAY_HIDE_TRACEPOINTS` (comma separated event names)
+    /// pretends the kernel lacks those tracepoints.
     pub fn load() -> Result<Self, BtfError> {
-        let data = std::fs::read(Self::VMLINUX).map_err(|source| BtfError::Read {
-            path: Self::VMLINUX.into(),
-            source,
-        })?;
-        Self::parse(&data)
+        let path = std::env::var("NETXRAY_BTF").unwrap_or_else(|_| Self::VMLINUX.into());
+        let data = std::fs::read(&path).map_err(|source| BtfError::Read { path, source })?;
+        let mut btf = Self::parse(&data)?;
+        if let Ok(hide) = std::env::var("NETXRAY_HIDE_TRACEPOINTS") {
+            for ev in hide.split(',').map(|e| e.rsplit(':').next().unwrap_or(e)) {
+                btf.typedefs.remove(&format!("btf_trace_{ev}"));
+            }
+        }
+        Ok(btf)
     }
 
     /// Parse raw BTF (little endian, as on x86-64 and arm64).
