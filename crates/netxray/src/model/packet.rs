@@ -1,1 +1,0 @@
-//! Decoding packet bytes captured by the kernel (placeholder, being written).
