@@ -4,7 +4,10 @@
 use std::process::{Command, Output};
 
 fn netxray(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_netxray")).args(args).output().expect("run netxray")
+    Command::new(env!("CARGO_BIN_EXE_netxray"))
+        .args(args)
+        .output()
+        .expect("run netxray")
 }
 
 fn netxray_env(args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -24,23 +27,62 @@ fn is_root() -> bool {
 fn assert_fails(out: &Output, code: i32, needle: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(code), "exit code; stderr: {stderr}");
-    assert!(stderr.contains(needle), "stderr should mention {needle:?}: {stderr}");
+    assert!(
+        stderr.contains(needle),
+        "stderr should mention {needle:?}: {stderr}"
+    );
     assert!(!stderr.contains("panicked"), "panic: {stderr}");
-    assert!(out.stdout.is_empty(), "nothing on stdout: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.stdout.is_empty(),
+        "nothing on stdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 #[test]
 fn usage_errors_exit_2() {
-    assert_fails(&netxray(&["trace", "--addr", "198.18.0.300"]), 2, "bad address");
-    assert_fails(&netxray(&["trace", "--saddr", "2001:db8::/200"]), 2, "bad prefix");
+    assert_fails(
+        &netxray(&["trace", "--addr", "198.18.0.300"]),
+        2,
+        "bad address",
+    );
+    assert_fails(
+        &netxray(&["trace", "--saddr", "2001:db8::/200"]),
+        2,
+        "bad prefix",
+    );
     assert_fails(&netxray(&["trace", "--port", "70000"]), 2, "bad port");
     assert_fails(&netxray(&["trace", "--dport", "9-3"]), 2, "bad port");
-    assert_fails(&netxray(&["trace", "--proto", "gre"]), 2, "unknown protocol 'gre'");
-    assert_fails(&netxray(&["trace", "-t", "link-in,nosuchhook"]), 2, "unknown hook or group 'nosuchhook'");
-    assert_fails(&netxray(&["trace", "--netns", "nx-no-such-ns"]), 2, "unknown network namespace 'nx-no-such-ns'");
-    assert_fails(&netxray(&["trace", "--netns", "4294967"]), 2, "no namespace with that inode");
-    assert_fails(&netxray(&["trace", "-i", "nxnosuch0"]), 2, "unknown interface 'nxnosuch0'");
-    assert_fails(&netxray(&["trace", "--pid", "999999999"]), 2, "no such process");
+    assert_fails(
+        &netxray(&["trace", "--proto", "gre"]),
+        2,
+        "unknown protocol 'gre'",
+    );
+    assert_fails(
+        &netxray(&["trace", "-t", "link-in,nosuchhook"]),
+        2,
+        "unknown hook or group 'nosuchhook'",
+    );
+    assert_fails(
+        &netxray(&["trace", "--netns", "nx-no-such-ns"]),
+        2,
+        "unknown network namespace 'nx-no-such-ns'",
+    );
+    assert_fails(
+        &netxray(&["trace", "--netns", "4294967"]),
+        2,
+        "no namespace with that inode",
+    );
+    assert_fails(
+        &netxray(&["trace", "-i", "nxnosuch0"]),
+        2,
+        "unknown interface 'nxnosuch0'",
+    );
+    assert_fails(
+        &netxray(&["trace", "--pid", "999999999"]),
+        2,
+        "no such process",
+    );
     assert_fails(&netxray(&["trace", "--bogus-flag"]), 2, "--bogus-flag");
     assert_fails(&netxray(&["trace", "--output", "xml"]), 2, "xml");
     assert_fails(&netxray(&["trace", "--ring-size", "3"]), 2, "power of two");
@@ -66,7 +108,10 @@ fn missing_hook_requested_explicitly_fails_and_is_skipped_otherwise() {
     let out = netxray_env(&["trace", "-t", "link-in", "--duration", "0"], &hide);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
-    assert!(!stderr.contains("skipping net:netif_rx"), "explicit group members are not skipped silently: {stderr}");
+    assert!(
+        !stderr.contains("skipping net:netif_rx"),
+        "explicit group members are not skipped silently: {stderr}"
+    );
 }
 
 #[test]
@@ -80,7 +125,12 @@ fn not_privileged_names_the_capability() {
         return;
     }
     let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"])
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
         .arg(env!("CARGO_BIN_EXE_netxray"))
         .args(["trace", "--duration", "0"])
         .output()
@@ -93,17 +143,27 @@ fn hooks_lists_the_tree() {
     let out = netxray(&["hooks"]);
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8_lossy(&out.stdout);
-    for g in ["link-in", "link-out", "qdisc", "route", "neigh", "l4", "socket", "life"] {
+    for g in [
+        "link-in", "link-out", "qdisc", "route", "neigh", "l4", "socket", "life",
+    ] {
         assert!(text.contains(&format!("  {g}: ")), "group {g} in:\n{text}");
     }
     assert!(text.contains("skb:kfree_skb"));
     let out = netxray(&["hooks", "--output", "json"]);
-    let lines: Vec<serde_json::Value> =
-        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert!(lines.len() >= 29);
-    assert!(lines.iter().all(|l| l["hook"].is_string() && l["group"].is_string()));
+    assert!(lines
+        .iter()
+        .all(|l| l["hook"].is_string() && l["group"].is_string()));
     if is_root() {
-        let have = |name: &str| lines.iter().any(|l| l["hook"] == name && l["available"] == true);
+        let have = |name: &str| {
+            lines
+                .iter()
+                .any(|l| l["hook"] == name && l["available"] == true)
+        };
         assert!(have("net:netif_receive_skb") && have("skb:kfree_skb"));
     }
 }

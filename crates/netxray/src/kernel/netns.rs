@@ -97,7 +97,8 @@ fn scan() -> Vec<(Netns, String)> {
     }
     // kthreadd (pid 2) always lives in the initial namespace; pid 1 may not
     // (a container's init).
-    let init = inode_of(Path::new("/proc/2/ns/net")).or_else(|| inode_of(Path::new("/proc/1/ns/net")));
+    let init =
+        inode_of(Path::new("/proc/2/ns/net")).or_else(|| inode_of(Path::new("/proc/1/ns/net")));
     if let Ok(rd) = std::fs::read_dir("/proc") {
         for e in rd.flatten() {
             let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {

@@ -269,15 +269,11 @@ impl TraceEvent {
 
     fn fill_packet(&mut self, ev: &Event) {
         let h = &ev.hdr;
-        if ev.data.is_empty() {
+        if ev.data.is_empty() || h.flags & flags::SYNTH != 0 {
             return;
         }
-        let hw_vlan = (h.flags & flags::VLAN_HW != 0).then_some(VlanTag {
-            tpid: h.vlan_proto,
-            pcp: (h.vlan_tci >> 13) as u8,
-            dei: h.vlan_tci & 0x1000 != 0,
-            vid: h.vlan_tci & 0x0fff,
-        });
+        let hw_vlan =
+            (h.flags & flags::VLAN_HW != 0).then(|| VlanTag::from_tci(h.vlan_proto, h.vlan_tci));
         let info = CaptureInfo {
             has_l2: h.flags & flags::L2 != 0,
             l3_off: h.l3_off as usize,

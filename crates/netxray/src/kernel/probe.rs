@@ -1,1 +1,0 @@
-//! Kernel feature probing by trying (placeholder, being written).

@@ -1,0 +1,83 @@
+//! Mounts, namespaces, interfaces, rlimits.
+
+use std::ffi::CStr;
+
+use super::Errno;
+
+/// `mount -t fstype source target`.
+pub fn mount(source: &CStr, target: &CStr, fstype: &CStr) -> Result<(), Errno> {
+    // SAFETY: three valid C strings, no data argument.
+    let ret = unsafe {
+        libc::mount(
+            source.as_ptr(),
+            target.as_ptr(),
+            fstype.as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if ret < 0 {
+        return Err(Errno::last());
+    }
+    Ok(())
+}
+
+/// `umount -l target`.
+pub fn umount_lazy(target: &CStr) -> Result<(), Errno> {
+    // SAFETY: a valid C string.
+    let ret = unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+    if ret < 0 {
+        return Err(Errno::last());
+    }
+    Ok(())
+}
+
+/// Move the calling thread into a new, empty network namespace (`unshare(CLONE_NEWNET)`).
+/// Call it only on a thread of its own that is dropped afterwards.
+pub fn unshare_netns() -> Result<(), Errno> {
+    // SAFETY: no pointers; affects only the calling thread's namespace.
+    let ret = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+    if ret < 0 {
+        return Err(Errno::last());
+    }
+    Ok(())
+}
+
+/// The interface index of `name` in the calling thread's network namespace.
+pub fn ifindex(name: &CStr) -> Result<u32, Errno> {
+    // SAFETY: a valid C string.
+    let idx = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    if idx == 0 {
+        return Err(Errno::last());
+    }
+    Ok(idx)
+}
+
+/// The current `RLIMIT_MEMLOCK` soft limit (`None` = unlimited), then an attempt to raise it
+/// to unlimited.
+pub fn raise_memlock() -> (Option<u64>, Result<(), Errno>) {
+    let mut cur = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: cur is a valid rlimit to write into.
+    let before = match unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut cur) } {
+        0 if cur.rlim_cur == libc::RLIM_INFINITY => None,
+        0 => Some(cur.rlim_cur),
+        _ => Some(0),
+    };
+    let want = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: want is a valid rlimit.
+    let ret = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &want) };
+    (before, if ret < 0 { Err(Errno::last()) } else { Ok(()) })
+}
+
+/// The system page size.
+pub fn page_size() -> usize {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(size).unwrap_or(4096)
+}
