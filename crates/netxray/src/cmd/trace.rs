@@ -12,7 +12,7 @@ use crate::model::filter::{self, Dir, Expr, Net, Proto};
 use crate::model::hook::{self, HookPoint};
 use crate::output::{JsonPrinter, Printer, TextPrinter};
 use aya::maps::{MapData, RingBuf};
-use netxray_abi::{Counter, Event};
+use netxray_abi::{hook_id, Counter, Event};
 use std::collections::HashMap;
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -204,6 +204,7 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
         .build()
         .map_err(|e| Error::io("starting the event loop", e))?;
     let mut state = LoopState {
+        xmit: HashMap::new(),
         shown: 0,
         decode_errors: 0,
         limit: args.count,
@@ -225,6 +226,7 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
 }
 
 struct LoopState {
+    xmit: HashMap<(u32, u64), TraceEvent>,
     shown: u64,
     decode_errors: u64,
     limit: Option<u64>,
@@ -253,10 +255,22 @@ fn drain(
     while let Some(item) = ring.next() {
         match Event::decode(&item) {
             Ok(ev) => {
+                let mut te = TraceEvent::from_raw(&ev, ctx);
+                // net_dev_xmit's skb may be freed: it is never read; show
+                // the packet its net_dev_start_xmit saw (same skb, same CPU).
+                if ev.hdr.hook == hook_id::NET_DEV_START_XMIT {
+                    if st.xmit.len() > 4096 {
+                        st.xmit.clear();
+                    }
+                    st.xmit.insert((ev.hdr.cpu, ev.hdr.skb), te.clone());
+                } else if ev.hdr.hook == hook_id::NET_DEV_XMIT {
+                    if let Some(start) = st.xmit.remove(&(ev.hdr.cpu, ev.hdr.skb)) {
+                        te.inherit_packet(&start);
+                    }
+                }
                 if !st.hooks.contains(&ev.hdr.hook) {
                     continue;
                 }
-                let te = TraceEvent::from_raw(&ev, ctx);
                 printer.event(&te)?;
                 any = true;
                 st.shown += 1;
@@ -314,8 +328,14 @@ async fn event_loop(
 
     loop {
         let done = tokio::select! {
-            _ = sigint.recv() => return Ok(Stop::Signal),
-            _ = sigterm.recv() => return Ok(Stop::Signal),
+            _ = sigint.recv() => {
+                drain(afd.get_mut(), ctx, printer, st).ok();
+                return Ok(Stop::Signal);
+            }
+            _ = sigterm.recv() => {
+                drain(afd.get_mut(), ctx, printer, st).ok();
+                return Ok(Stop::Signal);
+            }
             _ = &mut sleep_until => {
                 drain(afd.get_mut(), ctx, printer, st).ok();
                 return Ok(Stop::Done);

@@ -324,6 +324,32 @@ impl TraceEvent {
     }
 }
 
+impl TraceEvent {
+    /// Take the packet fields of an earlier event of the same skb (for hooks
+    /// whose skb must not be read).
+    pub fn inherit_packet(&mut self, from: &TraceEvent) {
+        self.l3 = from.l3;
+        self.proto = from.proto.clone();
+        self.saddr = from.saddr.clone();
+        self.daddr = from.daddr.clone();
+        self.sport = from.sport;
+        self.dport = from.dport;
+        self.icmp_type = from.icmp_type;
+        self.icmp_code = from.icmp_code;
+        self.icmp_id = from.icmp_id;
+        self.icmp_seq = from.icmp_seq;
+        self.tcp_flags = from.tcp_flags.clone();
+        self.tcp_seq = from.tcp_seq;
+        self.tcp_ack = from.tcp_ack;
+        self.vlan = from.vlan;
+        self.source = Some("start_xmit");
+        self.summary = match &self.detail {
+            Some(d) => format!("{}; {d}", from.summary),
+            None => from.summary.clone(),
+        };
+    }
+}
+
 // Filled from the decoder's Packet (see apply_packet in model/packet_fields.rs).
 impl TraceEvent {
     pub fn apply_packet(&mut self, pkt: &Packet) {
