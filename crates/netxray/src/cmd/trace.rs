@@ -131,10 +131,10 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
     let expr = filter_expr(&args.filter)?;
     let prog = filter::compile(&expr).map_err(|e| Error::usage(e.to_string()))?;
     let kbtf = KernelBtf::load().map_err(|_| Error::NoBtf)?;
-    let (explicit, hooks) = if args.hooks.is_empty() {
-        (false, available_hooks(&kbtf))
+    let (hooks, required) = if args.hooks.is_empty() {
+        (available_hooks(&kbtf), Vec::new())
     } else {
-        (true, hook::select(&args.hooks).map_err(Error::usage)?)
+        hook::select_named(&args.hooks).map_err(Error::usage)?
     };
     let (netns_inode, ifindex, tgid) = scope(&args.filter)?;
     if args.snaplen == 0 {
@@ -144,7 +144,7 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
 
     let cfg = TraceConfig {
         hooks,
-        explicit_hooks: explicit,
+        required,
         netns: netns_inode,
         ifindex,
         tgid,

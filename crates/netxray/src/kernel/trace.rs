@@ -23,8 +23,8 @@ const THREAD_SIZE: u32 = 16384;
 #[derive(Debug, Clone)]
 pub struct TraceConfig {
     pub hooks: Vec<&'static HookPoint>,
-    /// The user named the hooks: a missing one is an error, not a skip.
-    pub explicit_hooks: bool,
+    /// Hooks the user named one by one: a missing one is an error, not a skip.
+    pub required: Vec<u16>,
     pub netns: u32,
     pub ifindex: u32,
     pub tgid: u32,
@@ -111,7 +111,7 @@ impl TraceSession {
         for hook in to_attach {
             match session.attach(hook, &btf, kbtf) {
                 Ok(()) => session.attached.push(hook),
-                Err(why) if !cfg.explicit_hooks => session.skipped.push((hook, why)),
+                Err(why) if !cfg.required.contains(&hook.id) => session.skipped.push((hook, why)),
                 Err(why) => {
                     return Err(Error::HookUnavailable {
                         hook: hook.name.into(),

@@ -171,6 +171,13 @@ pub static HOOKS: &[HookPoint] = &[
 /// Resolve `-t/--hooks` words (groups or hook names) into hooks, in catalog
 /// order. Unknown words are a usage error naming them.
 pub fn select(words: &[String]) -> Result<Vec<&'static HookPoint>, String> {
+    Ok(select_named(words)?.0)
+}
+
+/// Like [`select`], also returning the hooks named one by one (not through a
+/// group): those must exist, a group's missing members are skipped.
+pub fn select_named(words: &[String]) -> Result<(Vec<&'static HookPoint>, Vec<u16>), String> {
+    let mut named = Vec::new();
     let mut chosen: Vec<&'static HookPoint> = Vec::new();
     for word in words.iter().map(|w| w.trim()).filter(|w| !w.is_empty()) {
         if word == "all" {
@@ -179,6 +186,7 @@ pub fn select(words: &[String]) -> Result<Vec<&'static HookPoint>, String> {
             chosen.extend(HOOKS.iter().filter(|h| h.group == *g));
         } else if let Some(h) = HookPoint::by_name(word) {
             chosen.push(h);
+            named.push(h.id);
         } else {
             return Err(format!(
                 "unknown hook or group '{word}' (groups: {}; see `netxray hooks`)",
@@ -188,7 +196,7 @@ pub fn select(words: &[String]) -> Result<Vec<&'static HookPoint>, String> {
     }
     chosen.sort_by_key(|h| h.id);
     chosen.dedup_by_key(|h| h.id);
-    Ok(chosen)
+    Ok((chosen, named))
 }
 
 #[cfg(test)]
