@@ -269,37 +269,29 @@ impl Gen {
                 });
             }
             Low::Not(a) => self.emit(a, on_false, on_true),
-            Low::And(parts) => {
-                let n = parts.len();
-                for (i, p) in parts.iter().enumerate() {
-                    if i + 1 == n {
-                        self.emit(p, on_true, on_false);
-                    } else {
-                        let next = self.label();
-                        self.emit(p, next, on_false);
-                        self.items.push(Item::Place(next));
-                    }
-                }
-                if n == 0 {
-                    self.emit(&Low::True, on_true, on_false);
-                }
-            }
-            Low::Or(parts) => {
-                let n = parts.len();
-                for (i, p) in parts.iter().enumerate() {
-                    if i + 1 == n {
-                        self.emit(p, on_true, on_false);
-                    } else {
-                        let next = self.label();
-                        self.emit(p, on_true, next);
-                        self.items.push(Item::Place(next));
-                    }
-                }
-                if n == 0 {
-                    self.emit(&Low::False, on_true, on_false);
-                }
-            }
+            Low::And(parts) => self.emit_chain(parts, true, on_true, on_false),
+            Low::Or(parts) => self.emit_chain(parts, false, on_true, on_false),
         }
+    }
+
+    /// A conjunction (`all`) or disjunction of parts: every part but the last
+    /// jumps to the next part on the "keep going" outcome and out on the
+    /// other; the last part decides. An empty chain is true (and) or false (or).
+    fn emit_chain(&mut self, parts: &[Low], all: bool, on_true: usize, on_false: usize) {
+        let Some((last, rest)) = parts.split_last() else {
+            let empty = if all { Low::True } else { Low::False };
+            return self.emit(&empty, on_true, on_false);
+        };
+        for p in rest {
+            let next = self.label();
+            if all {
+                self.emit(p, next, on_false);
+            } else {
+                self.emit(p, on_true, next);
+            }
+            self.items.push(Item::Place(next));
+        }
+        self.emit(last, on_true, on_false);
     }
 }
 
