@@ -92,14 +92,14 @@ static __always_inline bool nx_skb_event(struct nx_ctx *c, struct sk_buff *skb,
 	if (!skb)
 		return false;
 	if (!dev)
-		dev = nx_sane_dev(BPF_CORE_READ(skb, dev));
+		dev = nx_sane_dev((skb->dev));
 	if (dev) {
-		if (!nx_prefilter(c, nx_netns_of_dev(dev), BPF_CORE_READ(dev, ifindex), &irq))
+		if (!nx_prefilter(c, nx_netns_of_dev(dev), (dev->ifindex), &irq))
 			return false;
 	} else {
-		struct sock *sk = BPF_CORE_READ(skb, sk);
+		struct sock *sk = (skb->sk);
 		__u32 netns = sk ? nx_netns_of_sock(sk) : 0;
-		if (!nx_prefilter(c, netns, BPF_CORE_READ(skb, skb_iif), &irq))
+		if (!nx_prefilter(c, netns, (skb->skb_iif), &irq))
 			return false;
 		e->flags |= NX_F_NO_DEV;
 	}
@@ -116,14 +116,14 @@ static __always_inline bool nx_skb_event(struct nx_ctx *c, struct sk_buff *skb,
  * rx: the packet travels remote -> local. */
 static __always_inline void nx_sock_tuple(struct nx_tuple *t, const struct sock *sk, bool rx)
 {
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	__u16 lport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	__u16 rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	__u16 family = (sk->__sk_common.skc_family);
+	__u16 lport = (sk->__sk_common.skc_num);
+	__u16 rport = bpf_ntohs((sk->__sk_common.skc_dport));
 	__u8 *loc = rx ? t->daddr : t->saddr;
 	__u8 *rem = rx ? t->saddr : t->daddr;
 
 	t->family = family;
-	t->l4proto = BPF_CORE_READ(sk, sk_protocol);
+	t->l4proto = (sk->sk_protocol);
 	t->sport = rx ? rport : lport;
 	t->dport = rx ? lport : rport;
 	if (family == NX_AF_INET) {
@@ -149,7 +149,7 @@ static __always_inline void nx_sock_event(struct nx_ctx *c, const struct sock *s
 	e->flags |= NX_F_TUPLE | NX_F_NO_DEV;
 	if (skb) {
 		e->skb = (__u64)skb;
-		e->len = BPF_CORE_READ(skb, len);
+		e->len = (skb->len);
 	}
 	nx_sock_tuple(&e->tuple, sk, rx);
 	nx_synth_from_tuple(c->s);
@@ -261,7 +261,7 @@ int BPF_PROG(net_dev_xmit, struct sk_buff *skb, int rc, struct net_device *dev, 
 	e->len = len;
 	e->ret = rc;
 	e->netns = nx_netns_of_dev(dev);
-	e->ifindex = BPF_CORE_READ(dev, ifindex);
+	e->ifindex = (dev->ifindex);
 	nx_set_dev_name(e, dev);
 	nx_finish(&c, irq);
 	return 0;
@@ -274,7 +274,7 @@ int BPF_PROG(qdisc_enqueue, struct Qdisc *q, const struct netdev_queue *txq, str
 {
 	struct nx_ctx c;
 	if (nx_begin(&c, NX_HOOK_QDISC_ENQUEUE))
-		nx_skb_event(&c, skb, nx_sane_dev(BPF_CORE_READ(txq, dev)));
+		nx_skb_event(&c, skb, nx_sane_dev((txq->dev)));
 	return 0;
 }
 
@@ -286,7 +286,7 @@ int BPF_PROG(qdisc_dequeue, struct Qdisc *q, const struct netdev_queue *txq, int
 	if (!nx_begin(&c, NX_HOOK_QDISC_DEQUEUE))
 		return 0;
 	c.s->ev.ret = packets;
-	nx_skb_event(&c, skb, nx_sane_dev(BPF_CORE_READ(txq, dev)));
+	nx_skb_event(&c, skb, nx_sane_dev((txq->dev)));
 	return 0;
 }
 
@@ -371,7 +371,7 @@ int BPF_PROG(skb_copy_datagram_iovec, const struct sk_buff *skb, int len)
 	if (!nx_begin(&c, NX_HOOK_SKB_COPY_DATAGRAM_IOVEC))
 		return 0;
 	c.s->ev.ret = len;
-	nx_sock_event(&c, BPF_CORE_READ(skb, sk), skb, true, BPF_CORE_READ(skb, skb_iif));
+	nx_sock_event(&c, (skb->sk), skb, true, (skb->skb_iif));
 	return 0;
 }
 
@@ -432,22 +432,22 @@ int BPF_PROG(fib_table_lookup, u32 tb_id, const struct flowi4 *flp, const struct
 	e->aux = tb_id;
 	e->ret = err;
 	e->tuple.family = NX_AF_INET;
-	e->tuple.l4proto = BPF_CORE_READ(flp, __fl_common.flowic_proto);
+	e->tuple.l4proto = (flp->__fl_common.flowic_proto);
 	bpf_probe_read_kernel(e->tuple.saddr, 4, &flp->saddr);
 	bpf_probe_read_kernel(e->tuple.daddr, 4, &flp->daddr);
-	e->tuple.sport = bpf_ntohs(BPF_CORE_READ(flp, uli.ports.sport));
-	e->tuple.dport = bpf_ntohs(BPF_CORE_READ(flp, uli.ports.dport));
-	e->reason = BPF_CORE_READ(flp, __fl_common.flowic_oif);
+	e->tuple.sport = bpf_ntohs((flp->uli.ports.sport));
+	e->tuple.dport = bpf_ntohs((flp->uli.ports.dport));
+	e->reason = (flp->__fl_common.flowic_oif);
 	if (nhc) {
-		dev = BPF_CORE_READ(nhc, nhc_dev);
-		if (BPF_CORE_READ(nhc, nhc_gw_family) == NX_AF_INET)
+		dev = (nhc->nhc_dev);
+		if ((nhc->nhc_gw_family) == NX_AF_INET)
 			bpf_probe_read_kernel(e->aux_addr, 4, &nhc->nhc_gw.ipv4);
-		else if (BPF_CORE_READ(nhc, nhc_gw_family) == NX_AF_INET6)
+		else if ((nhc->nhc_gw_family) == NX_AF_INET6)
 			bpf_probe_read_kernel(e->aux_addr, 16, &nhc->nhc_gw.ipv6);
 	}
 	if (dev)
 		nx_set_dev_name(e, dev);
-	nx_context_event(&c, dev ? nx_netns_of_dev(dev) : 0, dev ? BPF_CORE_READ(dev, ifindex) : 0);
+	nx_context_event(&c, dev ? nx_netns_of_dev(dev) : 0, dev ? (dev->ifindex) : 0);
 	return 0;
 }
 
@@ -464,24 +464,24 @@ int BPF_PROG(fib6_table_lookup, const struct net *net, const struct fib6_result 
 		return 0;
 	e = &c.s->ev;
 	e->kind = NX_KIND_FIB;
-	e->aux = table ? BPF_CORE_READ(table, tb6_id) : 0;
+	e->aux = table ? (table->tb6_id) : 0;
 	e->tuple.family = NX_AF_INET6;
-	e->tuple.l4proto = BPF_CORE_READ(flp, __fl_common.flowic_proto);
+	e->tuple.l4proto = (flp->__fl_common.flowic_proto);
 	bpf_probe_read_kernel(e->tuple.saddr, 16, &flp->saddr);
 	bpf_probe_read_kernel(e->tuple.daddr, 16, &flp->daddr);
-	e->tuple.sport = bpf_ntohs(BPF_CORE_READ(flp, uli.ports.sport));
-	e->tuple.dport = bpf_ntohs(BPF_CORE_READ(flp, uli.ports.dport));
-	e->reason = BPF_CORE_READ(flp, __fl_common.flowic_oif);
-	nh = BPF_CORE_READ(res, nh);
+	e->tuple.sport = bpf_ntohs((flp->uli.ports.sport));
+	e->tuple.dport = bpf_ntohs((flp->uli.ports.dport));
+	e->reason = (flp->__fl_common.flowic_oif);
+	nh = (res->nh);
 	if (nh) {
-		dev = BPF_CORE_READ(nh, nh_common.nhc_dev);
+		dev = (nh->nh_common.nhc_dev);
 		bpf_probe_read_kernel(e->aux_addr, 16, &nh->nh_common.nhc_gw.ipv6);
 	}
 	/* fib6 reports "no route" as a result pointing at the null entry */
-	e->ret = BPF_CORE_READ(res, fib6_type);
+	e->ret = (res->fib6_type);
 	if (dev)
 		nx_set_dev_name(e, dev);
-	nx_context_event(&c, BPF_CORE_READ(net, ns.inum), dev ? BPF_CORE_READ(dev, ifindex) : 0);
+	nx_context_event(&c, (net->ns.inum), dev ? (dev->ifindex) : 0);
 	return 0;
 }
 
@@ -501,16 +501,16 @@ static __always_inline void nx_neigh_event(__u32 hook, const struct neighbour *n
 	e->kind = NX_KIND_NEIGH;
 	e->ret = err;
 	e->aux = aux;
-	e->reason = BPF_CORE_READ(n, nud_state);
-	dev = BPF_CORE_READ(n, dev);
-	family = BPF_CORE_READ(n, tbl, family);
-	klen = BPF_CORE_READ(n, tbl, key_len);
+	e->reason = (n->nud_state);
+	dev = (n->dev);
+	family = (n->tbl->family);
+	klen = (n->tbl->key_len);
 	e->tuple.family = family;
 	if (klen == 4 || klen == 16)
 		bpf_probe_read_kernel(e->tuple.daddr, klen & 31, &n->primary_key);
 	bpf_probe_read_kernel(e->aux_addr, 6, &n->ha);
 	nx_set_dev_name(e, dev);
-	nx_context_event(&c, dev ? nx_netns_of_dev(dev) : 0, dev ? BPF_CORE_READ(dev, ifindex) : 0);
+	nx_context_event(&c, dev ? nx_netns_of_dev(dev) : 0, dev ? (dev->ifindex) : 0);
 }
 
 SEC("tp_btf/neigh_create")

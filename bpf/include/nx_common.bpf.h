@@ -95,14 +95,14 @@ static __always_inline bool nx_in_irq(struct nx_scratch *s, __u32 thread_size)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 	volatile __u64 marker = 0;
-	__u64 stack = (__u64)BPF_CORE_READ(task, stack);
+	__u64 stack = (__u64)(task->stack);
 	__u64 sp;
 
 	*(volatile __u64 *)&s->sp = (__u64)&marker;
 	sp = *(volatile __u64 *)&s->sp;
 	if (sp < stack || sp >= stack + thread_size)
 		return true;
-	if (BPF_CORE_READ(task, flags) & NX_PF_KTHREAD) {
+	if ((task->flags) & NX_PF_KTHREAD) {
 		char comm[9];
 		bpf_probe_read_kernel(comm, sizeof(comm), task->comm);
 		if (comm[0] == 'k' && comm[1] == 's' && comm[2] == 'o' && comm[3] == 'f' &&
@@ -115,12 +115,12 @@ static __always_inline bool nx_in_irq(struct nx_scratch *s, __u32 thread_size)
 
 static __always_inline __u32 nx_netns_of_dev(const struct net_device *dev)
 {
-	return BPF_CORE_READ(dev, nd_net.net, ns.inum);
+	return (dev->nd_net.net->ns.inum);
 }
 
 static __always_inline __u32 nx_netns_of_sock(const struct sock *sk)
 {
-	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	return (sk->__sk_common.skc_net.net->ns.inum);
 }
 
 /* Fill the task fields and hand the record to the ring buffer, counting a

@@ -98,36 +98,36 @@ static __always_inline void nx_read_skb(struct nx_scratch *s, struct nx_config *
 					struct sk_buff *skb, const struct net_device *dev)
 {
 	struct nx_event *e = &s->ev;
-	unsigned char *head = BPF_CORE_READ(skb, head);
-	__u16 mac = BPF_CORE_READ(skb, mac_header);
-	__u16 net = BPF_CORE_READ(skb, network_header);
-	__u32 tail = BPF_CORE_READ(skb, tail);
+	unsigned char *head = (skb->head);
+	__u16 mac = (skb->mac_header);
+	__u16 net = (skb->network_header);
+	__u32 tail = (skb->tail);
 	__u32 start;
 	__u32 cap = cfg->cap_bytes;
 
 	e->skb = (__u64)skb;
-	e->len = BPF_CORE_READ(skb, len);
-	e->protocol = bpf_ntohs(BPF_CORE_READ(skb, protocol));
-	e->pkt_type = BPF_CORE_READ_BITFIELD_PROBED(skb, pkt_type);
-	if (BPF_CORE_READ(skb, vlan_all)) {
+	e->len = (skb->len);
+	e->protocol = bpf_ntohs((skb->protocol));
+	e->pkt_type = BPF_CORE_READ_BITFIELD(skb, pkt_type);
+	if ((skb->vlan_all)) {
 		e->flags |= NX_F_VLAN_HW;
-		e->vlan_tci = BPF_CORE_READ(skb, vlan_tci);
-		e->vlan_proto = bpf_ntohs(BPF_CORE_READ(skb, vlan_proto));
+		e->vlan_tci = (skb->vlan_tci);
+		e->vlan_proto = bpf_ntohs((skb->vlan_proto));
 	}
 
-	__u16 dev_type = dev ? BPF_CORE_READ(dev, type) : 0;
+	__u16 dev_type = dev ? (dev->type) : 0;
 	if (mac != (__u16)~0U && (dev_type == NX_ARPHRD_ETHER || dev_type == NX_ARPHRD_LOOPBACK) &&
 	    (net == 0 || net >= mac + 14)) {
 		start = mac;
 		e->flags |= NX_F_L2;
 		/* The MAC header is before skb->data on receive: len does not count it. */
-		__u32 data_off = BPF_CORE_READ(skb, data) - head;
+		__u32 data_off = (skb->data) - head;
 		if (data_off > mac)
 			e->len += data_off - mac;
 	} else if (net != 0) {
 		start = net;
 	} else {
-		start = BPF_CORE_READ(skb, data) - head;
+		start = (skb->data) - head;
 	}
 
 	__u32 avail = tail > start ? tail - start : 0;
