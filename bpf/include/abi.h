@@ -16,7 +16,7 @@
 #include <linux/types.h>
 #endif
 
-#define NX_ABI_VERSION 1
+#define NX_ABI_VERSION 2
 
 /* Packet bytes copied per event (from the L2 header when the skb has one,
  * else from the L3 header). A power of two: the BPF side masks with it. */
@@ -165,6 +165,11 @@ enum nx_filter_op {
 	NX_OP_LDX_IMM = 8,	/* X = k */
 	NX_OP_LD_IMM = 9,	/* A = k */
 	NX_OP_LDX_HDRLEN = 10,	/* X = 4 * (byte at base + k & 0xf) (cBPF's msh) */
+	/* Fused load, mask and compare, the common case of every primitive:
+	 * A = load & mask; if (A <cmp> k) pc += jt else pc += jf. The load is
+	 * meta field `off` when arg has NX_TEST_META, else bytes at base + off
+	 * (arg as for LD_ABS). A failed load rejects. */
+	NX_OP_TEST = 11,
 };
 
 enum nx_filter_base {
@@ -194,11 +199,13 @@ struct nx_filter_insn {
 	__u8 arg;		/* LD: base | size << 4; ALU: enum nx_alu; JMP: enum nx_cmp */
 	__u8 jt;
 	__u8 jf;
-	__u8 src;		/* ALU/JMP: 1 = use X instead of k */
-	__u8 _pad[3];
+	__u8 src;		/* ALU/JMP: 1 = use X instead of k; TEST: the load offset */
+	__u8 cmp;		/* TEST: enum nx_cmp */
+	__u8 _pad[2];
 	__u32 k;
-	__u32 _pad2;
+	__u32 mask;		/* TEST: applied to the loaded value */
 };
+#define NX_TEST_META 0x80
 _Static_assert(sizeof(struct nx_filter_insn) == 16, "nx_filter_insn size");
 
 /* Run-time configuration, written by user space into the one-slot array

@@ -340,6 +340,24 @@ static long nx_filter_step(__u64 i, void *ctx)
 		st->pc += t ? in->jt : in->jf;
 		return 0;
 	}
+	case NX_OP_TEST: {
+		bool t;
+		if (in->arg & NX_TEST_META)
+			v = nx_meta(st, in->src);
+		else if (nx_fload(st, in->arg, in->src, &v))
+			goto reject;
+		v &= in->mask;
+		switch (in->cmp) {
+		case NX_CMP_JEQ: t = v == in->k; break;
+		case NX_CMP_JGT: t = v > in->k; break;
+		case NX_CMP_JGE: t = v >= in->k; break;
+		case NX_CMP_JSET: t = (v & in->k) != 0; break;
+		default: goto reject;
+		}
+		st->a = v;
+		st->pc += t ? in->jt : in->jf;
+		return 0;
+	}
 	case NX_OP_TAX: st->x = st->a; return 0;
 	case NX_OP_TXA: st->a = st->x; return 0;
 	case NX_OP_LDX_IMM: st->x = in->k; return 0;

@@ -8,7 +8,7 @@
 
 use thiserror::Error;
 
-pub const ABI_VERSION: u8 = 1;
+pub const ABI_VERSION: u8 = 2;
 pub const CAP_BYTES: usize = 128;
 pub const IFNAMSIZ: usize = 16;
 pub const COMM_LEN: usize = 16;
@@ -172,10 +172,14 @@ pub struct FilterInsn {
     pub arg: u8,
     pub jt: u8,
     pub jf: u8,
+    /// ALU/JMP: 1 = use X instead of k; TEST: the load offset.
     pub src: u8,
-    pub _pad: [u8; 3],
+    /// TEST: the comparison (CMP_*).
+    pub cmp: u8,
+    pub _pad: [u8; 2],
     pub k: u32,
-    pub _pad2: u32,
+    /// TEST: applied to the loaded value.
+    pub mask: u32,
 }
 
 /// `enum nx_filter_op`, `enum nx_filter_base`, `enum nx_meta`, `enum nx_alu`, `enum nx_cmp`.
@@ -191,6 +195,10 @@ pub mod filter_op {
     pub const LDX_IMM: u8 = 8;
     pub const LD_IMM: u8 = 9;
     pub const LDX_HDRLEN: u8 = 10;
+    /// Fused load & mask, compare, jump.
+    pub const TEST: u8 = 11;
+    /// TEST's arg flag: load a meta field, not packet bytes.
+    pub const TEST_META: u8 = 0x80;
 
     pub const BASE_L2: u8 = 0;
     pub const BASE_L3: u8 = 1;

@@ -8,8 +8,9 @@
 //! Each round measures, in order: untraced, then each traced mode, then
 //! untraced again; a mode's ratio is its rate over the mean of the two
 //! untraced runs around it, and the figure reported is the median over rounds
-//! (run-to-run noise on a 2-core VM is about 10%). While traced,
-//! `kernel.bpf_stats_enabled=1` gives each program's own cost per run.
+//! (run-to-run noise on a 2-core VM is about 10%). After each traced run, a
+//! second window with `kernel.bpf_stats_enabled=1` gives each program's own
+//! cost per run (run_time_ns / run_cnt).
 
 use anyhow::{bail, Context, Result};
 use std::net::UdpSocket;
@@ -26,8 +27,10 @@ const IP_A: &str = "198.18.100.1";
 const IP_B: &str = "198.18.100.2";
 const PORT: u16 = 9999;
 const PAYLOAD: usize = 64;
+const STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
 /// The seed post's four hooks (tracepkt).
-const SEED_HOOKS: &str = "net:net_dev_queue,net:netif_receive_skb_entry,net:netif_rx,net:napi_gro_receive_entry";
+const SEED_HOOKS: &str =
+    "net:net_dev_queue,net:netif_receive_skb_entry,net:netif_rx,net:napi_gro_receive_entry";
 
 struct Mode {
     name: &'static str,
@@ -40,14 +43,33 @@ fn modes() -> Vec<Mode> {
     let nomatch = vec!["--addr".to_string(), "198.19.255.254".to_string()];
     let all = vec!["--addr".to_string(), IP_B.to_string()];
     vec![
-        Mode { name: "4 seed hooks, filter matches nothing", args: [vec!["-t".into(), SEED_HOOKS.into()], nomatch.clone()].concat(), to_file: false },
-        Mode { name: "default hook set, filter matches nothing", args: nomatch, to_file: false },
-        Mode { name: "4 seed hooks, every packet as JSON to a file", args: [vec!["-t".into(), SEED_HOOKS.into(), "-o".into(), "json".into()], all].concat(), to_file: true },
+        Mode {
+            name: "4 seed hooks, filter matches nothing",
+            args: [vec!["-t".into(), SEED_HOOKS.into()], nomatch.clone()].concat(),
+            to_file: false,
+        },
+        Mode {
+            name: "default hook set, filter matches nothing",
+            args: nomatch,
+            to_file: false,
+        },
+        Mode {
+            name: "4 seed hooks, every packet as JSON to a file",
+            args: [
+                vec!["-t".into(), SEED_HOOKS.into(), "-o".into(), "json".into()],
+                all,
+            ]
+            .concat(),
+            to_file: true,
+        },
     ]
 }
 
 fn ip(args: &[&str]) -> Result<()> {
-    let st = Command::new("ip").args(args).status().context("running ip")?;
+    let st = Command::new("ip")
+        .args(args)
+        .status()
+        .context("running ip")?;
     if !st.success() {
         bail!("ip {} failed", args.join(" "));
     }
@@ -64,7 +86,9 @@ impl Topo {
         ip(&["netns", "add", NS_A])?;
         let t = Topo;
         ip(&["netns", "add", NS_B])?;
-        ip(&["link", "add", "va", "netns", NS_A, "type", "veth", "peer", "name", "vb", "netns", NS_B])?;
+        ip(&[
+            "link", "add", "va", "netns", NS_A, "type", "veth", "peer", "name", "vb", "netns", NS_B,
+        ])?;
         for (ns, dev, addr) in [(NS_A, "va", IP_A), (NS_B, "vb", IP_B)] {
             ip(&["-n", ns, "addr", "add", &format!("{addr}/24"), "dev", dev])?;
             ip(&["-n", ns, "link", "set", dev, "up"])?;
@@ -72,12 +96,34 @@ impl Topo {
         }
         // Static neighbours: no ARP in the measured window.
         let mac = |ns: &str, dev: &str| -> Result<String> {
-            let out = Command::new("ip").args(["-n", ns, "-j", "link", "show", dev]).output()?;
+            let out = Command::new("ip")
+                .args(["-n", ns, "-j", "link", "show", dev])
+                .output()?;
             let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
             Ok(v[0]["address"].as_str().unwrap_or_default().to_string())
         };
-        ip(&["-n", NS_A, "neigh", "replace", IP_B, "lladdr", &mac(NS_B, "vb")?, "dev", "va"])?;
-        ip(&["-n", NS_B, "neigh", "replace", IP_A, "lladdr", &mac(NS_A, "va")?, "dev", "vb"])?;
+        ip(&[
+            "-n",
+            NS_A,
+            "neigh",
+            "replace",
+            IP_B,
+            "lladdr",
+            &mac(NS_B, "vb")?,
+            "dev",
+            "va",
+        ])?;
+        ip(&[
+            "-n",
+            NS_B,
+            "neigh",
+            "replace",
+            IP_A,
+            "lladdr",
+            &mac(NS_A, "va")?,
+            "dev",
+            "vb",
+        ])?;
         Ok(t)
     }
 }
@@ -119,7 +165,8 @@ fn measure(secs: f64) -> Result<f64> {
             Ok(())
         })
     };
-    rx.recv_timeout(Duration::from_secs(5)).context("receiver did not start")?;
+    rx.recv_timeout(Duration::from_secs(5))
+        .context("receiver did not start")?;
     let send_thread = {
         let stop = stop.clone();
         std::thread::spawn(move || -> Result<()> {
@@ -140,8 +187,12 @@ fn measure(secs: f64) -> Result<f64> {
     let n = received.load(Ordering::Relaxed) - start_count;
     let dt = t0.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
-    send_thread.join().map_err(|_| anyhow::anyhow!("sender panicked"))??;
-    recv_thread.join().map_err(|_| anyhow::anyhow!("receiver panicked"))??;
+    send_thread
+        .join()
+        .map_err(|_| anyhow::anyhow!("sender panicked"))??;
+    recv_thread
+        .join()
+        .map_err(|_| anyhow::anyhow!("receiver panicked"))??;
     Ok(n as f64 / dt)
 }
 
@@ -153,7 +204,11 @@ struct Traced {
 fn start_netxray(bin: &Path, mode: &Mode, out_file: &Path) -> Result<Traced> {
     let ready = std::env::temp_dir().join(format!("nxbench-ready-{}", std::process::id()));
     let _ = std::fs::remove_file(&ready);
-    let stdout = if mode.to_file { Stdio::from(std::fs::File::create(out_file)?) } else { Stdio::null() };
+    let stdout = if mode.to_file {
+        Stdio::from(std::fs::File::create(out_file)?)
+    } else {
+        Stdio::null()
+    };
     let child = Command::new(bin)
         .arg("trace")
         .args(&mode.args)
@@ -184,7 +239,11 @@ fn stop_netxray(t: Traced) -> Result<String> {
     let out = t.child.wait_with_output()?;
     let _ = std::fs::remove_file(&t.ready);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    Ok(stderr.lines().find(|l| l.contains("hook hits")).unwrap_or("").to_string())
+    Ok(stderr
+        .lines()
+        .find(|l| l.contains("hook hits"))
+        .unwrap_or("")
+        .to_string())
 }
 
 fn lost_of(summary: &str) -> u64 {
@@ -198,23 +257,39 @@ fn lost_of(summary: &str) -> u64 {
 
 /// The BPF program names netxray uses: the tracepoint event names.
 fn program_names(bin: &Path) -> Vec<String> {
-    let Ok(out) = Command::new(bin).args(["hooks", "-o", "json"]).output() else { return Vec::new() };
+    let Ok(out) = Command::new(bin).args(["hooks", "-o", "json"]).output() else {
+        return Vec::new();
+    };
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter_map(|v| v["hook"].as_str().and_then(|h| h.split_once(':')).map(|(_, e)| e.to_string()))
+        .filter_map(|v| {
+            v["hook"]
+                .as_str()
+                .and_then(|h| h.split_once(':'))
+                .map(|(_, e)| e.to_string())
+        })
         .collect()
 }
 
 /// run_time_ns / run_cnt of netxray's programs (bpftool here does not report
 /// owning pids, so programs are recognised by name; run one netxray at a time).
 fn bpf_stats(names: &[String]) -> Vec<(String, f64, u64)> {
-    let Ok(out) = Command::new("bpftool").args(["-j", "prog", "show"]).output() else { return Vec::new() };
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else { return Vec::new() };
+    let Ok(out) = Command::new("bpftool")
+        .args(["-j", "prog", "show"])
+        .output()
+    else {
+        return Vec::new();
+    };
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else {
+        return Vec::new();
+    };
     let mut rows = Vec::new();
     for p in v.as_array().into_iter().flatten() {
         let name = p["name"].as_str().unwrap_or("?");
-        let (Some(ns), Some(cnt)) = (p["run_time_ns"].as_u64(), p["run_cnt"].as_u64()) else { continue };
+        let (Some(ns), Some(cnt)) = (p["run_time_ns"].as_u64(), p["run_cnt"].as_u64()) else {
+            continue;
+        };
         if cnt > 0 && names.iter().any(|n| n == name) {
             rows.push((name.to_string(), ns as f64 / cnt as f64, cnt));
         }
@@ -255,7 +330,8 @@ fn main() -> Result<()> {
     let out_file = std::env::temp_dir().join("nxbench-trace.json");
     let modes = modes();
     let names = program_names(&bin);
-    let stats_was = std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled").unwrap_or_default();
+    let stats_was =
+        std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled").unwrap_or_default();
     std::fs::write("/proc/sys/kernel/bpf_stats_enabled", "1").ok();
 
     let mut ratios: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
@@ -268,7 +344,12 @@ fn main() -> Result<()> {
         for (i, m) in modes.iter().enumerate() {
             let t = start_netxray(&bin, m, &out_file)?;
             let rate = measure(secs)?;
+            // Per-program cost in a window of its own: bpf_stats itself
+            // costs time on every run, so it is off while rates are measured.
+            std::fs::write(STATS, "1").ok();
+            measure(1.0)?;
             costs[i] = bpf_stats(&names);
+            std::fs::write(STATS, "0").ok();
             let summary = stop_netxray(t)?;
             lost[i] = lost[i].saturating_add(lost_of(&summary));
             let after = measure(secs)?;
@@ -277,18 +358,30 @@ fn main() -> Result<()> {
             ratios[i].push(rate / base);
             eprintln!(
                 "round {round}: {:<46} {:>9.0} pkt/s vs untraced {:>9.0}: {:.3}  [{summary}]",
-                m.name, rate, base, rate / base
+                m.name,
+                rate,
+                base,
+                rate / base
             );
             before = after;
         }
     }
-    std::fs::write("/proc/sys/kernel/bpf_stats_enabled", stats_was.trim()).ok();
+    std::fs::write(STATS, stats_was.trim()).ok();
     let _ = std::fs::remove_file(&out_file);
 
     println!("UDP {PAYLOAD}-byte datagrams over veth between two namespaces; {repeat} rounds of {secs} s each");
-    println!("untraced: median {:.0} packets/s", median(&mut untraced_all.clone()));
+    println!(
+        "untraced: median {:.0} packets/s",
+        median(&mut untraced_all.clone())
+    );
     for (i, m) in modes.iter().enumerate() {
-        println!("{:<46} ratio {:.3} (median of {}), lost events {}", m.name, median(&mut ratios[i]), ratios[i].len(), lost[i]);
+        println!(
+            "{:<46} ratio {:.3} (median of {}), lost events {}",
+            m.name,
+            median(&mut ratios[i]),
+            ratios[i].len(),
+            lost[i]
+        );
         for (name, ns, cnt) in &costs[i] {
             println!("    {name:<16} {ns:>7.1} ns/run over {cnt} runs");
         }

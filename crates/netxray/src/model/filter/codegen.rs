@@ -74,18 +74,10 @@ fn proto(p: Proto) -> Low {
         Proto::Ip => ethertype(ETH_IP),
         Proto::Ip6 => ethertype(ETH_IP6),
         Proto::Arp => ethertype(ETH_ARP),
-        Proto::Tcp => Low::Or(vec![
-            Low::And(vec![ethertype(ETH_IP), l4proto(6)]),
-            Low::And(vec![ethertype(ETH_IP6), l4proto(6)]),
-        ]),
-        Proto::Udp => Low::Or(vec![
-            Low::And(vec![ethertype(ETH_IP), l4proto(17)]),
-            Low::And(vec![ethertype(ETH_IP6), l4proto(17)]),
-        ]),
-        Proto::Sctp => Low::Or(vec![
-            Low::And(vec![ethertype(ETH_IP), l4proto(132)]),
-            Low::And(vec![ethertype(ETH_IP6), l4proto(132)]),
-        ]),
+        // The L4 protocol meta field is 0 unless the packet is IPv4 or IPv6.
+        Proto::Tcp => l4proto(6),
+        Proto::Udp => l4proto(17),
+        Proto::Sctp => l4proto(132),
         Proto::Icmp => Low::And(vec![ethertype(ETH_IP), l4proto(1)]),
         Proto::Icmp6 => Low::And(vec![ethertype(ETH_IP6), l4proto(58)]),
     }
@@ -172,13 +164,11 @@ fn port(dir: Dir, lo: u16, hi: u16) -> Low {
     // TCP, UDP or SCTP over IPv4 (not a later fragment) or IPv6 (the fixed
     // header's next header, as libpcap: extension headers are not walked).
     let l4 = Low::Or(vec![l4proto(6), l4proto(17), l4proto(132)]);
-    let ip = Low::Or(vec![
-        Low::And(vec![ethertype(ETH_IP), eq(Load::Meta(op::META_FRAG), 0)]),
-        ethertype(ETH_IP6),
-    ]);
+    // FRAG is set only for a later IPv4 fragment (no ports in it).
+    let first = eq(Load::Meta(op::META_FRAG), 0);
     Low::And(vec![
-        ip,
         l4,
+        first,
         combine(dir, port_at(0, lo, hi), port_at(2, lo, hi)),
     ])
 }
@@ -212,6 +202,16 @@ enum Item {
         f: Target,
     },
     Place(usize),
+    /// A fused load-and-compare whose targets are labels.
+    Test {
+        arg: u8,
+        off: u8,
+        cmp: u8,
+        k: u32,
+        mask: u32,
+        t: Target,
+        f: Target,
+    },
 }
 
 struct Gen {
@@ -240,6 +240,26 @@ impl Gen {
                 f: Target::Label(on_false),
             }),
             Low::Test { load, mask, cmp, k } => {
+                // One fused TEST instruction when the offset fits, else
+                // load, mask and jump.
+                let fused = match *load {
+                    Load::Meta(m) => u8::try_from(m).ok().map(|m| (op::TEST_META, m)),
+                    Load::Abs(base, off, size) => {
+                        u8::try_from(off).ok().map(|o| (base | (size << 4), o))
+                    }
+                };
+                if let Some((arg, off)) = fused {
+                    self.items.push(Item::Test {
+                        arg,
+                        off,
+                        cmp: *cmp,
+                        k: *k,
+                        mask: mask.unwrap_or(u32::MAX),
+                        t: Target::Label(on_true),
+                        f: Target::Label(on_false),
+                    });
+                    return;
+                }
                 self.items.push(Item::Insn(match *load {
                     Load::Meta(m) => FilterInsn {
                         op: op::LD_META,
@@ -337,6 +357,29 @@ pub fn compile(e: &Expr) -> Result<Vec<FilterInsn>, CompileError> {
         match it {
             Item::Place(_) => {}
             Item::Insn(i) => out.push(*i),
+            Item::Test {
+                arg,
+                off,
+                cmp,
+                k,
+                mask,
+                t,
+                f,
+            } => {
+                let pc = out.len();
+                let rel = |Target::Label(l): Target| (pos[l] - pc - 1) as u8;
+                out.push(FilterInsn {
+                    op: op::TEST,
+                    arg: *arg,
+                    src: *off,
+                    cmp: *cmp,
+                    k: *k,
+                    mask: *mask,
+                    jt: rel(*t),
+                    jf: rel(*f),
+                    ..Default::default()
+                });
+            }
             Item::Jump { cmp, k, t, f } => {
                 let pc = out.len();
                 let rel = |Target::Label(l): Target| (pos[l] - pc - 1) as u8;

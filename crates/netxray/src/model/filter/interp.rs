@@ -181,6 +181,25 @@ pub fn run(prog: &[FilterInsn], p: &PacketView) -> bool {
                 };
                 pc += if t { i.jt } else { i.jf } as usize;
             }
+            op::TEST => {
+                let v = if i.arg & op::TEST_META != 0 {
+                    p.meta(i.src.into())
+                } else {
+                    match p.load(i.arg, i.src.into()) {
+                        Some(v) => v,
+                        None => return false,
+                    }
+                } & i.mask;
+                let t = match i.cmp {
+                    op::CMP_JEQ => v == i.k,
+                    op::CMP_JGT => v > i.k,
+                    op::CMP_JGE => v >= i.k,
+                    op::CMP_JSET => v & i.k != 0,
+                    _ => return false,
+                };
+                a = v;
+                pc += if t { i.jt } else { i.jf } as usize;
+            }
             op::TAX => x = a,
             op::TXA => a = x,
             op::LDX_IMM => x = i.k,
