@@ -278,3 +278,34 @@ fn count_and_closed_stdout_end_the_run_and_kill_leaves_nothing() {
     let status = exited.expect("exits when stdout closes");
     assert!(status.success(), "exit status {status:?}");
 }
+
+#[test]
+fn route_lookups_are_linked_to_their_packet() {
+    let Some(_serial) = e2e() else { return };
+    let t = LinearBridged::new();
+    let b = t.b_ip(false).to_string();
+    let run = start(&["--addr", &b, "-t", "route,link-in,link-out"]);
+    assert!(ping(t.a(), t.b_ip(false), 0x51, 1));
+    let out = run.stop();
+    let evs = out.json();
+    let request_skbs: Vec<String> = packet_events(&evs, &t.a_ip(false).to_string(), 8)
+        .iter()
+        .map(|e| s(e, "skb"))
+        .collect();
+    let fib_in_b: Vec<&Value> = evs
+        .iter()
+        .filter(|e| e["hook"] == "fib:fib_table_lookup" && e["netns"].as_u64() == Some(t.b_inode()))
+        .collect();
+    assert!(!fib_in_b.is_empty(), "B routes the request: {}", out.stdout);
+    for f in &fib_in_b {
+        assert_eq!(f["kind"], "fib");
+        assert!(f["skb"].is_null(), "a route lookup carries no skb");
+    }
+    assert!(
+        fib_in_b
+            .iter()
+            .any(|f| request_skbs.contains(&s(f, "linked_skb"))),
+        "a lookup in B is linked to the request's skb: {}",
+        out.stdout
+    );
+}

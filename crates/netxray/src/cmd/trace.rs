@@ -7,6 +7,7 @@ use crate::kernel::btf::KernelBtf;
 use crate::kernel::kallsyms::Kallsyms;
 use crate::kernel::netns::{self, Names};
 use crate::kernel::trace::{available_hooks, TraceConfig, TraceSession};
+use crate::model::correlate::Correlator;
 use crate::model::event::{Resolver, TraceEvent};
 use crate::model::filter::{self, Dir, Expr, Net, Proto};
 use crate::model::hook::{self, HookPoint};
@@ -156,11 +157,12 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
     for (h, why) in &session.skipped {
         tracing::warn!("skipping {}: {why}", h.name);
     }
-    let shown: Vec<u16> = cfg.hooks.iter().map(|h| h.id).collect();
+    let shown: Vec<&'static str> = cfg.hooks.iter().map(|h| h.name).collect();
     let ring = session.take_ring()?;
-    let needs_syms = shown
+    let needs_syms = cfg
+        .hooks
         .iter()
-        .any(|&h| h == netxray_abi::hook_id::KFREE_SKB || h == netxray_abi::hook_id::CONSUME_SKB);
+        .any(|h| h.id == hook_id::KFREE_SKB || h.id == hook_id::CONSUME_SKB);
     let mut ctx = Context {
         names: Names::new(),
         drops: kbtf.enum_names("skb_drop_reason", "SKB_DROP_REASON_"),
@@ -204,7 +206,9 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
         .build()
         .map_err(|e| Error::io("starting the event loop", e))?;
     let mut state = LoopState {
-        xmit: HashMap::new(),
+        correlator: Correlator::new(),
+        ready: Vec::new(),
+        latest_ts: 0,
         shown: 0,
         decode_errors: 0,
         limit: args.count,
@@ -218,6 +222,9 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
         &mut state,
         args.duration,
     ))?;
+    // Context records still waiting for their packet.
+    state.correlator.release(u64::MAX, &mut state.ready);
+    let _ = print_ready(printer.as_mut(), &mut state);
     let _ = printer.flush();
     let counters = session.counters().unwrap_or_default();
     drop(session); // detach everything before reporting
@@ -226,11 +233,15 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
 }
 
 struct LoopState {
-    xmit: HashMap<(u32, u64), TraceEvent>,
+    correlator: Correlator,
+    /// Events released by the correlator, to print.
+    ready: Vec<TraceEvent>,
+    latest_ts: u64,
+    /// Names of the hooks to show.
     shown: u64,
     decode_errors: u64,
     limit: Option<u64>,
-    hooks: Vec<u16>,
+    hooks: Vec<&'static str>,
 }
 
 fn stdout_closed() -> bool {
@@ -255,29 +266,14 @@ fn drain(
     while let Some(item) = ring.next() {
         match Event::decode(&item) {
             Ok(ev) => {
-                let mut te = TraceEvent::from_raw(&ev, ctx);
-                // net_dev_xmit's skb may be freed: it is never read; show
-                // the packet its net_dev_start_xmit saw (same skb, same CPU).
-                if ev.hdr.hook == hook_id::NET_DEV_START_XMIT {
-                    if st.xmit.len() > 4096 {
-                        st.xmit.clear();
-                    }
-                    st.xmit.insert((ev.hdr.cpu, ev.hdr.skb), te.clone());
-                } else if ev.hdr.hook == hook_id::NET_DEV_XMIT {
-                    if let Some(start) = st.xmit.remove(&(ev.hdr.cpu, ev.hdr.skb)) {
-                        te.inherit_packet(&start);
-                    }
-                }
-                if !st.hooks.contains(&ev.hdr.hook) {
-                    continue;
-                }
-                printer.event(&te)?;
-                any = true;
-                st.shown += 1;
-                if st.limit.is_some_and(|l| st.shown >= l) {
-                    printer.flush()?;
+                let te = TraceEvent::from_raw(&ev, ctx);
+                st.latest_ts = st.latest_ts.max(te.ts_ns);
+                st.correlator
+                    .push(te, ev.hdr.hook, ev.hdr.cpu, ev.hdr.skb, &mut st.ready);
+                if print_ready(printer, st)? {
                     return Ok(true);
                 }
+                any = true;
             }
             Err(e) => {
                 st.decode_errors += 1;
@@ -287,8 +283,31 @@ fn drain(
             }
         }
     }
+    st.correlator.release(st.latest_ts, &mut st.ready);
+    if print_ready(printer, st)? {
+        return Ok(true);
+    }
     if any {
         printer.flush()?;
+    }
+    Ok(false)
+}
+
+/// Print what the correlator released; Ok(true) once --count is reached.
+fn print_ready(printer: &mut dyn Printer, st: &mut LoopState) -> io::Result<bool> {
+    for te in std::mem::take(&mut st.ready) {
+        if st.limit.is_some_and(|l| st.shown >= l) {
+            return Ok(true);
+        }
+        if !st.hooks.contains(&te.hook) {
+            continue;
+        }
+        printer.event(&te)?;
+        st.shown += 1;
+        if st.limit.is_some_and(|l| st.shown >= l) {
+            printer.flush()?;
+            return Ok(true);
+        }
     }
     Ok(false)
 }

@@ -56,6 +56,10 @@ pub struct TraceEvent {
     /// Where the fields came from: "packet" (bytes), "socket" (the socket's
     /// view of the flow), "flow" (a routing lookup), or null.
     pub source: Option<&'static str>,
+    /// Route/neighbour records: the skb and hook of the packet event they
+    /// concern (same CPU, same flow), when one was seen.
+    pub linked_skb: Option<String>,
+    pub linked_hook: Option<&'static str>,
     pub truncated: bool,
     pub summary: String,
 }

@@ -1,5 +1,6 @@
 //! Pure domain types and decoding: packets, hooks, drop reasons.
 
+pub mod correlate;
 pub mod event;
 pub mod filter;
 pub mod hook;
