@@ -14,6 +14,33 @@
 
 #ifndef __VMLINUX_H__
 #include <linux/types.h>
+/*
+ * Per-CPU scratch: the record under construction plus what the parser found.
+ * Part of the contract because the filter compiled by user space
+ * (crates/netxray/src/kernel/jit.rs) reads these fields at these offsets.
+ */
+struct nx_scratch {
+	struct nx_event ev;
+	__u64 sp;		/* a stack address, read back as a number */
+	__u16 l4_off;		/* offset of the transport header in ev.data */
+	__u16 ethertype;	/* L3 protocol after VLAN tags */
+	__u8 l4proto;		/* IPv4 protocol / IPv6 next header, 0 if neither */
+	__u8 has_l4;		/* the transport header starts inside ev.data */
+	__u8 vlan;
+	__u8 frag;		/* IPv4 non-first fragment */
+	__u16 vlan_id;
+	__u16 _pad[3];
+};
+_Static_assert(sizeof(struct nx_scratch) == 320, "nx_scratch size");
+_Static_assert(__builtin_offsetof(struct nx_scratch, l4_off) == 304, "nx_scratch.l4_off");
+_Static_assert(__builtin_offsetof(struct nx_event, cap_len) == 70, "nx_event.cap_len");
+_Static_assert(__builtin_offsetof(struct nx_event, l3_off) == 72, "nx_event.l3_off");
+_Static_assert(__builtin_offsetof(struct nx_event, flags) == 74, "nx_event.flags");
+_Static_assert(__builtin_offsetof(struct nx_event, data) == 168, "nx_event.data");
+
+/* Instruction slots reserved for the compiled filter. */
+#define NX_JIT_SLOTS 512
+
 #endif
 
 #define NX_ABI_VERSION 2
@@ -218,8 +245,35 @@ struct nx_config {
 	__u32 cap_bytes;	/* bytes of packet to send, <= NX_CAP_BYTES */
 	__u32 wakeup_bytes;	/* wake the reader once this much data is pending */
 	__u32 thread_size;	/* kernel stack size, for the interrupt-context test */
-	__u32 _pad;
+	__u32 filter_jit;	/* 1: run the compiled filter (nx_filter_jit), not the interpreter */
 };
 _Static_assert(sizeof(struct nx_config) == 32, "nx_config size");
+
+/*
+ * Per-CPU scratch: the record under construction plus what the parser found.
+ * Part of the contract because the filter compiled by user space
+ * (crates/netxray/src/kernel/jit.rs) reads these fields at these offsets.
+ */
+struct nx_scratch {
+	struct nx_event ev;
+	__u64 sp;		/* a stack address, read back as a number */
+	__u16 l4_off;		/* offset of the transport header in ev.data */
+	__u16 ethertype;	/* L3 protocol after VLAN tags */
+	__u8 l4proto;		/* IPv4 protocol / IPv6 next header, 0 if neither */
+	__u8 has_l4;		/* the transport header starts inside ev.data */
+	__u8 vlan;
+	__u8 frag;		/* IPv4 non-first fragment */
+	__u16 vlan_id;
+	__u16 _pad[3];
+};
+_Static_assert(sizeof(struct nx_scratch) == 320, "nx_scratch size");
+_Static_assert(__builtin_offsetof(struct nx_scratch, l4_off) == 304, "nx_scratch.l4_off");
+_Static_assert(__builtin_offsetof(struct nx_event, cap_len) == 70, "nx_event.cap_len");
+_Static_assert(__builtin_offsetof(struct nx_event, l3_off) == 72, "nx_event.l3_off");
+_Static_assert(__builtin_offsetof(struct nx_event, flags) == 74, "nx_event.flags");
+_Static_assert(__builtin_offsetof(struct nx_event, data) == 168, "nx_event.data");
+
+/* Instruction slots reserved for the compiled filter. */
+#define NX_JIT_SLOTS 512
 
 #endif

@@ -45,20 +45,8 @@ struct {
 	__uint(max_entries, 4 * 1024 * 1024);
 } nx_events SEC(".maps");
 
-/* The record under construction: too large for the 512-byte BPF stack. */
-struct nx_scratch {
-	struct nx_event ev;
-	__u64 sp;		/* a stack address, read back as a number */
-	__u16 l4_off;		/* filter state for the record in ev */
-	__u16 ethertype;
-	__u8 l4proto;
-	__u8 has_l4;
-	__u8 vlan;
-	__u8 frag;
-	__u16 vlan_id;
-	__u16 _pad[3];
-};
-
+/* The record under construction (struct nx_scratch, abi.h): too large for
+ * the 512-byte BPF stack. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);

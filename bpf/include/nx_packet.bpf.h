@@ -368,11 +368,34 @@ reject:
 	return 1;
 }
 
+/*
+ * The compiled filter. This body is a placeholder: user space overwrites it
+ * in the ELF, before loading, with the filter compiled to BPF instructions
+ * (kernel/jit.rs); the verifier checks that code like any other. It is
+ * called with r1 = the scratch and returns 1 to keep the record. Layout the
+ * patcher checks: a 64-bit load of NX_JIT_MAGIC into r0, then slots of
+ * `goto +0`, then `r0 = 1; exit` (accept all), NX_JIT_SLOTS in all.
+ */
+#define NX_JIT_MAGIC 0x4e584a4954464c54ULL /* "NXJITFLT" */
+#define NX_STR2(x) #x
+#define NX_STR(x) NX_STR2(x)
+__attribute__((naked, noinline, used)) static int nx_filter_jit(struct nx_scratch *s)
+{
+	asm volatile("r0 = " NX_STR(NX_JIT_MAGIC) " ll;"
+		     ".rept " NX_STR(NX_JIT_SLOTS) " - 4;"
+		     "goto +0;"
+		     ".endr;"
+		     "r0 = 1;"
+		     "exit;" ::: "r0", "r1", "r2", "r3", "r4", "r5", "memory");
+}
+
 /* Run the user's filter over the record in s. Returns true to keep it. */
 static __always_inline bool nx_filter_match(struct nx_scratch *s, struct nx_config *cfg)
 {
 	struct nx_fstate st = { .s = s, .len = cfg->filter_len };
 
+	if (cfg->filter_jit)
+		return nx_filter_jit(s) != 0;
 	if (st.len == 0)
 		return true;
 	bpf_loop(NX_FILTER_MAX_INSNS, nx_filter_step, &st, 0);

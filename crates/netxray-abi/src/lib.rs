@@ -161,7 +161,8 @@ pub struct Config {
     pub cap_bytes: u32,
     pub wakeup_bytes: u32,
     pub thread_size: u32,
-    pub _pad: u32,
+    /// 1: run the compiled filter spliced into the object, not the interpreter.
+    pub filter_jit: u32,
 }
 
 /// `struct nx_filter_insn`.

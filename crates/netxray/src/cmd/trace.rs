@@ -131,6 +131,7 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
     }
     let expr = filter_expr(&args.filter)?;
     let prog = filter::compile(&expr).map_err(|e| Error::usage(e.to_string()))?;
+    let filter_bpf = filter::ebpf::compile(&expr);
     let kbtf = KernelBtf::load().map_err(|_| Error::NoBtf)?;
     let (hooks, required) = if args.hooks.is_empty() {
         (available_hooks(&kbtf), Vec::new())
@@ -150,6 +151,7 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
         ifindex,
         tgid,
         filter: prog,
+        filter_bpf,
         ring_bytes: args.ring_size.saturating_mul(1024),
         snaplen: args.snaplen,
     };

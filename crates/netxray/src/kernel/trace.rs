@@ -7,6 +7,8 @@
 
 use crate::error::{Error, Result};
 use crate::kernel::btf::KernelBtf;
+use crate::kernel::jit;
+use crate::model::filter::ebpf::Insn;
 use crate::model::hook::{HookPoint, HOOKS};
 use aya::maps::{Array, MapData, PerCpuArray, RingBuf};
 use aya::programs::BtfTracePoint;
@@ -28,7 +30,11 @@ pub struct TraceConfig {
     pub netns: u32,
     pub ifindex: u32,
     pub tgid: u32,
+    /// The filter for the in-kernel interpreter.
     pub filter: Vec<FilterInsn>,
+    /// The same filter compiled to BPF, spliced into the object (preferred:
+    /// no per-step interpretation).
+    pub filter_bpf: Option<Vec<Insn>>,
     pub ring_bytes: u32,
     pub snaplen: u32,
 }
@@ -51,21 +57,26 @@ impl TraceSession {
                 cfg.ring_bytes
             )));
         }
+        let patched = match &cfg.filter_bpf {
+            Some(prog) => Some(jit::splice(TRACE_OBJ, prog).map_err(|e| Error::usage(e.to_string()))?),
+            None => None,
+        };
+        let object = patched.as_ref().map_or(TRACE_OBJ, |p| p.bytes());
         let mut ebpf = EbpfLoader::new()
             .btf(Some(&btf))
             .map_max_entries("nx_events", cfg.ring_bytes)
-            .load(TRACE_OBJ)
+            .load(object)
             .map_err(|e| Error::kernel("loading trace.bpf.o", e))?;
 
         let config = Config {
             netns: cfg.netns,
             ifindex: cfg.ifindex,
             tgid: cfg.tgid,
-            filter_len: cfg.filter.len() as u32,
+            filter_len: if patched.is_some() { 0 } else { cfg.filter.len() as u32 },
             cap_bytes: cfg.snaplen.min(CAP_BYTES as u32),
             wakeup_bytes: cfg.ring_bytes / 4,
             thread_size: THREAD_SIZE,
-            _pad: 0,
+            filter_jit: patched.is_some().into(),
         };
         {
             let map = ebpf

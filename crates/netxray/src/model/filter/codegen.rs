@@ -18,7 +18,7 @@ const ETH_ARP: u32 = 0x0806;
 
 /// What a single test loads.
 #[derive(Debug, Clone, Copy)]
-enum Load {
+pub(super) enum Load {
     Meta(u32),
     /// base, offset, size in bytes
     Abs(u8, u32, u8),
@@ -26,9 +26,8 @@ enum Load {
 
 /// A lowered boolean formula over single tests.
 #[derive(Debug, Clone)]
-enum Low {
+pub(super) enum Low {
     True,
-    False,
     Test {
         load: Load,
         mask: Option<u32>,
@@ -173,7 +172,7 @@ fn port(dir: Dir, lo: u16, hi: u16) -> Low {
     ])
 }
 
-fn lower(e: &Expr) -> Low {
+pub(super) fn lower(e: &Expr) -> Low {
     match e {
         Expr::True => Low::True,
         Expr::And(a, b) => Low::And(vec![lower(a), lower(b)]),
@@ -214,104 +213,88 @@ enum Item {
     },
 }
 
+/// A target for the boolean structure: labels are placed after every jump
+/// to them, so all jumps go forward.
+pub(super) trait Backend {
+    fn label(&mut self) -> usize;
+    fn place(&mut self, label: usize);
+    fn goto(&mut self, label: usize);
+    /// Load, mask, compare with k; jump to t when true, f when false.
+    fn test(&mut self, load: Load, mask: Option<u32>, cmp: u8, k: u32, t: usize, f: usize);
+}
+
+/// Emit a lowered formula that ends at `on_true` or `on_false`.
+pub(super) fn emit<B: Backend>(b: &mut B, low: &Low, on_true: usize, on_false: usize) {
+    match low {
+        Low::True => b.goto(on_true),
+        Low::Test { load, mask, cmp, k } => b.test(*load, *mask, *cmp, *k, on_true, on_false),
+        Low::Not(a) => emit(b, a, on_false, on_true),
+        Low::And(parts) => emit_chain(b, parts, true, on_true, on_false),
+        Low::Or(parts) => emit_chain(b, parts, false, on_true, on_false),
+    }
+}
+
+/// A conjunction (`all`) or disjunction of parts: every part but the last
+/// jumps to the next part on the "keep going" outcome and out on the other;
+/// the last part decides. An empty chain is true (and) or false (or).
+fn emit_chain<B: Backend>(b: &mut B, parts: &[Low], all: bool, on_true: usize, on_false: usize) {
+    let Some((last, rest)) = parts.split_last() else {
+        return b.goto(if all { on_true } else { on_false });
+    };
+    for p in rest {
+        let next = b.label();
+        if all {
+            emit(b, p, next, on_false);
+        } else {
+            emit(b, p, on_true, next);
+        }
+        b.place(next);
+    }
+    emit(b, last, on_true, on_false);
+}
+
 struct Gen {
     items: Vec<Item>,
     labels: usize,
 }
 
-impl Gen {
+impl Backend for Gen {
     fn label(&mut self) -> usize {
         self.labels += 1;
         self.labels - 1
     }
 
-    fn emit(&mut self, low: &Low, on_true: usize, on_false: usize) {
-        match low {
-            Low::True => self.items.push(Item::Jump {
-                cmp: op::CMP_JA,
-                k: 0,
-                t: Target::Label(on_true),
-                f: Target::Label(on_true),
-            }),
-            Low::False => self.items.push(Item::Jump {
-                cmp: op::CMP_JA,
-                k: 0,
-                t: Target::Label(on_false),
-                f: Target::Label(on_false),
-            }),
-            Low::Test { load, mask, cmp, k } => {
-                // One fused TEST instruction when the offset fits, else
-                // load, mask and jump.
-                let fused = match *load {
-                    Load::Meta(m) => u8::try_from(m).ok().map(|m| (op::TEST_META, m)),
-                    Load::Abs(base, off, size) => {
-                        u8::try_from(off).ok().map(|o| (base | (size << 4), o))
-                    }
-                };
-                if let Some((arg, off)) = fused {
-                    self.items.push(Item::Test {
-                        arg,
-                        off,
-                        cmp: *cmp,
-                        k: *k,
-                        mask: mask.unwrap_or(u32::MAX),
-                        t: Target::Label(on_true),
-                        f: Target::Label(on_false),
-                    });
-                    return;
-                }
-                self.items.push(Item::Insn(match *load {
-                    Load::Meta(m) => FilterInsn {
-                        op: op::LD_META,
-                        k: m,
-                        ..Default::default()
-                    },
-                    Load::Abs(base, off, size) => FilterInsn {
-                        op: op::LD_ABS,
-                        arg: base | (size << 4),
-                        k: off,
-                        ..Default::default()
-                    },
-                }));
-                if let Some(m) = mask {
-                    self.items.push(Item::Insn(FilterInsn {
-                        op: op::ALU,
-                        arg: op::ALU_AND,
-                        k: *m,
-                        ..Default::default()
-                    }));
-                }
-                self.items.push(Item::Jump {
-                    cmp: *cmp,
-                    k: *k,
-                    t: Target::Label(on_true),
-                    f: Target::Label(on_false),
-                });
-            }
-            Low::Not(a) => self.emit(a, on_false, on_true),
-            Low::And(parts) => self.emit_chain(parts, true, on_true, on_false),
-            Low::Or(parts) => self.emit_chain(parts, false, on_true, on_false),
-        }
+    fn place(&mut self, label: usize) {
+        self.items.push(Item::Place(label));
     }
 
-    /// A conjunction (`all`) or disjunction of parts: every part but the last
-    /// jumps to the next part on the "keep going" outcome and out on the
-    /// other; the last part decides. An empty chain is true (and) or false (or).
-    fn emit_chain(&mut self, parts: &[Low], all: bool, on_true: usize, on_false: usize) {
-        let Some((last, rest)) = parts.split_last() else {
-            let empty = if all { Low::True } else { Low::False };
-            return self.emit(&empty, on_true, on_false);
+    fn goto(&mut self, label: usize) {
+        self.items.push(Item::Jump { cmp: op::CMP_JA, k: 0, t: Target::Label(label), f: Target::Label(label) });
+    }
+
+    fn test(&mut self, load: Load, mask: Option<u32>, cmp: u8, k: u32, t: usize, f: usize) {
+        let (t, f) = (Target::Label(t), Target::Label(f));
+        // One fused TEST instruction when the offset fits, else load, mask
+        // and jump.
+        let fused = match load {
+            Load::Meta(m) => u8::try_from(m).ok().map(|m| (op::TEST_META, m)),
+            Load::Abs(base, off, size) => u8::try_from(off).ok().map(|o| (base | (size << 4), o)),
         };
-        for p in rest {
-            let next = self.label();
-            if all {
-                self.emit(p, next, on_false);
-            } else {
-                self.emit(p, on_true, next);
-            }
-            self.items.push(Item::Place(next));
+        if let Some((arg, off)) = fused {
+            let mask = mask.unwrap_or(u32::MAX);
+            self.items.push(Item::Test { arg, off, cmp, k, mask, t, f });
+            return;
         }
-        self.emit(last, on_true, on_false);
+        self.items.push(Item::Insn(match load {
+            Load::Meta(m) => FilterInsn { op: op::LD_META, k: m, ..Default::default() },
+            Load::Abs(base, off, size) => {
+                FilterInsn { op: op::LD_ABS, arg: base | (size << 4), k: off, ..Default::default() }
+            }
+        }));
+        if let Some(m) = mask {
+            self.items.push(Item::Insn(FilterInsn { op: op::ALU, arg: op::ALU_AND, k: m, ..Default::default() }));
+        }
+        self.items.push(Item::Jump { cmp, k, t, f });
     }
 }
 
@@ -326,7 +309,7 @@ pub fn compile(e: &Expr) -> Result<Vec<FilterInsn>, CompileError> {
         labels: 0,
     };
     let (acc, rej) = (g.label(), g.label());
-    g.emit(&lower(e), acc, rej);
+    emit(&mut g, &lower(e), acc, rej);
     g.items.push(Item::Place(acc));
     g.items.push(Item::Insn(FilterInsn {
         op: op::RET,

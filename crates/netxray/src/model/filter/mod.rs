@@ -6,6 +6,7 @@
 //! and reuse the code generator unchanged.
 
 mod codegen;
+pub mod ebpf;
 mod interp;
 
 pub use codegen::{compile, CompileError};
