@@ -94,7 +94,10 @@ static __always_inline bool nx_skb_event(struct nx_ctx *c, struct sk_buff *skb,
 	if (!dev)
 		dev = nx_sane_dev((skb->dev));
 	if (dev) {
-		if (!nx_prefilter(c, nx_netns_of_dev(dev), (dev->ifindex), &irq))
+		/* The namespace is three dependent loads: only before the filter
+		 * when filtering on it. */
+		__u32 netns = c->cfg->netns ? nx_netns_of_dev(dev) : 0;
+		if (!nx_prefilter(c, netns, dev->ifindex, &irq))
 			return false;
 	} else {
 		struct sock *sk = (skb->sk);
@@ -107,6 +110,8 @@ static __always_inline bool nx_skb_event(struct nx_ctx *c, struct sk_buff *skb,
 	nx_read_skb(c->s, c->cfg, skb, dev);
 	if (!nx_filter_match(c->s, c->cfg))
 		return false;
+	if (dev && !e->netns)
+		e->netns = nx_netns_of_dev(dev);
 	nx_set_dev_name(e, dev);
 	nx_finish(c, irq);
 	return true;

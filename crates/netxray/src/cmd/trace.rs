@@ -208,7 +208,7 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
         .build()
         .map_err(|e| Error::io("starting the event loop", e))?;
     let mut state = LoopState {
-        correlator: Correlator::new(),
+        correlator: Correlator::new(cfg.hooks.iter().any(|h| h.is_context())),
         ready: Vec::new(),
         latest_ts: 0,
         shown: 0,

@@ -47,9 +47,14 @@ impl Patched {
 
 fn placeholder_range(obj: &[u8]) -> Result<std::ops::Range<usize>, JitError> {
     let file = object::File::parse(obj).map_err(|e| JitError::Elf(e.to_string()))?;
-    let sym = file.symbols().find(|s| s.name() == Ok(SYMBOL)).ok_or(JitError::NoPlaceholder)?;
+    let sym = file
+        .symbols()
+        .find(|s| s.name() == Ok(SYMBOL))
+        .ok_or(JitError::NoPlaceholder)?;
     let idx = sym.section_index().ok_or(JitError::NoPlaceholder)?;
-    let section = file.section_by_index(idx).map_err(|e| JitError::Elf(e.to_string()))?;
+    let section = file
+        .section_by_index(idx)
+        .map_err(|e| JitError::Elf(e.to_string()))?;
     let (sec_off, sec_len) = section.file_range().ok_or(JitError::NoPlaceholder)?;
     let start = sec_off as usize + sym.address() as usize;
     let end = start + SLOTS * 8;
@@ -68,15 +73,23 @@ pub fn splice(obj: &[u8], prog: &[Insn]) -> Result<Patched, JitError> {
         return Err(JitError::BadPlaceholder);
     }
     let mut words = vec![0u64; obj.len().div_ceil(8)];
-    let mut p = Patched { len: obj.len(), words: Vec::new() };
+    let mut p = Patched {
+        len: obj.len(),
+        words: Vec::new(),
+    };
     {
         // SAFETY: words has room for obj.len() bytes.
-        let bytes = unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), obj.len()) };
+        let bytes =
+            unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), obj.len()) };
         bytes.copy_from_slice(obj);
         let region = &mut bytes[range];
         let pad = SLOTS - prog.len();
         for (slot, chunk) in region.chunks_exact_mut(8).enumerate() {
-            let insn = if slot < pad { NOP } else { prog[slot - pad].to_bytes() };
+            let insn = if slot < pad {
+                NOP
+            } else {
+                prog[slot - pad].to_bytes()
+            };
             chunk.copy_from_slice(&insn);
         }
     }
@@ -103,14 +116,29 @@ mod tests {
         let region = &out[range.clone()];
         assert_eq!(&region[..8], &NOP);
         let tail = &region[region.len() - 8 * prog.len()..];
-        assert_eq!(tail, prog.iter().flat_map(|i| i.to_bytes()).collect::<Vec<u8>>().as_slice());
+        assert_eq!(
+            tail,
+            prog.iter()
+                .flat_map(|i| i.to_bytes())
+                .collect::<Vec<u8>>()
+                .as_slice()
+        );
         // The patched object no longer has the magic: it cannot be patched twice.
         assert_eq!(splice(out, &prog).err(), Some(JitError::BadPlaceholder));
     }
 
     #[test]
     fn too_long_is_refused() {
-        let prog = vec![ebpf::Insn { code: 0x05, dst: 0, src: 0, off: 0, imm: 0 }; SLOTS + 1];
+        let prog = vec![
+            ebpf::Insn {
+                code: 0x05,
+                dst: 0,
+                src: 0,
+                off: 0,
+                imm: 0
+            };
+            SLOTS + 1
+        ];
         assert_eq!(splice(OBJ, &prog).err(), Some(JitError::TooLong(SLOTS + 1)));
     }
 }

@@ -58,7 +58,9 @@ impl TraceSession {
             )));
         }
         let patched = match &cfg.filter_bpf {
-            Some(prog) => Some(jit::splice(TRACE_OBJ, prog).map_err(|e| Error::usage(e.to_string()))?),
+            Some(prog) => {
+                Some(jit::splice(TRACE_OBJ, prog).map_err(|e| Error::usage(e.to_string()))?)
+            }
             None => None,
         };
         let object = patched.as_ref().map_or(TRACE_OBJ, |p| p.bytes());
@@ -72,7 +74,11 @@ impl TraceSession {
             netns: cfg.netns,
             ifindex: cfg.ifindex,
             tgid: cfg.tgid,
-            filter_len: if patched.is_some() { 0 } else { cfg.filter.len() as u32 },
+            filter_len: if patched.is_some() {
+                0
+            } else {
+                cfg.filter.len() as u32
+            },
             cap_bytes: cfg.snaplen.min(CAP_BYTES as u32),
             wakeup_bytes: cfg.ring_bytes / 4,
             thread_size: THREAD_SIZE,

@@ -26,6 +26,8 @@ struct Seen {
 
 #[derive(Debug, Default)]
 pub struct Correlator {
+    /// Route/neighbour records are traced: remember packets to link them to.
+    context: bool,
     xmit: HashMap<(u32, u64), TraceEvent>,
     last: HashMap<u32, Seen>,
     pending: HashMap<u32, Vec<TraceEvent>>,
@@ -55,8 +57,13 @@ fn link(c: &mut TraceEvent, skb: Option<String>, hook: &'static str) {
 }
 
 impl Correlator {
-    pub fn new() -> Self {
-        Self::default()
+    /// `context`: route or neighbour hooks are traced (else packets need
+    /// not be remembered).
+    pub fn new(context: bool) -> Self {
+        Self {
+            context,
+            ..Self::default()
+        }
     }
 
     /// Feed one event (with its raw hook, CPU and skb); events ready to print
@@ -105,7 +112,7 @@ impl Correlator {
                 out.push(c);
             }
         }
-        if te.saddr.is_some() {
+        if self.context && te.saddr.is_some() {
             self.last.insert(
                 cpu,
                 Seen {
@@ -164,7 +171,7 @@ mod tests {
 
     #[test]
     fn links_to_the_packet_before_on_the_same_cpu() {
-        let mut c = Correlator::new();
+        let mut c = Correlator::new(true);
         let mut out = Vec::new();
         c.push(
             pkt(1000, "0x1", "198.18.0.1", "198.18.0.2"),
@@ -186,7 +193,7 @@ mod tests {
 
     #[test]
     fn holds_a_lookup_until_the_packet_it_routes() {
-        let mut c = Correlator::new();
+        let mut c = Correlator::new(true);
         let mut out = Vec::new();
         c.push(
             fib(1000, "0.0.0.0", "198.18.0.2"),
@@ -220,7 +227,7 @@ mod tests {
 
     #[test]
     fn unrelated_or_late_records_are_released_unlinked() {
-        let mut c = Correlator::new();
+        let mut c = Correlator::new(true);
         let mut out = Vec::new();
         c.push(
             fib(1000, "0.0.0.0", "198.18.0.99"),

@@ -3,6 +3,7 @@
 pub mod correlate;
 pub mod event;
 pub mod filter;
+pub mod fmt;
 pub mod hook;
 pub mod packet;
 pub mod packet_fields;

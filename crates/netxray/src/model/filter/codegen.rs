@@ -269,7 +269,12 @@ impl Backend for Gen {
     }
 
     fn goto(&mut self, label: usize) {
-        self.items.push(Item::Jump { cmp: op::CMP_JA, k: 0, t: Target::Label(label), f: Target::Label(label) });
+        self.items.push(Item::Jump {
+            cmp: op::CMP_JA,
+            k: 0,
+            t: Target::Label(label),
+            f: Target::Label(label),
+        });
     }
 
     fn test(&mut self, load: Load, mask: Option<u32>, cmp: u8, k: u32, t: usize, f: usize) {
@@ -282,17 +287,37 @@ impl Backend for Gen {
         };
         if let Some((arg, off)) = fused {
             let mask = mask.unwrap_or(u32::MAX);
-            self.items.push(Item::Test { arg, off, cmp, k, mask, t, f });
+            self.items.push(Item::Test {
+                arg,
+                off,
+                cmp,
+                k,
+                mask,
+                t,
+                f,
+            });
             return;
         }
         self.items.push(Item::Insn(match load {
-            Load::Meta(m) => FilterInsn { op: op::LD_META, k: m, ..Default::default() },
-            Load::Abs(base, off, size) => {
-                FilterInsn { op: op::LD_ABS, arg: base | (size << 4), k: off, ..Default::default() }
-            }
+            Load::Meta(m) => FilterInsn {
+                op: op::LD_META,
+                k: m,
+                ..Default::default()
+            },
+            Load::Abs(base, off, size) => FilterInsn {
+                op: op::LD_ABS,
+                arg: base | (size << 4),
+                k: off,
+                ..Default::default()
+            },
         }));
         if let Some(m) = mask {
-            self.items.push(Item::Insn(FilterInsn { op: op::ALU, arg: op::ALU_AND, k: m, ..Default::default() }));
+            self.items.push(Item::Insn(FilterInsn {
+                op: op::ALU,
+                arg: op::ALU_AND,
+                k: m,
+                ..Default::default()
+            }));
         }
         self.items.push(Item::Jump { cmp, k, t, f });
     }

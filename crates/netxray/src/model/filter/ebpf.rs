@@ -44,12 +44,27 @@ impl Insn {
     pub fn to_bytes(self) -> [u8; 8] {
         let o = self.off.to_le_bytes();
         let i = self.imm.to_le_bytes();
-        [self.code, (self.src << 4) | (self.dst & 0x0f), o[0], o[1], i[0], i[1], i[2], i[3]]
+        [
+            self.code,
+            (self.src << 4) | (self.dst & 0x0f),
+            o[0],
+            o[1],
+            i[0],
+            i[1],
+            i[2],
+            i[3],
+        ]
     }
 }
 
 const fn i(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
-    Insn { code, dst, src, off, imm }
+    Insn {
+        code,
+        dst,
+        src,
+        off,
+        imm,
+    }
 }
 
 // Opcodes.
@@ -75,7 +90,13 @@ const EXIT: u8 = 0x95;
 #[derive(Debug)]
 enum Item {
     Insn(Insn),
-    Jump { code: u8, dst: u8, src: u8, imm: i32, label: usize },
+    Jump {
+        code: u8,
+        dst: u8,
+        src: u8,
+        imm: i32,
+        label: usize,
+    },
     Place(usize),
 }
 
@@ -91,7 +112,13 @@ impl Gen {
     }
 
     fn jmp(&mut self, code: u8, dst: u8, src: u8, imm: i32, label: usize) {
-        self.items.push(Item::Jump { code, dst, src, imm, label });
+        self.items.push(Item::Jump {
+            code,
+            dst,
+            src,
+            imm,
+            label,
+        });
     }
 
     /// r2 = the loaded value (zero-extended).
@@ -202,7 +229,11 @@ pub fn compile(e: &Expr) -> Option<Vec<Insn>> {
     if *e == Expr::True {
         return None;
     }
-    let mut g = Gen { items: Vec::new(), labels: 0, reject: 0 };
+    let mut g = Gen {
+        items: Vec::new(),
+        labels: 0,
+        reject: 0,
+    };
     let acc = g.label();
     g.reject = g.label();
     let rej = g.reject;
@@ -228,7 +259,13 @@ pub fn compile(e: &Expr) -> Option<Vec<Insn>> {
         match it {
             Item::Place(_) => {}
             Item::Insn(x) => out.push(x),
-            Item::Jump { code, dst, src, imm, label } => {
+            Item::Jump {
+                code,
+                dst,
+                src,
+                imm,
+                label,
+            } => {
                 let rel = pos[label] as i64 - out.len() as i64 - 1;
                 out.push(i(code, dst, src, rel as i16, imm));
             }
@@ -249,22 +286,36 @@ mod tests {
 
     #[test]
     fn jumps_go_forward_and_end_in_exits() {
-        let e = Expr::Proto(Proto::Udp).and(Expr::Host(Dir::SrcOrDst, Net::parse("2001:db8::/32").unwrap()));
+        let e = Expr::Proto(Proto::Udp).and(Expr::Host(
+            Dir::SrcOrDst,
+            Net::parse("2001:db8::/32").unwrap(),
+        ));
         let prog = compile(&e).unwrap();
         assert_eq!(prog.last().map(|x| x.code), Some(EXIT));
         for (pc, x) in prog.iter().enumerate() {
             if matches!(x.code & 0x07, 0x05 | 0x06) && x.code != EXIT {
                 assert!(x.off >= 0, "backward jump at {pc}");
-                assert!(pc + 1 + (x.off as usize) < prog.len(), "jump past the end at {pc}");
+                assert!(
+                    pc + 1 + (x.off as usize) < prog.len(),
+                    "jump past the end at {pc}"
+                );
             }
         }
         // ETHERTYPE test first: ldxh r2, [r1+306]
-        assert!(prog.iter().any(|x| x.code == LDXH && x.off == off::ETHERTYPE));
+        assert!(prog
+            .iter()
+            .any(|x| x.code == LDXH && x.off == off::ETHERTYPE));
     }
 
     #[test]
     fn encodes_little_endian() {
-        assert_eq!(i(LDXH, 2, 1, 306, 0).to_bytes(), [0x69, 0x12, 0x32, 0x01, 0, 0, 0, 0]);
-        assert_eq!(i(JEQ32_IMM, 2, 0, 3, 0x0800).to_bytes(), [0x16, 0x02, 3, 0, 0, 8, 0, 0]);
+        assert_eq!(
+            i(LDXH, 2, 1, 306, 0).to_bytes(),
+            [0x69, 0x12, 0x32, 0x01, 0, 0, 0, 0]
+        );
+        assert_eq!(
+            i(JEQ32_IMM, 2, 0, 3, 0x0800).to_bytes(),
+            [0x16, 0x02, 3, 0, 0, 8, 0, 0]
+        );
     }
 }

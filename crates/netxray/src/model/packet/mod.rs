@@ -433,6 +433,6 @@ impl Packet {
     /// `IP 198.18.0.1.40000 > 198.18.0.2.80: Flags [S], seq 123, win 64240, length 0`.
     /// The same text as `Display`.
     pub fn summary(&self) -> String {
-        self.to_string()
+        self.render()
     }
 }

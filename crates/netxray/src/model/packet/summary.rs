@@ -9,23 +9,38 @@ use std::net::IpAddr;
 
 use super::names::ip_proto_name;
 use super::{Arp, Icmp, Icmpv6, Packet, Tcp, L3, L4};
+use crate::model::fmt::{push_ip, push_u32};
 
 impl fmt::Display for Packet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut out = String::new();
+        f.write_str(&self.render())
+    }
+}
+
+impl Packet {
+    /// The one-liner (what `summary()` and `Display` give).
+    pub(super) fn render(&self) -> String {
+        let mut out = String::with_capacity(96);
+        // Writing into a String cannot fail.
+        let _ = self.render_into(&mut out);
+        out
+    }
+
+    fn render_into(&self, out: &mut String) -> fmt::Result {
+        let out = &mut *out;
         for tag in &self.vlans {
             write!(out, "vlan {}, ", tag.vid)?;
         }
         match &self.l3 {
             Some(L3::Ipv4(ip)) => {
                 out.push_str("IP ");
-                self.write_ip(&mut out, ip.src.into(), ip.dst.into())?;
+                self.write_ip(out, ip.src.into(), ip.dst.into())?;
             }
             Some(L3::Ipv6(ip)) => {
                 out.push_str("IP6 ");
-                self.write_ip(&mut out, ip.src.into(), ip.dst.into())?;
+                self.write_ip(out, ip.src.into(), ip.dst.into())?;
             }
-            Some(L3::Arp(arp)) => write_arp(&mut out, arp)?,
+            Some(L3::Arp(arp)) => write_arp(out, arp)?,
             Some(L3::Other(t)) if *t <= 1500 => {
                 write!(out, "802.3, length {}", self.captured_len)?;
             }
@@ -36,14 +51,14 @@ impl fmt::Display for Packet {
             }
         }
         if let Some(t) = &self.truncated {
-            space(&mut out);
+            space(out);
             write!(out, "[truncated: {t}]")?;
         }
         if let Some(why) = &self.malformed {
-            space(&mut out);
+            space(out);
             write!(out, "[malformed: {why}]")?;
         }
-        f.write_str(&out)
+        Ok(())
     }
 }
 
@@ -57,8 +72,22 @@ impl Packet {
     /// `src[.port] > dst[.port]: ` and the transport part.
     fn write_ip(&self, out: &mut String, src: IpAddr, dst: IpAddr) -> fmt::Result {
         match self.ports() {
-            Some((sport, dport)) => write!(out, "{src}.{sport} > {dst}.{dport}: ")?,
-            None => write!(out, "{src} > {dst}: ")?,
+            Some((sport, dport)) => {
+                push_ip(out, src);
+                out.push('.');
+                push_u32(out, sport.into());
+                out.push_str(" > ");
+                push_ip(out, dst);
+                out.push('.');
+                push_u32(out, dport.into());
+                out.push_str(": ");
+            }
+            None => {
+                push_ip(out, src);
+                out.push_str(" > ");
+                push_ip(out, dst);
+                out.push_str(": ");
+            }
         }
         let len = self.l4_len();
         let frag = self.fragment();
