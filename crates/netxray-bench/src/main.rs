@@ -23,6 +23,8 @@ use std::time::{Duration, Instant};
 
 const NS_A: &str = "nxbench-a";
 const NS_B: &str = "nxbench-b";
+/// A namespace with no traffic, for the pre-filter floor.
+const NS_IDLE: &str = "nxbench-idle";
 const IP_A: &str = "198.18.100.1";
 const IP_B: &str = "198.18.100.2";
 const PORT: u16 = 9999;
@@ -43,6 +45,18 @@ fn modes() -> Vec<Mode> {
     let nomatch = vec!["--addr".to_string(), "198.19.255.254".to_string()];
     let all = vec!["--addr".to_string(), IP_B.to_string()];
     vec![
+        Mode {
+            // The framework's floor: programs run, the namespace pre-filter
+            // rejects before any packet byte is read.
+            name: "4 seed hooks, namespace pre-filter rejects",
+            args: vec![
+                "-t".into(),
+                SEED_HOOKS.into(),
+                "--netns".into(),
+                NS_IDLE.into(),
+            ],
+            to_file: false,
+        },
         Mode {
             name: "4 seed hooks, filter matches nothing",
             args: [vec!["-t".into(), SEED_HOOKS.into()], nomatch.clone()].concat(),
@@ -81,11 +95,16 @@ struct Topo;
 
 impl Topo {
     fn new() -> Result<Self> {
-        let _ = Command::new("ip").args(["netns", "del", NS_A]).status();
-        let _ = Command::new("ip").args(["netns", "del", NS_B]).status();
+        for ns in [NS_A, NS_B, NS_IDLE] {
+            let _ = Command::new("ip")
+                .args(["netns", "del", ns])
+                .stderr(Stdio::null())
+                .status();
+        }
         ip(&["netns", "add", NS_A])?;
         let t = Topo;
         ip(&["netns", "add", NS_B])?;
+        ip(&["netns", "add", NS_IDLE])?;
         ip(&[
             "link", "add", "va", "netns", NS_A, "type", "veth", "peer", "name", "vb", "netns", NS_B,
         ])?;
@@ -130,8 +149,22 @@ impl Topo {
 
 impl Drop for Topo {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", NS_A]).status();
-        let _ = Command::new("ip").args(["netns", "del", NS_B]).status();
+        for ns in [NS_A, NS_B, NS_IDLE] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+/// Pin the calling thread to one CPU: with the sender and the receiver on
+/// CPUs of their own the rate is far steadier than when the scheduler moves
+/// them around.
+fn pin(cpu: usize) {
+    // SAFETY: a zeroed cpu_set_t is valid; CPU_SET writes inside it;
+    // sched_setaffinity(0, ..) applies to the calling thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
     }
 }
 
@@ -144,6 +177,10 @@ fn enter(ns: &str) -> Result<()> {
     Ok(())
 }
 
+fn ncpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// Flood for `secs` and return datagrams received per second in B.
 fn measure(secs: f64) -> Result<f64> {
     let stop = Arc::new(AtomicBool::new(false));
@@ -153,6 +190,7 @@ fn measure(secs: f64) -> Result<f64> {
         let (stop, received) = (stop.clone(), received.clone());
         std::thread::spawn(move || -> Result<()> {
             enter(NS_B)?;
+            pin(1 % ncpus());
             let sock = UdpSocket::bind((IP_B, PORT))?;
             sock.set_read_timeout(Some(Duration::from_millis(50)))?;
             tx.send(()).ok();
@@ -171,6 +209,7 @@ fn measure(secs: f64) -> Result<f64> {
         let stop = stop.clone();
         std::thread::spawn(move || -> Result<()> {
             enter(NS_A)?;
+            pin(0);
             let sock = UdpSocket::bind((IP_A, 0))?;
             sock.connect((IP_B, PORT))?;
             let payload = [0x5au8; PAYLOAD];
