@@ -6,19 +6,8 @@ use std::fmt::Write;
 use std::net::IpAddr;
 
 /// Append a decimal number.
-pub fn push_u32(out: &mut String, mut v: u32) {
-    let mut buf = [0u8; 10];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    // Only ASCII digits were written.
-    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
+pub fn push_u32(out: &mut String, v: u32) {
+    out.push_str(itoa::Buffer::new().format(v));
 }
 
 /// Append an address as `198.18.0.1` or `2001:db8::1`.

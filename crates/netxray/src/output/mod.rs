@@ -2,6 +2,8 @@
 //! text for people or JSON lines for programs. Data goes to stdout only;
 //! status and warnings go to stderr through `tracing`.
 
+mod json;
+
 use crate::model::event::TraceEvent;
 use std::io::{self, Write};
 
@@ -12,18 +14,24 @@ pub trait Printer {
 
 pub struct JsonPrinter<W: Write> {
     out: W,
+    line: String,
 }
 
 impl<W: Write> JsonPrinter<W> {
     pub fn new(out: W) -> Self {
-        Self { out }
+        Self {
+            out,
+            line: String::with_capacity(1024),
+        }
     }
 }
 
 impl<W: Write> Printer for JsonPrinter<W> {
     fn event(&mut self, ev: &TraceEvent) -> io::Result<()> {
-        serde_json::to_writer(&mut self.out, ev).map_err(io::Error::other)?;
-        self.out.write_all(b"\n")
+        self.line.clear();
+        json::write_event(&mut self.line, ev);
+        self.line.push('\n');
+        self.out.write_all(self.line.as_bytes())
     }
 
     fn flush(&mut self) -> io::Result<()> {
