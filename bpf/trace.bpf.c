@@ -30,13 +30,15 @@ static __always_inline const struct net_device *nx_sane_dev(const struct net_dev
 }
 
 struct nx_ctx {
+	void *ctx;		/* the tracepoint's arguments, on the kernel stack */
 	struct nx_config *cfg;
 	struct nx_scratch *s;
 	struct nx_counter *cnt;
 };
 
-static __always_inline bool nx_begin(struct nx_ctx *c, __u32 hook)
+static __always_inline bool nx_begin(struct nx_ctx *c, __u32 hook, void *ctx)
 {
+	c->ctx = ctx;
 	c->cfg = nx_get_config();
 	c->s = nx_get_scratch();
 	c->cnt = nx_counter(hook);
@@ -59,7 +61,7 @@ static __always_inline bool nx_prefilter(struct nx_ctx *c, __u32 netns, __u32 if
 		return false;
 	*irq = false;
 	if (cfg->tgid) {
-		*irq = nx_in_irq(c->s, cfg->thread_size);
+		*irq = nx_in_irq(c->s, c->ctx, cfg->thread_size);
 		if (*irq || (bpf_get_current_pid_tgid() >> 32) != cfg->tgid)
 			return false;
 	}
@@ -72,7 +74,7 @@ static __always_inline void nx_finish(struct nx_ctx *c, bool irq)
 {
 	c->cnt->matched++;
 	if (!c->cfg->tgid)
-		irq = nx_in_irq(c->s, c->cfg->thread_size);
+		irq = nx_in_irq(c->s, c->ctx, c->cfg->thread_size);
 	nx_emit(c->s, c->cfg, c->cnt, irq);
 }
 
@@ -170,7 +172,7 @@ SEC("tp_btf/napi_gro_receive_entry")
 int BPF_PROG(napi_gro_receive_entry, struct sk_buff *skb)
 {
 	struct nx_ctx c;
-	if (nx_begin(&c, NX_HOOK_NAPI_GRO_RECEIVE_ENTRY))
+	if (nx_begin(&c, NX_HOOK_NAPI_GRO_RECEIVE_ENTRY, ctx))
 		nx_skb_event(&c, skb, NULL);
 	return 0;
 }
@@ -179,7 +181,7 @@ SEC("tp_btf/netif_receive_skb_entry")
 int BPF_PROG(netif_receive_skb_entry, struct sk_buff *skb)
 {
 	struct nx_ctx c;
-	if (nx_begin(&c, NX_HOOK_NETIF_RECEIVE_SKB_ENTRY))
+	if (nx_begin(&c, NX_HOOK_NETIF_RECEIVE_SKB_ENTRY, ctx))
 		nx_skb_event(&c, skb, NULL);
 	return 0;
 }
@@ -188,7 +190,7 @@ SEC("tp_btf/netif_receive_skb_list_entry")
 int BPF_PROG(netif_receive_skb_list_entry, struct sk_buff *skb)
 {
 	struct nx_ctx c;
-	if (nx_begin(&c, NX_HOOK_NETIF_RECEIVE_SKB_LIST_ENTRY))
+	if (nx_begin(&c, NX_HOOK_NETIF_RECEIVE_SKB_LIST_ENTRY, ctx))
 		nx_skb_event(&c, skb, NULL);
 	return 0;
 }
@@ -197,7 +199,7 @@ SEC("tp_btf/netif_rx_entry")
 int BPF_PROG(netif_rx_entry, struct sk_buff *skb)
 {
 	struct nx_ctx c;
-	if (nx_begin(&c, NX_HOOK_NETIF_RX_ENTRY))
+	if (nx_begin(&c, NX_HOOK_NETIF_RX_ENTRY, ctx))
 		nx_skb_event(&c, skb, NULL);
 	return 0;
 }
@@ -206,7 +208,7 @@ SEC("tp_btf/netif_rx")
 int BPF_PROG(netif_rx, struct sk_buff *skb)
 {
 	struct nx_ctx c;
-	if (nx_begin(&c, NX_HOOK_NETIF_RX))
+	if (nx_begin(&c, NX_HOOK_NETIF_RX, ctx))
 		nx_skb_event(&c, skb, NULL);
 	return 0;
 }
@@ -215,7 +217,7 @@ SEC("tp_btf/netif_receive_skb")
 int BPF_PROG(netif_receive_skb, struct sk_buff *skb)
 {
 	struct nx_ctx c;
-	if (nx_begin(&c, NX_HOOK_NETIF_RECEIVE_SKB))
+	if (nx_begin(&c, NX_HOOK_NETIF_RECEIVE_SKB, ctx))
 		nx_skb_event(&c, skb, NULL);
 	return 0;
 }
@@ -226,7 +228,7 @@ SEC("tp_btf/net_dev_queue")
 int BPF_PROG(net_dev_queue, struct sk_buff *skb)
 {
 	struct nx_ctx c;
-	if (nx_begin(&c, NX_HOOK_NET_DEV_QUEUE))
+	if (nx_begin(&c, NX_HOOK_NET_DEV_QUEUE, ctx))
 		nx_skb_event(&c, skb, NULL);
 	return 0;
 }
@@ -238,7 +240,7 @@ int BPF_PROG(net_dev_start_xmit, struct sk_buff *skb, struct net_device *dev)
 	__u64 key = (__u64)skb;
 	__u8 one = 1;
 
-	if (!nx_begin(&c, NX_HOOK_NET_DEV_START_XMIT))
+	if (!nx_begin(&c, NX_HOOK_NET_DEV_START_XMIT, ctx))
 		return 0;
 	if (nx_skb_event(&c, skb, dev))
 		bpf_map_update_elem(&nx_xmit_pending, &key, &one, BPF_ANY);
@@ -255,7 +257,7 @@ int BPF_PROG(net_dev_xmit, struct sk_buff *skb, int rc, struct net_device *dev, 
 	struct nx_event *e;
 	bool irq = false;
 
-	if (!nx_begin(&c, NX_HOOK_NET_DEV_XMIT))
+	if (!nx_begin(&c, NX_HOOK_NET_DEV_XMIT, ctx))
 		return 0;
 	if (!bpf_map_lookup_elem(&nx_xmit_pending, &key))
 		return 0;
@@ -278,7 +280,7 @@ SEC("tp_btf/qdisc_enqueue")
 int BPF_PROG(qdisc_enqueue, struct Qdisc *q, const struct netdev_queue *txq, struct sk_buff *skb)
 {
 	struct nx_ctx c;
-	if (nx_begin(&c, NX_HOOK_QDISC_ENQUEUE))
+	if (nx_begin(&c, NX_HOOK_QDISC_ENQUEUE, ctx))
 		nx_skb_event(&c, skb, nx_sane_dev((txq->dev)));
 	return 0;
 }
@@ -288,7 +290,7 @@ int BPF_PROG(qdisc_dequeue, struct Qdisc *q, const struct netdev_queue *txq, int
 	     struct sk_buff *skb)
 {
 	struct nx_ctx c;
-	if (!nx_begin(&c, NX_HOOK_QDISC_DEQUEUE))
+	if (!nx_begin(&c, NX_HOOK_QDISC_DEQUEUE, ctx))
 		return 0;
 	c.s->ev.ret = packets;
 	nx_skb_event(&c, skb, nx_sane_dev((txq->dev)));
@@ -302,7 +304,7 @@ SEC("tp_btf/icmp_send")
 int BPF_PROG(icmp_send, const struct sk_buff *skb, int type, int code)
 {
 	struct nx_ctx c;
-	if (!nx_begin(&c, NX_HOOK_ICMP_SEND))
+	if (!nx_begin(&c, NX_HOOK_ICMP_SEND, ctx))
 		return 0;
 	c.s->ev.aux = ((__u32)type << 8) | (code & 0xff);
 	nx_skb_event(&c, (struct sk_buff *)skb, NULL);
@@ -314,7 +316,7 @@ SEC("tp_btf/tcp_retransmit_skb")
 int BPF_PROG(tcp_retransmit_skb, const struct sock *sk, const struct sk_buff *skb, int err)
 {
 	struct nx_ctx c;
-	if (!nx_begin(&c, NX_HOOK_TCP_RETRANSMIT_SKB))
+	if (!nx_begin(&c, NX_HOOK_TCP_RETRANSMIT_SKB, ctx))
 		return 0;
 	c.s->ev.ret = err;
 	nx_sock_event(&c, sk, skb, false, 0);
@@ -326,7 +328,7 @@ SEC("tp_btf/tcp_send_reset")
 int BPF_PROG(tcp_send_reset, const struct sock *sk, const struct sk_buff *skb, int reason)
 {
 	struct nx_ctx c;
-	if (!nx_begin(&c, NX_HOOK_TCP_SEND_RESET))
+	if (!nx_begin(&c, NX_HOOK_TCP_SEND_RESET, ctx))
 		return 0;
 	c.s->ev.reason = reason;
 	if (skb) {
@@ -342,7 +344,7 @@ SEC("tp_btf/tcp_receive_reset")
 int BPF_PROG(tcp_receive_reset, struct sock *sk)
 {
 	struct nx_ctx c;
-	if (nx_begin(&c, NX_HOOK_TCP_RECEIVE_RESET))
+	if (nx_begin(&c, NX_HOOK_TCP_RECEIVE_RESET, ctx))
 		nx_sock_event(&c, sk, NULL, true, 0);
 	return 0;
 }
@@ -351,7 +353,7 @@ SEC("tp_btf/udp_fail_queue_rcv_skb")
 int BPF_PROG(udp_fail_queue_rcv_skb, int rc, struct sock *sk, struct sk_buff *skb)
 {
 	struct nx_ctx c;
-	if (!nx_begin(&c, NX_HOOK_UDP_FAIL_QUEUE_RCV_SKB))
+	if (!nx_begin(&c, NX_HOOK_UDP_FAIL_QUEUE_RCV_SKB, ctx))
 		return 0;
 	c.s->ev.ret = rc;
 	nx_skb_event(&c, skb, NULL);
@@ -364,7 +366,7 @@ SEC("tp_btf/sk_data_ready")
 int BPF_PROG(sk_data_ready, const struct sock *sk)
 {
 	struct nx_ctx c;
-	if (nx_begin(&c, NX_HOOK_SK_DATA_READY))
+	if (nx_begin(&c, NX_HOOK_SK_DATA_READY, ctx))
 		nx_sock_event(&c, sk, NULL, true, 0);
 	return 0;
 }
@@ -373,7 +375,7 @@ SEC("tp_btf/skb_copy_datagram_iovec")
 int BPF_PROG(skb_copy_datagram_iovec, const struct sk_buff *skb, int len)
 {
 	struct nx_ctx c;
-	if (!nx_begin(&c, NX_HOOK_SKB_COPY_DATAGRAM_IOVEC))
+	if (!nx_begin(&c, NX_HOOK_SKB_COPY_DATAGRAM_IOVEC, ctx))
 		return 0;
 	c.s->ev.ret = len;
 	nx_sock_event(&c, (skb->sk), skb, true, (skb->skb_iif));
@@ -387,7 +389,7 @@ int BPF_PROG(kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reaso
 	     struct sock *rx_sk)
 {
 	struct nx_ctx c;
-	if (!nx_begin(&c, NX_HOOK_KFREE_SKB))
+	if (!nx_begin(&c, NX_HOOK_KFREE_SKB, ctx))
 		return 0;
 	c.s->ev.reason = reason;
 	c.s->ev.location = (__u64)location;
@@ -399,7 +401,7 @@ SEC("tp_btf/consume_skb")
 int BPF_PROG(consume_skb, struct sk_buff *skb, void *location)
 {
 	struct nx_ctx c;
-	if (!nx_begin(&c, NX_HOOK_CONSUME_SKB))
+	if (!nx_begin(&c, NX_HOOK_CONSUME_SKB, ctx))
 		return 0;
 	c.s->ev.location = (__u64)location;
 	nx_skb_event(&c, skb, NULL);
@@ -430,7 +432,7 @@ int BPF_PROG(fib_table_lookup, u32 tb_id, const struct flowi4 *flp, const struct
 	struct nx_event *e;
 	const struct net_device *dev = NULL;
 
-	if (!nx_begin(&c, NX_HOOK_FIB_TABLE_LOOKUP))
+	if (!nx_begin(&c, NX_HOOK_FIB_TABLE_LOOKUP, ctx))
 		return 0;
 	e = &c.s->ev;
 	e->kind = NX_KIND_FIB;
@@ -465,7 +467,7 @@ int BPF_PROG(fib6_table_lookup, const struct net *net, const struct fib6_result 
 	const struct net_device *dev = NULL;
 	struct fib6_nh *nh;
 
-	if (!nx_begin(&c, NX_HOOK_FIB6_TABLE_LOOKUP))
+	if (!nx_begin(&c, NX_HOOK_FIB6_TABLE_LOOKUP, ctx))
 		return 0;
 	e = &c.s->ev;
 	e->kind = NX_KIND_FIB;
@@ -492,15 +494,15 @@ int BPF_PROG(fib6_table_lookup, const struct net *net, const struct fib6_result 
 
 /* ---- neigh: ARP/ND resolution ---- */
 
-static __always_inline void nx_neigh_event(__u32 hook, const struct neighbour *n, int err,
-					   __u32 aux)
+static __always_inline void nx_neigh_event(void *ctx, __u32 hook, const struct neighbour *n,
+					   int err, __u32 aux)
 {
 	struct nx_ctx c;
 	struct nx_event *e;
 	const struct net_device *dev;
 	__u32 family, klen;
 
-	if (!nx_begin(&c, hook) || !n)
+	if (!nx_begin(&c, hook, ctx) || !n)
 		return;
 	e = &c.s->ev;
 	e->kind = NX_KIND_NEIGH;
@@ -522,48 +524,48 @@ SEC("tp_btf/neigh_create")
 int BPF_PROG(neigh_create, struct neigh_table *tbl, struct net_device *dev, const void *pkey,
 	     const struct neighbour *n, bool exempt_from_gc)
 {
-	nx_neigh_event(NX_HOOK_NEIGH_CREATE, n, 0, 0);
+	nx_neigh_event(ctx, NX_HOOK_NEIGH_CREATE, n, 0, 0);
 	return 0;
 }
 
 SEC("tp_btf/neigh_update")
 int BPF_PROG(neigh_update, struct neighbour *n, const u8 *lladdr, u8 new, u32 flags, u32 nlmsg_pid)
 {
-	nx_neigh_event(NX_HOOK_NEIGH_UPDATE, n, new, flags);
+	nx_neigh_event(ctx, NX_HOOK_NEIGH_UPDATE, n, new, flags);
 	return 0;
 }
 
 SEC("tp_btf/neigh_update_done")
 int BPF_PROG(neigh_update_done, struct neighbour *n, int err)
 {
-	nx_neigh_event(NX_HOOK_NEIGH_UPDATE_DONE, n, err, 0);
+	nx_neigh_event(ctx, NX_HOOK_NEIGH_UPDATE_DONE, n, err, 0);
 	return 0;
 }
 
 SEC("tp_btf/neigh_timer_handler")
 int BPF_PROG(neigh_timer_handler, struct neighbour *n, int err)
 {
-	nx_neigh_event(NX_HOOK_NEIGH_TIMER_HANDLER, n, err, 0);
+	nx_neigh_event(ctx, NX_HOOK_NEIGH_TIMER_HANDLER, n, err, 0);
 	return 0;
 }
 
 SEC("tp_btf/neigh_event_send_done")
 int BPF_PROG(neigh_event_send_done, struct neighbour *n, int err)
 {
-	nx_neigh_event(NX_HOOK_NEIGH_EVENT_SEND_DONE, n, err, 0);
+	nx_neigh_event(ctx, NX_HOOK_NEIGH_EVENT_SEND_DONE, n, err, 0);
 	return 0;
 }
 
 SEC("tp_btf/neigh_event_send_dead")
 int BPF_PROG(neigh_event_send_dead, struct neighbour *n, int err)
 {
-	nx_neigh_event(NX_HOOK_NEIGH_EVENT_SEND_DEAD, n, err, 0);
+	nx_neigh_event(ctx, NX_HOOK_NEIGH_EVENT_SEND_DEAD, n, err, 0);
 	return 0;
 }
 
 SEC("tp_btf/neigh_cleanup_and_release")
 int BPF_PROG(neigh_cleanup_and_release, struct neighbour *n, int rc)
 {
-	nx_neigh_event(NX_HOOK_NEIGH_CLEANUP_AND_RELEASE, n, rc, 0);
+	nx_neigh_event(ctx, NX_HOOK_NEIGH_CLEANUP_AND_RELEASE, n, rc, 0);
 	return 0;
 }

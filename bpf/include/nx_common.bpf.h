@@ -75,22 +75,25 @@ static __always_inline struct nx_counter *nx_counter(__u32 hook)
  * Interrupt (hard or soft) context: the task on the CPU is whoever was
  * interrupted, so its pid says nothing about the packet. On x86-64 softirqs
  * and hard interrupts run on the per-CPU IRQ stack (also when entered from
- * local_bh_enable), so our own stack address lies outside the current task's
- * stack; ksoftirqd runs NET_RX in a kernel thread of its own. Needs the
- * privilege to store a pointer into a map (CAP_PERFMON), which netxray has.
+ * local_bh_enable), so a stack address of the current context lies outside
+ * the current task's stack; ksoftirqd runs NET_RX in a kernel thread of its
+ * own. The address must be of the kernel stack, not of the BPF program's:
+ * since 6.13 tracing programs may run on a per-CPU private stack. The
+ * tracepoint's argument array (ctx) is a local of bpf_trace_run*(), on the
+ * kernel stack. Storing ctx into a map value to read it back as a number
+ * needs the pointer-leak privilege (CAP_PERFMON), which netxray has.
  */
-static __always_inline bool nx_in_irq(struct nx_scratch *s, __u32 thread_size)
+static __always_inline bool nx_in_irq(struct nx_scratch *s, void *ctx, __u32 thread_size)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
-	volatile __u64 marker = 0;
-	__u64 stack = (__u64)(task->stack);
+	__u64 stack = (__u64)task->stack;
 	__u64 sp;
 
-	*(volatile __u64 *)&s->sp = (__u64)&marker;
+	*(volatile __u64 *)&s->sp = (__u64)ctx;
 	sp = *(volatile __u64 *)&s->sp;
 	if (sp < stack || sp >= stack + thread_size)
 		return true;
-	if ((task->flags) & NX_PF_KTHREAD) {
+	if (task->flags & NX_PF_KTHREAD) {
 		char comm[9];
 		bpf_probe_read_kernel(comm, sizeof(comm), task->comm);
 		if (comm[0] == 'k' && comm[1] == 's' && comm[2] == 'o' && comm[3] == 'f' &&
@@ -98,7 +101,7 @@ static __always_inline bool nx_in_irq(struct nx_scratch *s, __u32 thread_size)
 		    comm[8] == 'd')
 			return true;
 	}
-	return marker != 0; /* always false; keeps marker on the stack */
+	return false;
 }
 
 static __always_inline __u32 nx_netns_of_dev(const struct net_device *dev)

@@ -45,8 +45,11 @@ fn packet_events<'a>(evs: &'a [Value], src: &str, icmp_type: u64) -> Vec<&'a Val
 
 fn check_echo_path(t: &LinearBridged, v6: bool) {
     let (a, b) = (t.a_ip(v6).to_string(), t.b_ip(v6).to_string());
-    let run = start(&["--addr", &b, "-t", "link-in,link-out"]);
     let id = if v6 { 0x6601 } else { 0x4242 };
+    // Resolve the neighbour first: a packet waiting for ARP/ND is sent later
+    // from softirq context, and this test checks process attribution too.
+    assert!(ping(t.a(), t.b_ip(v6), id ^ 0xff, 1), "warm-up ping");
+    let run = start(&["--addr", &b, "-t", "link-in,link-out"]);
     assert!(ping(t.a(), t.b_ip(v6), id, 7), "ping answered");
     let out = run.stop();
     assert!(out.status.success(), "netxray failed: {}", out.stderr);
@@ -64,6 +67,21 @@ fn check_echo_path(t: &LinearBridged, v6: bool) {
             s(e, "ifname"),
             LinearBridged::BRIDGE,
             "a forwarded unicast frame never touches br0"
+        );
+    }
+    // pid/comm: the request leaves A in this process's context; received
+    // packets are handled in softirq context, attributed to no process.
+    let me = std::process::id() as u64;
+    assert!(
+        req.iter()
+            .any(|e| e["hook"] == "net:net_dev_queue" && e["pid"].as_u64() == Some(me)),
+        "{}",
+        out.stdout
+    );
+    for e in req.iter().filter(|e| e["hook"] == "net:netif_receive_skb") {
+        assert!(
+            e["pid"].is_null() && e["comm"].is_null(),
+            "softirq event attributed: {e}"
         );
     }
     let path = first_sightings(req.iter().copied());
@@ -307,5 +325,140 @@ fn route_lookups_are_linked_to_their_packet() {
             .any(|f| request_skbs.contains(&s(f, "linked_skb"))),
         "a lookup in B is linked to the request's skb: {}",
         out.stdout
+    );
+}
+
+#[test]
+fn netns_iface_and_pid_prefilters() {
+    let Some(_serial) = e2e() else { return };
+    let t = LinearBridged::new();
+    let b = t.b_ip(false);
+
+    // --netns: only B's namespace.
+    let run = start(&[
+        "--netns",
+        t.b().name(),
+        "--addr",
+        &b.to_string(),
+        "-t",
+        "link-in,link-out",
+    ]);
+    assert!(ping(t.a(), b, 0x71, 1));
+    let out = run.stop();
+    let evs = out.json();
+    assert!(!evs.is_empty(), "events in B: {}", out.stderr);
+    assert!(
+        evs.iter().all(|e| e["netns"].as_u64() == Some(t.b_inode())),
+        "{}",
+        out.stdout
+    );
+
+    // -i with --netns: one bridge port only.
+    let ns_path = format!("/run/netns/{}", t.br().name());
+    let run = start(&[
+        "--netns",
+        &ns_path,
+        "-i",
+        LinearBridged::BR_A,
+        "-t",
+        "link-in,link-out",
+        "--proto",
+        "icmp",
+    ]);
+    assert!(ping(t.a(), b, 0x72, 1));
+    let out = run.stop();
+    let evs = out.json();
+    assert!(!evs.is_empty(), "events on br-a: {}", out.stderr);
+    assert!(
+        evs.iter().all(
+            |e| e["ifname"] == LinearBridged::BR_A && e["netns"].as_u64() == Some(t.br_inode())
+        ),
+        "{}",
+        out.stdout
+    );
+
+    // --pid: only events raised in this process (sending); the receive side
+    // runs in softirq context and is not attributed.
+    let me = std::process::id();
+    let run = start(&[
+        "--pid",
+        &me.to_string(),
+        "--addr",
+        &b.to_string(),
+        "-t",
+        "link-in,link-out",
+    ]);
+    assert!(ping(t.a(), b, 0x73, 1));
+    let out = run.stop();
+    let evs = out.json();
+    assert!(
+        evs.iter()
+            .any(|e| e["hook"] == "net:net_dev_queue" && e["netns"].as_u64() == Some(t.a_inode())),
+        "the request leaves A in our context: {}",
+        out.stdout
+    );
+    assert!(
+        evs.iter().all(|e| e["pid"].as_u64() == Some(me as u64)),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn qdisc_hooks_fire_on_a_device_with_a_queue() {
+    let Some(_serial) = e2e() else { return };
+    let t = LinearBridged::new();
+    // veth has no queue of its own: give A's end one. Not pfifo: an empty
+    // pfifo lets a packet bypass the queue (no enqueue at all); tbf does not.
+    let tbf = "tc qdisc add dev a0 root tbf rate 100mbit burst 32kbit latency 400ms";
+    t.a().run(&tbf.split(' ').collect::<Vec<_>>());
+    let b = t.b_ip(false);
+    let run = start(&["--addr", &b.to_string(), "-t", "qdisc"]);
+    assert!(ping(t.a(), b, 0x74, 1));
+    let out = run.stop();
+    let evs = out.json();
+    for hook in ["qdisc:qdisc_enqueue", "qdisc:qdisc_dequeue"] {
+        let e = evs
+            .iter()
+            .find(|e| e["hook"] == hook && e["icmp_type"].as_u64() == Some(8))
+            .unwrap_or_else(|| {
+                let q = t
+                    .a()
+                    .run(&["tc", "qdisc", "show", "dev", LinearBridged::A_IF]);
+                panic!("{hook}: {}\n{}\nqdisc: {q}", out.stdout, out.stderr)
+            });
+        assert_eq!(e["ifname"], LinearBridged::A_IF);
+        assert_eq!(e["icmp_id"].as_u64(), Some(0x74));
+    }
+}
+
+#[test]
+fn text_output_is_aligned_columns() {
+    let Some(_serial) = e2e() else { return };
+    let t = LinearBridged::new();
+    let b = t.b_ip(false).to_string();
+    let run = NetxrayRun::new(netxray_bin())
+        .args(["trace", "--addr", &b, "-t", "link-out"])
+        .start()
+        .unwrap_or_else(|e| panic!("netxray did not start: {e}"));
+    assert!(ping(t.a(), t.b_ip(false), 0x75, 3));
+    let out = run.stop();
+    let lines = out.lines();
+    assert!(lines[0].starts_with("TIME"), "header: {}", out.stdout);
+    let req = lines
+        .iter()
+        .find(|l| l.contains("net:net_dev_queue") && l.contains("echo request"))
+        .unwrap_or_else(|| panic!("{}", out.stdout));
+    assert!(
+        req.contains(&format!(
+            "IP {} > {}: ICMP echo request, id 117, seq 3",
+            t.a_ip(false),
+            b
+        )),
+        "{req}"
+    );
+    assert!(
+        req.contains(t.a().name()) && req.contains(LinearBridged::A_IF),
+        "{req}"
     );
 }

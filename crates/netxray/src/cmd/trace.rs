@@ -176,10 +176,6 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
         },
         wall_offset: clock_ns(libc::CLOCK_REALTIME) - clock_ns(libc::CLOCK_MONOTONIC),
     };
-    if let Some(path) = &args.ready_file {
-        std::fs::write(path, format!("{}\n", std::process::id()))
-            .map_err(|e| Error::io(format!("writing --ready-file {}", path.display()), e))?;
-    }
     tracing::info!(
         "tracing {} hooks ({}){}",
         session.attached.len(),
@@ -207,6 +203,20 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
         .enable_all()
         .build()
         .map_err(|e| Error::io("starting the event loop", e))?;
+    // Signal handlers before the ready file: a script may send SIGINT as soon
+    // as it sees the file.
+    let signals = {
+        let _rt = rt.enter();
+        let int = signal(SignalKind::interrupt())
+            .map_err(|e| Error::io("installing SIGINT handler", e))?;
+        let term = signal(SignalKind::terminate())
+            .map_err(|e| Error::io("installing SIGTERM handler", e))?;
+        (int, term)
+    };
+    if let Some(path) = &args.ready_file {
+        std::fs::write(path, format!("{}\n", std::process::id()))
+            .map_err(|e| Error::io(format!("writing --ready-file {}", path.display()), e))?;
+    }
     let mut state = LoopState {
         correlator: Correlator::new(cfg.hooks.iter().any(|h| h.is_context())),
         ready: Vec::new(),
@@ -218,6 +228,7 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
     };
     let stop = rt.block_on(event_loop(
         ring,
+        signals,
         &session,
         &mut ctx,
         printer.as_mut(),
@@ -316,6 +327,7 @@ fn print_ready(printer: &mut dyn Printer, st: &mut LoopState) -> io::Result<bool
 
 async fn event_loop(
     ring: RingBuf<MapData>,
+    signals: (tokio::signal::unix::Signal, tokio::signal::unix::Signal),
     session: &TraceSession,
     ctx: &mut Context,
     printer: &mut dyn Printer,
@@ -326,10 +338,7 @@ async fn event_loop(
     // for as long as the AsyncFd owns the ring buffer.
     let mut afd = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
         .map_err(|e| Error::io("polling the ring buffer", e.into()))?;
-    let mut sigint =
-        signal(SignalKind::interrupt()).map_err(|e| Error::io("installing SIGINT handler", e))?;
-    let mut sigterm =
-        signal(SignalKind::terminate()).map_err(|e| Error::io("installing SIGTERM handler", e))?;
+    let (mut sigint, mut sigterm) = signals;
     // The kernel side wakes us only when the ring fills up: drain on a short
     // timer otherwise (a wake-up per event costs more than the event).
     let mut tick = tokio::time::interval(Duration::from_millis(10));

@@ -130,7 +130,7 @@ pub static HOOKS: &[HookPoint] = &[
     hook!(id::NET_DEV_XMIT, "net:net_dev_xmit", LinkOut,
         "driver returned (rc); the skb may already be freed: not decoded, reported when its start_xmit matched"),
     hook!(id::QDISC_ENQUEUE, "qdisc:qdisc_enqueue", Qdisc,
-        "packet queued on a qdisc; only devices with a queue (veth has none)"),
+        "packet queued on a qdisc; only devices with a queue (veth has none), and not when an empty pfifo/fq lets it bypass the queue"),
     hook!(id::QDISC_DEQUEUE, "qdisc:qdisc_dequeue", Qdisc,
         "packet taken off a qdisc; only devices with a queue"),
     hook!(id::ICMP_SEND, "icmp:icmp_send", L4,
