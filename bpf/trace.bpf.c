@@ -81,7 +81,8 @@ static __always_inline void nx_finish(struct nx_ctx *c, bool irq)
 static __always_inline void nx_set_dev_name(struct nx_event *e, const struct net_device *dev)
 {
 	if (dev)
-		bpf_probe_read_kernel(e->ifname, sizeof(e->ifname), dev->name);
+		/* Two direct (BTF) loads instead of a probe-read helper call. */
+		__builtin_memcpy(e->ifname, dev->name, sizeof(e->ifname));
 }
 
 /* The common path for hooks that hand us a packet we can read. */
