@@ -110,9 +110,11 @@ static __always_inline bool nx_skb_event(struct nx_ctx *c, struct sk_buff *skb,
 		e->flags |= NX_F_NO_DEV;
 	}
 	e->kind = NX_KIND_PACKET;
-	nx_read_skb(c->s, c->cfg, skb, dev);
+	nx_read_skb(c->s, skb, dev);
 	if (!nx_filter_match(c->s, c->cfg))
 		return false;
+	if (e->cap_len > c->cfg->cap_bytes)
+		e->cap_len = c->cfg->cap_bytes;
 	if (dev && !e->netns)
 		e->netns = nx_netns_of_dev(dev);
 	nx_set_dev_name(e, dev);

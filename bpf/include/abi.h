@@ -14,45 +14,15 @@
 
 #ifndef __VMLINUX_H__
 #include <linux/types.h>
-/*
- * Per-CPU scratch: the record under construction plus what the parser found.
- * Part of the contract because the filter compiled by user space
- * (crates/netxray/src/kernel/jit.rs) reads these fields at these offsets.
- */
-struct nx_scratch {
-	struct nx_event ev;
-	__u64 sp;		/* a stack address, read back as a number */
-	__u16 l4_off;		/* offset of the transport header in ev.data */
-	__u16 ethertype;	/* L3 protocol after VLAN tags */
-	__u8 l4proto;		/* IPv4 protocol / IPv6 next header, 0 if neither */
-	__u8 has_l4;		/* the transport header starts inside ev.data */
-	__u8 vlan;
-	__u8 frag;		/* IPv4 non-first fragment */
-	__u16 vlan_id;
-	__u16 _pad[3];
-};
-_Static_assert(sizeof(struct nx_scratch) == 320, "nx_scratch size");
-_Static_assert(__builtin_offsetof(struct nx_scratch, l4_off) == 304, "nx_scratch.l4_off");
-_Static_assert(__builtin_offsetof(struct nx_event, cap_len) == 70, "nx_event.cap_len");
-_Static_assert(__builtin_offsetof(struct nx_event, l3_off) == 72, "nx_event.l3_off");
-_Static_assert(__builtin_offsetof(struct nx_event, flags) == 74, "nx_event.flags");
-_Static_assert(__builtin_offsetof(struct nx_event, data) == 168, "nx_event.data");
-
-/* Instruction slots reserved for the compiled filter. */
-#define NX_JIT_SLOTS 512
-
 #endif
 
-#define NX_ABI_VERSION 2
+#define NX_ABI_VERSION 3
 
 /* Packet bytes copied per event (from the L2 header when the skb has one,
  * else from the L3 header). A power of two: the BPF side masks with it. */
 #define NX_CAP_BYTES 128
 #define NX_IFNAMSIZ 16
 #define NX_COMM_LEN 16
-
-/* Filter programs (see struct nx_filter_insn). */
-#define NX_FILTER_MAX_INSNS 64
 
 /* Hooks. The numbering is ABI; names and groups live in user space
  * (crates/netxray/src/model/hook.rs). Append only. */
@@ -170,110 +140,42 @@ struct nx_counter {
 	__u64 lost;		/* ring buffer full: bpf_ringbuf_output failed */
 };
 
-/*
- * The in-kernel filter: a small cBPF-like program with an accumulator A and an
- * index register X, run over the packet bytes at every hook (bounded: at most
- * NX_FILTER_MAX_INSNS steps, jumps only forward). Loads outside the captured
- * bytes make the program reject, as in cBPF. An empty program accepts all.
- *
- * Packet bases for loads: L2 (Ethernet header, absent at some hooks: the load
- * fails), L3 (network header), L4 (transport header, the first header after
- * the IPv4 header or the fixed IPv6 header, as libpcap does).
- */
-enum nx_filter_op {
-	NX_OP_RET = 0,		/* return k (0 reject, else accept) */
-	NX_OP_LD_META = 1,	/* A = meta field k (enum nx_meta) */
-	NX_OP_LD_ABS = 2,	/* A = bytes at base + k, size 1/2/4, big endian */
-	NX_OP_LD_IND = 3,	/* A = bytes at base + X + k */
-	NX_OP_ALU = 4,		/* A = A <alu> (src ? X : k) */
-	NX_OP_JMP = 5,		/* if (A <cmp> (src ? X : k)) pc += jt else pc += jf */
-	NX_OP_TAX = 6,		/* X = A */
-	NX_OP_TXA = 7,		/* A = X */
-	NX_OP_LDX_IMM = 8,	/* X = k */
-	NX_OP_LD_IMM = 9,	/* A = k */
-	NX_OP_LDX_HDRLEN = 10,	/* X = 4 * (byte at base + k & 0xf) (cBPF's msh) */
-	/* Fused load, mask and compare, the common case of every primitive:
-	 * A = load & mask; if (A <cmp> k) pc += jt else pc += jf. The load is
-	 * meta field `off` when arg has NX_TEST_META, else bytes at base + off
-	 * (arg as for LD_ABS). A failed load rejects. */
-	NX_OP_TEST = 11,
-};
-
-enum nx_filter_base {
-	NX_BASE_L2 = 0,
-	NX_BASE_L3 = 1,
-	NX_BASE_L4 = 2,
-};
-
-enum nx_meta {
-	NX_META_ETHERTYPE = 0,	/* L3 protocol (after any VLAN tags) */
-	NX_META_L4PROTO = 1,	/* IPv4 protocol / IPv6 first next-header, 0 if neither */
-	NX_META_LEN = 2,	/* skb->len as seen at the hook (incl. L2 when present) */
-	NX_META_HAS_L2 = 3,	/* 1 if the Ethernet header is available */
-	NX_META_VLAN = 4,	/* 1 if tagged (in the bytes or stripped into skb->vlan_tci) */
-	NX_META_VLAN_ID = 5,	/* the outermost tag's VLAN id */
-	NX_META_L4_OK = 6,	/* 1 if the transport header lies inside the captured bytes */
-	NX_META_IFINDEX = 7,
-	NX_META_FRAG = 8,	/* IPv4: non-first fragment (offset != 0) */
-};
-
-enum nx_alu { NX_ALU_ADD = 0, NX_ALU_SUB, NX_ALU_MUL, NX_ALU_DIV, NX_ALU_AND, NX_ALU_OR,
-	      NX_ALU_LSH, NX_ALU_RSH, NX_ALU_MOD, NX_ALU_XOR, NX_ALU_NEG };
-enum nx_cmp { NX_CMP_JA = 0, NX_CMP_JEQ, NX_CMP_JGT, NX_CMP_JGE, NX_CMP_JSET };
-
-struct nx_filter_insn {
-	__u8 op;		/* enum nx_filter_op */
-	__u8 arg;		/* LD: base | size << 4; ALU: enum nx_alu; JMP: enum nx_cmp */
-	__u8 jt;
-	__u8 jf;
-	__u8 src;		/* ALU/JMP: 1 = use X instead of k; TEST: the load offset */
-	__u8 cmp;		/* TEST: enum nx_cmp */
-	__u8 _pad[2];
-	__u32 k;
-	__u32 mask;		/* TEST: applied to the loaded value */
-};
-#define NX_TEST_META 0x80
-_Static_assert(sizeof(struct nx_filter_insn) == 16, "nx_filter_insn size");
-
 /* Run-time configuration, written by user space into the one-slot array
  * "nx_config" before any program is attached. */
 struct nx_config {
 	__u32 netns;		/* only this netns inode (0: any) */
 	__u32 ifindex;		/* only this ifindex (0: any) */
 	__u32 tgid;		/* only events raised in this process (0: any) */
-	__u32 filter_len;	/* instructions in "nx_filter"; 0 accepts all */
-	__u32 cap_bytes;	/* bytes of packet to send, <= NX_CAP_BYTES */
+	__u32 filter;		/* 1: run the filter compiled into nx_filter_jit; 0: accept all */
+	__u32 cap_bytes;	/* bytes of packet to send (snaplen), <= NX_CAP_BYTES */
 	__u32 wakeup_bytes;	/* wake the reader once this much data is pending */
 	__u32 thread_size;	/* kernel stack size, for the interrupt-context test */
-	__u32 filter_jit;	/* 1: run the compiled filter (nx_filter_jit), not the interpreter */
+	__u32 _pad;
 };
 _Static_assert(sizeof(struct nx_config) == 32, "nx_config size");
 
 /*
- * Per-CPU scratch: the record under construction plus what the parser found.
- * Part of the contract because the filter compiled by user space
- * (crates/netxray/src/kernel/jit.rs) reads these fields at these offsets.
+ * Per-CPU scratch: the record under construction. Part of the contract
+ * because the filter compiled by user space (crates/netxray/src/model/filter/
+ * ebpf.rs) reads these fields at these offsets. The filter always sees up to
+ * NX_CAP_BYTES of the packet (with a VLAN tag the kernel stripped put back
+ * into the bytes, as tcpdump shows it); cap_len is cut to the snaplen after.
  */
 struct nx_scratch {
 	struct nx_event ev;
 	__u64 sp;		/* a stack address, read back as a number */
-	__u16 l4_off;		/* offset of the transport header in ev.data */
-	__u16 ethertype;	/* L3 protocol after VLAN tags */
-	__u8 l4proto;		/* IPv4 protocol / IPv6 next header, 0 if neither */
-	__u8 has_l4;		/* the transport header starts inside ev.data */
-	__u8 vlan;
-	__u8 frag;		/* IPv4 non-first fragment */
-	__u16 vlan_id;
+	__u16 ethertype;	/* network protocol when data[] has no Ethernet header */
 	__u16 _pad[3];
 };
-_Static_assert(sizeof(struct nx_scratch) == 320, "nx_scratch size");
-_Static_assert(__builtin_offsetof(struct nx_scratch, l4_off) == 304, "nx_scratch.l4_off");
+_Static_assert(sizeof(struct nx_scratch) == 312, "nx_scratch size");
+_Static_assert(__builtin_offsetof(struct nx_scratch, ethertype) == 304, "nx_scratch.ethertype");
+_Static_assert(__builtin_offsetof(struct nx_event, len) == 48, "nx_event.len");
 _Static_assert(__builtin_offsetof(struct nx_event, cap_len) == 70, "nx_event.cap_len");
-_Static_assert(__builtin_offsetof(struct nx_event, l3_off) == 72, "nx_event.l3_off");
 _Static_assert(__builtin_offsetof(struct nx_event, flags) == 74, "nx_event.flags");
 _Static_assert(__builtin_offsetof(struct nx_event, data) == 168, "nx_event.data");
 
 /* Instruction slots reserved for the compiled filter. */
 #define NX_JIT_SLOTS 512
+
 
 #endif

@@ -8,11 +8,10 @@
 
 use thiserror::Error;
 
-pub const ABI_VERSION: u8 = 2;
+pub const ABI_VERSION: u8 = 3;
 pub const CAP_BYTES: usize = 128;
 pub const IFNAMSIZ: usize = 16;
 pub const COMM_LEN: usize = 16;
-pub const FILTER_MAX_INSNS: usize = 64;
 pub const EVENT_HDR_SIZE: usize = 168;
 
 /// `enum nx_hook`: the numbering is ABI.
@@ -157,88 +156,19 @@ pub struct Config {
     pub netns: u32,
     pub ifindex: u32,
     pub tgid: u32,
-    pub filter_len: u32,
+    /// 1: run the filter compiled into the object (`nx_filter_jit`); 0: accept all.
+    pub filter: u32,
+    /// Packet bytes to send (the snaplen).
     pub cap_bytes: u32,
     pub wakeup_bytes: u32,
     pub thread_size: u32,
-    /// 1: run the compiled filter spliced into the object, not the interpreter.
-    pub filter_jit: u32,
-}
-
-/// `struct nx_filter_insn`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct FilterInsn {
-    pub op: u8,
-    pub arg: u8,
-    pub jt: u8,
-    pub jf: u8,
-    /// ALU/JMP: 1 = use X instead of k; TEST: the load offset.
-    pub src: u8,
-    /// TEST: the comparison (CMP_*).
-    pub cmp: u8,
-    pub _pad: [u8; 2],
-    pub k: u32,
-    /// TEST: applied to the loaded value.
-    pub mask: u32,
-}
-
-/// `enum nx_filter_op`, `enum nx_filter_base`, `enum nx_meta`, `enum nx_alu`, `enum nx_cmp`.
-pub mod filter_op {
-    pub const RET: u8 = 0;
-    pub const LD_META: u8 = 1;
-    pub const LD_ABS: u8 = 2;
-    pub const LD_IND: u8 = 3;
-    pub const ALU: u8 = 4;
-    pub const JMP: u8 = 5;
-    pub const TAX: u8 = 6;
-    pub const TXA: u8 = 7;
-    pub const LDX_IMM: u8 = 8;
-    pub const LD_IMM: u8 = 9;
-    pub const LDX_HDRLEN: u8 = 10;
-    /// Fused load & mask, compare, jump.
-    pub const TEST: u8 = 11;
-    /// TEST's arg flag: load a meta field, not packet bytes.
-    pub const TEST_META: u8 = 0x80;
-
-    pub const BASE_L2: u8 = 0;
-    pub const BASE_L3: u8 = 1;
-    pub const BASE_L4: u8 = 2;
-
-    pub const META_ETHERTYPE: u32 = 0;
-    pub const META_L4PROTO: u32 = 1;
-    pub const META_LEN: u32 = 2;
-    pub const META_HAS_L2: u32 = 3;
-    pub const META_VLAN: u32 = 4;
-    pub const META_VLAN_ID: u32 = 5;
-    pub const META_L4_OK: u32 = 6;
-    pub const META_IFINDEX: u32 = 7;
-    pub const META_FRAG: u32 = 8;
-
-    pub const ALU_ADD: u8 = 0;
-    pub const ALU_SUB: u8 = 1;
-    pub const ALU_MUL: u8 = 2;
-    pub const ALU_DIV: u8 = 3;
-    pub const ALU_AND: u8 = 4;
-    pub const ALU_OR: u8 = 5;
-    pub const ALU_LSH: u8 = 6;
-    pub const ALU_RSH: u8 = 7;
-    pub const ALU_MOD: u8 = 8;
-    pub const ALU_XOR: u8 = 9;
-    pub const ALU_NEG: u8 = 10;
-
-    pub const CMP_JA: u8 = 0;
-    pub const CMP_JEQ: u8 = 1;
-    pub const CMP_JGT: u8 = 2;
-    pub const CMP_JGE: u8 = 3;
-    pub const CMP_JSET: u8 = 4;
+    pub _pad: u32,
 }
 
 const _: () = assert!(std::mem::size_of::<RawTuple>() == 40);
 const _: () = assert!(std::mem::size_of::<RawEventHeader>() == EVENT_HDR_SIZE);
 const _: () = assert!(std::mem::size_of::<Counter>() == 32);
 const _: () = assert!(std::mem::size_of::<Config>() == 32);
-const _: () = assert!(std::mem::size_of::<FilterInsn>() == 16);
 
 // SAFETY: plain-old-data: repr(C), only integers and byte arrays, explicit
 // padding fields, so any bit pattern is valid and no byte is uninitialised.
@@ -246,7 +176,6 @@ const _: () = assert!(std::mem::size_of::<FilterInsn>() == 16);
 mod pod {
     unsafe impl aya::Pod for super::Config {}
     unsafe impl aya::Pod for super::Counter {}
-    unsafe impl aya::Pod for super::FilterInsn {}
 }
 
 /// Why a ring-buffer record could not be decoded.

@@ -45,13 +45,14 @@ pub struct OutputArgs {
 }
 
 /// Which packets to look at. Evaluated in the kernel: packets outside the
-/// filter are dropped before they reach the ring buffer.
+/// filter are dropped before they reach the ring buffer. The protocol,
+/// address and port flags are shorthand for filter expressions.
 #[derive(Debug, Args, Default, Clone)]
 pub struct FilterArgs {
-    /// Protocol: ip, ip6, arp, tcp, udp, icmp, icmp6.
+    /// Protocol: ip, ip6, arp, tcp, udp, icmp, icmp6, sctp (the expression `PROTO`).
     #[arg(short = 'p', long)]
     pub proto: Option<String>,
-    /// Source or destination address (IPv4/IPv6, CIDR allowed).
+    /// Source or destination address, IPv4/IPv6, CIDR allowed (`host A` or `net A/N`).
     #[arg(long)]
     pub addr: Option<String>,
     /// Source address (IPv4/IPv6, CIDR allowed).
@@ -60,7 +61,7 @@ pub struct FilterArgs {
     /// Destination address (IPv4/IPv6, CIDR allowed).
     #[arg(short = 'd', long)]
     pub daddr: Option<String>,
-    /// Source or destination TCP/UDP port.
+    /// Source or destination TCP/UDP/SCTP port or range lo-hi (`port P`, `portrange R`).
     #[arg(long)]
     pub port: Option<String>,
     /// Source TCP/UDP port.
@@ -109,9 +110,10 @@ pub struct TraceArgs {
     /// Bytes of each packet to copy from the kernel (up to 128).
     #[arg(long, default_value_t = 128)]
     pub snaplen: u32,
-    /// Filter expression words (reserved for the tcpdump filter language;
-    /// not supported yet: use the flags).
-    #[arg(trailing_var_arg = true)]
+    /// A filter in tcpdump's language (pcap-filter(7)), as one argument or
+    /// several words: `'tcp port 80 and not net 198.18.0.0/24'`. Evaluated in
+    /// the kernel; combined with the shorthand flags by `and`.
+    #[arg(trailing_var_arg = true, value_name = "EXPRESSION")]
     pub expression: Vec<String>,
 }
 

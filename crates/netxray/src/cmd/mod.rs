@@ -1,5 +1,6 @@
 //! One module per subcommand: its run function and little else.
 
 pub mod doctor;
+pub mod filter;
 pub mod hooks;
 pub mod trace;

@@ -1,15 +1,15 @@
 //! `netxray trace`: CLI flags -> TraceConfig -> TraceSession -> decode ->
 //! printer, until Ctrl-C, SIGTERM, --count, --duration or a closed stdout.
 
-use crate::cli::{FilterArgs, OutputFormat, TraceArgs};
+use crate::cli::{OutputFormat, TraceArgs};
+use crate::cmd::filter as cmd_filter;
 use crate::error::{Error, Result};
 use crate::kernel::btf::KernelBtf;
 use crate::kernel::kallsyms::Kallsyms;
-use crate::kernel::netns::{self, Names};
+use crate::kernel::netns::Names;
 use crate::kernel::trace::{available_hooks, TraceConfig, TraceSession};
 use crate::model::correlate::Correlator;
 use crate::model::event::{Resolver, TraceEvent};
-use crate::model::filter::{self, Dir, Expr, Net, Proto};
 use crate::model::hook::{self, HookPoint};
 use crate::output::{JsonPrinter, Printer, TextPrinter};
 use aya::maps::{MapData, RingBuf};
@@ -20,61 +20,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 use tokio::io::unix::AsyncFd;
 use tokio::signal::unix::{signal, SignalKind};
-
-/// The filter flags as an expression (the tcpdump language will produce the
-/// same tree).
-pub fn filter_expr(f: &FilterArgs) -> Result<Expr> {
-    let mut e = Expr::True;
-    if let Some(p) = &f.proto {
-        e = e.and(Expr::Proto(Proto::parse(p).map_err(Error::usage)?));
-    }
-    for (val, dir, flag) in [
-        (&f.addr, Dir::SrcOrDst, "--addr"),
-        (&f.saddr, Dir::Src, "--saddr"),
-        (&f.daddr, Dir::Dst, "--daddr"),
-    ] {
-        if let Some(v) = val {
-            let net = Net::parse(v).map_err(|m| Error::usage(format!("{flag}: {m}")))?;
-            e = e.and(Expr::Host(dir, net));
-        }
-    }
-    for (val, dir, flag) in [
-        (&f.port, Dir::SrcOrDst, "--port"),
-        (&f.sport, Dir::Src, "--sport"),
-        (&f.dport, Dir::Dst, "--dport"),
-    ] {
-        if let Some(v) = val {
-            let (lo, hi) =
-                filter::parse_port(v).map_err(|m| Error::usage(format!("{flag}: {m}")))?;
-            e = e.and(Expr::Port(dir, lo, hi));
-        }
-    }
-    Ok(e)
-}
-
-/// Namespace, interface and process pre-filters.
-fn scope(f: &FilterArgs) -> Result<(u32, u32, u32)> {
-    let ns = match &f.netns {
-        Some(spec) => Some(netns::resolve(spec)?),
-        None => None,
-    };
-    let (netns_inode, ifindex) = match &f.iface {
-        Some(name) => {
-            let in_ns = match &ns {
-                Some(n) => n.clone(),
-                None => netns::current()?,
-            };
-            (in_ns.inode, netns::ifindex(&in_ns, name)?)
-        }
-        None => (ns.map_or(0, |n| n.inode), 0),
-    };
-    if let Some(pid) = f.pid {
-        if pid == 0 || !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-            return Err(Error::usage(format!("--pid {pid}: no such process")));
-        }
-    }
-    Ok((netns_inode, ifindex, f.pid.unwrap_or(0)))
-}
 
 struct Context {
     names: Names,
@@ -123,22 +68,17 @@ enum Stop {
 }
 
 pub fn run(args: TraceArgs) -> Result<ExitCode> {
-    if !args.expression.is_empty() {
-        return Err(Error::usage(format!(
-            "filter expressions are not supported yet ('{}'): use --proto, --addr, --port, ... (see --help)",
-            args.expression.join(" ")
-        )));
-    }
-    let expr = filter_expr(&args.filter)?;
-    let prog = filter::compile(&expr).map_err(|e| Error::usage(e.to_string()))?;
-    let filter_bpf = filter::ebpf::compile(&expr);
+    let filter = cmd_filter::build(&args.expression, &args.filter)?;
+    let filter_bpf = filter
+        .to_ebpf()
+        .map_err(|e| Error::usage(format!("bad filter: {e}")))?;
     let kbtf = KernelBtf::load().map_err(|_| Error::NoBtf)?;
     let (hooks, required) = if args.hooks.is_empty() {
         (available_hooks(&kbtf), Vec::new())
     } else {
         hook::select_named(&args.hooks).map_err(Error::usage)?
     };
-    let (netns_inode, ifindex, tgid) = scope(&args.filter)?;
+    let scope = cmd_filter::scope(&args.filter)?;
     if args.snaplen == 0 {
         return Err(Error::usage("--snaplen must be at least 1"));
     }
@@ -147,10 +87,9 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
     let cfg = TraceConfig {
         hooks,
         required,
-        netns: netns_inode,
-        ifindex,
-        tgid,
-        filter: prog,
+        netns: scope.netns,
+        ifindex: scope.ifindex,
+        tgid: scope.tgid,
         filter_bpf,
         ring_bytes: args.ring_size.saturating_mul(1024),
         snaplen: args.snaplen,

@@ -100,13 +100,13 @@ pub fn splice(obj: &[u8], prog: &[Insn]) -> Result<Patched, JitError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::filter::{ebpf, Expr, Proto};
+    use crate::model::filter::{ebpf, Filter};
 
     static OBJ: &[u8] = aya::include_bytes_aligned!("../../../../bpf/trace.bpf.o");
 
     #[test]
     fn splices_into_the_placeholder_only() {
-        let prog = ebpf::compile(&Expr::Proto(Proto::Tcp)).unwrap();
+        let prog = Filter::parse("tcp").unwrap().to_ebpf().unwrap().unwrap();
         let patched = splice(OBJ, &prog).unwrap();
         let out = patched.bytes();
         assert_eq!(out.len(), OBJ.len());

@@ -13,7 +13,7 @@ use crate::model::hook::{HookPoint, HOOKS};
 use aya::maps::{Array, MapData, PerCpuArray, RingBuf};
 use aya::programs::BtfTracePoint;
 use aya::{Btf, Ebpf, EbpfLoader};
-use netxray_abi::{hook_id, Config, Counter, FilterInsn, CAP_BYTES};
+use netxray_abi::{hook_id, Config, Counter, CAP_BYTES};
 
 static TRACE_OBJ: &[u8] = aya::include_bytes_aligned!("../../../../bpf/trace.bpf.o");
 
@@ -30,10 +30,7 @@ pub struct TraceConfig {
     pub netns: u32,
     pub ifindex: u32,
     pub tgid: u32,
-    /// The filter for the in-kernel interpreter.
-    pub filter: Vec<FilterInsn>,
-    /// The same filter compiled to BPF, spliced into the object (preferred:
-    /// no per-step interpretation).
+    /// The filter compiled to BPF, spliced into the object; None: no filter.
     pub filter_bpf: Option<Vec<Insn>>,
     pub ring_bytes: u32,
     pub snaplen: u32,
@@ -74,15 +71,11 @@ impl TraceSession {
             netns: cfg.netns,
             ifindex: cfg.ifindex,
             tgid: cfg.tgid,
-            filter_len: if patched.is_some() {
-                0
-            } else {
-                cfg.filter.len() as u32
-            },
+            filter: patched.is_some().into(),
             cap_bytes: cfg.snaplen.min(CAP_BYTES as u32),
             wakeup_bytes: cfg.ring_bytes / 4,
             thread_size: THREAD_SIZE,
-            filter_jit: patched.is_some().into(),
+            _pad: 0,
         };
         {
             let map = ebpf
@@ -93,18 +86,6 @@ impl TraceSession {
             arr.set(0, config, 0)
                 .map_err(|e| Error::kernel("writing nx_config", e))?;
         }
-        {
-            let map = ebpf
-                .map_mut("nx_filter")
-                .ok_or_else(|| missing_map("nx_filter"))?;
-            let mut arr: Array<&mut MapData, FilterInsn> =
-                Array::try_from(map).map_err(|e| Error::kernel("opening nx_filter", e))?;
-            for (i, insn) in cfg.filter.iter().enumerate() {
-                arr.set(i as u32, insn, 0)
-                    .map_err(|e| Error::kernel("writing nx_filter", e))?;
-            }
-        }
-
         // net_dev_xmit reports the skbs whose net_dev_start_xmit matched.
         let mut to_attach = cfg.hooks.clone();
         let mut helpers = Vec::new();

@@ -1,34 +1,30 @@
-//! Expression -> BPF instructions, for the kernel's `nx_filter_jit`
-//! placeholder (bpf/include/nx_packet.bpf.h). Same semantics as the
-//! interpreter program (`codegen`), without its per-step cost: each test is a
-//! few loads, a bounds check and a compare-and-jump, checked by the verifier
-//! like any other code.
+//! The filter compiled to BPF instructions, for the kernel's `nx_filter_jit`
+//! placeholder (bpf/include/nx_packet.bpf.h; spliced in by kernel/jit.rs).
+//! The verifier checks this code like any other, and each primitive costs a
+//! few loads and compares: no interpreter loop.
 //!
-//! Calling convention: r1 = `struct nx_scratch *` (a map value), r0 = verdict.
-//! Only r0-r4 are used. Packet loads check the offset against `ev.cap_len`
-//! (reject if outside, as cBPF) and against the buffer size (for the verifier).
+//! Calling convention: r1 = `struct nx_scratch *` (a map value, never
+//! written), r0 = verdict (1 keep, 0 drop). r0 is the scratch register of
+//! loads; arithmetic lives in r2..r9 as a stack (r6-r9 are saved by the JIT
+//! in this subprogram's frame). Packet loads check the offset against
+//! `ev.cap_len` (outside: reject the packet, as BPF does) and against the
+//! buffer size (for the verifier).
 
-use super::codegen::{emit, lower, Backend, Load};
-use super::Expr;
-use netxray_abi::filter_op as op;
+use super::lower::{Base, Cmp, Low, Val};
+use super::ArithOp;
 use netxray_abi::CAP_BYTES;
 
 /// Offsets in `struct nx_scratch` (asserted in abi.h).
 mod off {
-    pub const IFINDEX: i16 = 44;
     pub const LEN: i16 = 48;
     pub const CAP_LEN: i16 = 70;
-    pub const L3_OFF: i16 = 72;
     pub const FLAGS: i16 = 74;
     pub const DATA: i16 = 168;
-    pub const L4_OFF: i16 = 304;
-    pub const ETHERTYPE: i16 = 306;
-    pub const L4PROTO: i16 = 308;
-    pub const HAS_L4: i16 = 309;
-    pub const VLAN: i16 = 310;
-    pub const FRAG: i16 = 311;
-    pub const VLAN_ID: i16 = 312;
+    pub const ETHERTYPE: i16 = 304;
 }
+
+/// `NX_F_L2`: data[] starts with an Ethernet header.
+const F_L2: i32 = 1;
 
 /// One BPF instruction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,25 +67,48 @@ const fn i(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
 const LDXB: u8 = 0x71;
 const LDXH: u8 = 0x69;
 const LDXW: u8 = 0x61;
+const MOV32_IMM: u8 = 0xb4;
 const MOV64_IMM: u8 = 0xb7;
 const MOV64_REG: u8 = 0xbf;
 const ADD64_IMM: u8 = 0x07;
 const ADD64_REG: u8 = 0x0f;
-const AND32_IMM: u8 = 0x54;
+const AND64_IMM: u8 = 0x57;
+const ALU32_IMM: u8 = 0x04;
+const ALU32_REG: u8 = 0x0c;
+const NEG32: u8 = 0x84;
 const TO_BE: u8 = 0xdc;
 const JA: u8 = 0x05;
-const JGT64_REG: u8 = 0x2d;
+const JEQ64_IMM: u8 = 0x15;
 const JGT64_IMM: u8 = 0x25;
-const JEQ32_IMM: u8 = 0x16;
-const JGT32_IMM: u8 = 0x26;
-const JGE32_IMM: u8 = 0x36;
-const JSET32_IMM: u8 = 0x46;
+const JSGT64_REG: u8 = 0x6d;
+const JMP32_IMM: u8 = 0x06;
+const JMP32_REG: u8 = 0x0e;
 const EXIT: u8 = 0x95;
 
-/// A jump whose target is a label, resolved at layout.
-#[derive(Debug)]
+// ALU and jump operations (the high nibble).
+const OP_ADD: u8 = 0x00;
+const OP_SUB: u8 = 0x10;
+const OP_MUL: u8 = 0x20;
+const OP_DIV: u8 = 0x30;
+const OP_OR: u8 = 0x40;
+const OP_AND: u8 = 0x50;
+const OP_LSH: u8 = 0x60;
+const OP_RSH: u8 = 0x70;
+const OP_MOD: u8 = 0x90;
+const OP_XOR: u8 = 0xa0;
+const J_EQ: u8 = 0x10;
+const J_GT: u8 = 0x20;
+const J_GE: u8 = 0x30;
+const J_SET: u8 = 0x40;
+const J_LT: u8 = 0xa0;
+
+/// Registers for values, innermost last.
+const POOL: [u8; 8] = [2, 3, 4, 5, 6, 7, 8, 9];
+
+#[derive(Debug, Clone, Copy)]
 enum Item {
     Insn(Insn),
+    /// A jump whose target is a label, resolved at layout.
     Jump {
         code: u8,
         dst: u8,
@@ -104,6 +123,14 @@ struct Gen {
     items: Vec<Item>,
     labels: usize,
     reject: usize,
+}
+
+type R = Result<(), String>;
+
+fn reg(d: usize) -> Result<u8, String> {
+    POOL.get(d)
+        .copied()
+        .ok_or_else(|| "filter arithmetic nested too deeply for the kernel (at most 8 levels)".into())
 }
 
 impl Gen {
@@ -121,75 +148,6 @@ impl Gen {
         });
     }
 
-    /// r2 = the loaded value (zero-extended).
-    fn load(&mut self, load: Load) {
-        match load {
-            Load::Meta(m) => {
-                let (code, at) = match m {
-                    op::META_ETHERTYPE => (LDXH, off::ETHERTYPE),
-                    op::META_L4PROTO => (LDXB, off::L4PROTO),
-                    op::META_LEN => (LDXW, off::LEN),
-                    op::META_HAS_L2 => (LDXB, off::FLAGS),
-                    op::META_VLAN => (LDXB, off::VLAN),
-                    op::META_VLAN_ID => (LDXH, off::VLAN_ID),
-                    op::META_L4_OK => (LDXB, off::HAS_L4),
-                    op::META_IFINDEX => (LDXW, off::IFINDEX),
-                    op::META_FRAG => (LDXB, off::FRAG),
-                    _ => {
-                        self.ins(i(MOV64_IMM, 2, 0, 0, 0));
-                        return;
-                    }
-                };
-                self.ins(i(code, 2, 1, at, 0));
-                if m == op::META_HAS_L2 {
-                    self.ins(i(AND32_IMM, 2, 0, 0, 1));
-                }
-            }
-            Load::Abs(base, at, size) => {
-                let rej = self.reject;
-                // r3 = offset of the base in data[]
-                match base {
-                    op::BASE_L2 => {
-                        self.ins(i(LDXB, 3, 1, off::FLAGS, 0));
-                        self.ins(i(AND32_IMM, 3, 0, 0, 1));
-                        self.jmp(JEQ32_IMM, 3, 0, 0, rej);
-                        self.ins(i(MOV64_IMM, 3, 0, 0, 0));
-                    }
-                    op::BASE_L3 => self.ins(i(LDXH, 3, 1, off::L3_OFF, 0)),
-                    _ => {
-                        self.ins(i(LDXB, 3, 1, off::HAS_L4, 0));
-                        self.jmp(JEQ32_IMM, 3, 0, 0, rej);
-                        self.ins(i(LDXH, 3, 1, off::L4_OFF, 0));
-                    }
-                }
-                let at = i32::try_from(at).unwrap_or(i32::MAX);
-                self.ins(i(ADD64_IMM, 3, 0, 0, at));
-                // within the captured bytes
-                self.ins(i(LDXH, 4, 1, off::CAP_LEN, 0));
-                self.ins(i(MOV64_REG, 2, 3, 0, 0));
-                self.ins(i(ADD64_IMM, 2, 0, 0, size as i32));
-                self.jmp(JGT64_REG, 2, 4, 0, rej);
-                // and inside data[] for the verifier
-                self.jmp(JGT64_IMM, 3, 0, (CAP_BYTES - 4) as i32, rej);
-                self.ins(i(MOV64_REG, 4, 1, 0, 0));
-                self.ins(i(ADD64_REG, 4, 3, 0, 0));
-                match size {
-                    1 => self.ins(i(LDXB, 2, 4, off::DATA, 0)),
-                    2 => {
-                        self.ins(i(LDXH, 2, 4, off::DATA, 0));
-                        self.ins(i(TO_BE, 2, 0, 0, 16));
-                    }
-                    _ => {
-                        self.ins(i(LDXW, 2, 4, off::DATA, 0));
-                        self.ins(i(TO_BE, 2, 0, 0, 32));
-                    }
-                }
-            }
-        }
-    }
-}
-
-impl Backend for Gen {
     fn label(&mut self) -> usize {
         self.labels += 1;
         self.labels - 1
@@ -203,32 +161,192 @@ impl Backend for Gen {
         self.jmp(JA, 0, 0, 0, label);
     }
 
-    fn test(&mut self, load: Load, mask: Option<u32>, cmp: u8, k: u32, t: usize, f: usize) {
-        self.load(load);
-        if let Some(m) = mask {
-            self.ins(i(AND32_IMM, 2, 0, 0, m as i32));
+    /// r0 = 1 if data[] has an Ethernet header; jump to `no_l2` if not.
+    fn if_no_l2(&mut self, no_l2: usize) {
+        self.ins(i(LDXB, 0, 1, off::FLAGS, 0));
+        self.ins(i(AND64_IMM, 0, 0, 0, F_L2));
+        self.jmp(JEQ64_IMM, 0, 0, 0, no_l2);
+    }
+
+    /// POOL[d] = the offset of link payload n in data[] plus POOL[d].
+    fn add_net(&mut self, r: u8, n: u8) {
+        let skip = self.label();
+        self.if_no_l2(skip);
+        self.ins(i(ADD64_IMM, r, 0, 0, 14 + 4 * n as i32));
+        self.place(skip);
+    }
+
+    /// Bounds-check offset register r for `size` bytes and load them, big
+    /// endian, into r.
+    fn load_at(&mut self, r: u8, size: u8) {
+        let rej = self.reject;
+        self.jmp(JGT64_IMM, r, 0, CAP_BYTES as i32 - size as i32, rej);
+        self.ins(i(LDXH, 0, 1, off::CAP_LEN, 0));
+        self.ins(i(ADD64_IMM, 0, 0, 0, -(size as i32)));
+        self.jmp(JSGT64_REG, r, 0, 0, rej);
+        self.ins(i(MOV64_REG, 0, 1, 0, 0));
+        self.ins(i(ADD64_REG, 0, r, 0, 0));
+        match size {
+            1 => self.ins(i(LDXB, r, 0, off::DATA, 0)),
+            2 => {
+                self.ins(i(LDXH, r, 0, off::DATA, 0));
+                self.ins(i(TO_BE, r, 0, 0, 16));
+            }
+            _ => {
+                self.ins(i(LDXW, r, 0, off::DATA, 0));
+                self.ins(i(TO_BE, r, 0, 0, 32));
+            }
         }
-        let code = match cmp {
-            op::CMP_JEQ => JEQ32_IMM,
-            op::CMP_JGT => JGT32_IMM,
-            op::CMP_JGE => JGE32_IMM,
-            op::CMP_JSET => JSET32_IMM,
-            _ => JA,
+    }
+
+    /// Compute `v` into POOL[d] (zero-extended 32-bit).
+    fn val(&mut self, v: &Val, d: usize) -> R {
+        let r = reg(d)?;
+        match v {
+            Val::K(k) => self.ins(i(MOV32_IMM, r, 0, 0, *k as i32)),
+            Val::Len => self.ins(i(LDXW, r, 1, off::LEN, 0)),
+            Val::EtherType(n) => {
+                let (no_l2, end) = (self.label(), self.label());
+                self.if_no_l2(no_l2);
+                self.ins(i(MOV64_IMM, r, 0, 0, 12 + 4 * *n as i32));
+                self.load_at(r, 2);
+                self.goto(end);
+                self.place(no_l2);
+                self.ins(i(LDXH, r, 1, off::ETHERTYPE, 0));
+                self.place(end);
+            }
+            Val::Load { base, index, size } => {
+                self.val(index, d)?;
+                match base {
+                    Base::Link => {
+                        let rej = self.reject;
+                        self.if_no_l2(rej);
+                    }
+                    Base::Net(n) => self.add_net(r, *n),
+                    Base::Ip6Payload(n) => {
+                        self.add_net(r, *n);
+                        self.ins(i(ADD64_IMM, r, 0, 0, 40));
+                    }
+                    Base::Ip4Payload(n) => {
+                        let ihl = Val::Load {
+                            base: Base::Net(*n),
+                            index: Box::new(Val::K(0)),
+                            size: 1,
+                        };
+                        self.val(&ihl, d + 1)?;
+                        let x = reg(d + 1)?;
+                        self.ins(i(ALU32_IMM | OP_AND, x, 0, 0, 0x0f));
+                        self.ins(i(ALU32_IMM | OP_LSH, x, 0, 0, 2));
+                        self.ins(i(ALU32_REG | OP_ADD, r, x, 0, 0));
+                        self.add_net(r, *n);
+                    }
+                }
+                self.load_at(r, *size);
+            }
+            Val::Neg(x) => {
+                self.val(x, d)?;
+                self.ins(i(NEG32, r, 0, 0, 0));
+            }
+            Val::Bin(op, x, y) => {
+                self.val(x, d)?;
+                let code = match op {
+                    ArithOp::Add => OP_ADD,
+                    ArithOp::Sub => OP_SUB,
+                    ArithOp::Mul => OP_MUL,
+                    ArithOp::Div => OP_DIV,
+                    ArithOp::Mod => OP_MOD,
+                    ArithOp::And => OP_AND,
+                    ArithOp::Or => OP_OR,
+                    ArithOp::Xor => OP_XOR,
+                    ArithOp::Lsh => OP_LSH,
+                    ArithOp::Rsh => OP_RSH,
+                };
+                // A constant operand: the parser refused /0, %0 and shifts over 31.
+                if let Val::K(k) = **y {
+                    self.ins(i(ALU32_IMM | code, r, 0, 0, k as i32));
+                    return Ok(());
+                }
+                self.val(y, d + 1)?;
+                let s = reg(d + 1)?;
+                match op {
+                    ArithOp::Div | ArithOp::Mod => {
+                        // BPF would give 0; libpcap rejects the packet.
+                        let rej = self.reject;
+                        self.jmp(JMP32_IMM | J_EQ, s, 0, 0, rej);
+                        self.ins(i(ALU32_REG | code, r, s, 0, 0));
+                    }
+                    ArithOp::Lsh | ArithOp::Rsh => {
+                        // Shifts by 32 or more give 0, as in libpcap.
+                        let (shift, end) = (self.label(), self.label());
+                        self.jmp(JMP32_IMM | J_LT, s, 0, 32, shift);
+                        self.ins(i(MOV32_IMM, r, 0, 0, 0));
+                        self.goto(end);
+                        self.place(shift);
+                        self.ins(i(ALU32_REG | code, r, s, 0, 0));
+                        self.place(end);
+                    }
+                    _ => self.ins(i(ALU32_REG | code, r, s, 0, 0)),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn test(&mut self, a: &Val, c: Cmp, b: &Val, t: usize, f: usize) -> R {
+        let op = match c {
+            Cmp::Eq => J_EQ,
+            Cmp::Gt => J_GT,
+            Cmp::Ge => J_GE,
+            Cmp::Set => J_SET,
         };
-        if code == JA {
-            self.goto(t);
+        self.val(a, 0)?;
+        let ra = reg(0)?;
+        if let Val::K(k) = b {
+            self.jmp(JMP32_IMM | op, ra, 0, *k as i32, t);
         } else {
-            self.jmp(code, 2, 0, k as i32, t);
-            self.goto(f);
+            self.val(b, 1)?;
+            self.jmp(JMP32_REG | op, ra, reg(1)?, 0, t);
         }
+        self.goto(f);
+        Ok(())
+    }
+
+    /// Emit `low`, ending at label `t` when true and `f` when false.
+    fn emit(&mut self, low: &Low, t: usize, f: usize) -> R {
+        match low {
+            Low::True => {
+                self.goto(t);
+                Ok(())
+            }
+            Low::Cmp(a, c, b) => self.test(a, *c, b, t, f),
+            Low::Not(x) => self.emit(x, f, t),
+            Low::And(parts) => self.chain(parts, true, t, f),
+            Low::Or(parts) => self.chain(parts, false, t, f),
+        }
+    }
+
+    /// A conjunction (`all`) or disjunction: each part but the last goes on
+    /// to the next part or out; the last decides. Empty: true (and), false (or).
+    fn chain(&mut self, parts: &[Low], all: bool, t: usize, f: usize) -> R {
+        let Some((last, rest)) = parts.split_last() else {
+            self.goto(if all { t } else { f });
+            return Ok(());
+        };
+        for p in rest {
+            let next = self.label();
+            if all {
+                self.emit(p, next, f)?;
+            } else {
+                self.emit(p, t, next)?;
+            }
+            self.place(next);
+        }
+        self.emit(last, t, f)
     }
 }
 
-/// Compile to BPF instructions; None for "accept everything" (no filter).
-pub fn compile(e: &Expr) -> Option<Vec<Insn>> {
-    if *e == Expr::True {
-        return None;
-    }
+/// Compile a lowered filter to BPF instructions.
+pub(super) fn compile(low: &Low) -> Result<Vec<Insn>, String> {
     let mut g = Gen {
         items: Vec::new(),
         labels: 0,
@@ -237,7 +355,7 @@ pub fn compile(e: &Expr) -> Option<Vec<Insn>> {
     let acc = g.label();
     g.reject = g.label();
     let rej = g.reject;
-    emit(&mut g, &lower(e), acc, rej);
+    g.emit(low, acc, rej)?;
     g.place(acc);
     g.ins(i(MOV64_IMM, 0, 0, 0, 1));
     g.ins(i(EXIT, 0, 0, 0, 0));
@@ -245,7 +363,8 @@ pub fn compile(e: &Expr) -> Option<Vec<Insn>> {
     g.ins(i(MOV64_IMM, 0, 0, 0, 0));
     g.ins(i(EXIT, 0, 0, 0, 0));
 
-    let items = g.items;
+    // Drop jumps to the very next instruction, then lay out.
+    let items = peephole(g.items);
     let mut pos = vec![0usize; g.labels];
     let mut n = 0;
     for it in &items {
@@ -267,44 +386,78 @@ pub fn compile(e: &Expr) -> Option<Vec<Insn>> {
                 label,
             } => {
                 let rel = pos[label] as i64 - out.len() as i64 - 1;
-                out.push(i(code, dst, src, rel as i16, imm));
+                let rel = i16::try_from(rel).map_err(|_| "filter too long for the kernel")?;
+                out.push(i(code, dst, src, rel, imm));
             }
         }
     }
-    Some(out)
+    Ok(out)
+}
+
+/// Remove unconditional jumps to a label placed right after them.
+fn peephole(items: Vec<Item>) -> Vec<Item> {
+    let mut out: Vec<Item> = Vec::with_capacity(items.len());
+    for (k, it) in items.iter().enumerate() {
+        if let Item::Jump {
+            code: JA, label, ..
+        } = it
+        {
+            let falls_through = items[k + 1..]
+                .iter()
+                .take_while(|x| matches!(x, Item::Place(_)))
+                .any(|x| matches!(x, Item::Place(l) if l == label));
+            if falls_through {
+                continue;
+            }
+        }
+        out.push(*it);
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Dir, Net, Proto};
+    use super::super::Filter;
     use super::*;
+
+    fn prog(e: &str) -> Vec<Insn> {
+        Filter::parse(e).unwrap().to_ebpf().unwrap().unwrap()
+    }
 
     #[test]
     fn accept_all_is_no_program() {
-        assert!(compile(&Expr::True).is_none());
+        assert!(Filter::parse("").unwrap().to_ebpf().unwrap().is_none());
     }
 
     #[test]
     fn jumps_go_forward_and_end_in_exits() {
-        let e = Expr::Proto(Proto::Udp).and(Expr::Host(
-            Dir::SrcOrDst,
-            Net::parse("2001:db8::/32").unwrap(),
-        ));
-        let prog = compile(&e).unwrap();
-        assert_eq!(prog.last().map(|x| x.code), Some(EXIT));
-        for (pc, x) in prog.iter().enumerate() {
-            if matches!(x.code & 0x07, 0x05 | 0x06) && x.code != EXIT {
-                assert!(x.off >= 0, "backward jump at {pc}");
-                assert!(
-                    pc + 1 + (x.off as usize) < prog.len(),
-                    "jump past the end at {pc}"
-                );
+        for e in [
+            "udp and net 2001:db8::/32",
+            "tcp[((tcp[12:1] & 0xf0) >> 2):4] = 0x47455420",
+            "vlan 100 and (port 53 or icmp6) and not ether broadcast",
+            "ip[2:2] / ip[0] > 1 or ip[1] << ip[2] = 0",
+        ] {
+            let prog = prog(e);
+            assert_eq!(prog.last().map(|x| x.code), Some(EXIT));
+            for (pc, x) in prog.iter().enumerate() {
+                if matches!(x.code & 0x07, 0x05 | 0x06) && x.code != EXIT {
+                    assert!(x.off >= 0, "{e}: backward jump at {pc}");
+                    assert!(
+                        pc + 1 + (x.off as usize) < prog.len(),
+                        "{e}: jump past the end at {pc}"
+                    );
+                }
+                assert_ne!(x.dst, 1, "{e}: r1 written at {pc}");
+                assert!(x.dst <= 9 && x.src <= 9, "{e}: bad register at {pc}");
             }
         }
-        // ETHERTYPE test first: ldxh r2, [r1+306]
-        assert!(prog
-            .iter()
-            .any(|x| x.code == LDXH && x.off == off::ETHERTYPE));
+    }
+
+    #[test]
+    fn deep_arithmetic_is_refused_not_miscompiled() {
+        let deep = "1 + (1 + (1 + (1 + (1 + (1 + (1 + (1 + (1 + ip[0])))))))) = 9";
+        let e = Filter::parse(deep).unwrap().to_ebpf().unwrap_err();
+        assert!(e.msg.contains("nested too deeply"), "{e}");
     }
 
     #[test]
@@ -314,7 +467,7 @@ mod tests {
             [0x69, 0x12, 0x32, 0x01, 0, 0, 0, 0]
         );
         assert_eq!(
-            i(JEQ32_IMM, 2, 0, 3, 0x0800).to_bytes(),
+            i(JMP32_IMM | J_EQ, 2, 0, 3, 0x0800).to_bytes(),
             [0x16, 0x02, 3, 0, 0, 8, 0, 0]
         );
     }

@@ -1,20 +1,74 @@
-//! Packet filters: an expression tree compiled to the small cBPF-like program
-//! the kernel runs at every hook (`struct nx_filter_insn` in abi.h).
+//! Packet filters in the pcap-filter(7) language (tcpdump's expressions),
+//! with libpcap 1.10's meaning, evaluated in the kernel.
 //!
-//! Today the expression is built from the trace flags (`--proto`, `--addr`,
-//! `--port`, ...); the tcpdump language will parse into the same [`Expr`]
-//! and reuse the code generator unchanged.
+//! Text -> [`lex`] tokens -> [`parse`] an [`Expr`] of primitives (qualifiers
+//! resolved, each primitive knowing how many `vlan` keywords came before it,
+//! since `vlan` shifts the offsets of everything after it, as in libpcap) ->
+//! [`lower`] to a small formula of loads and compares (`Low`) -> either
+//! [`ebpf`] instructions spliced into the kernel programs, or [`eval`] in
+//! user space. Both share `Low`, so they cannot disagree on what a primitive
+//! means; the differential test checks both against tcpdump itself.
 
-mod codegen;
 pub mod ebpf;
-mod interp;
+mod eval;
+mod lex;
+mod lower;
+mod parse;
 
-pub use codegen::{compile, CompileError};
-pub use interp::{run, PacketView};
+pub use eval::Frame;
 
-use std::net::IpAddr;
+use std::fmt;
 
-/// Source, destination, or either.
+/// A filter that does not parse or compile: what and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilterError {
+    /// The whole expression.
+    pub text: String,
+    /// Byte offset of the offending token in `text`.
+    pub pos: usize,
+    pub len: usize,
+    pub msg: String,
+}
+
+impl FilterError {
+    pub(crate) fn at(text: &str, pos: usize, len: usize, msg: impl Into<String>) -> Self {
+        Self {
+            text: text.to_string(),
+            pos,
+            len,
+            msg: msg.into(),
+        }
+    }
+}
+
+impl fmt::Display for FilterError {
+    /// `msg`, then the expression with a caret line under the offending part.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let col = self.text[..self.pos.min(self.text.len())].chars().count();
+        write!(
+            f,
+            "{} (at position {})\n  {}\n  {}{}",
+            self.msg,
+            self.pos + 1,
+            self.text,
+            " ".repeat(col),
+            "^".repeat(self.len.max(1))
+        )
+    }
+}
+
+impl std::error::Error for FilterError {}
+
+/// Where a primitive sits in the text, and how many `vlan` keywords were
+/// parsed before it (libpcap shifts link-payload offsets by 4 per tag).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct At {
+    pub pos: usize,
+    pub len: usize,
+    pub vlans: u8,
+}
+
+/// Source, destination, either, or both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dir {
     Src,
@@ -23,80 +77,133 @@ pub enum Dir {
     SrcAndDst,
 }
 
-/// An address prefix (CIDR).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Net {
-    pub addr: IpAddr,
-    pub prefix: u8,
-}
-
-impl Net {
-    /// Parse `198.18.0.1`, `198.18.0.0/15`, `2001:db8::/32`.
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let (a, p) = match s.split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (s, None),
-        };
-        let addr: IpAddr = a
-            .parse()
-            .map_err(|_| format!("bad address '{s}': expected IPv4 or IPv6, optionally /prefix"))?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match p {
-            None => max,
-            Some(p) => p
-                .parse::<u8>()
-                .ok()
-                .filter(|&p| p <= max)
-                .ok_or_else(|| format!("bad prefix length in '{s}': expected 0..={max}"))?,
-        };
-        Ok(Self { addr, prefix })
-    }
-}
-
-/// L3/L4 protocols a filter can name.
+/// libpcap's protocol abbreviations, as primitives on their own (`tcp`)
+/// and as the base of byte loads (`tcp[13]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Proto {
+    Link,
     Ip,
     Ip6,
     Arp,
+    Rarp,
     Tcp,
     Udp,
+    Sctp,
     Icmp,
     Icmp6,
-    Sctp,
+    Igmp,
+    Igrp,
+    Pim,
+    Vrrp,
+    Carp,
+    Ah,
+    Esp,
 }
 
-impl Proto {
-    pub fn parse(s: &str) -> Result<Self, String> {
-        Ok(match s.to_ascii_lowercase().as_str() {
-            "ip" | "ipv4" | "ip4" => Self::Ip,
-            "ip6" | "ipv6" => Self::Ip6,
-            "arp" => Self::Arp,
-            "tcp" => Self::Tcp,
-            "udp" => Self::Udp,
-            "icmp" => Self::Icmp,
-            "icmp6" | "icmpv6" => Self::Icmp6,
-            "sctp" => Self::Sctp,
-            other => {
-                return Err(format!(
-                "unknown protocol '{other}' (expected ip, ip6, arp, tcp, udp, icmp, icmp6, sctp)"
-            ))
-            }
-        })
-    }
+/// Where `host`/`net` with an IPv4 address looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum V4On {
+    /// IPv4, ARP and RARP (no protocol qualifier).
+    Any,
+    Ip,
+    Arp,
+    Rarp,
 }
 
-/// A filter expression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArithOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Mod,
+    And,
+    Or,
+    Xor,
+    Lsh,
+    Rsh,
+}
+
+/// An arithmetic expression (`proto[expr:size]`, `len`, numbers), 32-bit
+/// unsigned as in BPF.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Arith {
+    Num(u32),
+    Len,
+    Load {
+        proto: Proto,
+        index: Box<Arith>,
+        size: u8,
+    },
+    Bin(ArithOp, Box<Arith>, Box<Arith>),
+    Neg(Box<Arith>),
+}
+
+/// Comparison operators as libpcap generates them: `!=`, `<`, `<=` are the
+/// negations of `=`, `>=`, `>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rel {
+    Eq,
+    Gt,
+    Ge,
+    Ne,
+    Lt,
+    Le,
+}
+
+/// One primitive of the language, qualifiers resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Prim {
+    /// `ip`, `tcp`, `icmp6`, ...
+    Proto(Proto),
+    /// `proto N` (None: IPv4 or IPv6), `ip proto N`, `ip6 proto N`.
+    IpProto(Option<Proto>, u32),
+    /// `ether proto N`.
+    EtherProto(u32),
+    /// `host`/`net` with an IPv4 address and mask.
+    Host4 {
+        on: V4On,
+        dir: Dir,
+        addr: u32,
+        mask: u32,
+    },
+    /// `host`/`net` with an IPv6 address and mask (four big-endian words).
+    Host6 {
+        dir: Dir,
+        addr: [u32; 4],
+        mask: [u32; 4],
+    },
+    /// `ether host|src|dst MAC`.
+    EtherHost { dir: Dir, mac: [u8; 6] },
+    /// `[tcp|udp|sctp] port|portrange` (l4 None: all three), inclusive.
+    Port {
+        l4: Option<u8>,
+        dir: Dir,
+        lo: u16,
+        hi: u16,
+    },
+    /// `vlan [id]`.
+    Vlan(Option<u16>),
+    /// `[ether] broadcast`.
+    Broadcast,
+    /// `[ether] multicast`.
+    Multicast,
+    /// `ip multicast`.
+    IpMulticast,
+    /// `ip6 multicast`.
+    Ip6Multicast,
+    /// `arith relop arith`, and `len`, `less`, `greater`.
+    Compare(Arith, Rel, Arith),
+}
+
+/// A filter expression. `True` is "no filter".
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Expr {
     True,
     And(Box<Expr>, Box<Expr>),
     Or(Box<Expr>, Box<Expr>),
     Not(Box<Expr>),
-    Proto(Proto),
-    Host(Dir, Net),
-    /// Inclusive port range.
-    Port(Dir, u16, u16),
+    Prim(Prim, At),
 }
 
 impl Expr {
@@ -106,25 +213,86 @@ impl Expr {
             (a, b) => Expr::And(Box::new(a), Box::new(b)),
         }
     }
+
+    /// Refuse primitives that need packet bytes, for records that have only
+    /// a flow (addresses, ports, protocol): `conn` and the like.
+    pub fn check_flow_only(&self, text: &str) -> Result<(), FilterError> {
+        match self {
+            Expr::True => Ok(()),
+            Expr::And(a, b) | Expr::Or(a, b) => {
+                a.check_flow_only(text)?;
+                b.check_flow_only(text)
+            }
+            Expr::Not(a) => a.check_flow_only(text),
+            Expr::Prim(p, at) => {
+                let ok = at.vlans == 0
+                    && match p {
+                        Prim::Proto(pr) => matches!(
+                            pr,
+                            Proto::Ip | Proto::Ip6 | Proto::Tcp | Proto::Udp | Proto::Sctp
+                        ),
+                        Prim::IpProto(..) | Prim::Host6 { .. } | Prim::Port { .. } => true,
+                        Prim::Host4 { on, .. } => matches!(on, V4On::Any | V4On::Ip),
+                        _ => false,
+                    };
+                if ok {
+                    Ok(())
+                } else {
+                    Err(FilterError::at(
+                        text,
+                        at.pos,
+                        at.len,
+                        "this primitive needs packet contents; here only hosts, nets, ports and ip/ip6/tcp/udp/sctp/proto apply",
+                    ))
+                }
+            }
+        }
+    }
 }
 
-/// Parse a port or a port range `lo-hi`.
-pub fn parse_port(s: &str) -> Result<(u16, u16), String> {
-    let bad = || format!("bad port '{s}': expected 0..=65535 or a range lo-hi");
-    match s.split_once('-') {
-        Some((a, b)) => {
-            let (a, b) = (
-                a.parse::<u16>().map_err(|_| bad())?,
-                b.parse::<u16>().map_err(|_| bad())?,
-            );
-            if a > b {
-                return Err(bad());
-            }
-            Ok((a, b))
+/// A parsed filter, with the text it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filter {
+    pub text: String,
+    pub expr: Expr,
+}
+
+impl Filter {
+    /// Parse a pcap-filter expression. Several words are joined with spaces,
+    /// as tcpdump does; an empty expression matches everything.
+    pub fn parse(text: &str) -> Result<Self, FilterError> {
+        let expr = parse::parse(text)?;
+        Ok(Self {
+            text: text.to_string(),
+            expr,
+        })
+    }
+
+    pub fn from_words<S: AsRef<str>>(words: &[S]) -> Result<Self, FilterError> {
+        let text = words
+            .iter()
+            .map(|w| w.as_ref())
+            .collect::<Vec<_>>()
+            .join(" ");
+        Self::parse(&text)
+    }
+
+    pub fn matches_all(&self) -> bool {
+        self.expr == Expr::True
+    }
+
+    /// Evaluate in user space, with the kernel's exact semantics.
+    pub fn matches(&self, frame: &Frame<'_>) -> bool {
+        eval::matches(&lower::lower(&self.expr), frame)
+    }
+
+    /// Compile for the kernel; None when the filter matches everything.
+    pub fn to_ebpf(&self) -> Result<Option<Vec<ebpf::Insn>>, FilterError> {
+        if self.matches_all() {
+            return Ok(None);
         }
-        None => {
-            let p = s.parse::<u16>().map_err(|_| bad())?;
-            Ok((p, p))
-        }
+        ebpf::compile(&lower::lower(&self.expr))
+            .map(Some)
+            .map_err(|m| FilterError::at(&self.text, 0, self.text.len(), m))
     }
 }
