@@ -9,6 +9,19 @@
 //! ```
 //!
 //! Tests that need tcpdump print a loud SKIPPED line when it cannot be run.
+//!
+//! To check an evaluator (no tcpdump needed, the golden files are the oracle):
+//!
+//! ```ignore
+//! let report = common::filter_corpus::diff_against_expected(
+//!     |expr, packets| {
+//!         let filter = compile(expr).map_err(|e| e.to_string())?;
+//!         Ok((0..packets.len()).filter(|&i| filter.matches(&packets[i].bytes)).collect())
+//!     },
+//!     false, // true: also accept `tcpdump -O`'s answer where the optimizer changes it
+//! );
+//! assert!(report.is_empty(), "{report}");
+//! ```
 
 mod common;
 
@@ -273,6 +286,24 @@ fn bless(o: &Oracle, entries: &[(String, Vec<usize>)], unoptimized: &[(String, V
     }
 }
 
+/// The comparison helper itself: tcpdump's own answers pass it.
+#[test]
+fn tcpdump_passes_diff_against_expected() {
+    let Some(o) = oracle() else { return };
+    if std::env::var_os("NETXRAY_BLESS").is_some() {
+        return;
+    }
+    let pcap = o.dir.path().join("corpus.pcap");
+    let report = diff_against_expected(
+        |expr, _| match o.exprs.iter().position(|e| e == expr) {
+            Some(i) => o.results[i].clone(),
+            None => tcpdump_compile(&pcap, expr).map(|_| Vec::new()),
+        },
+        false,
+    );
+    assert!(report.is_empty(), "{report}");
+}
+
 /// Lists the corpus (index, length, labels, description):
 /// `cargo test -p netxray --test filter_corpus -- --ignored --nocapture list_corpus`.
 #[test]
@@ -286,4 +317,16 @@ fn list_corpus() {
             p.desc
         );
     }
+}
+
+#[test]
+#[ignore = "writes the corpus for people"]
+fn dump_corpus_pcap() {
+    let path = std::env::var("NETXRAY_CORPUS_PCAP").unwrap_or("/tmp/netxray-corpus.pcap".into());
+    let packets = corpus();
+    common::pcap::write_pcap(
+        std::path::Path::new(&path),
+        packets.iter().map(Packet::record),
+    )
+    .expect("write the corpus");
 }

@@ -181,3 +181,40 @@ pub fn describe_difference(
     }
     out
 }
+
+/// Compares an evaluator with the golden files; returns a report of every disagreement
+/// (empty when it agrees everywhere).
+///
+/// `eval(expr, packets)` compiles `expr` once and returns the indices of the packets it
+/// keeps (ascending), or `Err` when it refuses the expression. It must keep what
+/// expected.txt says for every expression of expressions.txt (or, when
+/// `accept_unoptimized`, what expected_unoptimized.txt says where that file lists the
+/// expression), and refuse every expression of rejected.txt.
+pub fn diff_against_expected(
+    mut eval: impl FnMut(&str, &[Packet]) -> Result<Vec<usize>, String>,
+    accept_unoptimized: bool,
+) -> String {
+    let packets = super::corpus();
+    let unoptimized = expected_unoptimized();
+    let mut report = String::new();
+    for (expr, want) in expected() {
+        match eval(&expr, &packets) {
+            Err(e) => report.push_str(&format!("`{expr}`: refused ({e}), tcpdump accepts\n")),
+            Ok(got) => {
+                let alt = unoptimized
+                    .iter()
+                    .find(|(e, _)| accept_unoptimized && *e == expr)
+                    .map(|(_, kept)| kept);
+                if alt != Some(&got) {
+                    report.push_str(&describe_difference(&expr, &want, &got, &packets));
+                }
+            }
+        }
+    }
+    for expr in rejected_expressions() {
+        if eval(&expr, &packets).is_ok() {
+            report.push_str(&format!("`{expr}`: accepted, tcpdump refuses\n"));
+        }
+    }
+    report
+}
