@@ -27,9 +27,12 @@
 // Not every test binary uses every helper or re-export.
 #![allow(dead_code, unused_imports)]
 
+pub mod filter_corpus;
 pub mod leftovers;
 pub mod netns;
 pub mod netxray;
+pub mod pcap;
+pub mod tcpdump;
 pub mod topology;
 pub mod traffic;
 
