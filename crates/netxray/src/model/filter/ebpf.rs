@@ -128,9 +128,9 @@ struct Gen {
 type R = Result<(), String>;
 
 fn reg(d: usize) -> Result<u8, String> {
-    POOL.get(d)
-        .copied()
-        .ok_or_else(|| "filter arithmetic nested too deeply for the kernel (at most 8 levels)".into())
+    POOL.get(d).copied().ok_or_else(|| {
+        "filter arithmetic nested too deeply for the kernel (at most 8 levels)".into()
+    })
 }
 
 impl Gen {

@@ -221,7 +221,9 @@ mod tests {
 
     #[test]
     fn vlan_shifts_what_follows() {
-        let mut tagged = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x81, 0x00, 0x00, 0x64];
+        let mut tagged = vec![
+            0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x81, 0x00, 0x00, 0x64,
+        ];
         tagged.extend_from_slice(&0x0800u16.to_be_bytes());
         tagged.extend(ipv4(
             1,
@@ -240,7 +242,10 @@ mod tests {
 
     #[test]
     fn division_by_a_zero_from_the_packet_rejects() {
-        let f = eth(0x0800, &ipv4(17, [198, 18, 0, 1], [0, 0, 0, 0], &ports(1, 2)));
+        let f = eth(
+            0x0800,
+            &ipv4(17, [198, 18, 0, 1], [0, 0, 0, 0], &ports(1, 2)),
+        );
         assert!(!m("ip[16] / ip[19] = 0", &f));
         assert!(!m("not ip[16] / ip[19] = 0", &f));
         assert!(m("ip[16] << ip[12] = 0", &f));

@@ -336,7 +336,12 @@ pub(super) fn lex(text: &str) -> Result<Vec<Token>, FilterError> {
                 i += 1;
             }
             if i == start + 1 {
-                return Err(FilterError::at(text, start, 1, "'\\' must be followed by a name"));
+                return Err(FilterError::at(
+                    text,
+                    start,
+                    1,
+                    "'\\' must be followed by a name",
+                ));
             }
             out.push(Token {
                 tok: Tok::Id(text[start + 1..i].to_string()),

@@ -383,6 +383,17 @@ fn prim(p: &Prim, n: u8) -> Low {
             ethertype(n, 0x0800),
             cmp(load(Base::Net(n), 16, 1), Cmp::Ge, 224),
         ]),
+        Prim::IpBroadcast => Low::And(vec![
+            ethertype(n, 0x0800),
+            Low::Or(vec![
+                cmp(load(Base::Net(n), 16, 4), Cmp::Eq, 0),
+                cmp(load(Base::Net(n), 16, 4), Cmp::Eq, u32::MAX),
+            ]),
+        ]),
+        Prim::Llc => Low::And(vec![
+            Low::Not(Box::new(cmp(Val::EtherType(n), Cmp::Gt, 1500))),
+            Low::Not(Box::new(cmp(load(Base::Net(n), 0, 2), Cmp::Eq, 0xffff))),
+        ]),
         Prim::Ip6Multicast => Low::And(vec![
             ethertype(n, 0x86dd),
             cmp(load(Base::Net(n), 24, 1), Cmp::Eq, 255),

@@ -190,6 +190,11 @@ pub enum Prim {
     Multicast,
     /// `ip multicast`.
     IpMulticast,
+    /// `ip broadcast`, with the netmask unknown (as tcpdump reading a file):
+    /// destination 0.0.0.0 or 255.255.255.255.
+    IpBroadcast,
+    /// `llc`: an 802.3 length field and not raw Novell.
+    Llc,
     /// `ip6 multicast`.
     Ip6Multicast,
     /// `arith relop arith`, and `len`, `less`, `greater`.

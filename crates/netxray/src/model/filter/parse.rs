@@ -402,6 +402,20 @@ impl<'a> Parser<'a> {
                         let prim = self.cast(Proto::Link, kw, &tok)?;
                         Ok((Expr::Prim(prim, self.at_from(start)), None))
                     }
+                    // 802.2 LLC frames, and protocols known by their SAP.
+                    "llc" | "stp" | "netbeui" | "iso"
+                        if !matches!(self.peek_at(1), Some(Tok::Id(_) | Tok::Op("["))) =>
+                    {
+                        let start = self.i;
+                        self.i += 1;
+                        let prim = match kw {
+                            "llc" => Prim::Llc,
+                            "stp" => Prim::EtherProto(0x42),
+                            "netbeui" => Prim::EtherProto(0xf0),
+                            _ => Prim::EtherProto(0xfe),
+                        };
+                        Ok((Expr::Prim(prim, self.at_from(start)), None))
+                    }
                     "less" | "greater" => {
                         let start = self.i;
                         self.i += 1;
@@ -456,20 +470,12 @@ impl<'a> Parser<'a> {
             ("multicast", Proto::Link) => Prim::Multicast,
             ("multicast", Proto::Ip) => Prim::IpMulticast,
             ("multicast", Proto::Ip6) => Prim::Ip6Multicast,
-            ("broadcast", Proto::Ip) => {
-                return Err(self.err_at(
-                    tok,
-                    "'ip broadcast' needs the network's netmask, which tcpdump only knows on a live interface; use 'host x.x.x.255' or 'ether broadcast'",
-                ))
-            }
+            ("broadcast", Proto::Ip) => Prim::IpBroadcast,
             ("broadcast", _) => {
                 return Err(self.err_at(tok, "only link-layer/IP broadcast filters supported"))
             }
             _ => {
-                return Err(self.err_at(
-                    tok,
-                    "only link-layer/IP/IPv6 multicast filters supported",
-                ))
+                return Err(self.err_at(tok, "only link-layer/IP/IPv6 multicast filters supported"))
             }
         })
     }
@@ -594,9 +600,8 @@ impl<'a> Parser<'a> {
                 if let Some(w) = what {
                     return Err(self.err_at(&tok, format!("'{w}' modifier applied to ip host")));
                 }
-                let (v, bits) = atoin(&s).ok_or_else(|| {
-                    self.err_at(&tok, format!("invalid IPv4 address '{s}'"))
-                })?;
+                let (v, bits) = atoin(&s)
+                    .ok_or_else(|| self.err_at(&tok, format!("invalid IPv4 address '{s}'")))?;
                 let shift = 32 - bits;
                 let (addr, mask) = (shl(v, shift), shl(u32::MAX, shift));
                 Ok(Expr::Prim(self.host4(q, addr, mask, &tok)?, at))
@@ -617,13 +622,14 @@ impl<'a> Parser<'a> {
                 let mut mask = [0u32; 4];
                 for (i, m) in mask.iter_mut().enumerate() {
                     let bits = (len as i32 - 32 * i as i32).clamp(0, 32) as u32;
-                    *m = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+                    *m = if bits == 0 {
+                        0
+                    } else {
+                        u32::MAX << (32 - bits)
+                    };
                 }
                 if words.iter().zip(mask).any(|(w, m)| w & !m != 0) {
-                    return Err(self.err_at(
-                        t,
-                        format!("non-network bits set in \"{a}/{len}\""),
-                    ));
+                    return Err(self.err_at(t, format!("non-network bits set in \"{a}/{len}\"")));
                 }
                 match q.addr {
                     None | Some(Addr::Host) if len != 128 => {
@@ -1031,7 +1037,9 @@ fn atoin(s: &str) -> Option<(u32, u32)> {
 
 fn ipv6_words(a: &std::net::Ipv6Addr) -> [u32; 4] {
     let o = a.octets();
-    std::array::from_fn(|i| u32::from_be_bytes([o[4 * i], o[4 * i + 1], o[4 * i + 2], o[4 * i + 3]]))
+    std::array::from_fn(|i| {
+        u32::from_be_bytes([o[4 * i], o[4 * i + 1], o[4 * i + 2], o[4 * i + 3]])
+    })
 }
 
 pub(super) fn proto_name(p: Proto) -> &'static str {
@@ -1201,9 +1209,7 @@ mod tests {
     #[test]
     fn and_or_are_left_associative_with_equal_precedence() {
         let e = p("udp or tcp and icmp");
-        let Expr::And(l, _) = e else {
-            panic!("{e:?}")
-        };
+        let Expr::And(l, _) = e else { panic!("{e:?}") };
         assert!(matches!(*l, Expr::Or(..)));
     }
 
@@ -1234,8 +1240,14 @@ mod tests {
     fn vlan_counts_for_what_follows() {
         let e = p("vlan 100 and ip");
         let Expr::And(l, r) = e else { panic!() };
-        assert!(matches!(*l, Expr::Prim(Prim::Vlan(Some(100)), At { vlans: 0, .. })));
-        assert!(matches!(*r, Expr::Prim(Prim::Proto(Proto::Ip), At { vlans: 1, .. })));
+        assert!(matches!(
+            *l,
+            Expr::Prim(Prim::Vlan(Some(100)), At { vlans: 0, .. })
+        ));
+        assert!(matches!(
+            *r,
+            Expr::Prim(Prim::Proto(Proto::Ip), At { vlans: 1, .. })
+        ));
     }
 
     #[test]
@@ -1275,11 +1287,24 @@ mod tests {
         ));
         assert!(matches!(
             p("net 198.18"),
-            Expr::Prim(Prim::Host4 { mask: 0xffff_0000, .. }, _)
+            Expr::Prim(
+                Prim::Host4 {
+                    mask: 0xffff_0000,
+                    ..
+                },
+                _
+            )
         ));
         assert!(matches!(
             p("net 10"),
-            Expr::Prim(Prim::Host4 { addr: 0x0a00_0000, mask: 0xff00_0000, .. }, _)
+            Expr::Prim(
+                Prim::Host4 {
+                    addr: 0x0a00_0000,
+                    mask: 0xff00_0000,
+                    ..
+                },
+                _
+            )
         ));
         assert!(err("host 198.18.0.0/15").msg.contains("networks only"));
         assert!(err("net 198.18.0.1/15").msg.contains("non-network bits"));
@@ -1302,7 +1327,10 @@ mod tests {
         assert!(err("ip port 80").msg.contains("illegal qualifier"));
         assert!(err("tcp and").msg.contains("ends too early"));
         let shown = err("tcp and gateway x").to_string();
-        assert!(shown.contains("\n  tcp and gateway x\n          ^^^^^^^"), "{shown}");
+        assert!(
+            shown.contains("\n  tcp and gateway x\n          ^^^^^^^"),
+            "{shown}"
+        );
     }
 
     #[test]
