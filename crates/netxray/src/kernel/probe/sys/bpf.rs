@@ -9,6 +9,7 @@ use super::Errno;
 // bpf(2) commands.
 const BPF_MAP_CREATE: c_long = 0;
 const BPF_PROG_LOAD: c_long = 5;
+const BPF_PROG_TEST_RUN: c_long = 10;
 const BPF_RAW_TRACEPOINT_OPEN: c_long = 17;
 const BPF_LINK_CREATE: c_long = 28;
 
@@ -350,6 +351,60 @@ pub fn link_create(
 /// # Safety
 /// `attr` must be a valid prefix of `union bpf_attr` for `cmd`, and every pointer in it must
 /// be valid for the duration of the call.
+/// The `BPF_PROG_TEST_RUN` part of `union bpf_attr`.
+#[repr(C)]
+#[derive(Default)]
+struct TestRunAttr {
+    prog_fd: u32,
+    retval: u32,
+    data_size_in: u32,
+    data_size_out: u32,
+    data_in: u64,
+    data_out: u64,
+    repeat: u32,
+    duration: u32,
+    ctx_size_in: u32,
+    ctx_size_out: u32,
+    ctx_in: u64,
+    ctx_out: u64,
+    flags: u32,
+    cpu: u32,
+    batch_size: u32,
+    _pad: u32,
+}
+const _: () = assert!(std::mem::size_of::<TestRunAttr>() == 80);
+
+/// Run a program once on `data` (and a context such as a `struct
+/// __sk_buff`), returning its return value.
+pub fn prog_test_run(prog: BorrowedFd<'_>, data: &[u8], ctx: &[u8]) -> Result<u32, Errno> {
+    let mut attr = TestRunAttr {
+        prog_fd: prog.as_raw_fd() as u32,
+        data_size_in: data.len() as u32,
+        data_in: data.as_ptr() as u64,
+        repeat: 1,
+        ..Default::default()
+    };
+    if !ctx.is_empty() {
+        attr.ctx_size_in = ctx.len() as u32;
+        attr.ctx_in = ctx.as_ptr() as u64;
+    }
+    let size = std::mem::size_of::<TestRunAttr>() as c_long;
+    // SAFETY: attr is a valid BPF_PROG_TEST_RUN attribute; data and ctx
+    // outlive the call and the kernel only reads them (no output buffers).
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_TEST_RUN,
+            &mut attr as *mut TestRunAttr as *mut c_void,
+            size,
+        )
+    };
+    if ret < 0 {
+        return Err(Errno::last());
+    }
+    Ok(attr.retval)
+}
+
 unsafe fn bpf_fd<T>(cmd: c_long, attr: &T) -> Result<OwnedFd, Errno> {
     let size = std::mem::size_of::<T>() as c_long;
     // SAFETY: the caller guarantees attr is valid for cmd; the kernel reads at most `size` bytes.
