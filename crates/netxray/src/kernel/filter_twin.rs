@@ -57,7 +57,9 @@ impl FilterTwin {
     /// its network header with the protocol taken from the ethertype.
     pub fn matches(&self, frame: &[u8], l2: bool) -> Result<bool> {
         if frame.len() < 14 {
-            return Err(Error::usage("the filter twin needs at least an Ethernet header"));
+            return Err(Error::usage(
+                "the filter twin needs at least an Ethernet header",
+            ));
         }
         let p: &SchedClassifier = self
             .ebpf
