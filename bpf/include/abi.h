@@ -175,7 +175,7 @@ _Static_assert(__builtin_offsetof(struct nx_event, flags) == 74, "nx_event.flags
 _Static_assert(__builtin_offsetof(struct nx_event, data) == 168, "nx_event.data");
 
 /* Instruction slots reserved for the compiled filter. */
-#define NX_JIT_SLOTS 512
+#define NX_JIT_SLOTS 1024
 
 
 #endif

@@ -63,6 +63,20 @@ fn modes() -> Vec<Mode> {
             to_file: false,
         },
         Mode {
+            // Issue #3: a tcpdump expression of realistic size (6 clauses,
+            // a negation, a byte offset) that every packet runs to the end.
+            name: "4 seed hooks, 6-clause filter matches nothing",
+            args: vec![
+                "-t".into(),
+                SEED_HOOKS.into(),
+                "udp and not src net 198.19.0.0/16 and ip[8] > 1 and \
+                 (dst port 53 or dst portrange 9000-10000) and greater 60 and \
+                 dst host 198.19.255.254"
+                    .into(),
+            ],
+            to_file: false,
+        },
+        Mode {
             name: "default hook set, filter matches nothing",
             args: nomatch,
             to_file: false,

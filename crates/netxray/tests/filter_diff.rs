@@ -87,3 +87,33 @@ fn user_space_evaluation_matches_tcpdump() {
     assert!(checked >= 150, "only {checked} expressions");
     assert!(report.is_empty(), "differences from tcpdump:\n{report}");
 }
+
+#[test]
+#[ignore = "prints, for people"]
+fn which_answer_where_the_optimizer_matters() {
+    let packets = corpus();
+    let opt = expected();
+    for (expr, unopt) in expected_unoptimized() {
+        let got = user_space(&expr, &packets).unwrap_or_default();
+        let want = &opt.iter().find(|(e, _)| *e == expr).unwrap().1;
+        let n = Filter::parse(&expr)
+            .ok()
+            .and_then(|f| f.to_ebpf().ok())
+            .flatten()
+            .map_or(0, |p| p.len());
+        println!(
+            "{expr:50} optimized={} unoptimized={} insns={n}",
+            got == *want,
+            got == unopt
+        );
+    }
+    let mut sizes: Vec<(usize, String)> = expected()
+        .iter()
+        .filter_map(|(e, _)| Some((Filter::parse(e).ok()?.to_ebpf().ok()??.len(), e.clone())))
+        .collect();
+    sizes.sort();
+    println!("largest: {:?}", &sizes[sizes.len() - 3..]);
+    for e in ["host 198.18.0.1 and port 80", "tcp port 80", "udp and not src net 198.19.0.0/16 and ip[8] > 1 and (dst port 53 or dst portrange 9000-10000) and greater 60 and dst host 198.19.255.254"] {
+        println!("{e}: {}", Filter::parse(e).unwrap().to_ebpf().unwrap().unwrap().len());
+    }
+}

@@ -112,8 +112,10 @@ pub struct TraceArgs {
     pub snaplen: u32,
     /// A filter in tcpdump's language (pcap-filter(7)), as one argument or
     /// several words: `'tcp port 80 and not net 198.18.0.0/24'`. Evaluated in
-    /// the kernel; combined with the shorthand flags by `and`.
-    #[arg(trailing_var_arg = true, value_name = "EXPRESSION")]
+    /// the kernel; combined with the shorthand flags by `and`. Options may
+    /// come before or after it; put `--` before an expression that starts
+    /// with `-`.
+    #[arg(value_name = "EXPRESSION")]
     pub expression: Vec<String>,
 }
 

@@ -23,13 +23,21 @@ fn addr_expr(flag: &str, v: &str, dir: &str) -> Result<String> {
         Some((a, l)) => (a, Some(l)),
         None => (v, None),
     };
-    if a.parse::<std::net::IpAddr>().is_err() {
+    let Ok(ip) = a.parse::<std::net::IpAddr>() else {
         return Err(Error::usage(format!(
-            "{flag} {v}: expected an IPv4 or IPv6 address, optionally with /prefix"
+            "{flag}: bad address '{v}': expected IPv4 or IPv6, optionally /prefix"
         )));
-    }
+    };
+    let max = if ip.is_ipv4() { 32 } else { 128 };
     Ok(match len {
-        Some(l) => format!("{dir}net {a}/{l}"),
+        Some(l) => {
+            if !l.parse::<u8>().is_ok_and(|l| l <= max) {
+                return Err(Error::usage(format!(
+                    "{flag}: bad prefix length in '{v}': expected 0..={max}"
+                )));
+            }
+            format!("{dir}net {a}/{l}")
+        }
         None => format!("{dir}host {a}"),
     })
 }
@@ -37,7 +45,7 @@ fn addr_expr(flag: &str, v: &str, dir: &str) -> Result<String> {
 fn port_expr(flag: &str, v: &str, dir: &str) -> Result<String> {
     let bad = || {
         Error::usage(format!(
-            "{flag} {v}: expected a port 0-65535 or a range lo-hi"
+            "{flag}: bad port '{v}': expected 0..=65535 or a range lo-hi"
         ))
     };
     match v.split_once('-') {
@@ -70,7 +78,7 @@ fn proto_expr(v: &str) -> Result<String> {
         "sctp" => "sctp",
         other => {
             return Err(Error::usage(format!(
-                "--proto {other}: expected ip, ip6, arp, tcp, udp, icmp, icmp6 or sctp (or write an expression)"
+                "--proto: unknown protocol '{other}' (expected ip, ip6, arp, tcp, udp, icmp, icmp6 or sctp, or write an expression)"
             )))
         }
     }

@@ -12,7 +12,7 @@ use object::{Object, ObjectSection, ObjectSymbol};
 
 pub const SYMBOL: &str = "nx_filter_jit";
 /// NX_JIT_SLOTS in abi.h.
-pub const SLOTS: usize = 512;
+pub const SLOTS: usize = 1024;
 /// `r0 = NX_JIT_MAGIC ll` as two instruction slots.
 const MAGIC: [u8; 16] = [
     0x18, 0x00, 0, 0, 0x54, 0x4c, 0x46, 0x54, 0, 0, 0, 0, 0x49, 0x4a, 0x58, 0x4e,

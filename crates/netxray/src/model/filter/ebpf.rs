@@ -132,6 +132,19 @@ struct Gen {
     reject: usize,
     /// The version being emitted: records with an Ethernet header or not.
     l2: bool,
+    /// A value POOL[0] holds on every path into the current point (set
+    /// after a chain's single test: the next test of the same load reuses it).
+    cached: Option<Val>,
+}
+
+/// The value a part of a chain leaves in POOL[0] whichever way it goes: a
+/// single test (possibly negated) of it.
+fn single_test(l: &Low) -> Option<&Val> {
+    match l {
+        Low::Cmp(a, _, _) => Some(a),
+        Low::Not(x) => single_test(x),
+        _ => None,
+    }
 }
 
 type R = Result<(), String>;
@@ -211,13 +224,12 @@ impl Gen {
     /// endian, into r.
     fn load_at(&mut self, r: u8, size: u8) {
         let rej = self.reject;
+        // Inside data[] for the verifier, then inside the captured bytes.
         self.jmp(JGT64_IMM, r, 0, CAP_BYTES as i32 - size as i32, rej);
-        self.ins(i(MOV64_REG, 0, r, 0, 0));
-        self.ins(i(ADD64_IMM, 0, 0, 0, size as i32));
-        self.jmp(JGT64_REG, 0, CAP, 0, rej);
-        self.ins(i(MOV64_REG, 0, 1, 0, 0));
-        self.ins(i(ADD64_REG, 0, r, 0, 0));
-        self.fetch(r, 0, off::DATA, size);
+        self.ins(i(ADD64_IMM, r, 0, 0, size as i32));
+        self.jmp(JGT64_REG, r, CAP, 0, rej);
+        self.ins(i(ADD64_REG, r, 1, 0, 0));
+        self.fetch(r, r, off::DATA - size as i16, size);
     }
 
     /// Compute `v` into POOL[d] (zero-extended 32-bit).
@@ -249,6 +261,18 @@ impl Gen {
                 match (&**index, ip4) {
                     (Val::K(k), None) => {
                         self.load_const(r, *k as u64 + base_off as u64, *size);
+                    }
+                    (Val::K(k), Some(net)) => {
+                        // 4 * IHL + the constant, then the load.
+                        self.load_const(r, net as u64, 1);
+                        self.ins(i(ALU32_IMM | OP_AND, r, 0, 0, 0x0f));
+                        self.ins(i(ALU32_IMM | OP_LSH, r, 0, 0, 2));
+                        // The sum wraps at 32 bits like BPF's X; then the base.
+                        if *k != 0 {
+                            self.ins(i(ALU32_IMM | OP_ADD, r, 0, 0, *k as i32));
+                        }
+                        self.ins(i(ADD64_IMM, r, 0, 0, net as i32));
+                        self.load_at(r, *size);
                     }
                     _ => {
                         self.val(index, d)?;
@@ -323,7 +347,10 @@ impl Gen {
             Cmp::Ge => J_GE,
             Cmp::Set => J_SET,
         };
-        self.val(a, 0)?;
+        if self.cached.as_ref() != Some(a) {
+            self.val(a, 0)?;
+        }
+        self.cached = None;
         let ra = reg(0)?;
         if let Val::K(k) = b {
             self.jmp(JMP32_IMM | op, ra, 0, *k as i32, t);
@@ -337,6 +364,9 @@ impl Gen {
 
     /// Emit `low`, ending at label `t` when true and `f` when false.
     fn emit(&mut self, low: &Low, t: usize, f: usize) -> R {
+        if !matches!(low, Low::Cmp(..) | Low::Not(_)) {
+            self.cached = None;
+        }
         match low {
             Low::True => {
                 self.goto(t);
@@ -364,6 +394,8 @@ impl Gen {
                 self.emit(p, t, next)?;
             }
             self.place(next);
+            // Only p jumps to `next`: after a single test, POOL[0] holds its value.
+            self.cached = single_test(p).cloned();
         }
         self.emit(last, t, f)
     }
@@ -376,6 +408,7 @@ pub(super) fn compile(low: &Low) -> Result<Vec<Insn>, String> {
         labels: 0,
         reject: 0,
         l2: true,
+        cached: None,
     };
     let acc = g.label();
     g.reject = g.label();
@@ -388,6 +421,7 @@ pub(super) fn compile(low: &Low) -> Result<Vec<Insn>, String> {
     g.emit(low, acc, rej)?;
     g.place(no_l2);
     g.l2 = false;
+    g.cached = None;
     g.emit(low, acc, rej)?;
     g.place(acc);
     g.ins(i(MOV64_IMM, 0, 0, 0, 1));
@@ -464,8 +498,65 @@ fn reachable(items: Vec<Item>, labels: usize) -> Vec<Item> {
         .collect()
 }
 
-/// Remove unconditional jumps to a label placed right after them.
+/// The condition that is true when `code`'s is false, if BPF has one.
+fn inverse(code: u8) -> Option<u8> {
+    const J_NE: u8 = 0x50;
+    const J_LE: u8 = 0xb0;
+    let class = code & 0x0f;
+    let op = match code & 0xf0 {
+        J_EQ => J_NE,
+        J_NE => J_EQ,
+        J_GT => J_LE,
+        J_LE => J_GT,
+        J_GE => J_LT,
+        J_LT => J_GE,
+        _ => return None,
+    };
+    Some(op | class)
+}
+
+/// Remove unconditional jumps to a label placed right after them, and turn
+/// `if c goto L1; goto L2; L1:` into `if !c goto L2; L1:`.
 fn peephole(items: Vec<Item>) -> Vec<Item> {
+    let mut items = items;
+    for k in 0..items.len().saturating_sub(2) {
+        if let (
+            Item::Jump {
+                code,
+                dst,
+                src,
+                imm,
+                label: l1,
+            },
+            Item::Jump {
+                code: JA,
+                label: l2,
+                ..
+            },
+            Item::Place(p),
+        ) = (items[k], items[k + 1], items[k + 2])
+        {
+            if code != JA && p == l1 {
+                if let Some(inv) = inverse(code) {
+                    items[k] = Item::Jump {
+                        code: inv,
+                        dst,
+                        src,
+                        imm,
+                        label: l2,
+                    };
+                    // A jump to the label right after it: removed below.
+                    items[k + 1] = Item::Jump {
+                        code: JA,
+                        dst: 0,
+                        src: 0,
+                        imm: 0,
+                        label: l1,
+                    };
+                }
+            }
+        }
+    }
     let mut out: Vec<Item> = Vec::with_capacity(items.len());
     for (k, it) in items.iter().enumerate() {
         if let Item::Jump {

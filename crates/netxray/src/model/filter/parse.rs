@@ -36,7 +36,12 @@ struct Parser<'a> {
     toks: Vec<Token>,
     i: usize,
     vlans: u8,
+    /// Recursion depth, bounded so that no input exhausts the stack.
+    depth: usize,
 }
+
+/// Deeper nesting than any real filter; refused rather than recursed into.
+const MAX_DEPTH: usize = 64;
 
 type R<T> = Result<T, FilterError>;
 
@@ -50,6 +55,7 @@ pub(super) fn parse(text: &str) -> R<Expr> {
         toks,
         i: 0,
         vlans: 0,
+        depth: 0,
     };
     let (e, _) = p.expr()?;
     if let Some(t) = p.toks.get(p.i) {
@@ -258,7 +264,7 @@ impl<'a> Parser<'a> {
         // pnum: NUM | '(' pnum ')'
         if self.is_op("(") {
             self.i += 1;
-            let n = self.num()?;
+            let n = self.nest(|p| p.num())?;
             self.expect_op(")")?;
             return Ok(n);
         }
@@ -338,6 +344,21 @@ impl<'a> Parser<'a> {
     /// term: "not" term | rterm. `inherited` are the qualifiers in force
     /// before a parenthesised expression.
     fn term(&mut self, inherited: Option<Quals>) -> R<(Expr, Option<Quals>)> {
+        self.nest(|p| p.term_inner(inherited))
+    }
+
+    /// Run `f` one level deeper, refusing absurd nesting.
+    fn nest<T>(&mut self, f: impl FnOnce(&mut Self) -> R<T>) -> R<T> {
+        if self.depth >= MAX_DEPTH {
+            return Err(self.err("expression nested too deeply"));
+        }
+        self.depth += 1;
+        let r = f(self);
+        self.depth -= 1;
+        r
+    }
+
+    fn term_inner(&mut self, inherited: Option<Quals>) -> R<(Expr, Option<Quals>)> {
         if self.is_kw("not") {
             self.i += 1;
             let (e, q) = self.term(inherited)?;
@@ -537,6 +558,10 @@ impl<'a> Parser<'a> {
 
     /// id: value | "not" id | "(" ids joined by and/or ")".
     fn id(&mut self, q: Quals) -> R<Expr> {
+        self.nest(|p| p.id_inner(q))
+    }
+
+    fn id_inner(&mut self, q: Quals) -> R<Expr> {
         if self.is_kw("not") {
             self.i += 1;
             return Ok(Expr::Not(Box::new(self.id(q)?)));
@@ -871,6 +896,10 @@ impl<'a> Parser<'a> {
 
     /// Precedence climbing, with libpcap's shift on `%` and `^`.
     fn arith_prec(&mut self, min: u8) -> R<Arith> {
+        self.nest(|p| p.arith_prec_inner(min))
+    }
+
+    fn arith_prec_inner(&mut self, min: u8) -> R<Arith> {
         let mut lhs = self.unary()?;
         while let Some((op, prec)) = self.peek().and_then(arith_op) {
             match prec {
@@ -891,6 +920,10 @@ impl<'a> Parser<'a> {
     }
 
     fn unary(&mut self) -> R<Arith> {
+        self.nest(|p| p.unary_inner())
+    }
+
+    fn unary_inner(&mut self) -> R<Arith> {
         if self.is_op("-") {
             self.i += 1;
             let mut a = self.unary()?;
@@ -1331,6 +1364,14 @@ mod tests {
             shown.contains("\n  tcp and gateway x\n          ^^^^^^^"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn absurd_nesting_is_refused_not_overflowed() {
+        for open in ["(", "not ", "-", "ip["] {
+            let text = format!("{}tcp", open.repeat(100_000));
+            assert!(err(&text).msg.contains("nested too deeply"), "{open}");
+        }
     }
 
     #[test]
