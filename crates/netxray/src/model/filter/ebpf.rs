@@ -74,7 +74,6 @@ const LDXH: u8 = 0x69;
 const LDXW: u8 = 0x61;
 const MOV32_IMM: u8 = 0xb4;
 const MOV64_IMM: u8 = 0xb7;
-const MOV64_REG: u8 = 0xbf;
 const ADD64_IMM: u8 = 0x07;
 const ADD64_REG: u8 = 0x0f;
 const AND64_IMM: u8 = 0x57;
