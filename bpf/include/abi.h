@@ -77,7 +77,7 @@ enum nx_event_kind {
 /* nx_event.flags */
 #define NX_F_L2 (1 << 0)	/* data[] starts with an Ethernet header */
 #define NX_F_IN_IRQ (1 << 1)	/* raised in interrupt/softirq context: pid is not the owner */
-#define NX_F_VLAN_HW (1 << 2)	/* skb->vlan_tci holds a stripped 802.1Q tag */
+#define NX_F_VLAN_HW (1 << 2)	/* skb->vlan_tci holds a stripped 802.1Q tag (put back into data[] when NX_F_L2) */
 #define NX_F_TUPLE (1 << 3)	/* tuple is valid */
 #define NX_F_SYNTH (1 << 4)	/* data[] was synthesised from the socket for filtering only */
 #define NX_F_NO_DEV (1 << 5)	/* no device: ifindex/ifname come from elsewhere or are unknown */

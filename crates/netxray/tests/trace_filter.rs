@@ -88,6 +88,123 @@ fn three_expressions_show_exactly_their_packets() {
     }
 }
 
+/// A tcx egress program that pushes an 802.1Q tag with `bpf_skb_vlan_push`:
+/// like a VLAN device on a NIC with tx-vlan offload, the tag goes into
+/// `skb->vlan_tci`, not the bytes (veth keeps it there end to end). Detached
+/// when the returned link is dropped.
+fn push_vlan_on_egress(ns: &Netns, ifname: &str, vid: u16) -> std::os::fd::OwnedFd {
+    use ::netxray::kernel::probe::sys::{self, attach_type, prog_type, Insn, LinkExtra, ProgSpec};
+    use std::os::fd::AsFd;
+    let insns = [
+        Insn::mov64_imm(2, 0x0081), // htons(ETH_P_8021Q)
+        Insn::mov64_imm(3, vid.into()),
+        Insn::call(18),         // bpf_skb_vlan_push
+        Insn::mov64_imm(0, -1), // TCX_NEXT
+        Insn::exit(),
+    ];
+    let prog = sys::prog_load(&ProgSpec {
+        prog_type: prog_type::SCHED_CLS,
+        expected_attach_type: attach_type::TCX_EGRESS,
+        attach_btf_id: 0,
+        name: "nxt_vlan_push",
+        insns: &insns,
+    })
+    .unwrap_or_else(|e| panic!("load the vlan push program: {e:?}"));
+    let ifindex = ns.ifindex(ifname);
+    in_netns(ns, || {
+        sys::link_create(
+            prog.as_fd(),
+            ifindex,
+            attach_type::TCX_EGRESS,
+            0,
+            LinkExtra::None,
+        )
+    })
+    .unwrap_or_else(|e| panic!("attach the vlan push program: {e:?}"))
+}
+
+/// `vlan 100` must match a tagged frame whether the tag is in the bytes or
+/// the kernel holds it in `skb->vlan_tci` (stripped by hardware on receive,
+/// or an offloaded tag on transmit): the kernel side puts it back into the
+/// bytes, so the filter and the decoder see what tcpdump would.
+#[test]
+fn vlan_matches_tags_in_the_bytes_and_in_the_skb() {
+    let Some(_serial) = e2e() else { return };
+    let t = LinearBridged::new();
+    let filter = "vlan 100 and udp and dst port 7";
+    let run = |send: &dyn Fn()| {
+        let run = NetxrayRun::new(netxray_bin())
+            .args([
+                "trace",
+                "--output",
+                "json",
+                "-t",
+                "link-out,link-in",
+                filter,
+            ])
+            .start()
+            .unwrap_or_else(|e| panic!("netxray did not start: {e}"));
+        send();
+        // The frame is last seen arriving in B: wait for that, not for time.
+        let b = format!("\"netns\":{}", t.b_inode());
+        let seen = poll_until(
+            std::time::Duration::from_secs(5),
+            std::time::Duration::from_millis(20),
+            || {
+                let so_far = run.stdout_so_far();
+                so_far
+                    .lines()
+                    .any(|l| l.contains("net:netif_receive_skb") && l.contains(&b))
+                    .then_some(())
+            },
+        );
+        let out = run.stop();
+        assert!(out.status.success(), "{}", out.stderr);
+        assert!(seen.is_some(), "never reached B: {}", out.stdout);
+        let evs = out.json();
+        for e in &evs {
+            assert_eq!(e["vlan"].as_u64(), Some(100), "{e}");
+            assert_eq!(e["dport"].as_u64(), Some(7), "{e}");
+            assert!(s(e, "summary").starts_with("vlan 100, IP "), "{e}");
+        }
+        for (hook, inode) in [
+            ("net:net_dev_queue", t.a_inode()),
+            ("net:net_dev_start_xmit", t.a_inode()),
+            ("net:netif_rx", t.br_inode()),
+            ("net:net_dev_queue", t.br_inode()),
+            ("net:netif_receive_skb", t.b_inode()),
+        ] {
+            assert!(
+                evs.iter()
+                    .any(|e| e["hook"] == hook && e["netns"].as_u64() == Some(inode)),
+                "{hook} in {inode}: {}",
+                out.stdout
+            );
+        }
+    };
+
+    // 1. The tag in the bytes: a frame written whole by an AF_PACKET socket.
+    let src = std::net::SocketAddrV4::new(LinearBridged::A_IP4, 4000);
+    let dst = std::net::SocketAddrV4::new(LinearBridged::B_IP4, 7);
+    let frame = tagged_udp4_frame(
+        t.b().mac(LinearBridged::B_IF),
+        t.a().mac(LinearBridged::A_IF),
+        100,
+        src,
+        dst,
+        b"tagged",
+    );
+    run(&|| send_frame(t.a(), LinearBridged::A_IF, &frame));
+
+    // 2. The tag in skb->vlan_tci: an ordinary datagram, tagged on egress
+    //    (B's address resolved first: a tagged ARP request would go unanswered).
+    assert!(ping(t.a(), t.b_ip(false), 0x7777, 1), "warm-up ping");
+    let _link = push_vlan_on_egress(t.a(), LinearBridged::A_IF, 100);
+    run(&|| {
+        udp_send(t.a(), None, t.b_sock4(7), b"offloaded tag");
+    });
+}
+
 #[test]
 fn a_bad_expression_is_a_usage_error_with_its_position() {
     let out = std::process::Command::new(netxray_bin())

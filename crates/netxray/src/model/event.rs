@@ -276,10 +276,13 @@ impl TraceEvent {
         if ev.data.is_empty() || h.flags & flags::SYNTH != 0 {
             return;
         }
-        let hw_vlan =
-            (h.flags & flags::VLAN_HW != 0).then(|| VlanTag::from_tci(h.vlan_proto, h.vlan_tci));
+        // With an Ethernet header the kernel put a stripped tag back into
+        // the bytes; without one, the tag is known only from the skb.
+        let has_l2 = h.flags & flags::L2 != 0;
+        let hw_vlan = (h.flags & flags::VLAN_HW != 0 && !has_l2)
+            .then(|| VlanTag::from_tci(h.vlan_proto, h.vlan_tci));
         let info = CaptureInfo {
-            has_l2: h.flags & flags::L2 != 0,
+            has_l2,
             l3_off: h.l3_off as usize,
             protocol: h.protocol,
             hw_vlan,

@@ -189,6 +189,19 @@ impl Netns {
     }
 
     /// The interface's ifindex in this namespace.
+    /// The interface's MAC address.
+    pub fn mac(&self, ifname: &str) -> [u8; 6] {
+        let v = self.ip_json(&["link", "show", "dev", ifname]);
+        let text = v[0]["address"].as_str().unwrap_or("");
+        let bytes: Vec<u8> = text
+            .split(':')
+            .filter_map(|b| u8::from_str_radix(b, 16).ok())
+            .collect();
+        bytes
+            .try_into()
+            .unwrap_or_else(|_| panic!("no MAC for {ifname} in {}: {v}", self.name))
+    }
+
     pub fn ifindex(&self, ifname: &str) -> u32 {
         let v = self.ip_json(&["link", "show", "dev", ifname]);
         v[0]["ifindex"]

@@ -6,6 +6,7 @@ use std::io::Read;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -83,12 +84,14 @@ impl NetxrayRunBuilder {
             .process_group(0);
         let shown = format!("{cmd:?}");
         let mut child = cmd.spawn().map_err(|e| format!("spawn {shown}: {e}"))?;
-        let stdout = child.stdout.take().map(drain);
+        let live = Arc::new(Mutex::new(Vec::new()));
+        let stdout = child.stdout.take().map(|p| drain_live(p, live.clone()));
         let stderr = child.stderr.take().map(drain);
         let mut run = NetxrayRun {
             child: Some(child),
             ready_file,
             stdout,
+            live,
             stderr,
             stop_timeout: self.stop_timeout,
         };
@@ -131,6 +134,8 @@ pub struct NetxrayRun {
     child: Option<Child>,
     ready_file: PathBuf,
     stdout: Option<JoinHandle<Vec<u8>>>,
+    /// stdout as it arrives.
+    live: Arc<Mutex<Vec<u8>>>,
     stderr: Option<JoinHandle<Vec<u8>>>,
     stop_timeout: Duration,
 }
@@ -178,6 +183,12 @@ impl NetxrayRun {
     }
 
     /// True while the process has not exited.
+    /// What netxray has printed so far (it flushes after each ring drain).
+    pub fn stdout_so_far(&self) -> String {
+        let buf = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        String::from_utf8_lossy(&buf).into_owned()
+    }
+
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.as_mut().map(Child::try_wait), Some(Ok(None)))
     }
@@ -266,6 +277,27 @@ fn drain<R: Read + Send + 'static>(mut pipe: R) -> JoinHandle<Vec<u8>> {
         let mut buf = Vec::new();
         let _ = pipe.read_to_end(&mut buf);
         buf
+    })
+}
+
+/// Like `drain`, also keeping what has arrived so far in `live`.
+fn drain_live<R: Read + Send + 'static>(
+    mut pipe: R,
+    live: Arc<Mutex<Vec<u8>>>,
+) -> JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut chunk = [0u8; 8192];
+        loop {
+            match pipe.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => live
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend_from_slice(&chunk[..n]),
+            }
+        }
+        let all = live.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        all
     })
 }
 

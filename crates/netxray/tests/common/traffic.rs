@@ -6,7 +6,8 @@ use super::netns::{in_netns, Netns};
 use std::io::{self, Read, Write};
 use std::mem::{size_of, zeroed};
 use std::net::{
-    IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket,
+    IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, SocketAddrV4, TcpListener, TcpStream,
+    UdpSocket,
 };
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -160,6 +161,58 @@ fn raw_socket(family: libc::c_int, proto: libc::c_int) -> io::Result<OwnedFd> {
     }
     // SAFETY: fd is a fresh socket that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Sends one whole Ethernet frame, as given, out of `ifname` in `ns` through an
+/// AF_PACKET socket (how tagged frames get onto a veth without an 802.1Q module).
+/// The frame's IP addresses must be test addresses; the caller builds it.
+pub fn send_frame(ns: &Netns, ifname: &str, frame: &[u8]) {
+    let ifindex = ns.ifindex(ifname);
+    in_netns(ns, || {
+        let sock = raw_socket(libc::AF_PACKET, 0)?;
+        // SAFETY: all-zero is a valid sockaddr_ll.
+        let mut sa: libc::sockaddr_ll = unsafe { zeroed() };
+        sa.sll_family = libc::AF_PACKET as u16;
+        sa.sll_ifindex = ifindex as i32;
+        sa.sll_halen = 6;
+        sa.sll_addr[..6].copy_from_slice(&frame[..6]);
+        send_to(&sock, frame, &sa)
+    })
+    .unwrap_or_else(|e| panic!("send a frame on {ifname} in {}: {e}", ns.name()))
+}
+
+/// A UDP/IPv4 datagram in an Ethernet frame with one 802.1Q tag, checksummed.
+pub fn tagged_udp4_frame(
+    dst_mac: [u8; 6],
+    src_mac: [u8; 6],
+    vid: u16,
+    src: SocketAddrV4,
+    dst: SocketAddrV4,
+    payload: &[u8],
+) -> Vec<u8> {
+    assert_test_addr(IpAddr::V4(*src.ip()));
+    assert_test_addr(IpAddr::V4(*dst.ip()));
+    let mut f = Vec::new();
+    f.extend_from_slice(&dst_mac);
+    f.extend_from_slice(&src_mac);
+    f.extend_from_slice(&0x8100u16.to_be_bytes());
+    f.extend_from_slice(&vid.to_be_bytes());
+    f.extend_from_slice(&0x0800u16.to_be_bytes());
+    let total = (20 + 8 + payload.len()) as u16;
+    let mut ip = vec![0x45, 0];
+    ip.extend_from_slice(&total.to_be_bytes());
+    ip.extend_from_slice(&[0, 1, 0x40, 0, 64, 17, 0, 0]);
+    ip.extend_from_slice(&src.ip().octets());
+    ip.extend_from_slice(&dst.ip().octets());
+    let csum = inet_checksum(&ip);
+    ip[10..12].copy_from_slice(&csum.to_be_bytes());
+    f.extend_from_slice(&ip);
+    f.extend_from_slice(&src.port().to_be_bytes());
+    f.extend_from_slice(&dst.port().to_be_bytes());
+    f.extend_from_slice(&(8 + payload.len() as u16).to_be_bytes());
+    f.extend_from_slice(&[0, 0]);
+    f.extend_from_slice(payload);
+    f
 }
 
 fn send_to<A>(sock: &OwnedFd, pkt: &[u8], addr: &A) -> io::Result<()> {

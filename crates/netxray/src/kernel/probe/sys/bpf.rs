@@ -33,6 +33,7 @@ pub mod attach_type {
     pub const TRACE_KPROBE_MULTI: u32 = 42;
     pub const NETFILTER: u32 = 45;
     pub const TCX_INGRESS: u32 = 46;
+    pub const TCX_EGRESS: u32 = 47;
 }
 
 /// `enum bpf_map_type`: the ring buffer.
