@@ -172,42 +172,31 @@ fn port(n: u8, l4: Option<u8>, dir: Dir, lo: u16, hi: u16) -> Low {
         Some(p) => vec![p.into()],
         None => vec![6, 17, 132],
     };
-    let v4 = {
+    // One family: its ethertype, where its protocol byte is, where the
+    // transport header is, and (IPv4) the first-fragment test.
+    let family = |et: u32, proto_at: u32, l4: Base, frag: Option<Low>| {
         let ports = combine(
             dir,
-            port_cmp(load(Base::Ip4Payload(n), 0, 2), lo, hi),
-            port_cmp(load(Base::Ip4Payload(n), 2, 2), lo, hi),
+            port_cmp(load(l4, 0, 2), lo, hi),
+            port_cmp(load(l4, 2, 2), lo, hi),
         );
-        Low::And(vec![
-            ethertype(n, 0x0800),
-            Low::Or(
-                protos
-                    .iter()
-                    .map(|&p| cmp(load(Base::Net(n), 9, 1), Cmp::Eq, p))
-                    .collect(),
-            ),
-            not_ip4_fragment(n),
-            ports,
-        ])
-    };
-    let v6 = {
-        let ports = combine(
-            dir,
-            port_cmp(load(Base::Ip6Payload(n), 0, 2), lo, hi),
-            port_cmp(load(Base::Ip6Payload(n), 2, 2), lo, hi),
+        let proto = Low::Or(
+            protos
+                .iter()
+                .map(|&p| cmp(load(Base::Net(n), proto_at, 1), Cmp::Eq, p))
+                .collect(),
         );
-        Low::And(vec![
-            ethertype(n, 0x86dd),
-            Low::Or(
-                protos
-                    .iter()
-                    .map(|&p| cmp(load(Base::Net(n), 6, 1), Cmp::Eq, p))
-                    .collect(),
-            ),
-            ports,
-        ])
+        Low::And(
+            [Some(ethertype(n, et)), Some(proto), frag, Some(ports)]
+                .into_iter()
+                .flatten()
+                .collect(),
+        )
     };
-    Low::Or(vec![v4, v6])
+    Low::Or(vec![
+        family(0x0800, 9, Base::Ip4Payload(n), Some(not_ip4_fragment(n))),
+        family(0x86dd, 6, Base::Ip6Payload(n), None),
+    ])
 }
 
 fn host4(n: u8, on: V4On, dir: Dir, addr: u32, mask: u32) -> Low {
