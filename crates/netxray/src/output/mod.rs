@@ -3,6 +3,7 @@
 //! status and warnings go to stderr through `tracing`.
 
 mod json;
+pub mod map;
 
 use crate::model::event::TraceEvent;
 use std::io::{self, Write};
