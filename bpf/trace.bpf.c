@@ -20,6 +20,24 @@ struct {
 	__type(value, __u8);
 } nx_xmit_pending SEC(".maps");
 
+/* --follow: data buffers (skb->head, shared by clones) of packets that
+ * matched the filter, with when they were last seen. A later hop of the
+ * same buffer is shown even if NAT rewrote it out of the filter. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, __u64);
+} nx_follow SEC(".maps");
+
+/* --stack: kernel stacks, by the id in nx_event.stack_id. */
+struct {
+	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(max_entries, 16384);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, 127 * sizeof(__u64));
+} nx_stacks SEC(".maps");
+
 /* A device pointer we can trust: a canonical kernel address. At socket
  * queues skb->dev is reused (UDP keeps dev_scratch there) or stale. */
 static __always_inline const struct net_device *nx_sane_dev(const struct net_device *dev)
@@ -47,6 +65,7 @@ static __always_inline bool nx_begin(struct nx_ctx *c, __u32 hook, void *ctx)
 	c->cnt->hits++;
 	__builtin_memset(&c->s->ev, 0, NX_EVENT_HDR_SIZE);
 	c->s->ev.hook = hook;
+	c->s->ev.stack_id = -1;
 	return true;
 }
 
@@ -73,6 +92,15 @@ static __always_inline bool nx_prefilter(struct nx_ctx *c, __u32 netns, __u32 if
 static __always_inline void nx_finish(struct nx_ctx *c, bool irq)
 {
 	c->cnt->matched++;
+	if (c->cfg->stack_hooks & (1ULL << (c->s->ev.hook & 63))) {
+		long id = bpf_get_stackid(c->ctx, &nx_stacks, 0);
+		if (id < 0) {
+			c->s->ev.stack_id = -2;
+			c->cnt->stack_lost++;
+		} else {
+			c->s->ev.stack_id = id;
+		}
+	}
 	if (!c->cfg->tgid)
 		irq = nx_in_irq(c->s, c->ctx, c->cfg->thread_size);
 	nx_emit(c->s, c->cfg, c->cnt, irq);
@@ -83,6 +111,40 @@ static __always_inline void nx_set_dev_name(struct nx_event *e, const struct net
 	if (dev)
 		/* Two direct (BTF) loads instead of a probe-read helper call. */
 		__builtin_memcpy(e->ifname, dev->name, sizeof(e->ifname));
+}
+
+/* --follow: a packet that matched marks its data buffer; a later hop of the
+ * same buffer (the same skb after NAT, or a clone) is kept and flagged.
+ * Returns whether to keep the record. */
+static __always_inline bool nx_follow_check(struct nx_ctx *c, bool matched)
+{
+	__u64 head = c->s->ev.head, now;
+	__u64 *seen;
+
+	if (!c->cfg->follow_ns || !head)
+		return matched;
+	now = bpf_ktime_get_ns();
+	if (matched) {
+		bpf_map_update_elem(&nx_follow, &head, &now, BPF_ANY);
+		return true;
+	}
+	seen = bpf_map_lookup_elem(&nx_follow, &head);
+	if (!seen || now - *seen > c->cfg->follow_ns)
+		return false;
+	*seen = now;
+	c->s->ev.flags |= NX_F_FOLLOWED;
+	return true;
+}
+
+/* End of a packet's life: forget its buffer unless a clone still holds it. */
+static __always_inline void nx_follow_end(struct nx_config *cfg, struct sk_buff *skb)
+{
+	__u64 head;
+
+	if (!cfg || !cfg->follow_ns || !skb || BPF_CORE_READ_BITFIELD(skb, cloned))
+		return;
+	head = (__u64)(skb->head);
+	bpf_map_delete_elem(&nx_follow, &head);
 }
 
 /* The common path for hooks that hand us a packet we can read. */
@@ -111,7 +173,7 @@ static __always_inline bool nx_skb_event(struct nx_ctx *c, struct sk_buff *skb,
 	}
 	e->kind = NX_KIND_PACKET;
 	nx_read_skb(c->s, skb, dev);
-	if (!nx_filter_match(c->s, c->cfg))
+	if (!nx_follow_check(c, nx_filter_match(c->s, c->cfg)))
 		return false;
 	if (e->cap_len > c->cfg->cap_bytes)
 		e->cap_len = c->cfg->cap_bytes;
@@ -159,11 +221,12 @@ static __always_inline void nx_sock_event(struct nx_ctx *c, const struct sock *s
 	e->flags |= NX_F_TUPLE | NX_F_NO_DEV;
 	if (skb) {
 		e->skb = (__u64)skb;
+		e->head = (__u64)(skb->head);
 		e->len = (skb->len);
 	}
 	nx_sock_tuple(&e->tuple, sk, rx);
 	nx_synth_from_tuple(c->s);
-	if (!nx_filter_match(c->s, c->cfg))
+	if (!nx_follow_check(c, nx_filter_match(c->s, c->cfg)))
 		return;
 	e->cap_len = 0; /* synthesised bytes are for the filter only */
 	nx_finish(c, irq);
@@ -397,6 +460,7 @@ int BPF_PROG(kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reaso
 	c.s->ev.reason = reason;
 	c.s->ev.location = (__u64)location;
 	nx_skb_event(&c, skb, NULL);
+	nx_follow_end(c.cfg, skb);
 	return 0;
 }
 
@@ -408,6 +472,7 @@ int BPF_PROG(consume_skb, struct sk_buff *skb, void *location)
 		return 0;
 	c.s->ev.location = (__u64)location;
 	nx_skb_event(&c, skb, NULL);
+	nx_follow_end(c.cfg, skb);
 	return 0;
 }
 

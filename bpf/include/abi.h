@@ -16,7 +16,7 @@
 #include <linux/types.h>
 #endif
 
-#define NX_ABI_VERSION 3
+#define NX_ABI_VERSION 4
 
 /* Packet bytes copied per event (from the L2 header when the skb has one,
  * else from the L3 header). A power of two: the BPF side masks with it. */
@@ -80,7 +80,8 @@ enum nx_event_kind {
 #define NX_F_VLAN_HW (1 << 2)	/* skb->vlan_tci holds a stripped 802.1Q tag (put back into data[] when NX_F_L2) */
 #define NX_F_TUPLE (1 << 3)	/* tuple is valid */
 #define NX_F_SYNTH (1 << 4)	/* data[] was synthesised from the socket for filtering only */
-#define NX_F_NO_DEV (1 << 5)	/* no device: ifindex/ifname come from elsewhere or are unknown */
+#define NX_F_NO_DEV (1 << 5)
+#define NX_F_FOLLOWED (1 << 6)	/* outside the filter, shown because an earlier hop of this packet matched (--follow) */	/* no device: ifindex/ifname come from elsewhere or are unknown */
 
 /* A flow as the socket or the routing lookup sees it; addresses in network
  * byte order, ports in host order. family is AF_INET (2) or AF_INET6 (10). */
@@ -123,11 +124,12 @@ struct nx_event {
 	char ifname[NX_IFNAMSIZ];
 	struct nx_tuple tuple;
 	__u8 aux_addr[16];	/* fib: gateway; neigh: link-layer address */
-	__u8 _pad[4];
+	__s32 stack_id;		/* kernel stack in map "nx_stacks" (--stack); -1 none, -2 lost */
+	__u64 head;		/* skb->head: the data buffer, shared by clones; 0 if none */
 	__u8 data[NX_CAP_BYTES];
 };
 
-#define NX_EVENT_HDR_SIZE 168
+#define NX_EVENT_HDR_SIZE 176
 _Static_assert(sizeof(struct nx_tuple) == 40, "nx_tuple size");
 _Static_assert(sizeof(struct nx_event) == NX_EVENT_HDR_SIZE + NX_CAP_BYTES, "nx_event size");
 
@@ -138,6 +140,7 @@ struct nx_counter {
 	__u64 matched;		/* passed every filter */
 	__u64 emitted;		/* handed to the ring buffer */
 	__u64 lost;		/* ring buffer full: bpf_ringbuf_output failed */
+	__u64 stack_lost;	/* --stack: the stack could not be stored (map full, ...) */
 };
 
 /* Run-time configuration, written by user space into the one-slot array
@@ -150,9 +153,10 @@ struct nx_config {
 	__u32 cap_bytes;	/* bytes of packet to send (snaplen), <= NX_CAP_BYTES */
 	__u32 wakeup_bytes;	/* wake the reader once this much data is pending */
 	__u32 thread_size;	/* kernel stack size, for the interrupt-context test */
-	__u32 _pad;
+	__u32 follow_ns;	/* --follow: keep showing a matched packet's data buffer this long (0: off) */
+	__u64 stack_hooks;	/* --stack: bit n set = record the kernel stack at hook n */
 };
-_Static_assert(sizeof(struct nx_config) == 32, "nx_config size");
+_Static_assert(sizeof(struct nx_config) == 40, "nx_config size");
 
 /*
  * Per-CPU scratch: the record under construction. Part of the contract
@@ -167,12 +171,12 @@ struct nx_scratch {
 	__u16 ethertype;	/* network protocol when data[] has no Ethernet header */
 	__u16 _pad[3];
 };
-_Static_assert(sizeof(struct nx_scratch) == 312, "nx_scratch size");
-_Static_assert(__builtin_offsetof(struct nx_scratch, ethertype) == 304, "nx_scratch.ethertype");
+_Static_assert(sizeof(struct nx_scratch) == 320, "nx_scratch size");
+_Static_assert(__builtin_offsetof(struct nx_scratch, ethertype) == 312, "nx_scratch.ethertype");
 _Static_assert(__builtin_offsetof(struct nx_event, len) == 48, "nx_event.len");
 _Static_assert(__builtin_offsetof(struct nx_event, cap_len) == 70, "nx_event.cap_len");
 _Static_assert(__builtin_offsetof(struct nx_event, flags) == 74, "nx_event.flags");
-_Static_assert(__builtin_offsetof(struct nx_event, data) == 168, "nx_event.data");
+_Static_assert(__builtin_offsetof(struct nx_event, data) == 176, "nx_event.data");
 
 /* Instruction slots reserved for the compiled filter. */
 #define NX_JIT_SLOTS 1024

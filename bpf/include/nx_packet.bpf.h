@@ -32,6 +32,7 @@ static __always_inline void nx_read_skb(struct nx_scratch *s, struct sk_buff *sk
 	__u32 start, cap, avail, tag = 0;
 
 	e->skb = (__u64)skb;
+	e->head = (__u64)head;
 	e->len = (skb->len);
 	e->protocol = bpf_ntohs((skb->protocol));
 	e->pkt_type = BPF_CORE_READ_BITFIELD(skb, pkt_type);

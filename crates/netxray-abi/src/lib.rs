@@ -8,11 +8,11 @@
 
 use thiserror::Error;
 
-pub const ABI_VERSION: u8 = 3;
+pub const ABI_VERSION: u8 = 4;
 pub const CAP_BYTES: usize = 128;
 pub const IFNAMSIZ: usize = 16;
 pub const COMM_LEN: usize = 16;
-pub const EVENT_HDR_SIZE: usize = 168;
+pub const EVENT_HDR_SIZE: usize = 176;
 
 /// `enum nx_hook`: the numbering is ABI.
 pub mod hook_id {
@@ -82,6 +82,7 @@ pub mod flags {
     pub const TUPLE: u8 = 1 << 3;
     pub const SYNTH: u8 = 1 << 4;
     pub const NO_DEV: u8 = 1 << 5;
+    pub const FOLLOWED: u8 = 1 << 6;
 }
 
 /// `struct nx_tuple`.
@@ -127,7 +128,10 @@ pub struct RawEventHeader {
     pub ifname: [u8; IFNAMSIZ],
     pub tuple: RawTuple,
     pub aux_addr: [u8; 16],
-    pub _pad: [u8; 4],
+    /// Kernel stack id in `nx_stacks` (--stack); -1 none, -2 lost.
+    pub stack_id: i32,
+    /// `skb->head`: the data buffer, shared by clones; 0 if none.
+    pub head: u64,
 }
 
 /// `struct nx_counter`.
@@ -138,6 +142,8 @@ pub struct Counter {
     pub matched: u64,
     pub emitted: u64,
     pub lost: u64,
+    /// --stack: stacks that could not be stored.
+    pub stack_lost: u64,
 }
 
 impl std::ops::AddAssign for Counter {
@@ -145,6 +151,7 @@ impl std::ops::AddAssign for Counter {
         self.hits += o.hits;
         self.matched += o.matched;
         self.emitted += o.emitted;
+        self.stack_lost += o.stack_lost;
         self.lost += o.lost;
     }
 }
@@ -162,13 +169,16 @@ pub struct Config {
     pub cap_bytes: u32,
     pub wakeup_bytes: u32,
     pub thread_size: u32,
-    pub _pad: u32,
+    /// --follow: keep a matched packet's buffer followed this long (0: off).
+    pub follow_ns: u32,
+    /// --stack: bit n = record the kernel stack at hook n.
+    pub stack_hooks: u64,
 }
 
 const _: () = assert!(std::mem::size_of::<RawTuple>() == 40);
 const _: () = assert!(std::mem::size_of::<RawEventHeader>() == EVENT_HDR_SIZE);
-const _: () = assert!(std::mem::size_of::<Counter>() == 32);
-const _: () = assert!(std::mem::size_of::<Config>() == 32);
+const _: () = assert!(std::mem::size_of::<Counter>() == 40);
+const _: () = assert!(std::mem::size_of::<Config>() == 40);
 
 // SAFETY: plain-old-data: repr(C), only integers and byte arrays, explicit
 // padding fields, so any bit pattern is valid and no byte is uninitialised.

@@ -110,6 +110,15 @@ pub struct TraceArgs {
     /// Bytes of each packet to copy from the kernel (up to 128).
     #[arg(long, default_value_t = 128)]
     pub snaplen: u32,
+    /// Keep following a packet that matched the filter after NAT or a clone
+    /// takes it outside the filter (its data buffer is followed, for up to
+    /// 2 s between hops); such hops are marked `followed`.
+    #[arg(long)]
+    pub follow: bool,
+    /// Record the kernel stack at every hop, or only at the hooks named
+    /// (`--stack=kfree_skb,net_dev_queue`).
+    #[arg(long, num_args = 0.., value_delimiter = ',', require_equals = true, value_name = "HOOK")]
+    pub stack: Option<Vec<String>>,
     /// A filter in tcpdump's language (pcap-filter(7)), as one argument or
     /// several words: `'tcp port 80 and not net 198.18.0.0/24'`. Evaluated in
     /// the kernel; combined with the shorthand flags by `and`. Options may

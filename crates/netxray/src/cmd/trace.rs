@@ -67,6 +67,22 @@ enum Stop {
     ClosedStdout,
 }
 
+/// How long `--follow` keeps a packet's buffer followed between two hops.
+const FOLLOW_NS: u32 = 2_000_000_000;
+
+/// `--stack` as a hook bit mask: every traced hook, or the ones named.
+fn stack_hooks(named: Option<&[String]>, traced: &[&'static HookPoint]) -> Result<u64> {
+    let Some(named) = named else { return Ok(0) };
+    let hooks: Vec<&'static HookPoint> = if named.is_empty() {
+        traced.to_vec()
+    } else {
+        hook::select_named(named)
+            .map_err(|e| Error::usage(format!("--stack: {e}")))?
+            .0
+    };
+    Ok(hooks.iter().fold(0u64, |m, h| m | 1u64 << (h.id & 63)))
+}
+
 pub fn run(args: TraceArgs) -> Result<ExitCode> {
     let filter = cmd_filter::build(&args.expression, &args.filter)?;
     let filter_bpf = filter
@@ -84,6 +100,7 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
     }
     crate::kernel::caps::require_bpf_privileges()?;
 
+    let hooks_for_stack = hooks.clone();
     let cfg = TraceConfig {
         hooks,
         required,
@@ -93,6 +110,8 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
         filter_bpf,
         ring_bytes: args.ring_size.saturating_mul(1024),
         snaplen: args.snaplen,
+        follow_ns: if args.follow { FOLLOW_NS } else { 0 },
+        stack_hooks: stack_hooks(args.stack.as_deref(), &hooks_for_stack)?,
     };
     let mut session = TraceSession::open(&cfg, &kbtf)?;
     for (h, why) in &session.skipped {

@@ -34,6 +34,10 @@ pub struct TraceConfig {
     pub filter_bpf: Option<Vec<Insn>>,
     pub ring_bytes: u32,
     pub snaplen: u32,
+    /// --follow: how long a matched packet's buffer stays followed (0: off).
+    pub follow_ns: u32,
+    /// --stack: hooks (bit = hook id) whose kernel stack is recorded.
+    pub stack_hooks: u64,
 }
 
 pub struct TraceSession {
@@ -64,6 +68,8 @@ impl TraceSession {
         let mut ebpf = EbpfLoader::new()
             .btf(Some(&btf))
             .map_max_entries("nx_events", cfg.ring_bytes)
+            // 1 KiB per stack: room only when stacks are wanted.
+            .map_max_entries("nx_stacks", if cfg.stack_hooks != 0 { 4096 } else { 1 })
             .load(object)
             .map_err(|e| Error::kernel("loading trace.bpf.o", e))?;
 
@@ -75,7 +81,8 @@ impl TraceSession {
             cap_bytes: cfg.snaplen.min(CAP_BYTES as u32),
             wakeup_bytes: cfg.ring_bytes / 4,
             thread_size: THREAD_SIZE,
-            _pad: 0,
+            follow_ns: cfg.follow_ns,
+            stack_hooks: cfg.stack_hooks,
         };
         {
             let map = ebpf

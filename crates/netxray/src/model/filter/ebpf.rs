@@ -24,8 +24,8 @@ mod off {
     pub const LEN: i16 = 48;
     pub const CAP_LEN: i16 = 70;
     pub const FLAGS: i16 = 74;
-    pub const DATA: i16 = 168;
-    pub const ETHERTYPE: i16 = 304;
+    pub const DATA: i16 = 176;
+    pub const ETHERTYPE: i16 = 312;
 }
 
 /// `NX_F_L2`: data[] starts with an Ethernet header.
