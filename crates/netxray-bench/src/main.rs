@@ -338,18 +338,13 @@ fn bpf_stats(names: &[String]) -> Vec<(String, f64, u64)> {
     rows
 }
 
-/// Wait until the page cache has no dirty data left (sync(2)).
-fn settle() {
-    // SAFETY: sync has no preconditions.
-    unsafe { libc::sync() };
-}
-
 /// Touch, once, as much memory as a traced run writes to its output file.
 /// In a VM whose memory the hypervisor backs lazily (Firecracker here), the
 /// first write to a guest page costs a hypervisor fault: a first traced run
 /// into the page cache ran at a tenth of the speed of the later ones (dd: 280
 /// MB/s cold, 3 GB/s warm). Freed pages are reused first, so writing and
-/// deleting a file beforehand gives every round the same, warm, memory.
+/// deleting a file beforehand gives every round the same, warm, memory. The
+/// file is deleted before writeback: no disk traffic.
 fn warm_page_cache(bytes: u64) -> Result<()> {
     use std::io::Write;
     let path = std::env::temp_dir().join(format!("nxbench-warm-{}", std::process::id()));
@@ -360,7 +355,6 @@ fn warm_page_cache(bytes: u64) -> Result<()> {
     }
     drop(f);
     std::fs::remove_file(&path)?;
-    settle();
     Ok(())
 }
 
@@ -443,10 +437,9 @@ fn main() -> Result<()> {
             let summary = stop_netxray(t)?;
             lost[i] = lost[i].saturating_add(lost_of(&summary));
             if m.to_file {
-                // The next untraced run must not pay for writing back what
-                // this one wrote.
+                // Dropped before the kernel writes it back (it would
+                // otherwise be written back during a later run).
                 let _ = std::fs::remove_file(&out_file);
-                settle();
             }
             let after = measure(secs)?;
             untraced_all.push(after);
