@@ -11,6 +11,7 @@ use crate::model::correlate::Correlator;
 use crate::model::event::{Resolver, TraceEvent};
 use crate::model::filter::{self, Dir, Expr, Net, Proto};
 use crate::model::hook::{self, HookPoint};
+use crate::model::value::{Name, NameCache};
 use crate::output::{JsonPrinter, Printer, TextPrinter};
 use aya::maps::{MapData, RingBuf};
 use netxray_abi::{hook_id, Counter, Event};
@@ -78,10 +79,15 @@ fn scope(f: &FilterArgs) -> Result<(u32, u32, u32)> {
 
 struct Context {
     names: Names,
-    drops: HashMap<i64, String>,
-    rsts: HashMap<i64, String>,
+    strings: NameCache,
+    drops: HashMap<i64, Name>,
+    rsts: HashMap<i64, Name>,
     syms: Kallsyms,
     wall_offset: i128,
+}
+
+fn names_of(m: HashMap<i64, String>) -> HashMap<i64, Name> {
+    m.into_iter().map(|(k, v)| (k, Name::from(v))).collect()
 }
 
 fn clock_ns(id: libc::clockid_t) -> i128 {
@@ -95,17 +101,20 @@ fn clock_ns(id: libc::clockid_t) -> i128 {
 }
 
 impl Resolver for Context {
-    fn netns_name(&mut self, inode: u32) -> Option<String> {
+    fn netns_name(&mut self, inode: u32) -> Option<Name> {
         self.names.netns_name(inode)
     }
-    fn ifname(&mut self, netns: u32, ifindex: u32) -> Option<String> {
+    fn ifname(&mut self, netns: u32, ifindex: u32) -> Option<Name> {
         self.names.ifname(netns, ifindex)
     }
-    fn drop_reason(&self, reason: u32) -> Option<String> {
+    fn drop_reason(&self, reason: u32) -> Option<Name> {
         self.drops.get(&(reason as i64)).cloned()
     }
-    fn rst_reason(&self, reason: u32) -> Option<String> {
+    fn rst_reason(&self, reason: u32) -> Option<Name> {
         self.rsts.get(&(reason as i64)).cloned()
+    }
+    fn name(&mut self, raw: &[u8; 16]) -> Name {
+        self.strings.get(raw)
     }
     fn symbol(&self, addr: u64) -> Option<String> {
         self.syms.symbolize(addr)
@@ -167,8 +176,9 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
         .any(|h| h.id == hook_id::KFREE_SKB || h.id == hook_id::CONSUME_SKB);
     let mut ctx = Context {
         names: Names::new(),
-        drops: kbtf.enum_names("skb_drop_reason", "SKB_DROP_REASON_"),
-        rsts: kbtf.enum_names("sk_rst_reason", "SK_RST_REASON_"),
+        strings: NameCache::default(),
+        drops: names_of(kbtf.enum_names("skb_drop_reason", "SKB_DROP_REASON_")),
+        rsts: names_of(kbtf.enum_names("sk_rst_reason", "SK_RST_REASON_")),
         syms: if needs_syms {
             Kallsyms::load()
         } else {
@@ -308,16 +318,25 @@ fn drain(
 
 /// Print what the correlator released; Ok(true) once --count is reached.
 fn print_ready(printer: &mut dyn Printer, st: &mut LoopState) -> io::Result<bool> {
-    for te in std::mem::take(&mut st.ready) {
-        if st.limit.is_some_and(|l| st.shown >= l) {
+    let LoopState {
+        ready,
+        shown,
+        limit,
+        hooks,
+        ..
+    } = st;
+    // Drained in place: the vector keeps its capacity from one event to the
+    // next; whatever is left when we stop early is dropped, as before.
+    for te in ready.drain(..) {
+        if limit.is_some_and(|l| *shown >= l) {
             return Ok(true);
         }
-        if !st.hooks.contains(&te.hook) {
+        if !hooks.contains(&te.hook) {
             continue;
         }
         printer.event(&te)?;
-        st.shown += 1;
-        if st.limit.is_some_and(|l| st.shown >= l) {
+        *shown += 1;
+        if limit.is_some_and(|l| *shown >= l) {
             printer.flush()?;
             return Ok(true);
         }

@@ -5,8 +5,11 @@
 //! the same event, which stays the reference.
 
 use crate::model::event::TraceEvent;
-use crate::model::fmt::push_u32;
+use crate::model::fmt::{push_ip, push_u32};
+use crate::model::value::{Name, SkbAddr};
+use std::borrow::Cow;
 use std::fmt::Write;
+use std::net::IpAddr;
 
 /// A JSON value for one field.
 trait Field {
@@ -78,6 +81,34 @@ impl Field for str {
             start = i + 1;
         }
         out.push_str(&self[start..]);
+        out.push('"');
+    }
+}
+
+impl Field for Name {
+    fn put(&self, out: &mut String) {
+        self.as_str().put(out);
+    }
+}
+
+impl Field for Cow<'static, str> {
+    fn put(&self, out: &mut String) {
+        (**self).put(out);
+    }
+}
+
+impl Field for SkbAddr {
+    fn put(&self, out: &mut String) {
+        out.push('"');
+        self.push_to(out);
+        out.push('"');
+    }
+}
+
+impl Field for IpAddr {
+    fn put(&self, out: &mut String) {
+        out.push('"');
+        push_ip(out, *self);
         out.push('"');
     }
 }
@@ -167,7 +198,7 @@ mod tests {
             hook: "skb:kfree_skb",
             group: "life",
             kind: "packet",
-            skb: Some("0xffff888109afe200".into()),
+            skb: Some(SkbAddr(0xffff888109afe200)),
             netns: Some(4026532246),
             netns_name: Some("pid 7 (we\"ird\\na\tme\u{1})".into()),
             ifindex: Some(2),
@@ -177,8 +208,8 @@ mod tests {
             comm: Some("nétx".into()),
             l3: Some("ipv4"),
             proto: Some("udp".into()),
-            saddr: Some("198.18.0.1".into()),
-            daddr: Some("198.18.0.2".into()),
+            saddr: Some("198.18.0.1".parse().expect("address")),
+            daddr: Some("2001:db8::2".parse().expect("address")),
             sport: Some(35803),
             dport: Some(9),
             tcp_seq: Some(u32::MAX),
