@@ -193,6 +193,9 @@ pub struct Names {
     netns: HashMap<u32, (Name, PathBuf)>,
     ifnames: HashMap<(u32, u32), Option<Name>>,
     last_scan: Option<Instant>,
+    /// The namespace named last (only names found are remembered: an
+    /// unknown namespace is looked up again, and may be found by a rescan).
+    last: Option<(u32, Name)>,
 }
 
 impl Names {
@@ -223,8 +226,18 @@ impl Names {
     }
 
     pub fn netns_name(&mut self, inode: u32) -> Option<Name> {
+        // Consecutive events mostly share their namespace.
+        if let Some((last, name)) = &self.last {
+            if *last == inode {
+                return Some(name.clone());
+            }
+        }
         self.maybe_rescan(inode);
-        self.netns.get(&inode).map(|(n, _)| n.clone())
+        let name = self.netns.get(&inode).map(|(n, _)| n.clone());
+        if let Some(n) = &name {
+            self.last = Some((inode, n.clone()));
+        }
+        name
     }
 
     /// The name of an interface the kernel reported only by index.

@@ -17,7 +17,7 @@ pub trait Printer {
 /// no copy through a line buffer.
 pub struct JsonPrinter<W: Write> {
     out: W,
-    buf: String,
+    buf: Vec<u8>,
 }
 
 /// Bytes of JSON gathered before a write (a full trace writes hundreds of
@@ -28,12 +28,12 @@ impl<W: Write> JsonPrinter<W> {
     pub fn new(out: W) -> Self {
         Self {
             out,
-            buf: String::with_capacity(JSON_CHUNK + 4096),
+            buf: Vec::with_capacity(JSON_CHUNK + 4096),
         }
     }
 
     fn write_buf(&mut self) -> io::Result<()> {
-        let r = self.out.write_all(self.buf.as_bytes());
+        let r = self.out.write_all(&self.buf);
         self.buf.clear();
         r
     }
@@ -42,7 +42,7 @@ impl<W: Write> JsonPrinter<W> {
 impl<W: Write> Printer for JsonPrinter<W> {
     fn event(&mut self, ev: &TraceEvent) -> io::Result<()> {
         json::write_event(&mut self.buf, ev);
-        self.buf.push('\n');
+        self.buf.push(b'\n');
         if self.buf.len() >= JSON_CHUNK {
             self.write_buf()?;
         }
