@@ -6,6 +6,7 @@ use crate::error::{Error, Result};
 use crate::kernel::btf::KernelBtf;
 use crate::kernel::kallsyms::Kallsyms;
 use crate::kernel::netns::{self, Names};
+use crate::kernel::ring::EventRing;
 use crate::kernel::trace::{available_hooks, TraceConfig, TraceSession};
 use crate::model::correlate::Correlator;
 use crate::model::event::{Resolver, TraceEvent};
@@ -13,7 +14,6 @@ use crate::model::filter::{self, Dir, Expr, Net, Proto};
 use crate::model::hook::{self, HookPoint};
 use crate::model::value::{Name, NameCache};
 use crate::output::{JsonPrinter, Printer, TextPrinter};
-use aya::maps::{MapData, RingBuf};
 use netxray_abi::{hook_id, Counter, Event};
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -278,39 +278,39 @@ fn stdout_closed() -> bool {
     n > 0 && fds.revents & (libc::POLLERR | libc::POLLHUP) != 0
 }
 
-/// Drain the ring buffer; Err(true) when the output is closed or the count reached.
+/// Drain the ring buffer; Ok(true) when the count is reached.
 fn drain(
-    ring: &mut RingBuf<MapData>,
+    ring: &mut EventRing,
     ctx: &mut Context,
     printer: &mut dyn Printer,
     st: &mut LoopState,
 ) -> std::result::Result<bool, io::Error> {
-    let mut any = false;
-    while let Some(item) = ring.next() {
-        match Event::decode(&item) {
-            Ok(ev) => {
-                let te = TraceEvent::from_raw(&ev, ctx);
-                st.latest_ts = st.latest_ts.max(te.ts_ns);
-                st.correlator
-                    .push(te, ev.hdr.hook, ev.hdr.cpu, ev.hdr.skb, &mut st.ready);
-                if print_ready(printer, st)? {
-                    return Ok(true);
-                }
-                any = true;
-            }
-            Err(e) => {
-                st.decode_errors += 1;
-                if st.decode_errors == 1 {
-                    tracing::warn!("undecodable record: {e}");
-                }
-            }
+    let mut outcome = Ok(false);
+    let handed = ring.drain(|rec| match Event::decode(rec) {
+        Ok(ev) => {
+            let te = TraceEvent::from_raw(&ev, ctx);
+            st.latest_ts = st.latest_ts.max(te.ts_ns);
+            st.correlator
+                .push(te, ev.hdr.hook, ev.hdr.cpu, ev.hdr.skb, &mut st.ready);
+            outcome = print_ready(printer, st);
+            matches!(outcome, Ok(false))
         }
+        Err(e) => {
+            st.decode_errors += 1;
+            if st.decode_errors == 1 {
+                tracing::warn!("undecodable record: {e}");
+            }
+            true
+        }
+    });
+    if !matches!(outcome, Ok(false)) {
+        return outcome;
     }
     st.correlator.release(st.latest_ts, &mut st.ready);
     if print_ready(printer, st)? {
         return Ok(true);
     }
-    if any {
+    if handed > 0 {
         printer.flush()?;
     }
     Ok(false)
@@ -345,7 +345,7 @@ fn print_ready(printer: &mut dyn Printer, st: &mut LoopState) -> io::Result<bool
 }
 
 async fn event_loop(
-    ring: RingBuf<MapData>,
+    ring: EventRing,
     signals: (tokio::signal::unix::Signal, tokio::signal::unix::Signal),
     session: &TraceSession,
     ctx: &mut Context,
