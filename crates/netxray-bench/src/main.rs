@@ -6,6 +6,8 @@
 //! which builds the release binaries and runs this with the netxray binary's
 //! path. `--modes` runs only the listed modes (0: pre-filter floor, 1: seed
 //! hooks unmatched, 2: default set unmatched, 3: seed hooks, full JSON).
+//! Given several netxray binaries, it runs each mode with each of them in
+//! every round (an A/B comparison under the same conditions).
 //!
 //! Each round measures, in order: untraced, then each traced mode, then
 //! untraced again; a mode's ratio is its rate over the mean of the two
@@ -373,7 +375,7 @@ fn median(v: &mut [f64]) -> f64 {
 
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
-    let mut bin = None;
+    let mut bins: Vec<PathBuf> = Vec::new();
     let (mut repeat, mut secs) = (5usize, 3.0f64);
     let mut only: Option<Vec<usize>> = None;
     while let Some(a) = args.next() {
@@ -389,12 +391,12 @@ fn main() -> Result<()> {
                         .context("--modes: mode numbers, from 0")?,
                 );
             }
-            _ => bin = Some(PathBuf::from(a)),
+            _ => bins.push(PathBuf::from(a)),
         }
     }
-    let bin = bin.context(
-        "usage: netxray-bench [--repeat N] [--seconds S] [--modes N,N,...] PATH-TO-NETXRAY",
-    )?;
+    if bins.is_empty() {
+        bail!("usage: netxray-bench [--repeat N] [--seconds S] [--modes N,N,...] PATH-TO-NETXRAY [PATH ...]");
+    }
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         bail!("the benchmark needs root (namespaces, BPF)");
@@ -413,20 +415,26 @@ fn main() -> Result<()> {
     if modes.iter().any(|m| m.to_file) {
         warm_page_cache(3 << 30)?;
     }
-    let names = program_names(&bin);
+    // Every (mode, binary) pair, run in turn in every round: several
+    // binaries given are compared under the same conditions.
+    let runs: Vec<(&Mode, &PathBuf)> = modes
+        .iter()
+        .flat_map(|m| bins.iter().map(move |b| (m, b)))
+        .collect();
+    let names = program_names(&bins[0]);
     let stats_was =
         std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled").unwrap_or_default();
     std::fs::write("/proc/sys/kernel/bpf_stats_enabled", "1").ok();
 
-    let mut ratios: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
+    let mut ratios: Vec<Vec<f64>> = vec![Vec::new(); runs.len()];
     let mut untraced_all = Vec::new();
-    let mut lost: Vec<u64> = vec![0; modes.len()];
-    let mut costs: Vec<Vec<(String, f64, u64)>> = vec![Vec::new(); modes.len()];
+    let mut lost: Vec<u64> = vec![0; runs.len()];
+    let mut costs: Vec<Vec<(String, f64, u64)>> = vec![Vec::new(); runs.len()];
     for round in 0..repeat {
         let mut before = measure(secs)?;
         untraced_all.push(before);
-        for (i, m) in modes.iter().enumerate() {
-            let t = start_netxray(&bin, m, &out_file)?;
+        for (i, (m, bin)) in runs.iter().enumerate() {
+            let t = start_netxray(bin, m, &out_file)?;
             let rate = measure(secs)?;
             // Per-program cost in a window of its own: bpf_stats itself
             // costs time on every run, so it is off while rates are measured.
@@ -446,11 +454,12 @@ fn main() -> Result<()> {
             let base = (before + after) / 2.0;
             ratios[i].push(rate / base);
             eprintln!(
-                "round {round}: {:<46} {:>9.0} pkt/s vs untraced {:>9.0}: {:.3}  [{summary}]",
+                "round {round}: {:<46} {:>9.0} pkt/s vs untraced {:>9.0}: {:.3}  [{summary}]{}",
                 m.name,
                 rate,
                 base,
-                rate / base
+                rate / base,
+                label(&bins, bin)
             );
             before = after;
         }
@@ -463,17 +472,27 @@ fn main() -> Result<()> {
         "untraced: median {:.0} packets/s",
         median(&mut untraced_all.clone())
     );
-    for (i, m) in modes.iter().enumerate() {
+    for (i, (m, bin)) in runs.iter().enumerate() {
         println!(
-            "{:<46} ratio {:.3} (median of {}), lost events {}",
+            "{:<46} ratio {:.3} (median of {}), lost events {}{}",
             m.name,
             median(&mut ratios[i]),
             ratios[i].len(),
-            lost[i]
+            lost[i],
+            label(&bins, bin)
         );
         for (name, ns, cnt) in &costs[i] {
             println!("    {name:<16} {ns:>7.1} ns/run over {cnt} runs");
         }
     }
     Ok(())
+}
+
+/// With several binaries, which one a line is about.
+fn label(bins: &[PathBuf], bin: &Path) -> String {
+    if bins.len() > 1 {
+        format!("  {}", bin.display())
+    } else {
+        String::new()
+    }
 }
