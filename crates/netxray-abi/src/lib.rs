@@ -203,17 +203,18 @@ pub enum DecodeError {
     Hook(u16),
 }
 
-/// A decoded ring-buffer record: the header plus the packet bytes it carried.
-#[derive(Debug, Clone)]
-pub struct Event {
+/// A decoded ring-buffer record: the header plus the packet bytes it carried,
+/// borrowed from the record (no copy, no allocation per event).
+#[derive(Debug, Clone, Copy)]
+pub struct Event<'a> {
     pub hdr: RawEventHeader,
     pub kind: EventKind,
-    pub data: Vec<u8>,
+    pub data: &'a [u8],
 }
 
-impl Event {
+impl<'a> Event<'a> {
     /// The one checked step from ring-buffer bytes to an event.
-    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+    pub fn decode(bytes: &'a [u8]) -> Result<Self, DecodeError> {
         if bytes.len() < EVENT_HDR_SIZE {
             return Err(DecodeError::Short(bytes.len()));
         }
@@ -234,10 +235,12 @@ impl Event {
         if claimed > present || claimed > CAP_BYTES {
             return Err(DecodeError::CapLen { claimed, present });
         }
-        let data = bytes[EVENT_HDR_SIZE..EVENT_HDR_SIZE + claimed].to_vec();
+        let data = &bytes[EVENT_HDR_SIZE..EVENT_HDR_SIZE + claimed];
         Ok(Self { hdr, kind, data })
     }
+}
 
+impl Event<'_> {
     /// Encode, for tests and fixtures: the inverse of [`Event::decode`].
     pub fn encode(hdr: &RawEventHeader, data: &[u8]) -> Vec<u8> {
         let mut out = vec![0u8; EVENT_HDR_SIZE + data.len()];
@@ -279,7 +282,7 @@ mod tests {
     fn round_trip() {
         let bytes = Event::encode(&header(), &[1, 2, 3]);
         let ev = Event::decode(&bytes).expect("decodes");
-        assert_eq!(ev.data, vec![1, 2, 3]);
+        assert_eq!(ev.data, [1, 2, 3]);
         assert_eq!(ev.kind, EventKind::Packet);
     }
 

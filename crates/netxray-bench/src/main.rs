@@ -2,15 +2,22 @@
 //! pair between two namespaces, untraced and with `netxray trace` in several
 //! modes, printed as ratios to untraced runs measured in the same invocation.
 //!
-//! Usage (root): `scripts/bench.sh [--repeat N] [--seconds S]`, which builds
-//! the release binaries and runs this with the netxray binary's path.
+//! Usage (root): `scripts/bench.sh [--repeat N] [--seconds S] [--modes N,..]`,
+//! which builds the release binaries and runs this with the netxray binary's
+//! path. `--modes` runs only the listed modes (0: pre-filter floor, 1: seed
+//! hooks unmatched, 2: default set unmatched, 3: seed hooks, full JSON).
+//! Given several netxray binaries, it runs each mode with each of them in
+//! every round (an A/B comparison under the same conditions).
 //!
 //! Each round measures, in order: untraced, then each traced mode, then
 //! untraced again; a mode's ratio is its rate over the mean of the two
 //! untraced runs around it, and the figure reported is the median over rounds
-//! (run-to-run noise on a 2-core VM is about 10%). After each traced run, a
-//! second window with `kernel.bpf_stats_enabled=1` gives each program's own
-//! cost per run (run_time_ns / run_cnt).
+//! (run-to-run noise on a 2-core VM is about 10%). A run whose two untraced
+//! neighbours differ by more than 15% is shown but not counted: the machine
+//! changed under it (the development VM is shared; its untraced rate moved
+//! between 130 k and 500 k packets/s from one minute to the next). After
+//! each traced run, a second window with `kernel.bpf_stats_enabled=1` gives
+//! each program's own cost per run (run_time_ns / run_cnt).
 
 use anyhow::{bail, Context, Result};
 use std::net::UdpSocket;
@@ -30,6 +37,9 @@ const IP_B: &str = "198.18.100.2";
 const PORT: u16 = 9999;
 const PAYLOAD: usize = 64;
 const STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
+/// Largest difference between the untraced runs before and after a traced
+/// run, relative to their mean, for that run's ratio to count.
+const STEADY: f64 = 0.15;
 /// The seed post's four hooks (tracepkt).
 const SEED_HOOKS: &str =
     "net:net_dev_queue,net:netif_receive_skb_entry,net:netif_rx,net:napi_gro_receive_entry";
@@ -350,6 +360,26 @@ fn bpf_stats(names: &[String]) -> Vec<(String, f64, u64)> {
     rows
 }
 
+/// Touch, once, as much memory as a traced run writes to its output file.
+/// In a VM whose memory the hypervisor backs lazily (Firecracker here), the
+/// first write to a guest page costs a hypervisor fault: a first traced run
+/// into the page cache ran at a tenth of the speed of the later ones (dd: 280
+/// MB/s cold, 3 GB/s warm). Freed pages are reused first, so writing and
+/// deleting a file beforehand gives every round the same, warm, memory. The
+/// file is deleted before writeback: no disk traffic.
+fn warm_page_cache(bytes: u64) -> Result<()> {
+    use std::io::Write;
+    let path = std::env::temp_dir().join(format!("nxbench-warm-{}", std::process::id()));
+    let mut f = std::fs::File::create(&path)?;
+    let chunk = vec![0x5au8; 1 << 20];
+    for _ in 0..bytes / chunk.len() as u64 {
+        f.write_all(&chunk)?;
+    }
+    drop(f);
+    std::fs::remove_file(&path)?;
+    Ok(())
+}
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     let n = v.len();
@@ -365,37 +395,67 @@ fn median(v: &mut [f64]) -> f64 {
 
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
-    let mut bin = None;
+    let mut bins: Vec<PathBuf> = Vec::new();
     let (mut repeat, mut secs) = (5usize, 3.0f64);
+    let mut only: Option<Vec<usize>> = None;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--repeat" => repeat = args.next().context("--repeat N")?.parse()?,
             "--seconds" => secs = args.next().context("--seconds S")?.parse()?,
-            _ => bin = Some(PathBuf::from(a)),
+            "--modes" => {
+                let list = args.next().context("--modes N,N,...")?;
+                only = Some(
+                    list.split(',')
+                        .map(|n| n.trim().parse::<usize>())
+                        .collect::<Result<_, _>>()
+                        .context("--modes: mode numbers, from 0")?,
+                );
+            }
+            _ => bins.push(PathBuf::from(a)),
         }
     }
-    let bin = bin.context("usage: netxray-bench [--repeat N] [--seconds S] PATH-TO-NETXRAY")?;
+    if bins.is_empty() {
+        bail!("usage: netxray-bench [--repeat N] [--seconds S] [--modes N,N,...] PATH-TO-NETXRAY [PATH ...]");
+    }
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         bail!("the benchmark needs root (namespaces, BPF)");
     }
     let _topo = Topo::new()?;
     let out_file = std::env::temp_dir().join("nxbench-trace.json");
-    let modes = modes();
-    let names = program_names(&bin);
+    let modes: Vec<Mode> = modes()
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| only.as_ref().is_none_or(|o| o.contains(i)))
+        .map(|(_, m)| m)
+        .collect();
+    if modes.is_empty() {
+        bail!("--modes selects no mode (0-3)");
+    }
+    if modes.iter().any(|m| m.to_file) {
+        warm_page_cache(3 << 30)?;
+    }
+    // Every (mode, binary) pair, run in turn in every round: several
+    // binaries given are compared under the same conditions.
+    let runs: Vec<(&Mode, &PathBuf)> = modes
+        .iter()
+        .flat_map(|m| bins.iter().map(move |b| (m, b)))
+        .collect();
+    let names = program_names(&bins[0]);
     let stats_was =
         std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled").unwrap_or_default();
     std::fs::write("/proc/sys/kernel/bpf_stats_enabled", "1").ok();
 
-    let mut ratios: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
+    let mut ratios: Vec<Vec<f64>> = vec![Vec::new(); runs.len()];
     let mut untraced_all = Vec::new();
-    let mut lost: Vec<u64> = vec![0; modes.len()];
-    let mut costs: Vec<Vec<(String, f64, u64)>> = vec![Vec::new(); modes.len()];
+    let mut lost: Vec<u64> = vec![0; runs.len()];
+    let mut unsteady: Vec<u32> = vec![0; runs.len()];
+    let mut costs: Vec<Vec<(String, f64, u64)>> = vec![Vec::new(); runs.len()];
     for round in 0..repeat {
         let mut before = measure(secs)?;
         untraced_all.push(before);
-        for (i, m) in modes.iter().enumerate() {
-            let t = start_netxray(&bin, m, &out_file)?;
+        for (i, (m, bin)) in runs.iter().enumerate() {
+            let t = start_netxray(bin, m, &out_file)?;
             let rate = measure(secs)?;
             // Per-program cost in a window of its own: bpf_stats itself
             // costs time on every run, so it is off while rates are measured.
@@ -405,16 +465,34 @@ fn main() -> Result<()> {
             std::fs::write(STATS, "0").ok();
             let summary = stop_netxray(t)?;
             lost[i] = lost[i].saturating_add(lost_of(&summary));
+            if m.to_file {
+                // Dropped before the kernel writes it back (it would
+                // otherwise be written back during a later run).
+                let _ = std::fs::remove_file(&out_file);
+            }
             let after = measure(secs)?;
             untraced_all.push(after);
             let base = (before + after) / 2.0;
-            ratios[i].push(rate / base);
+            // The machine changed under this run (another job started or
+            // stopped): its ratio says nothing; shown, not counted.
+            let steady = (before - after).abs() <= STEADY * base;
+            if steady {
+                ratios[i].push(rate / base);
+            } else {
+                unsteady[i] += 1;
+            }
             eprintln!(
-                "round {round}: {:<46} {:>9.0} pkt/s vs untraced {:>9.0}: {:.3}  [{summary}]",
+                "round {round}: {:<46} {:>9.0} pkt/s vs untraced {:>9.0}: {:.3}{}  [{summary}]{}",
                 m.name,
                 rate,
                 base,
-                rate / base
+                rate / base,
+                if steady {
+                    ""
+                } else {
+                    " (untraced moved: not counted)"
+                },
+                label(&bins, bin)
             );
             before = after;
         }
@@ -427,17 +505,32 @@ fn main() -> Result<()> {
         "untraced: median {:.0} packets/s",
         median(&mut untraced_all.clone())
     );
-    for (i, m) in modes.iter().enumerate() {
+    for (i, (m, bin)) in runs.iter().enumerate() {
         println!(
-            "{:<46} ratio {:.3} (median of {}), lost events {}",
+            "{:<46} ratio {:.3} (median of {}{}), lost events {}{}",
             m.name,
             median(&mut ratios[i]),
             ratios[i].len(),
-            lost[i]
+            if unsteady[i] > 0 {
+                format!("; {} unsteady not counted", unsteady[i])
+            } else {
+                String::new()
+            },
+            lost[i],
+            label(&bins, bin)
         );
         for (name, ns, cnt) in &costs[i] {
             println!("    {name:<16} {ns:>7.1} ns/run over {cnt} runs");
         }
     }
     Ok(())
+}
+
+/// With several binaries, which one a line is about.
+fn label(bins: &[PathBuf], bin: &Path) -> String {
+    if bins.len() > 1 {
+        format!("  {}", bin.display())
+    } else {
+        String::new()
+    }
 }

@@ -7,12 +7,13 @@ use crate::error::{Error, Result};
 use crate::kernel::btf::KernelBtf;
 use crate::kernel::kallsyms::Kallsyms;
 use crate::kernel::netns::Names;
+use crate::kernel::ring::EventRing;
 use crate::kernel::trace::{available_hooks, TraceConfig, TraceSession};
 use crate::model::correlate::Correlator;
 use crate::model::event::{Resolver, TraceEvent};
 use crate::model::hook::{self, HookPoint};
+use crate::model::value::{Name, NameCache};
 use crate::output::{JsonPrinter, Printer, TextPrinter};
-use aya::maps::{MapData, RingBuf};
 use netxray_abi::{hook_id, Counter, Event};
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -23,10 +24,15 @@ use tokio::signal::unix::{signal, SignalKind};
 
 struct Context {
     names: Names,
-    drops: HashMap<i64, String>,
-    rsts: HashMap<i64, String>,
+    strings: NameCache,
+    drops: HashMap<i64, Name>,
+    rsts: HashMap<i64, Name>,
     syms: Kallsyms,
     wall_offset: i128,
+}
+
+fn names_of(m: HashMap<i64, String>) -> HashMap<i64, Name> {
+    m.into_iter().map(|(k, v)| (k, Name::from(v))).collect()
 }
 
 fn clock_ns(id: libc::clockid_t) -> i128 {
@@ -40,17 +46,20 @@ fn clock_ns(id: libc::clockid_t) -> i128 {
 }
 
 impl Resolver for Context {
-    fn netns_name(&mut self, inode: u32) -> Option<String> {
+    fn netns_name(&mut self, inode: u32) -> Option<Name> {
         self.names.netns_name(inode)
     }
-    fn ifname(&mut self, netns: u32, ifindex: u32) -> Option<String> {
+    fn ifname(&mut self, netns: u32, ifindex: u32) -> Option<Name> {
         self.names.ifname(netns, ifindex)
     }
-    fn drop_reason(&self, reason: u32) -> Option<String> {
+    fn drop_reason(&self, reason: u32) -> Option<Name> {
         self.drops.get(&(reason as i64)).cloned()
     }
-    fn rst_reason(&self, reason: u32) -> Option<String> {
+    fn rst_reason(&self, reason: u32) -> Option<Name> {
         self.rsts.get(&(reason as i64)).cloned()
+    }
+    fn name(&mut self, raw: &[u8; 16]) -> Name {
+        self.strings.get(raw)
     }
     fn symbol(&self, addr: u64) -> Option<String> {
         self.syms.symbolize(addr)
@@ -125,8 +134,9 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
         .any(|h| h.id == hook_id::KFREE_SKB || h.id == hook_id::CONSUME_SKB);
     let mut ctx = Context {
         names: Names::new(),
-        drops: kbtf.enum_names("skb_drop_reason", "SKB_DROP_REASON_"),
-        rsts: kbtf.enum_names("sk_rst_reason", "SK_RST_REASON_"),
+        strings: NameCache::default(),
+        drops: names_of(kbtf.enum_names("skb_drop_reason", "SKB_DROP_REASON_")),
+        rsts: names_of(kbtf.enum_names("sk_rst_reason", "SK_RST_REASON_")),
         syms: if needs_syms {
             Kallsyms::load()
         } else {
@@ -226,39 +236,39 @@ fn stdout_closed() -> bool {
     n > 0 && fds.revents & (libc::POLLERR | libc::POLLHUP) != 0
 }
 
-/// Drain the ring buffer; Err(true) when the output is closed or the count reached.
+/// Drain the ring buffer; Ok(true) when the count is reached.
 fn drain(
-    ring: &mut RingBuf<MapData>,
+    ring: &mut EventRing,
     ctx: &mut Context,
     printer: &mut dyn Printer,
     st: &mut LoopState,
 ) -> std::result::Result<bool, io::Error> {
-    let mut any = false;
-    while let Some(item) = ring.next() {
-        match Event::decode(&item) {
-            Ok(ev) => {
-                let te = TraceEvent::from_raw(&ev, ctx);
-                st.latest_ts = st.latest_ts.max(te.ts_ns);
-                st.correlator
-                    .push(te, ev.hdr.hook, ev.hdr.cpu, ev.hdr.skb, &mut st.ready);
-                if print_ready(printer, st)? {
-                    return Ok(true);
-                }
-                any = true;
-            }
-            Err(e) => {
-                st.decode_errors += 1;
-                if st.decode_errors == 1 {
-                    tracing::warn!("undecodable record: {e}");
-                }
-            }
+    let mut outcome = Ok(false);
+    let handed = ring.drain(|rec| match Event::decode(rec) {
+        Ok(ev) => {
+            let te = TraceEvent::from_raw(&ev, ctx);
+            st.latest_ts = st.latest_ts.max(te.ts_ns);
+            st.correlator
+                .push(te, ev.hdr.hook, ev.hdr.cpu, ev.hdr.skb, &mut st.ready);
+            outcome = print_ready(printer, st);
+            matches!(outcome, Ok(false))
         }
+        Err(e) => {
+            st.decode_errors += 1;
+            if st.decode_errors == 1 {
+                tracing::warn!("undecodable record: {e}");
+            }
+            true
+        }
+    });
+    if !matches!(outcome, Ok(false)) {
+        return outcome;
     }
     st.correlator.release(st.latest_ts, &mut st.ready);
     if print_ready(printer, st)? {
         return Ok(true);
     }
-    if any {
+    if handed > 0 {
         printer.flush()?;
     }
     Ok(false)
@@ -266,16 +276,25 @@ fn drain(
 
 /// Print what the correlator released; Ok(true) once --count is reached.
 fn print_ready(printer: &mut dyn Printer, st: &mut LoopState) -> io::Result<bool> {
-    for te in std::mem::take(&mut st.ready) {
-        if st.limit.is_some_and(|l| st.shown >= l) {
+    let LoopState {
+        ready,
+        shown,
+        limit,
+        hooks,
+        ..
+    } = st;
+    // Drained in place: the vector keeps its capacity from one event to the
+    // next; whatever is left when we stop early is dropped, as before.
+    for te in ready.drain(..) {
+        if limit.is_some_and(|l| *shown >= l) {
             return Ok(true);
         }
-        if !st.hooks.contains(&te.hook) {
+        if !hooks.contains(&te.hook) {
             continue;
         }
         printer.event(&te)?;
-        st.shown += 1;
-        if st.limit.is_some_and(|l| st.shown >= l) {
+        *shown += 1;
+        if limit.is_some_and(|l| *shown >= l) {
             printer.flush()?;
             return Ok(true);
         }
@@ -284,7 +303,7 @@ fn print_ready(printer: &mut dyn Printer, st: &mut LoopState) -> io::Result<bool
 }
 
 async fn event_loop(
-    ring: RingBuf<MapData>,
+    ring: EventRing,
     signals: (tokio::signal::unix::Signal, tokio::signal::unix::Signal),
     session: &TraceSession,
     ctx: &mut Context,

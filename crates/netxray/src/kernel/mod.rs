@@ -7,4 +7,5 @@ pub mod jit;
 pub mod kallsyms;
 pub mod netns;
 pub mod probe;
+pub mod ring;
 pub mod trace;

@@ -2,6 +2,7 @@
 //! reports (an inode number), and running code inside one.
 
 use crate::error::{Error, Result};
+use crate::model::value::Name;
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::os::fd::AsRawFd;
@@ -189,9 +190,12 @@ fn ifname_in(path: &Path, index: u32) -> Option<String> {
 /// namespaces costs nothing).
 #[derive(Debug, Default)]
 pub struct Names {
-    netns: HashMap<u32, (String, PathBuf)>,
-    ifnames: HashMap<(u32, u32), Option<String>>,
+    netns: HashMap<u32, (Name, PathBuf)>,
+    ifnames: HashMap<(u32, u32), Option<Name>>,
     last_scan: Option<Instant>,
+    /// The namespace named last (only names found are remembered: an
+    /// unknown namespace is looked up again, and may be found by a rescan).
+    last: Option<(u32, Name)>,
 }
 
 impl Names {
@@ -204,7 +208,9 @@ impl Names {
     fn rescan(&mut self) {
         self.last_scan = Some(Instant::now());
         for (ns, name) in scan() {
-            self.netns.entry(ns.inode).or_insert((name, ns.path));
+            self.netns
+                .entry(ns.inode)
+                .or_insert((Name::from(name), ns.path));
         }
     }
 
@@ -219,13 +225,23 @@ impl Names {
         }
     }
 
-    pub fn netns_name(&mut self, inode: u32) -> Option<String> {
+    pub fn netns_name(&mut self, inode: u32) -> Option<Name> {
+        // Consecutive events mostly share their namespace.
+        if let Some((last, name)) = &self.last {
+            if *last == inode {
+                return Some(name.clone());
+            }
+        }
         self.maybe_rescan(inode);
-        self.netns.get(&inode).map(|(n, _)| n.clone())
+        let name = self.netns.get(&inode).map(|(n, _)| n.clone());
+        if let Some(n) = &name {
+            self.last = Some((inode, n.clone()));
+        }
+        name
     }
 
     /// The name of an interface the kernel reported only by index.
-    pub fn ifname(&mut self, netns: u32, ifindex: u32) -> Option<String> {
+    pub fn ifname(&mut self, netns: u32, ifindex: u32) -> Option<Name> {
         if ifindex == 0 || netns == 0 {
             return None;
         }
@@ -236,7 +252,8 @@ impl Names {
         let name = self
             .netns
             .get(&netns)
-            .and_then(|(_, p)| ifname_in(p, ifindex));
+            .and_then(|(_, p)| ifname_in(p, ifindex))
+            .map(Name::from);
         self.ifnames.insert((netns, ifindex), name.clone());
         name
     }

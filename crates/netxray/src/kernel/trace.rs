@@ -8,9 +8,10 @@
 use crate::error::{Error, Result};
 use crate::kernel::btf::KernelBtf;
 use crate::kernel::jit;
+use crate::kernel::ring::EventRing;
 use crate::model::filter::ebpf::Insn;
 use crate::model::hook::{HookPoint, HOOKS};
-use aya::maps::{Array, MapData, PerCpuArray, RingBuf};
+use aya::maps::{Array, Map, MapData, PerCpuArray};
 use aya::programs::BtfTracePoint;
 use aya::{Btf, Ebpf, EbpfLoader};
 use netxray_abi::{hook_id, Config, Counter, CAP_BYTES};
@@ -42,6 +43,7 @@ pub struct TraceConfig {
 
 pub struct TraceSession {
     ebpf: Ebpf,
+    ring_bytes: u32,
     pub attached: Vec<&'static HookPoint>,
     /// Hooks this kernel lacks, with why (only when not asked for explicitly).
     pub skipped: Vec<(&'static HookPoint, String)>,
@@ -109,6 +111,7 @@ impl TraceSession {
 
         let mut session = TraceSession {
             ebpf,
+            ring_bytes: cfg.ring_bytes,
             attached: Vec::new(),
             skipped: Vec::new(),
             helpers,
@@ -153,12 +156,12 @@ impl TraceSession {
     }
 
     /// The ring buffer (can be taken once).
-    pub fn take_ring(&mut self) -> Result<RingBuf<MapData>> {
-        let map = self
-            .ebpf
-            .take_map("nx_events")
-            .ok_or_else(|| missing_map("nx_events"))?;
-        RingBuf::try_from(map).map_err(|e| Error::kernel("opening the ring buffer", e))
+    pub fn take_ring(&mut self) -> Result<EventRing> {
+        match self.ebpf.take_map("nx_events") {
+            Some(Map::RingBuf(data)) => EventRing::new(data, self.ring_bytes),
+            Some(_) => Err(Error::usage("internal: nx_events is not a ring buffer")),
+            None => Err(missing_map("nx_events")),
+        }
     }
 
     /// Per-hook counters summed over CPUs, indexed by hook id.

@@ -8,7 +8,9 @@
 //!   record waits at most [`HOLD_NS`] for that next packet.
 
 use crate::model::event::TraceEvent;
+use crate::model::value::SkbAddr;
 use std::collections::HashMap;
+use std::net::IpAddr;
 
 /// How long a context record waits for the packet it belongs to.
 pub const HOLD_NS: u64 = 20_000_000;
@@ -18,10 +20,10 @@ const BEHIND_NS: u64 = 2_000_000;
 #[derive(Debug, Clone)]
 struct Seen {
     ts: u64,
-    skb: Option<String>,
+    skb: Option<SkbAddr>,
     hook: &'static str,
-    saddr: Option<String>,
-    daddr: Option<String>,
+    saddr: Option<IpAddr>,
+    daddr: Option<IpAddr>,
 }
 
 #[derive(Debug, Default)]
@@ -33,25 +35,21 @@ pub struct Correlator {
     pending: HashMap<u32, Vec<TraceEvent>>,
 }
 
-fn unspecified(a: &str) -> bool {
-    a == "0.0.0.0" || a == "::"
-}
-
 /// Does context record `c` concern the packet `p`?
-fn same_flow(c: &TraceEvent, p_saddr: Option<&str>, p_daddr: Option<&str>) -> bool {
-    let (Some(cd), Some(pd)) = (c.daddr.as_deref(), p_daddr) else {
+fn same_flow(c: &TraceEvent, p_saddr: Option<IpAddr>, p_daddr: Option<IpAddr>) -> bool {
+    let (Some(cd), Some(pd)) = (c.daddr, p_daddr) else {
         return false;
     };
     if cd != pd {
         return false;
     }
-    match (c.saddr.as_deref(), p_saddr) {
-        (Some(cs), Some(ps)) => unspecified(cs) || cs == ps,
+    match (c.saddr, p_saddr) {
+        (Some(cs), Some(ps)) => cs.is_unspecified() || cs == ps,
         _ => true,
     }
 }
 
-fn link(c: &mut TraceEvent, skb: Option<String>, hook: &'static str) {
+fn link(c: &mut TraceEvent, skb: Option<SkbAddr>, hook: &'static str) {
     c.linked_skb = skb;
     c.linked_hook = Some(hook);
 }
@@ -90,10 +88,8 @@ impl Correlator {
 
         if te.kind == "fib" || te.kind == "neigh" {
             if let Some(l) = self.last.get(&cpu) {
-                if te.ts_ns.saturating_sub(l.ts) <= BEHIND_NS
-                    && same_flow(&te, l.saddr.as_deref(), l.daddr.as_deref())
-                {
-                    link(&mut te, l.skb.clone(), l.hook);
+                if te.ts_ns.saturating_sub(l.ts) <= BEHIND_NS && same_flow(&te, l.saddr, l.daddr) {
+                    link(&mut te, l.skb, l.hook);
                     out.push(te);
                     return;
                 }
@@ -102,12 +98,14 @@ impl Correlator {
             return;
         }
 
-        if let Some(waiting) = self.pending.remove(&cpu) {
+        if let Some(waiting) = (!self.pending.is_empty())
+            .then(|| self.pending.remove(&cpu))
+            .flatten()
+        {
             for mut c in waiting {
-                if te.ts_ns.saturating_sub(c.ts_ns) <= HOLD_NS
-                    && same_flow(&c, te.saddr.as_deref(), te.daddr.as_deref())
+                if te.ts_ns.saturating_sub(c.ts_ns) <= HOLD_NS && same_flow(&c, te.saddr, te.daddr)
                 {
-                    link(&mut c, te.skb.clone(), te.hook);
+                    link(&mut c, te.skb, te.hook);
                 }
                 out.push(c);
             }
@@ -117,10 +115,10 @@ impl Correlator {
                 cpu,
                 Seen {
                     ts: te.ts_ns,
-                    skb: te.skb.clone(),
+                    skb: te.skb,
                     hook: te.hook,
-                    saddr: te.saddr.clone(),
-                    daddr: te.daddr.clone(),
+                    saddr: te.saddr,
+                    daddr: te.daddr,
                 },
             );
         }
@@ -146,14 +144,18 @@ mod tests {
     use super::*;
     use netxray_abi::hook_id;
 
-    fn pkt(ts: u64, skb: &str, s: &str, d: &str) -> TraceEvent {
+    fn ip(a: &str) -> Option<IpAddr> {
+        Some(a.parse().expect("an address"))
+    }
+
+    fn pkt(ts: u64, skb: u64, s: &str, d: &str) -> TraceEvent {
         TraceEvent {
             ts_ns: ts,
             kind: "packet",
             hook: "net:netif_receive_skb",
-            skb: Some(skb.into()),
-            saddr: Some(s.into()),
-            daddr: Some(d.into()),
+            skb: Some(SkbAddr(skb)),
+            saddr: ip(s),
+            daddr: ip(d),
             ..Default::default()
         }
     }
@@ -163,8 +165,8 @@ mod tests {
             ts_ns: ts,
             kind: "fib",
             hook: "fib:fib_table_lookup",
-            saddr: Some(s.into()),
-            daddr: Some(d.into()),
+            saddr: ip(s),
+            daddr: ip(d),
             ..Default::default()
         }
     }
@@ -174,7 +176,7 @@ mod tests {
         let mut c = Correlator::new(true);
         let mut out = Vec::new();
         c.push(
-            pkt(1000, "0x1", "198.18.0.1", "198.18.0.2"),
+            pkt(1000, 1, "198.18.0.1", "198.18.0.2"),
             hook_id::NETIF_RECEIVE_SKB,
             0,
             1,
@@ -188,7 +190,7 @@ mod tests {
             &mut out,
         );
         assert_eq!(out.len(), 2);
-        assert_eq!(out[1].linked_skb.as_deref(), Some("0x1"));
+        assert_eq!(out[1].linked_skb, Some(SkbAddr(1)));
     }
 
     #[test]
@@ -205,7 +207,7 @@ mod tests {
         assert!(out.is_empty());
         // Another CPU's packet does not release it.
         c.push(
-            pkt(1100, "0x9", "198.18.0.1", "198.18.0.2"),
+            pkt(1100, 9, "198.18.0.1", "198.18.0.2"),
             hook_id::NET_DEV_QUEUE,
             0,
             9,
@@ -213,7 +215,7 @@ mod tests {
         );
         assert_eq!(out.len(), 1);
         c.push(
-            pkt(1200, "0x2", "198.18.0.1", "198.18.0.2"),
+            pkt(1200, 2, "198.18.0.1", "198.18.0.2"),
             hook_id::NET_DEV_QUEUE,
             1,
             2,
@@ -221,7 +223,7 @@ mod tests {
         );
         assert_eq!(out.len(), 3);
         assert_eq!(out[1].kind, "fib");
-        assert_eq!(out[1].linked_skb.as_deref(), Some("0x2"));
+        assert_eq!(out[1].linked_skb, Some(SkbAddr(2)));
         assert_eq!(out[1].linked_hook, Some("net:netif_receive_skb"));
     }
 

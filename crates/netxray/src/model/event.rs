@@ -3,20 +3,27 @@
 
 use crate::model::hook::HookPoint;
 use crate::model::packet::{self, CaptureInfo, Packet, VlanTag};
+use crate::model::value::{Name, SkbAddr};
 use netxray_abi::{c_str, flags, hook_id, Event, EventKind, RawTuple};
 use serde::Serialize;
+use std::borrow::Cow;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Lookups the event needs from outside (namespace and interface names,
 /// drop reasons, kernel symbols).
 pub trait Resolver {
-    fn netns_name(&mut self, inode: u32) -> Option<String>;
-    fn ifname(&mut self, netns: u32, ifindex: u32) -> Option<String>;
-    fn drop_reason(&self, reason: u32) -> Option<String>;
-    fn rst_reason(&self, reason: u32) -> Option<String>;
+    fn netns_name(&mut self, inode: u32) -> Option<Name>;
+    fn ifname(&mut self, netns: u32, ifindex: u32) -> Option<Name>;
+    fn drop_reason(&self, reason: u32) -> Option<Name>;
+    fn rst_reason(&self, reason: u32) -> Option<Name>;
     fn symbol(&self, addr: u64) -> Option<String>;
     /// Monotonic ns -> wall-clock ns since the epoch.
     fn wall_ns(&self, mono_ns: u64) -> u64;
+    /// A fixed-size C string from the kernel (comm, ifname) as a name; a
+    /// resolver may cache them ([`crate::model::value::NameCache`]).
+    fn name(&mut self, raw: &[u8; 16]) -> Name {
+        Name::from(c_str(raw))
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -25,20 +32,21 @@ pub struct TraceEvent {
     pub hook: &'static str,
     pub group: &'static str,
     pub kind: &'static str,
-    pub skb: Option<String>,
+    pub skb: Option<SkbAddr>,
     pub netns: Option<u32>,
-    pub netns_name: Option<String>,
+    pub netns_name: Option<Name>,
     pub ifindex: Option<u32>,
-    pub ifname: Option<String>,
+    pub ifname: Option<Name>,
     pub len: Option<u32>,
     pub cpu: u32,
     pub pid: Option<u32>,
     pub tid: Option<u32>,
-    pub comm: Option<String>,
+    pub comm: Option<Name>,
     pub l3: Option<&'static str>,
-    pub proto: Option<String>,
-    pub saddr: Option<String>,
-    pub daddr: Option<String>,
+    pub proto: Option<Cow<'static, str>>,
+    /// Serialized as a string (serde writes IP addresses as text in JSON).
+    pub saddr: Option<IpAddr>,
+    pub daddr: Option<IpAddr>,
     pub sport: Option<u16>,
     pub dport: Option<u16>,
     pub icmp_type: Option<u8>,
@@ -49,7 +57,7 @@ pub struct TraceEvent {
     pub tcp_seq: Option<u32>,
     pub tcp_ack: Option<u32>,
     pub vlan: Option<u16>,
-    pub drop_reason: Option<String>,
+    pub drop_reason: Option<Name>,
     pub location: Option<String>,
     pub ret: Option<i32>,
     pub detail: Option<String>,
@@ -58,7 +66,7 @@ pub struct TraceEvent {
     pub source: Option<&'static str>,
     /// Route/neighbour records: the skb and hook of the packet event they
     /// concern (same CPU, same flow), when one was seen.
-    pub linked_skb: Option<String>,
+    pub linked_skb: Option<SkbAddr>,
     pub linked_hook: Option<&'static str>,
     pub truncated: bool,
     pub summary: String,
@@ -78,14 +86,14 @@ fn tuple_addrs(t: &RawTuple) -> Option<(IpAddr, IpAddr)> {
     }
 }
 
-pub fn proto_name(p: u8) -> String {
+pub fn proto_name(p: u8) -> Cow<'static, str> {
     match p {
         1 => "icmp".into(),
         6 => "tcp".into(),
         17 => "udp".into(),
         58 => "icmp6".into(),
         132 => "sctp".into(),
-        n => format!("proto-{n}"),
+        n => format!("proto-{n}").into(),
     }
 }
 
@@ -140,12 +148,12 @@ fn mac(b: &[u8]) -> String {
 }
 
 impl TraceEvent {
-    pub fn from_raw(ev: &Event, r: &mut dyn Resolver) -> Self {
+    pub fn from_raw(ev: &Event<'_>, r: &mut dyn Resolver) -> Self {
         let h = &ev.hdr;
         let hook = HookPoint::by_id(h.hook);
         let in_irq = h.flags & flags::IN_IRQ != 0;
         let netns = (h.netns != 0).then_some(h.netns);
-        let mut ifname = Some(c_str(&h.ifname)).filter(|s| !s.is_empty());
+        let mut ifname = (h.ifname[0] != 0).then(|| r.name(&h.ifname));
         if ifname.is_none() && h.ifindex != 0 {
             ifname = r.ifname(h.netns, h.ifindex);
         }
@@ -159,7 +167,7 @@ impl TraceEvent {
                 EventKind::Fib => "fib",
                 EventKind::Neigh => "neigh",
             },
-            skb: (h.skb != 0).then(|| format!("{:#x}", h.skb)),
+            skb: (h.skb != 0).then_some(SkbAddr(h.skb)),
             netns,
             netns_name: netns.and_then(|n| r.netns_name(n)),
             ifindex: (h.ifindex != 0).then_some(h.ifindex),
@@ -168,7 +176,7 @@ impl TraceEvent {
             cpu: h.cpu,
             pid: (!in_irq).then_some(h.tgid),
             tid: (!in_irq).then_some(h.pid),
-            comm: (!in_irq).then(|| c_str(&h.comm)),
+            comm: (!in_irq).then(|| r.name(&h.comm)),
             ..Default::default()
         };
 
@@ -176,7 +184,7 @@ impl TraceEvent {
             hook_id::KFREE_SKB => {
                 out.drop_reason = Some(
                     r.drop_reason(h.reason)
-                        .unwrap_or_else(|| format!("reason-{}", h.reason)),
+                        .unwrap_or_else(|| format!("reason-{}", h.reason).into()),
                 );
                 out.location = Some(
                     r.symbol(h.location)
@@ -203,7 +211,7 @@ impl TraceEvent {
                 out.detail = Some(format!(
                     "reset sent: {}",
                     r.rst_reason(h.reason)
-                        .unwrap_or_else(|| format!("reason {}", h.reason))
+                        .map_or_else(|| format!("reason {}", h.reason), |n| n.to_string())
                 ))
             }
             hook_id::TCP_RETRANSMIT_SKB
@@ -236,12 +244,12 @@ impl TraceEvent {
             }
             EventKind::Neigh => {
                 if let Some((_, d)) = tuple_addrs(&h.tuple) {
-                    out.daddr = Some(d.to_string());
+                    out.daddr = Some(d);
                 }
                 out.ret = Some(h.ret);
                 out.detail = Some(format!(
                     "neighbour {} lladdr {} state {}",
-                    out.daddr.as_deref().unwrap_or("?"),
+                    out.daddr.map_or_else(|| "?".to_string(), |d| d.to_string()),
                     mac(&h.aux_addr),
                     nud_name(h.reason)
                 ));
@@ -258,8 +266,8 @@ impl TraceEvent {
     fn fill_tuple(&mut self, t: &RawTuple, source: &'static str) {
         if let Some((s, d)) = tuple_addrs(t) {
             self.l3 = Some(if s.is_ipv4() { "ipv4" } else { "ipv6" });
-            self.saddr = Some(s.to_string());
-            self.daddr = Some(d.to_string());
+            self.saddr = Some(s);
+            self.daddr = Some(d);
             if t.l4proto != 0 {
                 self.proto = Some(proto_name(t.l4proto));
             }
@@ -287,7 +295,7 @@ impl TraceEvent {
             protocol: h.protocol,
             hw_vlan,
         };
-        let pkt = packet::decode(&ev.data, &info);
+        let pkt = packet::decode(ev.data, &info);
         self.source = Some("packet");
         self.apply_packet(&pkt);
     }
@@ -295,9 +303,9 @@ impl TraceEvent {
     fn make_summary(&self) -> String {
         if let Some(d) = &self.detail {
             if self.kind != "packet" || self.hook == "net:net_dev_xmit" {
-                let flow = match (&self.saddr, &self.daddr) {
+                let flow = match (self.saddr, self.daddr) {
                     (Some(s), Some(d)) if self.kind != "neigh" => {
-                        let p = |a: &str, port: Option<u16>| match port {
+                        let p = |a: IpAddr, port: Option<u16>| match port {
                             Some(port) => format!("{a}.{port}"),
                             None => a.to_string(),
                         };
@@ -313,9 +321,9 @@ impl TraceEvent {
                 return format!("{flow}{d}");
             }
         }
-        match (&self.saddr, &self.daddr) {
+        match (self.saddr, self.daddr) {
             (Some(s), Some(d)) => {
-                let p = |a: &str, port: Option<u16>| match port {
+                let p = |a: IpAddr, port: Option<u16>| match port {
                     Some(port) => format!("{a}.{port}"),
                     None => a.to_string(),
                 };
@@ -337,8 +345,8 @@ impl TraceEvent {
     pub fn inherit_packet(&mut self, from: &TraceEvent) {
         self.l3 = from.l3;
         self.proto = from.proto.clone();
-        self.saddr = from.saddr.clone();
-        self.daddr = from.daddr.clone();
+        self.saddr = from.saddr;
+        self.daddr = from.daddr;
         self.sport = from.sport;
         self.dport = from.dport;
         self.icmp_type = from.icmp_type;

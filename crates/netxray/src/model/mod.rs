@@ -7,3 +7,4 @@ pub mod fmt;
 pub mod hook;
 pub mod packet;
 pub mod packet_fields;
+pub mod value;

@@ -1,7 +1,6 @@
 //! Filling a TraceEvent's flat fields from a decoded Packet.
 
 use crate::model::event::{proto_name, TraceEvent};
-use crate::model::fmt::ip_string;
 use crate::model::packet::{Packet, L3, L4};
 
 pub fn apply(ev: &mut TraceEvent, pkt: &Packet) {
@@ -12,8 +11,8 @@ pub fn apply(ev: &mut TraceEvent, pkt: &Packet) {
         Some(L3::Other(_)) => Some("other"),
         None => None,
     };
-    ev.saddr = pkt.src_addr().map(ip_string);
-    ev.daddr = pkt.dst_addr().map(ip_string);
+    ev.saddr = pkt.src_addr();
+    ev.daddr = pkt.dst_addr();
     ev.proto = pkt.l4_proto().map(proto_name);
     if let Some((s, d)) = pkt.ports() {
         ev.sport = Some(s);

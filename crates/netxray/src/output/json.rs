@@ -5,115 +5,204 @@
 //! the same event, which stays the reference.
 
 use crate::model::event::TraceEvent;
-use crate::model::fmt::push_u32;
-use std::fmt::Write;
+use crate::model::value::{Name, SkbAddr};
+use std::borrow::Cow;
+use std::net::IpAddr;
 
-/// A JSON value for one field.
+/// A JSON value for one field, appended to a byte buffer (always UTF-8:
+/// only text and ASCII are written).
 trait Field {
-    fn put(&self, out: &mut String);
+    fn put(&self, out: &mut Vec<u8>);
+    /// `null` (an absent optional field): written with its key at once.
+    fn is_null(&self) -> bool {
+        false
+    }
+}
+
+fn put_u64(out: &mut Vec<u8>, v: u64) {
+    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
 }
 
 impl Field for u64 {
-    fn put(&self, out: &mut String) {
-        out.push_str(itoa::Buffer::new().format(*self));
+    fn put(&self, out: &mut Vec<u8>) {
+        put_u64(out, *self);
     }
 }
 
 impl Field for u32 {
-    fn put(&self, out: &mut String) {
-        push_u32(out, *self);
+    fn put(&self, out: &mut Vec<u8>) {
+        put_u64(out, (*self).into());
     }
 }
 
 impl Field for u16 {
-    fn put(&self, out: &mut String) {
-        push_u32(out, (*self).into());
+    fn put(&self, out: &mut Vec<u8>) {
+        put_u64(out, (*self).into());
     }
 }
 
 impl Field for u8 {
-    fn put(&self, out: &mut String) {
-        push_u32(out, (*self).into());
+    fn put(&self, out: &mut Vec<u8>) {
+        put_u64(out, (*self).into());
     }
 }
 
 impl Field for i32 {
-    fn put(&self, out: &mut String) {
-        out.push_str(itoa::Buffer::new().format(*self));
+    fn put(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(itoa::Buffer::new().format(*self).as_bytes());
     }
 }
 
 impl Field for bool {
-    fn put(&self, out: &mut String) {
-        out.push_str(if *self { "true" } else { "false" });
+    fn put(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(if *self { b"true" } else { b"false" });
     }
 }
 
+/// Whether a byte must be escaped in a JSON string.
+fn needs_escape(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\'
+}
+
 impl Field for str {
-    fn put(&self, out: &mut String) {
-        out.push('"');
+    fn put(&self, out: &mut Vec<u8>) {
         let bytes = self.as_bytes();
-        if !bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\') {
-            out.push_str(self);
-            out.push('"');
+        // No early exit: the compiler vectorises this test.
+        let plain = !bytes.iter().fold(false, |any, &b| any | needs_escape(b));
+        out.reserve(bytes.len() + 2);
+        out.push(b'"');
+        if plain {
+            out.extend_from_slice(bytes);
+            out.push(b'"');
             return;
         }
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut start = 0;
         for (i, &b) in bytes.iter().enumerate() {
-            let esc = match b {
-                b'"' => "\\\"",
-                b'\\' => "\\\\",
-                b'\n' => "\\n",
-                b'\r' => "\\r",
-                b'\t' => "\\t",
-                0..=0x1f => "",
+            let esc: &[u8] = match b {
+                b'"' => b"\\\"",
+                b'\\' => b"\\\\",
+                b'\n' => b"\\n",
+                b'\r' => b"\\r",
+                b'\t' => b"\\t",
+                0..=0x1f => b"",
                 _ => continue,
             };
-            out.push_str(&self[start..i]);
+            out.extend_from_slice(&bytes[start..i]);
             if esc.is_empty() {
-                let _ = write!(out, "\\u{b:04x}");
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[usize::from(b >> 4)]);
+                out.push(HEX[usize::from(b & 0xf)]);
             } else {
-                out.push_str(esc);
+                out.extend_from_slice(esc);
             }
             start = i + 1;
         }
-        out.push_str(&self[start..]);
-        out.push('"');
+        out.extend_from_slice(&bytes[start..]);
+        out.push(b'"');
     }
 }
 
 impl Field for String {
-    fn put(&self, out: &mut String) {
+    fn put(&self, out: &mut Vec<u8>) {
         self.as_str().put(out);
     }
 }
 
 impl Field for &str {
-    fn put(&self, out: &mut String) {
+    fn put(&self, out: &mut Vec<u8>) {
         (**self).put(out);
     }
 }
 
-impl<T: Field> Field for Option<T> {
-    fn put(&self, out: &mut String) {
+impl Field for Name {
+    fn put(&self, out: &mut Vec<u8>) {
+        self.as_str().put(out);
+    }
+}
+
+impl Field for Cow<'static, str> {
+    fn put(&self, out: &mut Vec<u8>) {
+        (**self).put(out);
+    }
+}
+
+impl Field for SkbAddr {
+    fn put(&self, out: &mut Vec<u8>) {
+        let mut buf = [0u8; 20];
+        buf[0] = b'"';
+        let n = self.format(&mut buf[1..]);
+        buf[n + 1] = b'"';
+        out.extend_from_slice(&buf[..n + 2]);
+    }
+}
+
+impl Field for IpAddr {
+    fn put(&self, out: &mut Vec<u8>) {
         match self {
-            Some(v) => v.put(out),
-            None => out.push_str("null"),
+            IpAddr::V4(a) => {
+                // "255.255.255.255" at most: built on the stack, one copy.
+                let mut buf = [0u8; 17];
+                buf[0] = b'"';
+                let mut n = 1;
+                for (i, o) in a.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        buf[n] = b'.';
+                        n += 1;
+                    }
+                    if o >= 100 {
+                        buf[n] = b'0' + o / 100;
+                        n += 1;
+                    }
+                    if o >= 10 {
+                        buf[n] = b'0' + o / 10 % 10;
+                        n += 1;
+                    }
+                    buf[n] = b'0' + o % 10;
+                    n += 1;
+                }
+                buf[n] = b'"';
+                out.extend_from_slice(&buf[..n + 1]);
+            }
+            IpAddr::V6(_) => {
+                let mut s = String::with_capacity(40);
+                crate::model::fmt::push_ip(&mut s, *self);
+                s.as_str().put(out);
+            }
         }
     }
 }
 
+impl<T: Field> Field for Option<T> {
+    fn put(&self, out: &mut Vec<u8>) {
+        match self {
+            Some(v) => v.put(out),
+            None => out.extend_from_slice(b"null"),
+        }
+    }
+    fn is_null(&self) -> bool {
+        self.is_none()
+    }
+}
+
 /// Append one event as a JSON object (no newline).
-pub fn write_event(out: &mut String, e: &TraceEvent) {
+pub fn write_event(out: &mut Vec<u8>, e: &TraceEvent) {
+    // Room for the keys and the short values: one reallocation check here
+    // rather than a growth in the middle of the line.
+    out.reserve(1024 + e.summary.len());
     macro_rules! fields {
         ($first:ident $(, $name:ident)* $(,)?) => {
-            out.push_str(concat!("{\"", stringify!($first), "\":"));
+            out.extend_from_slice(concat!("{\"", stringify!($first), "\":").as_bytes());
             e.$first.put(out);
             $(
-                out.push_str(concat!(",\"", stringify!($name), "\":"));
-                e.$name.put(out);
+                if e.$name.is_null() {
+                    out.extend_from_slice(concat!(",\"", stringify!($name), "\":null").as_bytes());
+                } else {
+                    out.extend_from_slice(concat!(",\"", stringify!($name), "\":").as_bytes());
+                    e.$name.put(out);
+                }
             )*
-            out.push('}');
+            out.push(b'}');
         };
     }
     fields!(
@@ -167,7 +256,7 @@ mod tests {
             hook: "skb:kfree_skb",
             group: "life",
             kind: "packet",
-            skb: Some("0xffff888109afe200".into()),
+            skb: Some(SkbAddr(0xffff888109afe200)),
             netns: Some(4026532246),
             netns_name: Some("pid 7 (we\"ird\\na\tme\u{1})".into()),
             ifindex: Some(2),
@@ -177,8 +266,8 @@ mod tests {
             comm: Some("nétx".into()),
             l3: Some("ipv4"),
             proto: Some("udp".into()),
-            saddr: Some("198.18.0.1".into()),
-            daddr: Some("198.18.0.2".into()),
+            saddr: Some("198.18.0.1".parse().expect("address")),
+            daddr: Some("2001:db8::2".parse().expect("address")),
             sport: Some(35803),
             dport: Some(9),
             tcp_seq: Some(u32::MAX),
@@ -193,9 +282,30 @@ mod tests {
 
     #[test]
     fn same_json_as_serde() {
-        for e in [sample(), TraceEvent::default()] {
-            let mut s = String::new();
-            write_event(&mut s, &e);
+        let mut more = Vec::new();
+        for (i, a) in [
+            "0.0.0.0",
+            "9.10.99.100",
+            "255.255.255.255",
+            "::",
+            "2001:db8::1",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            more.push(TraceEvent {
+                saddr: Some(a.parse().expect("address")),
+                linked_skb: Some(SkbAddr(i as u64 * 0x1234)),
+                linked_hook: Some("net:net_dev_queue"),
+                summary: "ctl \u{1f}\r\n \" \\ end".into(),
+                tcp_flags: Some(String::new()),
+                ..sample()
+            });
+        }
+        for e in [sample(), TraceEvent::default()].into_iter().chain(more) {
+            let mut buf = Vec::new();
+            write_event(&mut buf, &e);
+            let s = String::from_utf8(buf).expect("UTF-8");
             let ours: serde_json::Value = serde_json::from_str(&s).expect("valid JSON");
             let reference = serde_json::to_value(&e).expect("serde");
             assert_eq!(ours, reference, "{s}");
