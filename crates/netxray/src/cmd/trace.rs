@@ -14,6 +14,7 @@ use crate::model::event::{Resolver, TraceEvent};
 use crate::model::hook::{self, HookPoint};
 use crate::model::value::{Name, NameCache};
 use crate::output::{JsonPrinter, Printer, TextPrinter};
+use aya::maps::{MapData, StackTraceMap};
 use netxray_abi::{hook_id, Counter, Event};
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -28,6 +29,7 @@ struct Context {
     drops: HashMap<i64, Name>,
     rsts: HashMap<i64, Name>,
     syms: Kallsyms,
+    stacks: Option<Stacks>,
     wall_offset: i128,
 }
 
@@ -67,6 +69,33 @@ impl Resolver for Context {
     fn wall_ns(&self, mono_ns: u64) -> u64 {
         (mono_ns as i128 + self.wall_offset).max(0) as u64
     }
+    fn stack(&mut self, id: u32) -> Option<Vec<String>> {
+        let stacks = self.stacks.as_mut()?;
+        if let Some(frames) = stacks.seen.get(&id) {
+            return Some(frames.clone());
+        }
+        // Identical stacks share an id: resolve each once.
+        let trace = stacks.map.get(&id, 0).ok()?;
+        // The first frames are netxray's own program and the tracepoint runner.
+        let frames: Vec<String> = trace
+            .frames()
+            .iter()
+            .map(|f| {
+                self.syms
+                    .symbolize(f.ip)
+                    .unwrap_or_else(|| format!("{:#x}", f.ip))
+            })
+            .skip_while(|f| f.starts_with("bpf_prog_") || f.starts_with("bpf_trace_run"))
+            .collect();
+        stacks.seen.insert(id, frames.clone());
+        Some(frames)
+    }
+}
+
+/// --stack: the kernel's stack map and the stacks already symbolised.
+struct Stacks {
+    map: StackTraceMap<MapData>,
+    seen: HashMap<u32, Vec<String>>,
 }
 
 /// Why the loop ended.
@@ -128,10 +157,19 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
     }
     let shown: Vec<&'static str> = cfg.hooks.iter().map(|h| h.name).collect();
     let ring = session.take_ring()?;
-    let needs_syms = cfg
-        .hooks
-        .iter()
-        .any(|h| h.id == hook_id::KFREE_SKB || h.id == hook_id::CONSUME_SKB);
+    let stacks = if cfg.stack_hooks != 0 {
+        Some(Stacks {
+            map: session.take_stacks()?,
+            seen: HashMap::new(),
+        })
+    } else {
+        None
+    };
+    let needs_syms = stacks.is_some()
+        || cfg
+            .hooks
+            .iter()
+            .any(|h| h.id == hook_id::KFREE_SKB || h.id == hook_id::CONSUME_SKB);
     let mut ctx = Context {
         names: Names::new(),
         strings: NameCache::default(),
@@ -142,6 +180,7 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
         } else {
             Kallsyms::default()
         },
+        stacks,
         wall_offset: clock_ns(libc::CLOCK_REALTIME) - clock_ns(libc::CLOCK_MONOTONIC),
     };
     tracing::info!(
@@ -397,12 +436,13 @@ fn summary(st: &LoopState, counters: &[Counter], stop: &Stop) {
     let mut err = io::stderr().lock();
     let _ = writeln!(
         err,
-        "netxray: {why}: {} events shown; kernel: {} hook hits, {} filtered out, {} sent, {} lost (ring buffer full){}",
+        "netxray: {why}: {} events shown; kernel: {} hook hits, {} filtered out, {} sent, {} lost (ring buffer full){}{}",
         st.shown,
         total.hits,
         total.hits - total.matched,
         total.emitted,
         total.lost,
+        if total.stack_lost > 0 { format!(", {} stacks lost (stack map full)", total.stack_lost) } else { String::new() },
         if st.decode_errors > 0 { format!(", {} undecodable", st.decode_errors) } else { String::new() }
     );
     for (id, c) in counters.iter().enumerate() {

@@ -11,7 +11,7 @@ use crate::kernel::jit;
 use crate::kernel::ring::EventRing;
 use crate::model::filter::ebpf::Insn;
 use crate::model::hook::{HookPoint, HOOKS};
-use aya::maps::{Array, Map, MapData, PerCpuArray};
+use aya::maps::{Array, Map, MapData, PerCpuArray, StackTraceMap};
 use aya::programs::BtfTracePoint;
 use aya::{Btf, Ebpf, EbpfLoader};
 use netxray_abi::{hook_id, Config, Counter, CAP_BYTES};
@@ -162,6 +162,15 @@ impl TraceSession {
             Some(_) => Err(Error::usage("internal: nx_events is not a ring buffer")),
             None => Err(missing_map("nx_events")),
         }
+    }
+
+    /// The kernel stacks recorded with --stack (can be taken once).
+    pub fn take_stacks(&mut self) -> Result<StackTraceMap<MapData>> {
+        let map = self
+            .ebpf
+            .take_map("nx_stacks")
+            .ok_or_else(|| missing_map("nx_stacks"))?;
+        StackTraceMap::try_from(map).map_err(|e| Error::kernel("opening nx_stacks", e))
     }
 
     /// Per-hook counters summed over CPUs, indexed by hook id.

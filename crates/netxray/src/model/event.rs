@@ -19,6 +19,10 @@ pub trait Resolver {
     fn symbol(&self, addr: u64) -> Option<String>;
     /// Monotonic ns -> wall-clock ns since the epoch.
     fn wall_ns(&self, mono_ns: u64) -> u64;
+    /// The symbolised kernel stack recorded under `id` (--stack).
+    fn stack(&mut self, _id: u32) -> Option<Vec<String>> {
+        None
+    }
     /// A fixed-size C string from the kernel (comm, ifname) as a name; a
     /// resolver may cache them ([`crate::model::value::NameCache`]).
     fn name(&mut self, raw: &[u8; 16]) -> Name {
@@ -33,6 +37,9 @@ pub struct TraceEvent {
     pub group: &'static str,
     pub kind: &'static str,
     pub skb: Option<SkbAddr>,
+    /// The skb's data buffer (`skb->head`), shared by clones: with `skb`,
+    /// the packet's identity.
+    pub head: Option<SkbAddr>,
     pub netns: Option<u32>,
     pub netns_name: Option<Name>,
     pub ifindex: Option<u32>,
@@ -68,6 +75,12 @@ pub struct TraceEvent {
     /// concern (same CPU, same flow), when one was seen.
     pub linked_skb: Option<SkbAddr>,
     pub linked_hook: Option<&'static str>,
+    /// Outside the filter, shown because an earlier hop of the same packet
+    /// matched (`--follow`).
+    pub followed: bool,
+    /// Kernel stack at this hop, innermost first (`--stack`); `["(lost)"]`
+    /// when the kernel could not store it.
+    pub stack: Option<Vec<String>>,
     pub truncated: bool,
     pub summary: String,
 }
@@ -168,6 +181,13 @@ impl TraceEvent {
                 EventKind::Neigh => "neigh",
             },
             skb: (h.skb != 0).then_some(SkbAddr(h.skb)),
+            head: (h.head != 0).then_some(SkbAddr(h.head)),
+            followed: h.flags & flags::FOLLOWED != 0,
+            stack: match h.stack_id {
+                -1 => None,
+                id if id < 0 => Some(vec!["(stack lost)".to_string()]),
+                id => r.stack(id as u32),
+            },
             netns,
             netns_name: netns.and_then(|n| r.netns_name(n)),
             ifindex: (h.ifindex != 0).then_some(h.ifindex),

@@ -173,6 +173,19 @@ impl Field for IpAddr {
     }
 }
 
+impl Field for Vec<String> {
+    fn put(&self, out: &mut Vec<u8>) {
+        out.push(b'[');
+        for (i, s) in self.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            s.put(out);
+        }
+        out.push(b']');
+    }
+}
+
 impl<T: Field> Field for Option<T> {
     fn put(&self, out: &mut Vec<u8>) {
         match self {
@@ -211,6 +224,7 @@ pub fn write_event(out: &mut Vec<u8>, e: &TraceEvent) {
         group,
         kind,
         skb,
+        head,
         netns,
         netns_name,
         ifindex,
@@ -241,6 +255,8 @@ pub fn write_event(out: &mut Vec<u8>, e: &TraceEvent) {
         source,
         linked_skb,
         linked_hook,
+        followed,
+        stack,
         truncated,
         summary,
     );

@@ -119,7 +119,14 @@ impl<W: Write> Printer for TextPrinter<W> {
         if let (Some(pid), Some(comm)) = (ev.pid, &ev.comm) {
             write!(self.out, " ({comm} {pid})")?;
         }
-        writeln!(self.out)
+        if ev.followed {
+            write!(self.out, " [followed]")?;
+        }
+        writeln!(self.out)?;
+        for frame in ev.stack.iter().flatten() {
+            writeln!(self.out, "{:>20}{frame}", "")?;
+        }
+        Ok(())
     }
 
     fn flush(&mut self) -> io::Result<()> {
