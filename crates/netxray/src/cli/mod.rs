@@ -110,6 +110,23 @@ pub struct TraceArgs {
     /// Bytes of each packet to copy from the kernel (up to 128).
     #[arg(long, default_value_t = 128)]
     pub snaplen: u32,
+    /// Group events per packet: one block (or JSON object) per packet
+    /// journey, printed when it ends, with the time between hops, how it
+    /// ended, NAT rewrites, and a reply paired with its request. `-c` counts
+    /// journeys.
+    #[arg(long)]
+    pub journey: bool,
+    /// With --journey: at the end of the run, draw the paths seen (one box
+    /// per namespace, interfaces in order, request and reply).
+    #[arg(long, requires = "journey")]
+    pub map: bool,
+    /// With --journey, text: the skb address, CPU and task on every hop.
+    #[arg(long, requires = "journey")]
+    pub detail: bool,
+    /// With --journey: most journeys in flight; past it the oldest is closed
+    /// (and counted).
+    #[arg(long, default_value_t = 10_000, requires = "journey")]
+    pub max_journeys: usize,
     /// Keep following a packet that matched the filter after NAT or a clone
     /// takes it outside the filter (its data buffer is followed, for up to
     /// 2 s between hops); such hops are marked `followed`.

@@ -13,6 +13,8 @@ use crate::model::correlate::Correlator;
 use crate::model::event::{Resolver, TraceEvent};
 use crate::model::hook::{self, HookPoint};
 use crate::model::value::{Name, NameCache};
+use crate::model::journey::JourneyConfig;
+use crate::output::journey::{JourneyPrinter, JourneyStyle};
 use crate::output::{JsonPrinter, Printer, TextPrinter};
 use aya::maps::{MapData, StackTraceMap};
 use netxray_abi::{hook_id, Counter, Event};
@@ -201,9 +203,21 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
 
     let stdout = io::stdout().lock();
     let out = io::BufWriter::with_capacity(1 << 16, stdout);
-    let mut printer: Box<dyn Printer> = match args.output.output {
-        OutputFormat::Json => Box::new(JsonPrinter::new(out)),
-        OutputFormat::Text => Box::new(TextPrinter::new(out)),
+    let mut printer: Box<dyn Printer> = match (args.journey, args.output.output) {
+        (true, format) => Box::new(JourneyPrinter::new(
+            out,
+            JourneyStyle {
+                json: format == OutputFormat::Json,
+                detail: args.detail,
+                map: args.map,
+            },
+            JourneyConfig {
+                max_in_flight: args.max_journeys.max(1),
+                ..JourneyConfig::default()
+            },
+        )),
+        (false, OutputFormat::Json) => Box::new(JsonPrinter::new(out)),
+        (false, OutputFormat::Text) => Box::new(TextPrinter::new(out)),
     };
 
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -245,9 +259,15 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
     // Context records still waiting for their packet.
     state.correlator.release(u64::MAX, &mut state.ready);
     let _ = print_ready(printer.as_mut(), &mut state);
+    if !matches!(stop, Stop::ClosedStdout) {
+        let _ = printer.finish();
+    }
     let _ = printer.flush();
     let counters = session.counters().unwrap_or_default();
     drop(session); // detach everything before reporting
+    if let Some(note) = printer.summary_note() {
+        let _ = writeln!(io::stderr().lock(), "netxray: {note}");
+    }
     summary(&state, &counters, &stop);
     Ok(ExitCode::SUCCESS)
 }
@@ -332,7 +352,7 @@ fn print_ready(printer: &mut dyn Printer, st: &mut LoopState) -> io::Result<bool
             continue;
         }
         printer.event(&te)?;
-        *shown += 1;
+        *shown = printer.shown().unwrap_or(*shown + 1);
         if limit.is_some_and(|l| *shown >= l) {
             printer.flush()?;
             return Ok(true);
@@ -400,6 +420,10 @@ async fn event_loop(
                 drain(afd.get_mut(), ctx, printer, st)
             }
             _ = status.tick() => {
+                let now = ctx.wall_ns(clock_ns(libc::CLOCK_MONOTONIC).max(0) as u64);
+                if let Err(e) = printer.idle(now) {
+                    return Err(Error::io("writing output", e));
+                }
                 if let Ok(c) = session.counters() {
                     let lost: u64 = c.iter().map(|c| c.lost).sum();
                     if lost > last_lost {

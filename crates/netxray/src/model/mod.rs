@@ -5,6 +5,7 @@ pub mod event;
 pub mod filter;
 pub mod fmt;
 pub mod hook;
+pub mod journey;
 pub mod packet;
 pub mod packet_fields;
 pub mod value;

@@ -2,6 +2,7 @@
 //! text for people or JSON lines for programs. Data goes to stdout only;
 //! status and warnings go to stderr through `tracing`.
 
+pub mod journey;
 mod json;
 pub mod map;
 
@@ -11,6 +12,22 @@ use std::io::{self, Write};
 pub trait Printer {
     fn event(&mut self, ev: &TraceEvent) -> io::Result<()>;
     fn flush(&mut self) -> io::Result<()>;
+    /// Time passes with no event (`now_ns`: wall clock, as event times).
+    fn idle(&mut self, _now_ns: u64) -> io::Result<()> {
+        Ok(())
+    }
+    /// The run is over: print what is still held.
+    fn finish(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+    /// Items printed, when they are not one per event (journeys).
+    fn shown(&self) -> Option<u64> {
+        None
+    }
+    /// What to add to the exit summary.
+    fn summary_note(&self) -> Option<String> {
+        None
+    }
 }
 
 /// JSON lines, rendered straight into one large buffer that is written out

@@ -1,0 +1,668 @@
+//! Packet journeys: trace events grouped per packet, in order, with the time
+//! between hops, how the packet's life ended, NAT rewrites, and the pairing
+//! of a request with its reply.
+//!
+//! Identity. An skb address alone is not one: addresses are reused within
+//! microseconds. A packet is its data buffer (`skb->head`, shared by clones)
+//! together with the skbs seen holding it:
+//! - an event whose buffer belongs to an open journey joins it if its skb is
+//!   one the journey holds (the same packet, possibly rewritten by NAT), or
+//!   if it is a new skb with the same contents (a clone, e.g. for an
+//!   AF_PACKET listener);
+//! - a new skb with other contents in that buffer means the buffer was freed
+//!   without a tracepoint (TCP receive buffers are) and reused: the old
+//!   journey ends as "not traced to its end" and a new one starts;
+//! - events with no buffer (`net_dev_xmit`, some socket hooks) join the
+//!   journey holding their skb.
+//!
+//! A journey ends when the last skb holding it is freed (`kfree_skb`: dropped;
+//! `consume_skb`: delivered or consumed), after an idle time with no hop
+//! (normal for TCP), when too many are in flight (the oldest is closed and
+//! counted), or when the run ends.
+
+use crate::model::event::TraceEvent;
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+
+/// Limits: how long a journey may sit without a hop, how many may be open.
+#[derive(Debug, Clone, Copy)]
+pub struct JourneyConfig {
+    pub idle_ns: u64,
+    pub max_in_flight: usize,
+}
+
+impl Default for JourneyConfig {
+    fn default() -> Self {
+        Self {
+            idle_ns: 1_000_000_000,
+            max_in_flight: 10_000,
+        }
+    }
+}
+
+/// One hop of a journey.
+#[derive(Debug, Clone)]
+pub struct Hop {
+    pub event: TraceEvent,
+    /// Since the previous hop.
+    pub delta_ns: u64,
+    /// Since the first hop.
+    pub since_first_ns: u64,
+    /// The flow before and after, when this hop shows it rewritten (NAT).
+    pub rewrite: Option<(String, String)>,
+}
+
+/// How a journey ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum End {
+    /// `kfree_skb`: dropped, with the kernel's reason and where.
+    Dropped {
+        reason: String,
+        location: String,
+        at: String,
+    },
+    /// Handed to a socket (a socket hook was on the way) and then freed.
+    Delivered { at: String, to: String },
+    /// `consume_skb` with no socket on the way: used up by the stack (an
+    /// ICMP echo answered, a frame a bridge flooded, ...).
+    Consumed { location: String, at: String },
+    /// No hop for the idle time: freed where no tracepoint fires (TCP
+    /// receive buffers), or still queued.
+    TimedOut,
+    /// The buffer showed up holding another packet: the end was not traced.
+    BufferReused,
+    /// Closed to keep the number in flight bounded.
+    Evicted,
+    /// Still in flight when the run ended.
+    RunEnded,
+}
+
+impl End {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            End::Dropped { .. } => "dropped",
+            End::Delivered { .. } => "delivered",
+            End::Consumed { .. } => "consumed",
+            End::TimedOut => "timed_out",
+            End::BufferReused => "buffer_reused",
+            End::Evicted => "evicted",
+            End::RunEnded => "run_ended",
+        }
+    }
+}
+
+/// A finished journey.
+#[derive(Debug, Clone)]
+pub struct Journey {
+    pub id: u64,
+    pub hops: Vec<Hop>,
+    pub end: End,
+    /// The request this journey answers, and the round trip inside this
+    /// host: from the request's first hop to this one's first hop.
+    pub reply_to: Option<(u64, u64)>,
+}
+
+impl Journey {
+    pub fn first_ts(&self) -> u64 {
+        self.hops.first().map_or(0, |h| h.event.ts_ns)
+    }
+    pub fn duration_ns(&self) -> u64 {
+        self.hops.last().map_or(0, |h| h.since_first_ns)
+    }
+    /// The first hop's description of the packet.
+    pub fn summary(&self) -> &str {
+        self.hops
+            .iter()
+            .find(|h| h.event.kind == "packet")
+            .or(self.hops.first())
+            .map_or("", |h| h.event.summary.as_str())
+    }
+    /// (namespace, interface) of each hop that has an interface, in order.
+    pub fn path(&self) -> Vec<(String, String)> {
+        self.hops
+            .iter()
+            .filter_map(|h| {
+                let ifname = h.event.ifname.as_ref()?.to_string();
+                let ns = match (&h.event.netns_name, h.event.netns) {
+                    (Some(n), _) => n.to_string(),
+                    (None, Some(i)) => i.to_string(),
+                    (None, None) => "-".into(),
+                };
+                Some((ns, ifname))
+            })
+            .collect()
+    }
+}
+
+/// The flow of an event as text, for rewrite detection and display.
+fn flow(e: &TraceEvent) -> Option<String> {
+    let (s, d) = (e.saddr?, e.daddr?);
+    Some(match (e.sport, e.dport) {
+        (Some(sp), Some(dp)) => format!("{s}.{sp} > {d}.{dp}"),
+        _ => format!("{s} > {d}"),
+    })
+}
+
+/// What stays the same across NAT and identifies one packet's contents.
+fn contents(e: &TraceEvent) -> (Option<&str>, Option<u32>, Option<u32>, Option<u16>, Option<u8>) {
+    (
+        e.proto.as_deref(),
+        e.tcp_seq,
+        e.tcp_ack,
+        e.icmp_seq,
+        e.icmp_type,
+    )
+}
+
+/// The socket-side hooks: a packet reaching them was delivered.
+fn is_socket_hook(hook: &str) -> bool {
+    matches!(
+        hook,
+        "sock:sk_data_ready" | "skb:skb_copy_datagram_iovec"
+    )
+}
+
+fn place(e: &TraceEvent) -> String {
+    let ns = match (&e.netns_name, e.netns) {
+        (Some(n), _) => n.to_string(),
+        (None, Some(i)) => i.to_string(),
+        (None, None) => "?".into(),
+    };
+    match &e.ifname {
+        Some(i) => format!("{ns} {i}"),
+        None => ns,
+    }
+}
+
+struct Open {
+    journey: Journey,
+    head: Option<u64>,
+    skbs: HashSet<u64>,
+    last_ts: u64,
+    flow: Option<String>,
+}
+
+/// A request waiting for its reply.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    id: u64,
+    first_ts: u64,
+    /// TCP: the sequence number the answer must acknowledge past.
+    seq: Option<u32>,
+}
+
+/// Groups events into journeys.
+pub struct Tracker {
+    cfg: JourneyConfig,
+    next_id: u64,
+    open: HashMap<u64, Open>,
+    by_head: HashMap<u64, u64>,
+    by_skb: HashMap<u64, u64>,
+    /// (last hop time, id): the oldest first, for expiry and eviction.
+    idle: BTreeSet<(u64, u64)>,
+    /// Requests by the key their reply will have.
+    pending: HashMap<String, VecDeque<Pending>>,
+    pending_order: VecDeque<(u64, String)>,
+    /// Journeys closed to respect `max_in_flight`.
+    pub evicted: u64,
+}
+
+/// How long a request waits for its reply.
+const REPLY_WINDOW_NS: u64 = 2_000_000_000;
+/// Requests remembered at most.
+const MAX_PENDING: usize = 10_000;
+
+impl Tracker {
+    pub fn new(cfg: JourneyConfig) -> Self {
+        Self {
+            cfg,
+            next_id: 1,
+            open: HashMap::new(),
+            by_head: HashMap::new(),
+            by_skb: HashMap::new(),
+            idle: BTreeSet::new(),
+            pending: HashMap::new(),
+            pending_order: VecDeque::new(),
+            evicted: 0,
+        }
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.open.len()
+    }
+
+    /// Add an event; returns the journeys it (or time) closed, in order.
+    pub fn push(&mut self, ev: TraceEvent, done: &mut Vec<Journey>) {
+        self.expire(ev.ts_ns, done);
+        // Route and neighbour records join the packet they were linked to.
+        let skb = if ev.kind == "fib" || ev.kind == "neigh" {
+            match ev.linked_skb {
+                Some(s) => Some(s.0),
+                None => return,
+            }
+        } else {
+            ev.skb.map(|s| s.0)
+        };
+        let head = ev.head.map(|h| h.0);
+        let mut id = None;
+        if let Some(h) = head {
+            if let Some(&j) = self.by_head.get(&h) {
+                let o = &self.open[&j];
+                let same_skb = skb.is_some_and(|s| o.skbs.contains(&s));
+                let first = o.journey.hops.iter().find(|h| h.event.kind == "packet");
+                let clone = first.is_some_and(|f| contents(&f.event) == contents(&ev));
+                if same_skb || clone || ev.followed {
+                    id = Some(j);
+                } else {
+                    self.close(j, End::BufferReused, done);
+                }
+            }
+        }
+        if id.is_none() && head.is_none() {
+            id = skb.and_then(|s| self.by_skb.get(&s).copied());
+        }
+        let id = match id {
+            Some(j) => j,
+            None => {
+                if ev.kind == "fib" || ev.kind == "neigh" {
+                    return; // context for a packet we are not following
+                }
+                self.start(&ev, head)
+            }
+        };
+        self.add_hop(id, ev, head, skb, done);
+        while self.open.len() > self.cfg.max_in_flight {
+            let Some(&(_, oldest)) = self.idle.iter().next() else {
+                break;
+            };
+            self.evicted += 1;
+            self.close(oldest, End::Evicted, done);
+        }
+    }
+
+    fn start(&mut self, ev: &TraceEvent, head: Option<u64>) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        let reply_to = self.match_reply(ev).map(|p| (p.id, ev.ts_ns.saturating_sub(p.first_ts)));
+        self.remember_request(ev, id);
+        self.open.insert(
+            id,
+            Open {
+                journey: Journey {
+                    id,
+                    hops: Vec::new(),
+                    end: End::RunEnded,
+                    reply_to,
+                },
+                head,
+                skbs: HashSet::new(),
+                last_ts: ev.ts_ns,
+                flow: flow(ev),
+            },
+        );
+        self.idle.insert((ev.ts_ns, id));
+        if let Some(h) = head {
+            self.by_head.insert(h, id);
+        }
+        id
+    }
+
+    fn add_hop(
+        &mut self,
+        id: u64,
+        ev: TraceEvent,
+        head: Option<u64>,
+        skb: Option<u64>,
+        done: &mut Vec<Journey>,
+    ) {
+        let Some(o) = self.open.get_mut(&id) else {
+            return;
+        };
+        let first_ts = o.journey.hops.first().map_or(ev.ts_ns, |h| h.event.ts_ns);
+        let prev_ts = o.journey.hops.last().map_or(ev.ts_ns, |h| h.event.ts_ns);
+        // Events arrive per CPU in order; across CPUs a hop may be stamped a
+        // little before the one printed before it: never a negative delta.
+        let ts = ev.ts_ns.max(prev_ts);
+        let mut rewrite = None;
+        if ev.kind == "packet" {
+            if let Some(now) = flow(&ev) {
+                if let Some(before) = &o.flow {
+                    if *before != now {
+                        rewrite = Some((before.clone(), now.clone()));
+                    }
+                }
+                o.flow = Some(now);
+            }
+        }
+        if let Some(s) = skb {
+            if ev.kind != "fib" && ev.kind != "neigh" && o.skbs.insert(s) {
+                self.by_skb.insert(s, id);
+            }
+        }
+        if o.head.is_none() {
+            if let Some(h) = head {
+                o.head = Some(h);
+                self.by_head.insert(h, id);
+            }
+        }
+        self.idle.remove(&(o.last_ts, id));
+        o.last_ts = ts;
+        self.idle.insert((ts, id));
+        let hook = ev.hook;
+        let end = match hook {
+            "skb:kfree_skb" => Some(End::Dropped {
+                reason: ev
+                    .drop_reason
+                    .as_ref()
+                    .map_or_else(|| "?".into(), |r| r.to_string()),
+                location: ev.location.clone().unwrap_or_default(),
+                at: place(&ev),
+            }),
+            "skb:consume_skb" => {
+                let delivered = o
+                    .journey
+                    .hops
+                    .iter()
+                    .rev()
+                    .find(|h| is_socket_hook(h.event.hook));
+                Some(match delivered {
+                    Some(h) => End::Delivered {
+                        at: place(&h.event),
+                        to: match (&h.event.comm, h.event.pid) {
+                            (Some(c), Some(p)) => format!("{c} ({p})"),
+                            _ => "a socket".into(),
+                        },
+                    },
+                    None => End::Consumed {
+                        location: ev.location.clone().unwrap_or_default(),
+                        at: place(&ev),
+                    },
+                })
+            }
+            _ => None,
+        };
+        o.journey.hops.push(Hop {
+            delta_ns: ts - prev_ts,
+            since_first_ns: ts - first_ts,
+            rewrite,
+            event: ev,
+        });
+        if let (Some(end), Some(s)) = (end, skb) {
+            o.skbs.remove(&s);
+            if self.by_skb.get(&s) == Some(&id) {
+                self.by_skb.remove(&s);
+            }
+            if o.skbs.is_empty() {
+                self.close(id, end, done);
+            } else {
+                o.journey.end = end;
+            }
+        }
+    }
+
+    fn close(&mut self, id: u64, end: End, done: &mut Vec<Journey>) {
+        let Some(mut o) = self.open.remove(&id) else {
+            return;
+        };
+        self.idle.remove(&(o.last_ts, id));
+        if let Some(h) = o.head {
+            if self.by_head.get(&h) == Some(&id) {
+                self.by_head.remove(&h);
+            }
+        }
+        for s in &o.skbs {
+            if self.by_skb.get(s) == Some(&id) {
+                self.by_skb.remove(s);
+            }
+        }
+        // A clone freed first leaves its end here; a later timeout keeps it.
+        o.journey.end = match (end, &o.journey.end) {
+            (End::TimedOut | End::RunEnded, prev @ (End::Dropped { .. } | End::Delivered { .. } | End::Consumed { .. })) => prev.clone(),
+            (e, _) => e,
+        };
+        done.push(o.journey);
+    }
+
+    /// Close journeys idle for longer than the limit, as of `now_ns`.
+    pub fn expire(&mut self, now_ns: u64, done: &mut Vec<Journey>) {
+        while let Some(&(last, id)) = self.idle.iter().next() {
+            if now_ns.saturating_sub(last) <= self.cfg.idle_ns {
+                break;
+            }
+            self.close(id, End::TimedOut, done);
+        }
+        while let Some((ts, _)) = self.pending_order.front() {
+            if now_ns.saturating_sub(*ts) <= REPLY_WINDOW_NS && self.pending_order.len() <= MAX_PENDING {
+                break;
+            }
+            if let Some((_, key)) = self.pending_order.pop_front() {
+                if let Some(q) = self.pending.get_mut(&key) {
+                    q.pop_front();
+                    if q.is_empty() {
+                        self.pending.remove(&key);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Close everything still open (the run is over).
+    pub fn finish(&mut self, done: &mut Vec<Journey>) {
+        let ids: Vec<u64> = self.idle.iter().map(|&(_, id)| id).collect();
+        for id in ids {
+            self.close(id, End::RunEnded, done);
+        }
+    }
+
+    /// The key a reply to `ev` will carry, and the one `ev` carries as a
+    /// reply: ICMP echo by id and sequence, TCP and UDP by the reversed flow.
+    fn keys(ev: &TraceEvent) -> Option<(String, String)> {
+        let (s, d) = (ev.saddr?, ev.daddr?);
+        let proto = ev.proto.as_deref()?;
+        match proto {
+            "icmp" | "icmp6" => {
+                let (id, seq, t) = (ev.icmp_id?, ev.icmp_seq?, ev.icmp_type?);
+                let (req, rep) = if proto == "icmp" { (8, 0) } else { (128, 129) };
+                let k = |a, b| format!("{proto} {a} {b} {id} {seq}");
+                if t == req {
+                    Some((k(d, s), String::new()))
+                } else if t == rep {
+                    Some((String::new(), k(s, d)))
+                } else {
+                    None
+                }
+            }
+            "tcp" | "udp" => {
+                let (sp, dp) = (ev.sport?, ev.dport?);
+                Some((
+                    format!("{proto} {d}.{dp} {s}.{sp}"),
+                    format!("{proto} {s}.{sp} {d}.{dp}"),
+                ))
+            }
+            _ => None,
+        }
+    }
+
+    fn remember_request(&mut self, ev: &TraceEvent, id: u64) {
+        let Some((as_request, _)) = Self::keys(ev) else {
+            return;
+        };
+        if as_request.is_empty() {
+            return;
+        }
+        // TCP: only a segment that carries something to acknowledge.
+        let seq = if ev.proto.as_deref() == Some("tcp") {
+            let flags = ev.tcp_flags.as_deref().unwrap_or("");
+            let payload = ev.len.unwrap_or(0) > 80; // headers only: no payload
+            if !(flags.contains('S') || flags.contains('F') || payload) {
+                return;
+            }
+            ev.tcp_seq
+        } else {
+            None
+        };
+        self.pending.entry(as_request.clone()).or_default().push_back(Pending {
+            id,
+            first_ts: ev.ts_ns,
+            seq,
+        });
+        self.pending_order.push_back((ev.ts_ns, as_request));
+    }
+
+    fn match_reply(&mut self, ev: &TraceEvent) -> Option<Pending> {
+        let (_, as_reply) = Self::keys(ev)?;
+        if as_reply.is_empty() {
+            return None;
+        }
+        let q = self.pending.get_mut(&as_reply)?;
+        let pos = match (ev.proto.as_deref(), ev.tcp_ack) {
+            // The ACK answers the segments it acknowledges: the latest one.
+            (Some("tcp"), Some(ack)) => q
+                .iter()
+                .rposition(|p| p.seq.is_some_and(|s| ack.wrapping_sub(s) as i32 > 0))?,
+            (Some("tcp"), None) => return None,
+            _ => 0,
+        };
+        let p = q.remove(pos)?;
+        // Older unanswered segments of the flow are answered by this too.
+        if ev.proto.as_deref() == Some("tcp") {
+            q.drain(..pos);
+        }
+        Some(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::value::{Name, SkbAddr};
+    use std::net::IpAddr;
+
+    fn ev(ts: u64, hook: &'static str, skb: u64, head: u64, ns: &str, ifname: &str) -> TraceEvent {
+        TraceEvent {
+            ts_ns: ts,
+            hook,
+            kind: "packet",
+            skb: Some(SkbAddr(skb)),
+            head: Some(SkbAddr(head)),
+            netns_name: Some(Name::from(ns)),
+            ifname: Some(Name::from(ifname)),
+            proto: Some("icmp".into()),
+            saddr: Some("198.18.0.1".parse::<IpAddr>().unwrap()),
+            daddr: Some("198.18.0.2".parse::<IpAddr>().unwrap()),
+            icmp_type: Some(8),
+            icmp_id: Some(7),
+            icmp_seq: Some(1),
+            summary: "ICMP echo request".into(),
+            ..Default::default()
+        }
+    }
+
+    fn reply(mut e: TraceEvent) -> TraceEvent {
+        std::mem::swap(&mut e.saddr, &mut e.daddr);
+        e.icmp_type = Some(0);
+        e
+    }
+
+    #[test]
+    fn one_packet_across_namespaces_then_its_reply() {
+        let mut t = Tracker::new(JourneyConfig::default());
+        let mut done = Vec::new();
+        t.push(ev(100, "net:net_dev_queue", 1, 10, "a", "a0"), &mut done);
+        t.push(ev(150, "net:netif_rx", 1, 10, "br", "br-a"), &mut done);
+        t.push(ev(170, "net:net_dev_queue", 1, 10, "br", "br-b"), &mut done);
+        t.push(ev(200, "net:netif_rx", 1, 10, "b", "b0"), &mut done);
+        // The same skb address is reused for the reply, in another buffer.
+        t.push(reply(ev(260, "net:net_dev_queue", 1, 20, "b", "b0")), &mut done);
+        t.push(ev(250, "skb:consume_skb", 1, 10, "b", "b0"), &mut done);
+        assert_eq!(done.len(), 1, "{done:?}");
+        let req = done[0].clone();
+        assert_eq!(req.hops.len(), 5);
+        assert!(req.hops.iter().all(|h| h.rewrite.is_none()));
+        assert_eq!(req.duration_ns(), 150);
+        let sum: u64 = req.hops.iter().map(|h| h.delta_ns).sum();
+        assert_eq!(sum, req.duration_ns());
+        assert!(matches!(req.end, End::Consumed { .. }));
+        t.push(reply(ev(300, "skb:kfree_skb", 2, 20, "a", "a0")), &mut done);
+        t.finish(&mut done);
+        let rep = &done[1];
+        assert_eq!(rep.reply_to, Some((req.id, 160)));
+        assert_eq!(
+            rep.path(),
+            vec![("b".to_string(), "b0".to_string()), ("a".into(), "a0".into())]
+        );
+    }
+
+    #[test]
+    fn a_clone_joins_and_the_journey_ends_with_the_last_holder() {
+        let mut t = Tracker::new(JourneyConfig::default());
+        let mut done = Vec::new();
+        t.push(ev(100, "net:netif_receive_skb", 1, 10, "b", "b0"), &mut done);
+        // tcpdump's clone: another skb, the same buffer and contents.
+        t.push(ev(110, "skb:consume_skb", 2, 10, "b", "b0"), &mut done);
+        assert!(done.is_empty());
+        t.push(ev(120, "skb:kfree_skb", 1, 10, "b", "b0"), &mut done);
+        assert_eq!(done.len(), 1);
+        assert_eq!(done[0].hops.len(), 3);
+        assert!(matches!(done[0].end, End::Dropped { .. }));
+    }
+
+    #[test]
+    fn nat_shows_the_rewrite_on_its_hop() {
+        let mut t = Tracker::new(JourneyConfig::default());
+        let mut done = Vec::new();
+        let mut a = ev(100, "net:netif_receive_skb", 1, 10, "br", "br-a");
+        a.proto = Some("udp".into());
+        a.sport = Some(1000);
+        a.dport = Some(53);
+        let mut b = a.clone();
+        b.ts_ns = 200;
+        b.hook = "net:net_dev_queue";
+        b.dport = Some(5353);
+        b.followed = true;
+        t.push(a, &mut done);
+        t.push(b, &mut done);
+        t.finish(&mut done);
+        let j = &done[0];
+        assert_eq!(j.hops.len(), 2);
+        assert_eq!(
+            j.hops[1].rewrite,
+            Some((
+                "198.18.0.1.1000 > 198.18.0.2.53".into(),
+                "198.18.0.1.1000 > 198.18.0.2.5353".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn idle_journeys_time_out_and_in_flight_is_bounded() {
+        let mut t = Tracker::new(JourneyConfig {
+            idle_ns: 1000,
+            max_in_flight: 3,
+        });
+        let mut done = Vec::new();
+        for i in 0..5u64 {
+            let mut e = ev(100 + i, "net:netif_rx", 100 + i, 1000 + i, "a", "a0");
+            e.icmp_seq = Some(i as u16);
+            t.push(e, &mut done);
+        }
+        assert_eq!(t.in_flight(), 3);
+        assert_eq!(t.evicted, 2);
+        assert!(done.iter().all(|j| j.end == End::Evicted));
+        t.expire(5000, &mut done);
+        assert_eq!(t.in_flight(), 0);
+        assert_eq!(done.iter().filter(|j| j.end == End::TimedOut).count(), 3);
+    }
+
+    #[test]
+    fn a_reused_buffer_starts_a_new_journey() {
+        let mut t = Tracker::new(JourneyConfig::default());
+        let mut done = Vec::new();
+        t.push(ev(100, "net:netif_receive_skb", 1, 10, "b", "b0"), &mut done);
+        let mut other = ev(200, "net:net_dev_queue", 2, 10, "b", "b0");
+        other.icmp_seq = Some(2);
+        t.push(other, &mut done);
+        assert_eq!(done.len(), 1);
+        assert_eq!(done[0].end, End::BufferReused);
+        assert_eq!(t.in_flight(), 1);
+    }
+}

@@ -1,0 +1,299 @@
+//! `trace --journey`: one block (text) or one object (JSON) per packet
+//! journey, printed when the journey ends; `--map` draws the paths at the
+//! end of the run.
+
+use super::map::{self, MapPath};
+use super::Printer;
+use crate::model::event::TraceEvent;
+use crate::model::journey::{End, Journey, JourneyConfig, Tracker};
+use serde_json::{json, Value};
+use std::io::{self, Write};
+
+/// How journeys are shown.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JourneyStyle {
+    pub json: bool,
+    /// Text: skb address, CPU and task on every hop.
+    pub detail: bool,
+    /// Draw the paths seen at the end of the run.
+    pub map: bool,
+}
+
+pub struct JourneyPrinter<W: Write> {
+    out: W,
+    style: JourneyStyle,
+    tracker: Tracker,
+    done: Vec<Journey>,
+    printed: u64,
+    /// Distinct request paths and the reply path paired with each, for --map.
+    paths: Vec<(Vec<(String, String)>, Option<Vec<(String, String)>>)>,
+    /// Paths of journeys by id, kept while their reply may come.
+    recent: std::collections::VecDeque<(u64, Vec<(String, String)>)>,
+}
+
+fn us(ns: u64) -> String {
+    format!("{:.1} us", ns as f64 / 1000.0)
+}
+
+fn end_text(e: &End) -> String {
+    match e {
+        End::Dropped {
+            reason,
+            location,
+            at,
+        } => {
+            let note = if reason == "NO_SOCKET" {
+                " (no socket wanted it: normal for the echo reply a raw-socket ping also receives)"
+            } else {
+                ""
+            };
+            format!("dropped: {reason} at {location} in {at}{note}")
+        }
+        End::Delivered { at, to } => format!("delivered in {at} to {to}"),
+        End::Consumed { location, at } => format!("consumed at {location} in {at}"),
+        End::TimedOut => {
+            "no hop for the idle time: freed where no tracepoint fires (TCP receive buffers) or still queued".into()
+        }
+        End::BufferReused => "its buffer was reused before its end was seen".into(),
+        End::Evicted => "closed early: too many journeys in flight (--max-journeys)".into(),
+        End::RunEnded => "still in flight when the run ended".into(),
+    }
+}
+
+fn netns_of(e: &TraceEvent) -> String {
+    match (&e.netns_name, e.netns) {
+        (Some(n), _) => n.to_string(),
+        (None, Some(i)) => i.to_string(),
+        (None, None) => "-".into(),
+    }
+}
+
+impl<W: Write> JourneyPrinter<W> {
+    pub fn new(out: W, style: JourneyStyle, cfg: JourneyConfig) -> Self {
+        Self {
+            out,
+            style,
+            tracker: Tracker::new(cfg),
+            done: Vec::new(),
+            printed: 0,
+            paths: Vec::new(),
+            recent: std::collections::VecDeque::new(),
+        }
+    }
+
+    fn write_done(&mut self) -> io::Result<()> {
+        for j in std::mem::take(&mut self.done) {
+            if self.style.map {
+                self.note_path(&j);
+            }
+            if self.style.json {
+                serde_json::to_writer(&mut self.out, &to_json(&j))?;
+                writeln!(self.out)?;
+            } else {
+                write_text(&mut self.out, &j, self.style.detail)?;
+            }
+            self.printed += 1;
+        }
+        Ok(())
+    }
+
+    fn note_path(&mut self, j: &Journey) {
+        let path = j.path();
+        if path.is_empty() {
+            return;
+        }
+        match j.reply_to.and_then(|(req, _)| self.recent.iter().find(|(id, _)| *id == req)) {
+            Some((_, req_path)) => {
+                let req_path = req_path.clone();
+                if let Some(entry) = self.paths.iter_mut().find(|(p, _)| *p == req_path) {
+                    entry.1.get_or_insert(path);
+                }
+            }
+            None => {
+                if !self.paths.iter().any(|(p, _)| *p == path) && self.paths.len() < 8 {
+                    self.paths.push((path.clone(), None));
+                }
+                self.recent.push_back((j.id, path));
+                if self.recent.len() > 1024 {
+                    self.recent.pop_front();
+                }
+            }
+        }
+    }
+}
+
+fn write_text<W: Write>(out: &mut W, j: &Journey, detail: bool) -> io::Result<()> {
+    writeln!(
+        out,
+        "journey #{}  {}  [{} hops, {}]",
+        j.id,
+        j.summary(),
+        j.hops.len(),
+        us(j.duration_ns())
+    )?;
+    for h in &j.hops {
+        let e = &h.event;
+        write!(
+            out,
+            "  {:>11} {:>11}  {:<14} {:<10} {:<30}",
+            format!("+{}", us(h.delta_ns)),
+            us(h.since_first_ns),
+            netns_of(e),
+            e.ifname.as_deref().unwrap_or("-"),
+            e.hook
+        )?;
+        if e.kind != "packet" {
+            write!(out, " {}", e.summary)?;
+        } else if let Some(d) = &e.detail {
+            write!(out, " {d}")?;
+        }
+        if e.followed {
+            write!(out, " [followed]")?;
+        }
+        if detail {
+            write!(out, " skb {}", e.skb.map_or("-".into(), |s| s.to_string()))?;
+            write!(out, " cpu {}", e.cpu)?;
+            if let (Some(pid), Some(comm)) = (e.pid, &e.comm) {
+                write!(out, " {comm} {pid}")?;
+            }
+        }
+        writeln!(out)?;
+        if let Some((from, to)) = &h.rewrite {
+            writeln!(out, "{:>28}rewritten: {from} -> {to}", "")?;
+        }
+        for frame in e.stack.iter().flatten() {
+            writeln!(out, "{:>28}{frame}", "")?;
+        }
+    }
+    if let Some((req, rtt)) = j.reply_to {
+        writeln!(out, "  reply to journey #{req}: {} in this host", us(rtt))?;
+    }
+    writeln!(out, "  end: {}", end_text(&j.end))?;
+    writeln!(out)
+}
+
+fn to_json(j: &Journey) -> Value {
+    let hops: Vec<Value> = j
+        .hops
+        .iter()
+        .map(|h| {
+            let e = &h.event;
+            json!({
+                "ts_ns": e.ts_ns,
+                "delta_ns": h.delta_ns,
+                "since_first_ns": h.since_first_ns,
+                "hook": e.hook,
+                "kind": e.kind,
+                "skb": e.skb.map(|s| s.to_string()),
+                "netns": e.netns,
+                "netns_name": e.netns_name.as_ref().map(|n| n.to_string()),
+                "ifindex": e.ifindex,
+                "ifname": e.ifname.as_ref().map(|n| n.to_string()),
+                "cpu": e.cpu,
+                "pid": e.pid,
+                "comm": e.comm.as_ref().map(|n| n.to_string()),
+                "followed": e.followed,
+                "rewrite": h.rewrite.as_ref().map(|(f, t)| json!({"from": f, "to": t})),
+                "ret": e.ret,
+                "detail": e.detail,
+                "stack": e.stack,
+                "summary": e.summary,
+            })
+        })
+        .collect();
+    let mut end = json!({ "kind": j.end.kind(), "text": end_text(&j.end) });
+    match &j.end {
+        End::Dropped {
+            reason,
+            location,
+            at,
+        } => {
+            end["reason"] = json!(reason);
+            end["location"] = json!(location);
+            end["at"] = json!(at);
+        }
+        End::Delivered { at, to } => {
+            end["at"] = json!(at);
+            end["to"] = json!(to);
+        }
+        End::Consumed { location, at } => {
+            end["location"] = json!(location);
+            end["at"] = json!(at);
+        }
+        _ => {}
+    }
+    json!({
+        "journey": j.id,
+        "summary": j.summary(),
+        "first_ts_ns": j.first_ts(),
+        "duration_ns": j.duration_ns(),
+        "hops": hops,
+        "end": end,
+        "reply_to": j.reply_to.map(|(id, _)| id),
+        "rtt_ns": j.reply_to.map(|(_, rtt)| rtt),
+    })
+}
+
+impl<W: Write> Printer for JourneyPrinter<W> {
+    fn event(&mut self, ev: &TraceEvent) -> io::Result<()> {
+        self.tracker.push(ev.clone(), &mut self.done);
+        self.write_done()
+    }
+
+    fn idle(&mut self, now_ns: u64) -> io::Result<()> {
+        self.tracker.expire(now_ns, &mut self.done);
+        self.write_done()
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        self.tracker.finish(&mut self.done);
+        self.write_done()?;
+        if self.style.map && !self.paths.is_empty() {
+            let mut drawings = Vec::new();
+            for (req, rep) in &self.paths {
+                drawings.push(MapPath {
+                    label: "request".into(),
+                    hops: req.clone(),
+                });
+                if let Some(rep) = rep {
+                    drawings.push(MapPath {
+                        label: "reply".into(),
+                        hops: rep.clone(),
+                    });
+                }
+            }
+            if self.style.json {
+                let paths: Vec<Value> = drawings
+                    .iter()
+                    .map(|p| json!({"map": p.label, "hops": p.hops.iter().map(|(n, i)| json!({"netns_name": n, "ifname": i})).collect::<Vec<_>>()}))
+                    .collect();
+                for p in paths {
+                    serde_json::to_writer(&mut self.out, &p)?;
+                    writeln!(self.out)?;
+                }
+            } else {
+                write!(self.out, "{}", map::render(&drawings))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn shown(&self) -> Option<u64> {
+        Some(self.printed)
+    }
+
+    fn summary_note(&self) -> Option<String> {
+        Some(format!(
+            "{} journeys{}",
+            self.printed,
+            match self.tracker.evicted {
+                0 => String::new(),
+                n => format!(" ({n} closed early: more than --max-journeys in flight)"),
+            }
+        ))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
