@@ -136,6 +136,19 @@ static __always_inline bool nx_follow_check(struct nx_ctx *c, bool matched)
 	return true;
 }
 
+/* At a free: does another skb (a clone) still hold the data buffer?
+ * skb_shared_info.dataref counts the holders in its low 16 bits. */
+static __always_inline void nx_mark_shared(struct nx_event *e, struct sk_buff *skb)
+{
+	unsigned char *head = (skb->head);
+	__u32 end = (skb->end);
+	struct skb_shared_info *sh = (void *)(head + end);
+	int refs = 0;
+
+	if (bpf_probe_read_kernel(&refs, sizeof(refs), &sh->dataref) == 0 && (refs & 0xffff) > 1)
+		e->flags |= NX_F_SHARED;
+}
+
 /* End of a packet's life: forget its buffer unless a clone still holds it. */
 static __always_inline void nx_follow_end(struct nx_config *cfg, struct sk_buff *skb)
 {
@@ -175,6 +188,8 @@ static __always_inline bool nx_skb_event(struct nx_ctx *c, struct sk_buff *skb,
 	nx_read_skb(c->s, skb, dev);
 	if (!nx_follow_check(c, nx_filter_match(c->s, c->cfg)))
 		return false;
+	if (e->hook == NX_HOOK_KFREE_SKB || e->hook == NX_HOOK_CONSUME_SKB)
+		nx_mark_shared(e, skb);
 	if (e->cap_len > c->cfg->cap_bytes)
 		e->cap_len = c->cfg->cap_bytes;
 	if (dev && !e->netns)

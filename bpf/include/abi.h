@@ -81,6 +81,7 @@ enum nx_event_kind {
 #define NX_F_TUPLE (1 << 3)	/* tuple is valid */
 #define NX_F_SYNTH (1 << 4)	/* data[] was synthesised from the socket for filtering only */
 #define NX_F_NO_DEV (1 << 5)
+#define NX_F_SHARED (1 << 7)	/* kfree_skb/consume_skb: another skb (a clone) still holds the data buffer */
 #define NX_F_FOLLOWED (1 << 6)	/* outside the filter, shown because an earlier hop of this packet matched (--follow) */	/* no device: ifindex/ifname come from elsewhere or are unknown */
 
 /* A flow as the socket or the routing lookup sees it; addresses in network

@@ -83,6 +83,7 @@ pub mod flags {
     pub const SYNTH: u8 = 1 << 4;
     pub const NO_DEV: u8 = 1 << 5;
     pub const FOLLOWED: u8 = 1 << 6;
+    pub const SHARED: u8 = 1 << 7;
 }
 
 /// `struct nx_tuple`.

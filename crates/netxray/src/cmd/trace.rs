@@ -12,8 +12,8 @@ use crate::kernel::trace::{available_hooks, TraceConfig, TraceSession};
 use crate::model::correlate::Correlator;
 use crate::model::event::{Resolver, TraceEvent};
 use crate::model::hook::{self, HookPoint};
-use crate::model::value::{Name, NameCache};
 use crate::model::journey::JourneyConfig;
+use crate::model::value::{Name, NameCache};
 use crate::output::journey::{JourneyPrinter, JourneyStyle};
 use crate::output::{JsonPrinter, Printer, TextPrinter};
 use aya::maps::{MapData, StackTraceMap};
@@ -262,13 +262,15 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
     if !matches!(stop, Stop::ClosedStdout) {
         let _ = printer.finish();
     }
+    state.shown = printer.shown().unwrap_or(state.shown);
     let _ = printer.flush();
     let counters = session.counters().unwrap_or_default();
     drop(session); // detach everything before reporting
+    let unit = if args.journey { "journeys" } else { "events" };
     if let Some(note) = printer.summary_note() {
-        let _ = writeln!(io::stderr().lock(), "netxray: {note}");
+        tracing::info!("{note}");
     }
-    summary(&state, &counters, &stop);
+    summary(&state, &counters, &stop, unit);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -420,9 +422,16 @@ async fn event_loop(
                 drain(afd.get_mut(), ctx, printer, st)
             }
             _ = status.tick() => {
+                // Journeys that went quiet end now, not at the next event.
                 let now = ctx.wall_ns(clock_ns(libc::CLOCK_MONOTONIC).max(0) as u64);
-                if let Err(e) = printer.idle(now) {
+                if let Err(e) = printer.idle(now).and_then(|()| printer.flush()) {
                     return Err(Error::io("writing output", e));
+                }
+                if let Some(n) = printer.shown() {
+                    st.shown = n;
+                    if st.limit.is_some_and(|l| n >= l) {
+                        return Ok(Stop::Done);
+                    }
                 }
                 if let Ok(c) = session.counters() {
                     let lost: u64 = c.iter().map(|c| c.lost).sum();
@@ -447,7 +456,7 @@ async fn event_loop(
     }
 }
 
-fn summary(st: &LoopState, counters: &[Counter], stop: &Stop) {
+fn summary(st: &LoopState, counters: &[Counter], stop: &Stop, unit: &str) {
     let mut total = Counter::default();
     for c in counters {
         total += *c;
@@ -460,7 +469,7 @@ fn summary(st: &LoopState, counters: &[Counter], stop: &Stop) {
     let mut err = io::stderr().lock();
     let _ = writeln!(
         err,
-        "netxray: {why}: {} events shown; kernel: {} hook hits, {} filtered out, {} sent, {} lost (ring buffer full){}{}",
+        "netxray: {why}: {} {unit} shown; kernel: {} hook hits, {} filtered out, {} sent, {} lost (ring buffer full){}{}",
         st.shown,
         total.hits,
         total.hits - total.matched,

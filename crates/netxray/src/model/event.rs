@@ -81,6 +81,10 @@ pub struct TraceEvent {
     /// Kernel stack at this hop, innermost first (`--stack`); `["(lost)"]`
     /// when the kernel could not store it.
     pub stack: Option<Vec<String>>,
+    /// kfree_skb/consume_skb: a clone still holds the data buffer, so the
+    /// packet lives on (journeys).
+    #[serde(skip)]
+    pub shared: bool,
     pub truncated: bool,
     pub summary: String,
 }
@@ -183,6 +187,7 @@ impl TraceEvent {
             skb: (h.skb != 0).then_some(SkbAddr(h.skb)),
             head: (h.head != 0).then_some(SkbAddr(h.head)),
             followed: h.flags & flags::FOLLOWED != 0,
+            shared: h.flags & flags::SHARED != 0,
             stack: match h.stack_id {
                 -1 => None,
                 id if id < 0 => Some(vec!["(stack lost)".to_string()]),

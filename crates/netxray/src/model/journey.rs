@@ -116,10 +116,13 @@ impl Journey {
             .or(self.hops.first())
             .map_or("", |h| h.event.summary.as_str())
     }
-    /// (namespace, interface) of each hop that has an interface, in order.
+    /// (namespace, interface) of each interface the packet crossed, in the
+    /// order first seen there.
     pub fn path(&self) -> Vec<(String, String)> {
+        let mut seen = Vec::new();
         self.hops
             .iter()
+            .filter(|h| h.event.kind == "packet")
             .filter_map(|h| {
                 let ifname = h.event.ifname.as_ref()?.to_string();
                 let ns = match (&h.event.netns_name, h.event.netns) {
@@ -128,6 +131,13 @@ impl Journey {
                     (None, None) => "-".into(),
                 };
                 Some((ns, ifname))
+            })
+            .filter(|p| {
+                let new = !seen.contains(p);
+                if new {
+                    seen.push(p.clone());
+                }
+                new
             })
             .collect()
     }
@@ -142,23 +152,26 @@ fn flow(e: &TraceEvent) -> Option<String> {
     })
 }
 
-/// What stays the same across NAT and identifies one packet's contents.
-fn contents(e: &TraceEvent) -> (Option<&str>, Option<u32>, Option<u32>, Option<u16>, Option<u8>) {
-    (
-        e.proto.as_deref(),
-        e.tcp_seq,
-        e.tcp_ack,
-        e.icmp_seq,
-        e.icmp_type,
-    )
+/// What stays the same across NAT and identifies one packet's contents:
+/// protocol, TCP sequence and acknowledgement, ICMP sequence and type.
+#[derive(Debug, PartialEq, Eq)]
+struct Contents<'a> {
+    proto: Option<&'a str>,
+    tcp: (Option<u32>, Option<u32>),
+    icmp: (Option<u16>, Option<u8>),
+}
+
+fn contents(e: &TraceEvent) -> Contents<'_> {
+    Contents {
+        proto: e.proto.as_deref(),
+        tcp: (e.tcp_seq, e.tcp_ack),
+        icmp: (e.icmp_seq, e.icmp_type),
+    }
 }
 
 /// The socket-side hooks: a packet reaching them was delivered.
 fn is_socket_hook(hook: &str) -> bool {
-    matches!(
-        hook,
-        "sock:sk_data_ready" | "skb:skb_copy_datagram_iovec"
-    )
+    matches!(hook, "sock:sk_data_ready" | "skb:skb_copy_datagram_iovec")
 }
 
 fn place(e: &TraceEvent) -> String {
@@ -202,9 +215,16 @@ pub struct Tracker {
     /// Requests by the key their reply will have.
     pending: HashMap<String, VecDeque<Pending>>,
     pending_order: VecDeque<(u64, String)>,
+    /// The journey of the last packet hop on each CPU, and when: a socket
+    /// hook with no skb (`sk_data_ready`) joins the packet just delivered on
+    /// the same CPU.
+    last_on_cpu: HashMap<u32, (u64, u64)>,
     /// Journeys closed to respect `max_in_flight`.
     pub evicted: u64,
 }
+
+/// How close a socket hook must follow its packet on the same CPU.
+const SAME_CPU_NS: u64 = 1_000_000;
 
 /// How long a request waits for its reply.
 const REPLY_WINDOW_NS: u64 = 2_000_000_000;
@@ -222,6 +242,7 @@ impl Tracker {
             idle: BTreeSet::new(),
             pending: HashMap::new(),
             pending_order: VecDeque::new(),
+            last_on_cpu: HashMap::new(),
             evicted: 0,
         }
     }
@@ -244,13 +265,28 @@ impl Tracker {
         };
         let head = ev.head.map(|h| h.0);
         let mut id = None;
+        if head.is_none() && skb.is_none() {
+            // A socket hook without its skb: the packet just handled here.
+            let recent = self
+                .last_on_cpu
+                .get(&ev.cpu)
+                .filter(|(ts, j)| {
+                    ev.ts_ns.saturating_sub(*ts) <= SAME_CPU_NS && self.open.contains_key(j)
+                })
+                .map(|&(_, j)| j);
+            if let Some(j) = recent {
+                self.add_hop(j, ev, None, None, done);
+            }
+            return;
+        }
         if let Some(h) = head {
             if let Some(&j) = self.by_head.get(&h) {
                 let o = &self.open[&j];
                 let same_skb = skb.is_some_and(|s| o.skbs.contains(&s));
                 let first = o.journey.hops.iter().find(|h| h.event.kind == "packet");
                 let clone = first.is_some_and(|f| contents(&f.event) == contents(&ev));
-                if same_skb || clone || ev.followed {
+                // Socket-side views carry no packet contents to compare.
+                if same_skb || clone || ev.followed || ev.kind != "packet" {
                     id = Some(j);
                 } else {
                     self.close(j, End::BufferReused, done);
@@ -282,7 +318,9 @@ impl Tracker {
     fn start(&mut self, ev: &TraceEvent, head: Option<u64>) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
-        let reply_to = self.match_reply(ev).map(|p| (p.id, ev.ts_ns.saturating_sub(p.first_ts)));
+        let reply_to = self
+            .match_reply(ev)
+            .map(|p| (p.id, ev.ts_ns.saturating_sub(p.first_ts)));
         self.remember_request(ev, id);
         self.open.insert(
             id,
@@ -296,7 +334,7 @@ impl Tracker {
                 head,
                 skbs: HashSet::new(),
                 last_ts: ev.ts_ns,
-                flow: flow(ev),
+                flow: if ev.kind == "packet" { flow(ev) } else { None },
             },
         );
         self.idle.insert((ev.ts_ns, id));
@@ -324,6 +362,7 @@ impl Tracker {
         let ts = ev.ts_ns.max(prev_ts);
         let mut rewrite = None;
         if ev.kind == "packet" {
+            self.last_on_cpu.insert(ev.cpu, (ts, id));
             if let Some(now) = flow(&ev) {
                 if let Some(before) = &o.flow {
                     if *before != now {
@@ -386,12 +425,14 @@ impl Tracker {
             rewrite,
             event: ev,
         });
+        let shared = o.journey.hops.last().is_some_and(|h| h.event.shared);
         if let (Some(end), Some(s)) = (end, skb) {
             o.skbs.remove(&s);
             if self.by_skb.get(&s) == Some(&id) {
                 self.by_skb.remove(&s);
             }
-            if o.skbs.is_empty() {
+            // A clone still holds the buffer: its hops are to come.
+            if o.skbs.is_empty() && !shared {
                 self.close(id, end, done);
             } else {
                 o.journey.end = end;
@@ -416,7 +457,10 @@ impl Tracker {
         }
         // A clone freed first leaves its end here; a later timeout keeps it.
         o.journey.end = match (end, &o.journey.end) {
-            (End::TimedOut | End::RunEnded, prev @ (End::Dropped { .. } | End::Delivered { .. } | End::Consumed { .. })) => prev.clone(),
+            (
+                End::TimedOut | End::RunEnded,
+                prev @ (End::Dropped { .. } | End::Delivered { .. } | End::Consumed { .. }),
+            ) => prev.clone(),
             (e, _) => e,
         };
         done.push(o.journey);
@@ -431,7 +475,9 @@ impl Tracker {
             self.close(id, End::TimedOut, done);
         }
         while let Some((ts, _)) = self.pending_order.front() {
-            if now_ns.saturating_sub(*ts) <= REPLY_WINDOW_NS && self.pending_order.len() <= MAX_PENDING {
+            if now_ns.saturating_sub(*ts) <= REPLY_WINDOW_NS
+                && self.pending_order.len() <= MAX_PENDING
+            {
                 break;
             }
             if let Some((_, key)) = self.pending_order.pop_front() {
@@ -500,11 +546,14 @@ impl Tracker {
         } else {
             None
         };
-        self.pending.entry(as_request.clone()).or_default().push_back(Pending {
-            id,
-            first_ts: ev.ts_ns,
-            seq,
-        });
+        self.pending
+            .entry(as_request.clone())
+            .or_default()
+            .push_back(Pending {
+                id,
+                first_ts: ev.ts_ns,
+                seq,
+            });
         self.pending_order.push_back((ev.ts_ns, as_request));
     }
 
@@ -572,7 +621,10 @@ mod tests {
         t.push(ev(170, "net:net_dev_queue", 1, 10, "br", "br-b"), &mut done);
         t.push(ev(200, "net:netif_rx", 1, 10, "b", "b0"), &mut done);
         // The same skb address is reused for the reply, in another buffer.
-        t.push(reply(ev(260, "net:net_dev_queue", 1, 20, "b", "b0")), &mut done);
+        t.push(
+            reply(ev(260, "net:net_dev_queue", 1, 20, "b", "b0")),
+            &mut done,
+        );
         t.push(ev(250, "skb:consume_skb", 1, 10, "b", "b0"), &mut done);
         assert_eq!(done.len(), 1, "{done:?}");
         let req = done[0].clone();
@@ -588,7 +640,10 @@ mod tests {
         assert_eq!(rep.reply_to, Some((req.id, 160)));
         assert_eq!(
             rep.path(),
-            vec![("b".to_string(), "b0".to_string()), ("a".into(), "a0".into())]
+            vec![
+                ("b".to_string(), "b0".to_string()),
+                ("a".into(), "a0".into())
+            ]
         );
     }
 
@@ -596,7 +651,10 @@ mod tests {
     fn a_clone_joins_and_the_journey_ends_with_the_last_holder() {
         let mut t = Tracker::new(JourneyConfig::default());
         let mut done = Vec::new();
-        t.push(ev(100, "net:netif_receive_skb", 1, 10, "b", "b0"), &mut done);
+        t.push(
+            ev(100, "net:netif_receive_skb", 1, 10, "b", "b0"),
+            &mut done,
+        );
         // tcpdump's clone: another skb, the same buffer and contents.
         t.push(ev(110, "skb:consume_skb", 2, 10, "b", "b0"), &mut done);
         assert!(done.is_empty());
@@ -657,7 +715,10 @@ mod tests {
     fn a_reused_buffer_starts_a_new_journey() {
         let mut t = Tracker::new(JourneyConfig::default());
         let mut done = Vec::new();
-        t.push(ev(100, "net:netif_receive_skb", 1, 10, "b", "b0"), &mut done);
+        t.push(
+            ev(100, "net:netif_receive_skb", 1, 10, "b", "b0"),
+            &mut done,
+        );
         let mut other = ev(200, "net:net_dev_queue", 2, 10, "b", "b0");
         other.icmp_seq = Some(2);
         t.push(other, &mut done);

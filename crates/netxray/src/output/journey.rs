@@ -6,7 +6,8 @@ use super::map::{self, MapPath};
 use super::Printer;
 use crate::model::event::TraceEvent;
 use crate::model::journey::{End, Journey, JourneyConfig, Tracker};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::json;
 use std::io::{self, Write};
 
 /// How journeys are shown.
@@ -19,6 +20,9 @@ pub struct JourneyStyle {
     pub map: bool,
 }
 
+/// (namespace, interface) in the order crossed.
+type Path = Vec<(String, String)>;
+
 pub struct JourneyPrinter<W: Write> {
     out: W,
     style: JourneyStyle,
@@ -26,9 +30,9 @@ pub struct JourneyPrinter<W: Write> {
     done: Vec<Journey>,
     printed: u64,
     /// Distinct request paths and the reply path paired with each, for --map.
-    paths: Vec<(Vec<(String, String)>, Option<Vec<(String, String)>>)>,
+    paths: Vec<(Path, Option<Path>)>,
     /// Paths of journeys by id, kept while their reply may come.
-    recent: std::collections::VecDeque<(u64, Vec<(String, String)>)>,
+    recent: std::collections::VecDeque<(u64, Path)>,
 }
 
 fn us(ns: u64) -> String {
@@ -102,7 +106,10 @@ impl<W: Write> JourneyPrinter<W> {
         if path.is_empty() {
             return;
         }
-        match j.reply_to.and_then(|(req, _)| self.recent.iter().find(|(id, _)| *id == req)) {
+        match j
+            .reply_to
+            .and_then(|(req, _)| self.recent.iter().find(|(id, _)| *id == req))
+        {
             Some((_, req_path)) => {
                 let req_path = req_path.clone();
                 if let Some(entry) = self.paths.iter_mut().find(|(p, _)| *p == req_path) {
@@ -172,66 +179,122 @@ fn write_text<W: Write>(out: &mut W, j: &Journey, detail: bool) -> io::Result<()
     writeln!(out)
 }
 
-fn to_json(j: &Journey) -> Value {
-    let hops: Vec<Value> = j
+/// One journey as JSON (docs/json.md), fields in this order.
+#[derive(Serialize)]
+struct JourneyJson<'a> {
+    journey: u64,
+    summary: &'a str,
+    first_ts_ns: u64,
+    duration_ns: u64,
+    reply_to: Option<u64>,
+    rtt_ns: Option<u64>,
+    end: EndJson<'a>,
+    hops: Vec<HopJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct EndJson<'a> {
+    kind: &'static str,
+    reason: Option<&'a str>,
+    location: Option<&'a str>,
+    at: Option<&'a str>,
+    to: Option<&'a str>,
+    text: String,
+}
+
+#[derive(Serialize)]
+struct HopJson<'a> {
+    ts_ns: u64,
+    delta_ns: u64,
+    since_first_ns: u64,
+    hook: &'static str,
+    kind: &'static str,
+    skb: Option<String>,
+    netns: Option<u32>,
+    netns_name: Option<&'a str>,
+    ifindex: Option<u32>,
+    ifname: Option<&'a str>,
+    cpu: u32,
+    pid: Option<u32>,
+    comm: Option<&'a str>,
+    followed: bool,
+    rewrite: Option<RewriteJson<'a>>,
+    ret: Option<i32>,
+    detail: Option<&'a str>,
+    stack: Option<&'a [String]>,
+    summary: &'a str,
+}
+
+#[derive(Serialize)]
+struct RewriteJson<'a> {
+    from: &'a str,
+    to: &'a str,
+}
+
+fn to_json(j: &Journey) -> JourneyJson<'_> {
+    let hops = j
         .hops
         .iter()
         .map(|h| {
             let e = &h.event;
-            json!({
-                "ts_ns": e.ts_ns,
-                "delta_ns": h.delta_ns,
-                "since_first_ns": h.since_first_ns,
-                "hook": e.hook,
-                "kind": e.kind,
-                "skb": e.skb.map(|s| s.to_string()),
-                "netns": e.netns,
-                "netns_name": e.netns_name.as_ref().map(|n| n.to_string()),
-                "ifindex": e.ifindex,
-                "ifname": e.ifname.as_ref().map(|n| n.to_string()),
-                "cpu": e.cpu,
-                "pid": e.pid,
-                "comm": e.comm.as_ref().map(|n| n.to_string()),
-                "followed": e.followed,
-                "rewrite": h.rewrite.as_ref().map(|(f, t)| json!({"from": f, "to": t})),
-                "ret": e.ret,
-                "detail": e.detail,
-                "stack": e.stack,
-                "summary": e.summary,
-            })
+            HopJson {
+                ts_ns: e.ts_ns,
+                delta_ns: h.delta_ns,
+                since_first_ns: h.since_first_ns,
+                hook: e.hook,
+                kind: e.kind,
+                skb: e.skb.map(|s| s.to_string()),
+                netns: e.netns,
+                netns_name: e.netns_name.as_ref().map(|n| n.as_str()),
+                ifindex: e.ifindex,
+                ifname: e.ifname.as_ref().map(|n| n.as_str()),
+                cpu: e.cpu,
+                pid: e.pid,
+                comm: e.comm.as_ref().map(|n| n.as_str()),
+                followed: e.followed,
+                rewrite: h
+                    .rewrite
+                    .as_ref()
+                    .map(|(from, to)| RewriteJson { from, to }),
+                ret: e.ret,
+                detail: e.detail.as_deref(),
+                stack: e.stack.as_deref(),
+                summary: &e.summary,
+            }
         })
         .collect();
-    let mut end = json!({ "kind": j.end.kind(), "text": end_text(&j.end) });
-    match &j.end {
+    let (reason, location, at, to) = match &j.end {
         End::Dropped {
             reason,
             location,
             at,
-        } => {
-            end["reason"] = json!(reason);
-            end["location"] = json!(location);
-            end["at"] = json!(at);
-        }
-        End::Delivered { at, to } => {
-            end["at"] = json!(at);
-            end["to"] = json!(to);
-        }
-        End::Consumed { location, at } => {
-            end["location"] = json!(location);
-            end["at"] = json!(at);
-        }
-        _ => {}
+        } => (
+            Some(reason.as_str()),
+            Some(location.as_str()),
+            Some(at.as_str()),
+            None,
+        ),
+        End::Delivered { at, to } => (None, None, Some(at.as_str()), Some(to.as_str())),
+        End::Consumed { location, at } => (None, Some(location.as_str()), Some(at.as_str()), None),
+        _ => (None, None, None, None),
+    };
+    JourneyJson {
+        journey: j.id,
+        summary: j.summary(),
+        first_ts_ns: j.first_ts(),
+        duration_ns: j.duration_ns(),
+        reply_to: j.reply_to.map(|(id, _)| id),
+        rtt_ns: j.reply_to.map(|(_, rtt)| rtt),
+        end: EndJson {
+            kind: j.end.kind(),
+            reason,
+            location,
+            at,
+            to,
+            text: end_text(&j.end),
+        },
+        hops,
     }
-    json!({
-        "journey": j.id,
-        "summary": j.summary(),
-        "first_ts_ns": j.first_ts(),
-        "duration_ns": j.duration_ns(),
-        "hops": hops,
-        "end": end,
-        "reply_to": j.reply_to.map(|(id, _)| id),
-        "rtt_ns": j.reply_to.map(|(_, rtt)| rtt),
-    })
 }
 
 impl<W: Write> Printer for JourneyPrinter<W> {
@@ -263,7 +326,7 @@ impl<W: Write> Printer for JourneyPrinter<W> {
                 }
             }
             if self.style.json {
-                let paths: Vec<Value> = drawings
+                let paths: Vec<serde_json::Value> = drawings
                     .iter()
                     .map(|p| json!({"map": p.label, "hops": p.hops.iter().map(|(n, i)| json!({"netns_name": n, "ifname": i})).collect::<Vec<_>>()}))
                     .collect();

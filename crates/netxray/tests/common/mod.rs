@@ -40,8 +40,8 @@ pub use netns::{in_netns, spawn_in_netns, veth, Netns};
 pub use netxray::{netxray_bin, parse_json_lines, NetxrayOutput, NetxrayRun};
 pub use topology::LinearBridged;
 pub use traffic::{
-    ping, ping_with, send_frame, tagged_udp4_frame, tcp_exchange, udp_receiver, udp_send,
-    TcpEchoServer, TcpExchange,
+    drain_socket, packet_listener, ping, ping_with, send_frame, tagged_udp4_frame, tcp_exchange,
+    udp_receiver, udp_send, TcpEchoServer, TcpExchange,
 };
 
 use std::fs::{File, OpenOptions};

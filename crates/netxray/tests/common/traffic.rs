@@ -181,6 +181,55 @@ pub fn send_frame(ns: &Netns, ifname: &str, frame: &[u8]) {
     .unwrap_or_else(|e| panic!("send a frame on {ifname} in {}: {e}", ns.name()))
 }
 
+/// An AF_PACKET socket receiving every frame on `ifname` in `ns`, as tcpdump
+/// opens one: the kernel clones each packet for it. Closed when dropped.
+pub fn packet_listener(ns: &Netns, ifname: &str) -> OwnedFd {
+    let ifindex = ns.ifindex(ifname);
+    in_netns(ns, || {
+        let sock = raw_socket(libc::AF_PACKET, i32::from((libc::ETH_P_ALL as u16).to_be()))?;
+        // SAFETY: all-zero is a valid sockaddr_ll.
+        let mut sa: libc::sockaddr_ll = unsafe { zeroed() };
+        sa.sll_family = libc::AF_PACKET as u16;
+        sa.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
+        sa.sll_ifindex = ifindex as i32;
+        // SAFETY: sa is a valid sockaddr_ll of the size given.
+        let rc = unsafe {
+            libc::bind(
+                sock.as_raw_fd(),
+                (&sa as *const libc::sockaddr_ll).cast(),
+                size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(sock)
+    })
+    .unwrap_or_else(|e| panic!("packet socket on {ifname} in {}: {e}", ns.name()))
+}
+
+/// Read and discard whatever a socket has queued (without waiting); returns
+/// how many messages.
+pub fn drain_socket(sock: &OwnedFd) -> usize {
+    let mut buf = [0u8; 2048];
+    let mut n = 0;
+    loop {
+        // SAFETY: buf is valid for its length.
+        let rc = unsafe {
+            libc::recv(
+                sock.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if rc < 0 {
+            return n;
+        }
+        n += 1;
+    }
+}
+
 /// A UDP/IPv4 datagram in an Ethernet frame with one 802.1Q tag, checksummed.
 pub fn tagged_udp4_frame(
     dst_mac: [u8; 6],

@@ -1,0 +1,222 @@
+//! End to end: `netxray trace --journey` in the A -- BR (bridge) -- B
+//! topology: one journey per packet, hops in order with consistent times,
+//! the reply paired with its request, clones kept in their journey, and the
+//! path map.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::time::Duration;
+
+fn start(args: &[&str]) -> NetxrayRun {
+    NetxrayRun::new(netxray_bin())
+        .args(["trace", "--journey", "-t", "link-in,link-out,life,socket"])
+        .args(args)
+        .start()
+        .unwrap_or_else(|e| panic!("netxray did not start: {e}"))
+}
+
+/// Wait until `n` journeys (JSON lines with a "journey" key) are out.
+fn wait_journeys(run: &NetxrayRun, n: usize, timeout: Duration) -> bool {
+    poll_until(timeout, Duration::from_millis(20), || {
+        let out = run.stdout_so_far();
+        (out.lines()
+            .filter(|l| l.starts_with("{\"journey\""))
+            .count()
+            >= n)
+            .then_some(())
+    })
+    .is_some()
+}
+
+fn journeys(stdout: &str) -> Vec<Value> {
+    parse_json_lines(stdout)
+        .into_iter()
+        .filter(|v| v.get("journey").is_some())
+        .collect()
+}
+
+/// (netns name, ifname) in the order first seen.
+fn path(j: &Value) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for h in j["hops"].as_array().expect("hops") {
+        if h["kind"] != "packet" {
+            continue;
+        }
+        let (Some(ns), Some(ifname)) = (h["netns_name"].as_str(), h["ifname"].as_str()) else {
+            continue;
+        };
+        let p = (ns.to_string(), ifname.to_string());
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn check_times(j: &Value) {
+    let hops = j["hops"].as_array().expect("hops");
+    let mut sum = 0u64;
+    let mut prev = 0u64;
+    for h in hops {
+        let since = h["since_first_ns"].as_u64().expect("since_first_ns");
+        sum += h["delta_ns"].as_u64().expect("delta_ns");
+        assert!(since >= prev, "hops out of order: {j}");
+        assert_eq!(
+            since, sum,
+            "deltas add up to the time since the first hop: {j}"
+        );
+        prev = since;
+    }
+    assert_eq!(j["duration_ns"].as_u64(), Some(sum), "{j}");
+}
+
+fn forward(t: &LinearBridged) -> Vec<(String, String)> {
+    vec![
+        (t.a().name().to_string(), LinearBridged::A_IF.to_string()),
+        (t.br().name().to_string(), LinearBridged::BR_A.to_string()),
+        (t.br().name().to_string(), LinearBridged::BR_B.to_string()),
+        (t.b().name().to_string(), LinearBridged::B_IF.to_string()),
+    ]
+}
+
+#[test]
+fn a_ping_is_one_journey_each_way_paired() {
+    let Some(_serial) = e2e() else { return };
+    let t = LinearBridged::new();
+    assert!(ping(t.a(), t.b_ip(false), 0x3131, 1), "warm-up ping");
+    let run = start(&["-o", "json", "icmp"]);
+    assert!(ping(t.a(), t.b_ip(false), 0x4242, 7), "ping answered");
+    let ok = wait_journeys(&run, 2, Duration::from_secs(10));
+    let out = run.stop();
+    assert!(ok, "two journeys: {}\n{}", out.stdout, out.stderr);
+    let js = journeys(&out.stdout);
+    let req = js
+        .iter()
+        .find(|j| j["summary"].as_str().unwrap_or("").contains("echo request"))
+        .unwrap_or_else(|| panic!("request journey: {}", out.stdout));
+    let rep = js
+        .iter()
+        .find(|j| j["summary"].as_str().unwrap_or("").contains("echo reply"))
+        .unwrap_or_else(|| panic!("reply journey: {}", out.stdout));
+    assert_eq!(path(req), forward(&t), "{req}");
+    let mut back = forward(&t);
+    back.reverse();
+    assert_eq!(path(rep), back, "{rep}");
+    check_times(req);
+    check_times(rep);
+    assert_eq!(req["end"]["kind"], "consumed", "{req}");
+    assert_eq!(rep["reply_to"], req["journey"], "{rep}");
+    assert!(rep["rtt_ns"].as_u64().unwrap_or(0) > 0, "{rep}");
+    // The ping helper reads the reply on a raw socket: delivered there.
+    assert_eq!(rep["end"]["kind"], "delivered", "{rep}");
+}
+
+#[test]
+fn a_packet_socket_clone_stays_in_its_journey() {
+    let Some(_serial) = e2e() else { return };
+    let t = LinearBridged::new();
+    assert!(ping(t.a(), t.b_ip(false), 0x3132, 1), "warm-up ping");
+    let tap = packet_listener(t.b(), LinearBridged::B_IF);
+    let run = start(&["-o", "json", "--follow", "icmp"]);
+    assert!(ping(t.a(), t.b_ip(false), 0x4243, 9), "ping answered");
+    // Like tcpdump: read the clones (the request's, received, and the
+    // reply's, sent), so they are copied to user space and freed.
+    assert!(
+        drain_socket(&tap) >= 2,
+        "the tap saw the request and the reply"
+    );
+    let ok = wait_journeys(&run, 2, Duration::from_secs(10));
+    let out = run.stop();
+    assert!(ok, "{}\n{}", out.stdout, out.stderr);
+    let js = journeys(&out.stdout);
+    let reqs: Vec<&Value> = js
+        .iter()
+        .filter(|j| j["summary"].as_str().unwrap_or("").contains("echo request"))
+        .collect();
+    assert_eq!(reqs.len(), 1, "one request journey: {}", out.stdout);
+    let req = reqs[0];
+    let skbs: std::collections::BTreeSet<&str> = req["hops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h["skb"].as_str())
+        .collect();
+    assert!(
+        skbs.len() >= 2,
+        "the clone's hops are in the journey: {req}"
+    );
+    assert_eq!(path(req), forward(&t), "{req}");
+    check_times(req);
+}
+
+#[test]
+fn a_thousand_pings_are_a_thousand_complete_journeys() {
+    let Some(_serial) = e2e() else { return };
+    let t = LinearBridged::new();
+    assert!(ping(t.a(), t.b_ip(false), 0x3133, 1), "warm-up ping");
+    let run = start(&["-o", "json", "icmp"]);
+    for seq in 0..1000u16 {
+        assert!(ping(t.a(), t.b_ip(false), 0x5151, seq), "ping {seq}");
+    }
+    let ok = wait_journeys(&run, 2000, Duration::from_secs(30));
+    let out = run.stop();
+    assert!(ok, "2000 journeys; stderr: {}", out.stderr);
+    let js = journeys(&out.stdout);
+    let (mut requests, mut replies) = (0, 0);
+    for j in &js {
+        check_times(j);
+        let s = j["summary"].as_str().unwrap_or("");
+        if s.contains("echo request") {
+            requests += 1;
+            assert_eq!(path(j), forward(&t), "{j}");
+            assert_eq!(j["end"]["kind"], "consumed", "{j}");
+        } else if s.contains("echo reply") {
+            replies += 1;
+            assert!(j["reply_to"].is_u64(), "paired: {j}");
+        }
+    }
+    assert_eq!((requests, replies), (1000, 1000));
+}
+
+#[test]
+fn the_map_draws_the_path_both_ways() {
+    let Some(_serial) = e2e() else { return };
+    let t = LinearBridged::new();
+    assert!(ping(t.a(), t.b_ip(false), 0x3134, 1), "warm-up ping");
+    let run = start(&["--map", "icmp"]);
+    assert!(ping(t.a(), t.b_ip(false), 0x4244, 1), "ping answered");
+    let seen = poll_until(Duration::from_secs(10), Duration::from_millis(20), || {
+        (run.stdout_so_far().matches("journey #").count() >= 2).then_some(())
+    });
+    let out = run.stop();
+    assert!(seen.is_some(), "{}", out.stdout);
+    let map: Vec<&str> = out
+        .stdout
+        .lines()
+        .skip_while(|l| !l.starts_with('+') && !l.contains(" | "))
+        .collect();
+    let text = map.join("\n");
+    let header = map.first().copied().unwrap_or("");
+    let cols: Vec<&str> = header.split('|').map(str::trim).collect();
+    assert_eq!(
+        cols,
+        [t.a().name(), t.br().name(), t.b().name()],
+        "one column per namespace, in order:\n{text}"
+    );
+    let request = map.iter().find(|l| l.ends_with("request")).unwrap_or(&"");
+    let reply = map.iter().find(|l| l.ends_with("reply")).unwrap_or(&"");
+    for (l, arrow) in [(request, "> "), (reply, " <")] {
+        let pos: Vec<usize> = ["a0", "br-a", "br-b", "b0"]
+            .iter()
+            .map(|i| l.find(i).unwrap_or(usize::MAX))
+            .collect();
+        assert!(
+            pos.windows(2).all(|w| w[0] < w[1] && w[1] != usize::MAX),
+            "{text}"
+        );
+        assert_eq!(l.matches(arrow.trim()).count(), 3, "three arrows: {text}");
+    }
+    assert!(map.iter().all(|l| l.chars().count() <= 100), "{text}");
+}
