@@ -23,11 +23,16 @@ struct {
 /* --follow: data buffers (skb->head, shared by clones) of packets that
  * matched the filter, with when they were last seen. A later hop of the
  * same buffer is shown even if NAT rewrote it out of the filter. */
+struct nx_followed {
+	__u64 ts;	/* last seen */
+	__u64 skb;	/* the skb that matched */
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
 	__type(key, __u64);
-	__type(value, __u64);
+	__type(value, struct nx_followed);
 } nx_follow SEC(".maps");
 
 /* --stack: kernel stacks, by the id in nx_event.stack_id. */
@@ -116,22 +121,28 @@ static __always_inline void nx_set_dev_name(struct nx_event *e, const struct net
 /* --follow: a packet that matched marks its data buffer; a later hop of the
  * same buffer (the same skb after NAT, or a clone) is kept and flagged.
  * Returns whether to keep the record. */
-static __always_inline bool nx_follow_check(struct nx_ctx *c, bool matched)
+static __always_inline bool nx_follow_check(struct nx_ctx *c, const struct sk_buff *skb,
+					    bool matched)
 {
-	__u64 head = c->s->ev.head, now;
-	__u64 *seen;
+	__u64 head = c->s->ev.head;
+	struct nx_followed *seen, now = { .skb = (__u64)skb };
 
-	if (!c->cfg->follow_ns || !head)
+	if (!c->cfg->follow_ns || !head || !skb)
 		return matched;
-	now = bpf_ktime_get_ns();
+	now.ts = bpf_ktime_get_ns();
 	if (matched) {
 		bpf_map_update_elem(&nx_follow, &head, &now, BPF_ANY);
 		return true;
 	}
 	seen = bpf_map_lookup_elem(&nx_follow, &head);
-	if (!seen || now - *seen > c->cfg->follow_ns)
+	if (!seen || now.ts - seen->ts > c->cfg->follow_ns)
 		return false;
-	*seen = now;
+	/* The same skb (rewritten by NAT, crossing a veth), or a clone of it
+	 * (cloned: an AF_PACKET listener's copy). Another skb in the same
+	 * buffer is a new packet: the buffer was freed untraced and reused. */
+	if (seen->skb != (__u64)skb && !BPF_CORE_READ_BITFIELD(skb, cloned))
+		return false;
+	seen->ts = now.ts;
 	c->s->ev.flags |= NX_F_FOLLOWED;
 	return true;
 }
@@ -186,7 +197,7 @@ static __always_inline bool nx_skb_event(struct nx_ctx *c, struct sk_buff *skb,
 	}
 	e->kind = NX_KIND_PACKET;
 	nx_read_skb(c->s, skb, dev);
-	if (!nx_follow_check(c, nx_filter_match(c->s, c->cfg)))
+	if (!nx_follow_check(c, skb, nx_filter_match(c->s, c->cfg)))
 		return false;
 	if (e->hook == NX_HOOK_KFREE_SKB || e->hook == NX_HOOK_CONSUME_SKB)
 		nx_mark_shared(e, skb);
@@ -241,7 +252,7 @@ static __always_inline void nx_sock_event(struct nx_ctx *c, const struct sock *s
 	}
 	nx_sock_tuple(&e->tuple, sk, rx);
 	nx_synth_from_tuple(c->s);
-	if (!nx_follow_check(c, nx_filter_match(c->s, c->cfg)))
+	if (!nx_follow_check(c, skb, nx_filter_match(c->s, c->cfg)))
 		return;
 	e->cap_len = 0; /* synthesised bytes are for the filter only */
 	nx_finish(c, irq);
@@ -443,12 +454,22 @@ int BPF_PROG(udp_fail_queue_rcv_skb, int rc, struct sock *sk, struct sk_buff *sk
 
 /* ---- socket: skb->dev is NULL or stale here, the socket is the truth ---- */
 
+/* No skb argument: the packet just delivered is the last one on the
+ * socket's receive queue (an empty queue points at itself). */
 SEC("tp_btf/sk_data_ready")
 int BPF_PROG(sk_data_ready, const struct sock *sk)
 {
 	struct nx_ctx c;
-	if (nx_begin(&c, NX_HOOK_SK_DATA_READY, ctx))
-		nx_sock_event(&c, sk, NULL, true, 0);
+	const struct sk_buff *last = NULL;
+
+	if (!nx_begin(&c, NX_HOOK_SK_DATA_READY, ctx))
+		return 0;
+	if (sk) {
+		const struct sk_buff *tail = (sk->sk_receive_queue.prev);
+		if ((__u64)tail != (__u64)&sk->sk_receive_queue)
+			last = tail;
+	}
+	nx_sock_event(&c, sk, last, true, 0);
 	return 0;
 }
 
@@ -460,6 +481,12 @@ int BPF_PROG(skb_copy_datagram_iovec, const struct sk_buff *skb, int len)
 		return 0;
 	c.s->ev.ret = len;
 	nx_sock_event(&c, (skb->sk), skb, true, (skb->skb_iif));
+	/* Copied to the reader: the packet's trip is over. (UDP then frees the
+	 * buffer without a tracepoint, and the next datagram may reuse it.) */
+	if (c.cfg->follow_ns) {
+		__u64 head = (__u64)(skb->head);
+		bpf_map_delete_elem(&nx_follow, &head);
+	}
 	return 0;
 }
 

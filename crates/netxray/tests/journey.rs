@@ -220,3 +220,119 @@ fn the_map_draws_the_path_both_ways() {
     }
     assert!(map.iter().all(|l| l.chars().count() <= 100), "{text}");
 }
+
+/// DNAT in the bridge namespace rewrites the destination port 5353 -> 5354
+/// (a port rewrite: an address rewrite on a pure bridge would make
+/// br_netfilter re-route). B echoes the datagram back; conntrack un-NATs the
+/// reply's source port.
+fn dnat_topology() -> LinearBridged {
+    let t = LinearBridged::new();
+    t.br().sysctl("net.bridge.bridge-nf-call-iptables", "1");
+    for cmd in [
+        "add table ip nxt",
+        "add chain ip nxt pre { type nat hook prerouting priority dstnat; }",
+        "add rule ip nxt pre udp dport 5353 dnat to 198.18.0.2:5354",
+    ] {
+        let argv: Vec<&str> = std::iter::once("nft").chain(cmd.split(' ')).collect();
+        t.br().run(&argv);
+    }
+    t
+}
+
+/// One datagram A -> B:5353 (DNAT to 5354), echoed back; returns the echo.
+fn udp_round_trip(t: &LinearBridged) -> Option<Vec<u8>> {
+    let server = udp_receiver(t.b(), t.b_sock4(5354));
+    let echo = std::thread::spawn(move || {
+        if let Some((data, from)) = udp_recv(&server) {
+            server.send_to(&data, from).ok();
+        }
+    });
+    let client = udp_receiver(t.a(), std::net::SocketAddr::from((LinearBridged::A_IP4, 0)));
+    client.connect(t.b_sock4(5353)).ok()?;
+    client.send(b"through the NAT").ok()?;
+    let mut buf = [0u8; 64];
+    let n = client.recv(&mut buf).ok()?;
+    echo.join().ok()?;
+    Some(buf[..n].to_vec())
+}
+
+#[test]
+fn follow_keeps_a_packet_through_dnat_and_pairs_the_reply() {
+    let Some(_serial) = e2e() else { return };
+    let t = dnat_topology();
+    // Neighbours resolved before tracing.
+    assert!(ping(t.a(), t.b_ip(false), 0x3135, 1), "warm-up ping");
+    let run = start(&["-o", "json", "--follow", "udp port 5353"]);
+    assert_eq!(udp_round_trip(&t).as_deref(), Some(&b"through the NAT"[..]));
+    let ok = wait_journeys(&run, 2, Duration::from_secs(10));
+    let out = run.stop();
+    assert!(ok, "{}\n{}", out.stdout, out.stderr);
+    let js = journeys(&out.stdout);
+    let req = js
+        .iter()
+        .find(|j| {
+            j["summary"].as_str().unwrap_or("").contains(".5353: UDP")
+                && j["hops"][0]["netns_name"] == t.a().name()
+        })
+        .unwrap_or_else(|| panic!("request: {}", out.stdout));
+    // One journey from A to B's socket, across the rewrite.
+    assert_eq!(path(req), forward(&t), "{req}");
+    let hops = req["hops"].as_array().expect("hops");
+    let rewritten: Vec<&Value> = hops.iter().filter(|h| !h["rewrite"].is_null()).collect();
+    assert_eq!(rewritten.len(), 1, "one rewrite: {req}");
+    let r = rewritten[0];
+    assert_eq!(
+        r["netns_name"],
+        t.br().name(),
+        "rewritten in the bridge: {r}"
+    );
+    assert!(
+        r["rewrite"]["from"]
+            .as_str()
+            .unwrap_or("")
+            .ends_with(".5353"),
+        "{r}"
+    );
+    assert!(
+        r["rewrite"]["to"].as_str().unwrap_or("").ends_with(".5354"),
+        "{r}"
+    );
+    assert_eq!(r["followed"], true, "{r}");
+    assert_eq!(req["end"]["kind"], "delivered", "{req}");
+    // The reply, un-NATted back to port 5353 on its way, is paired.
+    let rep = js
+        .iter()
+        .find(|j| j["reply_to"] == req["journey"])
+        .unwrap_or_else(|| panic!("reply paired with the request: {}", out.stdout));
+    assert!(rep["rtt_ns"].as_u64().unwrap_or(0) > 0, "{rep}");
+}
+
+#[test]
+fn without_follow_the_journey_stops_at_the_rewrite() {
+    let Some(_serial) = e2e() else { return };
+    let t = dnat_topology();
+    assert!(ping(t.a(), t.b_ip(false), 0x3136, 1), "warm-up ping");
+    let run = start(&["-o", "json", "udp port 5353"]);
+    assert_eq!(udp_round_trip(&t).as_deref(), Some(&b"through the NAT"[..]));
+    let ok = wait_journeys(&run, 1, Duration::from_secs(10));
+    let out = run.stop();
+    assert!(ok, "{}\n{}", out.stdout, out.stderr);
+    let js = journeys(&out.stdout);
+    let req = js
+        .iter()
+        .find(|j| {
+            j["summary"].as_str().unwrap_or("").contains(".5353: UDP")
+                && j["hops"][0]["netns_name"] == t.a().name()
+        })
+        .unwrap_or_else(|| panic!("request: {}", out.stdout));
+    let p = path(req);
+    assert!(
+        !p.iter().any(|(ns, _)| ns == t.b().name()),
+        "B (past the rewrite) is not reached without --follow: {req}"
+    );
+    assert!(req["hops"]
+        .as_array()
+        .expect("hops")
+        .iter()
+        .all(|h| h["followed"] == false && h["rewrite"].is_null()));
+}

@@ -283,13 +283,34 @@ impl Tracker {
             if let Some(&j) = self.by_head.get(&h) {
                 let o = &self.open[&j];
                 let same_skb = skb.is_some_and(|s| o.skbs.contains(&s));
+                // A clone: the same contents and the same flow as the packet
+                // now (UDP has no sequence number to tell two datagrams of a
+                // flow apart, the direction at least tells a reply).
                 let first = o.journey.hops.iter().find(|h| h.event.kind == "packet");
-                let clone = first.is_some_and(|f| contents(&f.event) == contents(&ev));
+                let clone = first.is_some_and(|f| contents(&f.event) == contents(&ev))
+                    && o.flow.is_some()
+                    && o.flow == flow(&ev);
                 // Socket-side views carry no packet contents to compare.
-                if same_skb || clone || ev.followed || ev.kind != "packet" {
+                if same_skb || clone || ev.kind != "packet" {
                     id = Some(j);
                 } else {
-                    self.close(j, End::BufferReused, done);
+                    // Its buffer was freed untraced and reused. Read by a
+                    // socket on the way (UDP frees what it delivered without
+                    // a tracepoint): delivered; else the end is unknown.
+                    let end = o
+                        .journey
+                        .hops
+                        .iter()
+                        .rev()
+                        .find(|h| is_socket_hook(h.event.hook))
+                        .map_or(End::BufferReused, |h| End::Delivered {
+                            at: place(&h.event),
+                            to: match (&h.event.comm, h.event.pid) {
+                                (Some(c), Some(p)) => format!("{c} ({p})"),
+                                _ => "a socket".into(),
+                            },
+                        });
+                    self.close(j, end, done);
                 }
             }
         }
