@@ -154,6 +154,12 @@ fn write_text<W: Write>(out: &mut W, j: &Journey, detail: bool) -> io::Result<()
         } else if let Some(d) = &e.detail {
             write!(out, " {d}")?;
         }
+        if let Some(r) = &e.drop_reason {
+            write!(out, " drop {r}")?;
+            if let Some(l) = &e.location {
+                write!(out, " at {l}")?;
+            }
+        }
         if e.followed {
             write!(out, " [followed]")?;
         }
