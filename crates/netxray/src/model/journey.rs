@@ -186,6 +186,18 @@ fn place(e: &TraceEvent) -> String {
     }
 }
 
+/// Delivered, if a socket hook had the packet.
+fn delivered(j: &Journey) -> Option<End> {
+    let h = j.hops.iter().rev().find(|h| is_socket_hook(h.event.hook))?;
+    Some(End::Delivered {
+        at: place(&h.event),
+        to: match (&h.event.comm, h.event.pid) {
+            (Some(c), Some(p)) => format!("{c} ({p})"),
+            _ => "a socket".into(),
+        },
+    })
+}
+
 struct Open {
     journey: Journey,
     head: Option<u64>,
@@ -294,23 +306,8 @@ impl Tracker {
                 if same_skb || clone || ev.kind != "packet" {
                     id = Some(j);
                 } else {
-                    // Its buffer was freed untraced and reused. Read by a
-                    // socket on the way (UDP frees what it delivered without
-                    // a tracepoint): delivered; else the end is unknown.
-                    let end = o
-                        .journey
-                        .hops
-                        .iter()
-                        .rev()
-                        .find(|h| is_socket_hook(h.event.hook))
-                        .map_or(End::BufferReused, |h| End::Delivered {
-                            at: place(&h.event),
-                            to: match (&h.event.comm, h.event.pid) {
-                                (Some(c), Some(p)) => format!("{c} ({p})"),
-                                _ => "a socket".into(),
-                            },
-                        });
-                    self.close(j, end, done);
+                    // Its buffer was freed untraced and reused.
+                    self.close(j, End::BufferReused, done);
                 }
             }
         }
@@ -417,27 +414,10 @@ impl Tracker {
                 location: ev.location.clone().unwrap_or_default(),
                 at: place(&ev),
             }),
-            "skb:consume_skb" => {
-                let delivered = o
-                    .journey
-                    .hops
-                    .iter()
-                    .rev()
-                    .find(|h| is_socket_hook(h.event.hook));
-                Some(match delivered {
-                    Some(h) => End::Delivered {
-                        at: place(&h.event),
-                        to: match (&h.event.comm, h.event.pid) {
-                            (Some(c), Some(p)) => format!("{c} ({p})"),
-                            _ => "a socket".into(),
-                        },
-                    },
-                    None => End::Consumed {
-                        location: ev.location.clone().unwrap_or_default(),
-                        at: place(&ev),
-                    },
-                })
-            }
+            "skb:consume_skb" => Some(delivered(&o.journey).unwrap_or_else(|| End::Consumed {
+                location: ev.location.clone().unwrap_or_default(),
+                at: place(&ev),
+            })),
             _ => None,
         };
         o.journey.hops.push(Hop {
@@ -477,11 +457,16 @@ impl Tracker {
             }
         }
         // A clone freed first leaves its end here; a later timeout keeps it.
+        // A packet a socket had, then nothing: delivered (UDP and TCP free
+        // what they delivered without a tracepoint).
         o.journey.end = match (end, &o.journey.end) {
             (
-                End::TimedOut | End::RunEnded,
+                End::TimedOut | End::RunEnded | End::BufferReused,
                 prev @ (End::Dropped { .. } | End::Delivered { .. } | End::Consumed { .. }),
             ) => prev.clone(),
+            (e @ (End::TimedOut | End::RunEnded | End::BufferReused), _) => {
+                delivered(&o.journey).unwrap_or(e)
+            }
             (e, _) => e,
         };
         done.push(o.journey);
