@@ -43,6 +43,24 @@ struct {
 	__uint(value_size, 127 * sizeof(__u64));
 } nx_stacks SEC(".maps");
 
+/* --ret: what the last entry hook of each kind recorded on this CPU, for its
+ * exit tracepoint (which has only the return value). Slots: 0 netif_rx,
+ * 1 netif_receive_skb, 2 napi_gro_receive, 3 netif_receive_skb_list. */
+struct nx_ret_slot {
+	__u64 skb;
+	__u64 head;
+	__u32 netns;
+	__u32 ifindex;
+	char ifname[NX_IFNAMSIZ];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 4);
+	__type(key, __u32);
+	__type(value, struct nx_ret_slot);
+} nx_ret_pending SEC(".maps");
+
 /* A device pointer we can trust: a canonical kernel address. At socket
  * queues skb->dev is reused (UDP keeps dev_scratch there) or stale. */
 static __always_inline const struct net_device *nx_sane_dev(const struct net_device *dev)
@@ -147,6 +165,59 @@ static __always_inline bool nx_follow_check(struct nx_ctx *c, const struct sk_bu
 	return true;
 }
 
+/* The exit slot of an entry hook, or -1. */
+static __always_inline int nx_ret_slot_of(__u32 hook)
+{
+	switch (hook) {
+	case NX_HOOK_NETIF_RX_ENTRY: return 0;
+	case NX_HOOK_NETIF_RECEIVE_SKB_ENTRY: return 1;
+	case NX_HOOK_NAPI_GRO_RECEIVE_ENTRY: return 2;
+	case NX_HOOK_NETIF_RECEIVE_SKB_LIST_ENTRY: return 3;
+	}
+	return -1;
+}
+
+/* --ret: an entry hook's packet matched: remember it for the exit. (Device
+ * name and namespace are filled in by then: called after them.) */
+static __always_inline void nx_ret_remember(struct nx_event *e)
+{
+	int slot = nx_ret_slot_of(e->hook);
+	__u32 key;
+	struct nx_ret_slot *r;
+
+	if (slot < 0)
+		return;
+	key = slot;
+	r = bpf_map_lookup_elem(&nx_ret_pending, &key);
+	if (!r)
+		return;
+	r->skb = e->skb;
+	r->head = e->head;
+	r->netns = e->netns;
+	r->ifindex = e->ifindex;
+	__builtin_memcpy(r->ifname, e->ifname, sizeof(r->ifname));
+}
+
+/* --ret: at an exit tracepoint, report what the function returned for the
+ * packet its entry hook matched on this CPU. */
+static __always_inline void nx_ret_event(struct nx_ctx *c, __u32 slot, int ret)
+{
+	struct nx_event *e = &c->s->ev;
+	struct nx_ret_slot *r = bpf_map_lookup_elem(&nx_ret_pending, &slot);
+
+	if (!r || !r->skb)
+		return;
+	e->kind = NX_KIND_RET;
+	e->skb = r->skb;
+	e->head = r->head;
+	e->netns = r->netns;
+	e->ifindex = r->ifindex;
+	__builtin_memcpy(e->ifname, r->ifname, sizeof(e->ifname));
+	e->ret = ret;
+	r->skb = 0;
+	nx_finish(c, false);
+}
+
 /* At a free: does another skb (a clone) still hold the data buffer?
  * skb_shared_info.dataref counts the holders in its low 16 bits. */
 static __always_inline void nx_mark_shared(struct nx_event *e, struct sk_buff *skb)
@@ -206,6 +277,8 @@ static __always_inline bool nx_skb_event(struct nx_ctx *c, struct sk_buff *skb,
 	if (dev && !e->netns)
 		e->netns = nx_netns_of_dev(dev);
 	nx_set_dev_name(e, dev);
+	if (c->cfg->flags & NX_CFG_RET)
+		nx_ret_remember(e);
 	nx_finish(c, irq);
 	return true;
 }
@@ -677,5 +750,44 @@ SEC("tp_btf/neigh_cleanup_and_release")
 int BPF_PROG(neigh_cleanup_and_release, struct neighbour *n, int rc)
 {
 	nx_neigh_event(ctx, NX_HOOK_NEIGH_CLEANUP_AND_RELEASE, n, rc, 0);
+	return 0;
+}
+
+/* ---- --ret: exit tracepoints (only the return value; the skb is the one
+ * the entry hook recorded on this CPU) ---- */
+
+SEC("tp_btf/netif_rx_exit")
+int BPF_PROG(netif_rx_exit, int ret)
+{
+	struct nx_ctx c;
+	if (nx_begin(&c, NX_HOOK_NETIF_RX_EXIT, ctx))
+		nx_ret_event(&c, 0, ret);
+	return 0;
+}
+
+SEC("tp_btf/netif_receive_skb_exit")
+int BPF_PROG(netif_receive_skb_exit, int ret)
+{
+	struct nx_ctx c;
+	if (nx_begin(&c, NX_HOOK_NETIF_RECEIVE_SKB_EXIT, ctx))
+		nx_ret_event(&c, 1, ret);
+	return 0;
+}
+
+SEC("tp_btf/napi_gro_receive_exit")
+int BPF_PROG(napi_gro_receive_exit, int ret)
+{
+	struct nx_ctx c;
+	if (nx_begin(&c, NX_HOOK_NAPI_GRO_RECEIVE_EXIT, ctx))
+		nx_ret_event(&c, 2, ret);
+	return 0;
+}
+
+SEC("tp_btf/netif_receive_skb_list_exit")
+int BPF_PROG(netif_receive_skb_list_exit, int ret)
+{
+	struct nx_ctx c;
+	if (nx_begin(&c, NX_HOOK_NETIF_RECEIVE_SKB_LIST_EXIT, ctx))
+		nx_ret_event(&c, 3, ret);
 	return 0;
 }

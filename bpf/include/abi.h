@@ -57,7 +57,11 @@ enum nx_hook {
 	NX_HOOK_NEIGH_EVENT_SEND_DONE = 27,
 	NX_HOOK_NEIGH_EVENT_SEND_DEAD = 28,
 	NX_HOOK_NEIGH_CLEANUP_AND_RELEASE = 29,
-	NX_HOOK_MAX = 30,
+	NX_HOOK_NETIF_RX_EXIT = 30,
+	NX_HOOK_NETIF_RECEIVE_SKB_EXIT = 31,
+	NX_HOOK_NAPI_GRO_RECEIVE_EXIT = 32,
+	NX_HOOK_NETIF_RECEIVE_SKB_LIST_EXIT = 33,
+	NX_HOOK_MAX = 34,
 };
 
 /* What an event carries. */
@@ -72,6 +76,9 @@ enum nx_event_kind {
 	/* Neighbour (ARP/ND) activity: aux_addr is the link-layer address,
 	 * tuple.daddr the neighbour's protocol address. */
 	NX_KIND_NEIGH = 4,
+	/* --ret: what a function returned, at its exit tracepoint; skb, head,
+	 * netns and device are those its entry hook recorded (same CPU). */
+	NX_KIND_RET = 5,
 };
 
 /* nx_event.flags */
@@ -150,7 +157,7 @@ struct nx_config {
 	__u32 netns;		/* only this netns inode (0: any) */
 	__u32 ifindex;		/* only this ifindex (0: any) */
 	__u32 tgid;		/* only events raised in this process (0: any) */
-	__u32 filter;		/* 1: run the filter compiled into nx_filter_jit; 0: accept all */
+	__u32 flags;		/* NX_CFG_* */
 	__u32 cap_bytes;	/* bytes of packet to send (snaplen), <= NX_CAP_BYTES */
 	__u32 wakeup_bytes;	/* wake the reader once this much data is pending */
 	__u32 thread_size;	/* kernel stack size, for the interrupt-context test */
@@ -158,6 +165,8 @@ struct nx_config {
 	__u64 stack_hooks;	/* --stack: bit n set = record the kernel stack at hook n */
 };
 _Static_assert(sizeof(struct nx_config) == 40, "nx_config size");
+#define NX_CFG_FILTER (1 << 0)	/* run the filter compiled into nx_filter_jit (else accept all) */
+#define NX_CFG_RET (1 << 1)	/* --ret: entry hooks remember their skb for the exit tracepoints */
 
 /*
  * Per-CPU scratch: the record under construction. Part of the contract

@@ -158,7 +158,7 @@ __attribute__((naked, noinline, used)) static int nx_filter_jit(struct nx_scratc
 /* Run the user's filter over the record in s. Returns true to keep it. */
 static __always_inline bool nx_filter_match(struct nx_scratch *s, struct nx_config *cfg)
 {
-	return !cfg->filter || nx_filter_jit(s) != 0;
+	return !(cfg->flags & NX_CFG_FILTER) || nx_filter_jit(s) != 0;
 }
 
 #endif

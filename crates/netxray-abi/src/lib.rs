@@ -45,8 +45,12 @@ pub mod hook_id {
     pub const NEIGH_EVENT_SEND_DONE: u16 = 27;
     pub const NEIGH_EVENT_SEND_DEAD: u16 = 28;
     pub const NEIGH_CLEANUP_AND_RELEASE: u16 = 29;
+    pub const NETIF_RX_EXIT: u16 = 30;
+    pub const NETIF_RECEIVE_SKB_EXIT: u16 = 31;
+    pub const NAPI_GRO_RECEIVE_EXIT: u16 = 32;
+    pub const NETIF_RECEIVE_SKB_LIST_EXIT: u16 = 33;
     /// One past the last hook: the size of the counter map.
-    pub const MAX: u16 = 30;
+    pub const MAX: u16 = 34;
 }
 
 /// `enum nx_event_kind`.
@@ -60,6 +64,8 @@ pub enum EventKind {
     Fib,
     /// Neighbour (ARP/ND) activity.
     Neigh,
+    /// What a function returned (--ret), for the packet its entry matched.
+    Ret,
 }
 
 impl EventKind {
@@ -69,9 +75,18 @@ impl EventKind {
             2 => Self::Socket,
             3 => Self::Fib,
             4 => Self::Neigh,
+            5 => Self::Ret,
             _ => return None,
         })
     }
+}
+
+/// `nx_config.flags`.
+pub mod cfg_flags {
+    /// Run the filter compiled into the object (`nx_filter_jit`).
+    pub const FILTER: u32 = 1 << 0;
+    /// --ret: entry hooks remember their skb for the exit tracepoints.
+    pub const RET: u32 = 1 << 1;
 }
 
 /// `nx_event.flags`.
@@ -164,8 +179,8 @@ pub struct Config {
     pub netns: u32,
     pub ifindex: u32,
     pub tgid: u32,
-    /// 1: run the filter compiled into the object (`nx_filter_jit`); 0: accept all.
-    pub filter: u32,
+    /// `NX_CFG_*` ([`cfg_flags`]).
+    pub flags: u32,
     /// Packet bytes to send (the snaplen).
     pub cap_bytes: u32,
     pub wakeup_bytes: u32,

@@ -336,3 +336,43 @@ fn without_follow_the_journey_stops_at_the_rewrite() {
         .iter()
         .all(|h| h["followed"] == false && h["rewrite"].is_null()));
 }
+
+#[test]
+fn ret_shows_what_netif_rx_returned_on_its_hop() {
+    let Some(_serial) = e2e() else { return };
+    let t = LinearBridged::new();
+    assert!(ping(t.a(), t.b_ip(false), 0x3137, 1), "warm-up ping");
+    let run = start(&["-o", "json", "--ret", "icmp"]);
+    assert!(ping(t.a(), t.b_ip(false), 0x4245, 3), "ping answered");
+    let ok = wait_journeys(&run, 2, Duration::from_secs(10));
+    let out = run.stop();
+    assert!(ok, "{}\n{}", out.stdout, out.stderr);
+    let js = journeys(&out.stdout);
+    let req = js
+        .iter()
+        .find(|j| j["summary"].as_str().unwrap_or("").contains("echo request"))
+        .unwrap_or_else(|| panic!("request: {}", out.stdout));
+    let hops = req["hops"].as_array().expect("hops");
+    // One netif_rx per device the packet entered (br-a, b0), each followed
+    // by its result on the same device.
+    for dev in [LinearBridged::BR_A, LinearBridged::B_IF] {
+        let entry = hops
+            .iter()
+            .position(|h| h["hook"] == "net:netif_rx_entry" && h["ifname"] == dev)
+            .unwrap_or_else(|| panic!("netif_rx_entry on {dev}: {req}"));
+        let exit = hops
+            .iter()
+            .position(|h| h["hook"] == "net:netif_rx_exit" && h["ifname"] == dev)
+            .unwrap_or_else(|| panic!("netif_rx_exit on {dev}: {req}"));
+        assert!(entry < exit, "{req}");
+        assert_eq!(hops[exit]["ret"], 0, "{req}");
+        assert_eq!(hops[exit]["kind"], "ret", "{req}");
+        assert!(
+            hops[exit]["detail"]
+                .as_str()
+                .unwrap_or("")
+                .contains("NET_RX_SUCCESS"),
+            "{req}"
+        );
+    }
+}

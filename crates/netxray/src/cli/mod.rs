@@ -132,6 +132,12 @@ pub struct TraceArgs {
     /// 2 s between hops); such hops are marked `followed`.
     #[arg(long)]
     pub follow: bool,
+    /// Also show what the receive functions returned (`netif_rx`,
+    /// `netif_receive_skb`, `napi_gro_receive`: queued or dropped, GRO merged
+    /// or not), on the packet their entry hook matched: the exit hooks
+    /// (group `ret`) join the traced set.
+    #[arg(long)]
+    pub ret: bool,
     /// Record the kernel stack at every hop, or only at the hooks named
     /// (`--stack=kfree_skb,net_dev_queue`).
     #[arg(long, num_args = 0.., value_delimiter = ',', require_equals = true, value_name = "HOOK")]

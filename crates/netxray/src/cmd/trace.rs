@@ -129,11 +129,19 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
         .to_ebpf()
         .map_err(|e| Error::usage(format!("bad filter: {e}")))?;
     let kbtf = KernelBtf::load().map_err(|_| Error::NoBtf)?;
-    let (hooks, required) = if args.hooks.is_empty() {
-        (available_hooks(&kbtf), Vec::new())
+    let (mut hooks, required) = if args.hooks.is_empty() {
+        (available_hooks(&kbtf, args.ret), Vec::new())
     } else {
         hook::select_named(&args.hooks).map_err(Error::usage)?
     };
+    if args.ret {
+        // The exit hooks of the entry hooks being traced.
+        for h in available_hooks(&kbtf, true) {
+            if h.group == hook::Group::Ret && !hooks.contains(&h) {
+                hooks.push(h);
+            }
+        }
+    }
     let scope = cmd_filter::scope(&args.filter)?;
     if args.snaplen == 0 {
         return Err(Error::usage("--snaplen must be at least 1"));
@@ -152,6 +160,7 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
         snaplen: args.snaplen,
         follow_ns: if args.follow { FOLLOW_NS } else { 0 },
         stack_hooks: stack_hooks(args.stack.as_deref(), &hooks_for_stack)?,
+        ret: args.ret,
     };
     let mut session = TraceSession::open(&cfg, &kbtf)?;
     for (h, why) in &session.skipped {

@@ -10,11 +10,11 @@ use crate::kernel::btf::KernelBtf;
 use crate::kernel::jit;
 use crate::kernel::ring::EventRing;
 use crate::model::filter::ebpf::Insn;
-use crate::model::hook::{HookPoint, HOOKS};
+use crate::model::hook::{Group, HookPoint, HOOKS};
 use aya::maps::{Array, Map, MapData, PerCpuArray, StackTraceMap};
 use aya::programs::BtfTracePoint;
 use aya::{Btf, Ebpf, EbpfLoader};
-use netxray_abi::{hook_id, Config, Counter, CAP_BYTES};
+use netxray_abi::{cfg_flags, hook_id, Config, Counter, CAP_BYTES};
 
 static TRACE_OBJ: &[u8] = aya::include_bytes_aligned!("../../../../bpf/trace.bpf.o");
 
@@ -39,6 +39,8 @@ pub struct TraceConfig {
     pub follow_ns: u32,
     /// --stack: hooks (bit = hook id) whose kernel stack is recorded.
     pub stack_hooks: u64,
+    /// --ret: entry hooks remember their packet for the exit tracepoints.
+    pub ret: bool,
 }
 
 pub struct TraceSession {
@@ -79,7 +81,11 @@ impl TraceSession {
             netns: cfg.netns,
             ifindex: cfg.ifindex,
             tgid: cfg.tgid,
-            filter: patched.is_some().into(),
+            flags: if patched.is_some() {
+                cfg_flags::FILTER
+            } else {
+                0
+            } | if cfg.ret { cfg_flags::RET } else { 0 },
             cap_bytes: cfg.snaplen.min(CAP_BYTES as u32),
             wakeup_bytes: cfg.ring_bytes / 4,
             thread_size: THREAD_SIZE,
@@ -225,9 +231,12 @@ fn chain(e: &dyn std::error::Error) -> String {
 }
 
 /// Every hook the kernel has (for the default selection).
-pub fn available_hooks(kbtf: &KernelBtf) -> Vec<&'static HookPoint> {
+/// Every hook this kernel has, except the exit hooks of --ret (`with_ret`
+/// adds them).
+pub fn available_hooks(kbtf: &KernelBtf, with_ret: bool) -> Vec<&'static HookPoint> {
     HOOKS
         .iter()
+        .filter(|h| with_ret || h.group != Group::Ret)
         .filter(|h| kbtf.has_tracepoint(h.event()))
         .collect()
 }

@@ -89,6 +89,24 @@ pub struct TraceEvent {
     pub summary: String,
 }
 
+/// The meaning of a receive function's return value (--ret).
+fn ret_name(hook: u16, ret: i32) -> String {
+    let name = match (hook, ret) {
+        (hook_id::NAPI_GRO_RECEIVE_EXIT, 0) => Some("GRO_MERGED"),
+        (hook_id::NAPI_GRO_RECEIVE_EXIT, 1) => Some("GRO_MERGED_FREE"),
+        (hook_id::NAPI_GRO_RECEIVE_EXIT, 2) => Some("GRO_HELD"),
+        (hook_id::NAPI_GRO_RECEIVE_EXIT, 3) => Some("GRO_NORMAL"),
+        (hook_id::NAPI_GRO_RECEIVE_EXIT, 4) => Some("GRO_CONSUMED"),
+        (_, 0) => Some("NET_RX_SUCCESS"),
+        (_, 1) => Some("NET_RX_DROP"),
+        _ => None,
+    };
+    match name {
+        Some(n) => format!("{n} ({ret})"),
+        None => ret.to_string(),
+    }
+}
+
 fn tuple_addrs(t: &RawTuple) -> Option<(IpAddr, IpAddr)> {
     match t.family {
         2 => {
@@ -183,6 +201,7 @@ impl TraceEvent {
                 EventKind::Socket => "socket",
                 EventKind::Fib => "fib",
                 EventKind::Neigh => "neigh",
+                EventKind::Ret => "ret",
             },
             skb: (h.skb != 0).then_some(SkbAddr(h.skb)),
             head: (h.head != 0).then_some(SkbAddr(h.head)),
@@ -266,6 +285,10 @@ impl TraceEvent {
                     "route lookup table {} oif {}: {verdict}",
                     h.aux, h.reason
                 ));
+            }
+            EventKind::Ret => {
+                out.ret = Some(h.ret);
+                out.detail = Some(format!("returned {}", ret_name(h.hook, h.ret)));
             }
             EventKind::Neigh => {
                 if let Some((_, d)) = tuple_addrs(&h.tuple) {

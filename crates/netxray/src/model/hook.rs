@@ -15,10 +15,11 @@ pub enum Group {
     L4,
     Socket,
     Life,
+    Ret,
 }
 
 impl Group {
-    pub const ALL: [Group; 8] = [
+    pub const ALL: [Group; 9] = [
         Group::LinkIn,
         Group::LinkOut,
         Group::Qdisc,
@@ -27,6 +28,7 @@ impl Group {
         Group::L4,
         Group::Socket,
         Group::Life,
+        Group::Ret,
     ];
 
     pub fn name(self) -> &'static str {
@@ -39,6 +41,7 @@ impl Group {
             Group::L4 => "l4",
             Group::Socket => "socket",
             Group::Life => "life",
+            Group::Ret => "ret",
         }
     }
 
@@ -52,6 +55,7 @@ impl Group {
             Group::L4 => "TCP, UDP and ICMP events",
             Group::Socket => "delivery to sockets",
             Group::Life => "where an skb ends: freed (dropped) or consumed",
+            Group::Ret => "what receive functions returned (--ret; not in the default set)",
         }
     }
 }
@@ -166,6 +170,14 @@ pub static HOOKS: &[HookPoint] = &[
         "packet sent to a dead neighbour entry"),
     hook!(id::NEIGH_CLEANUP_AND_RELEASE, "neigh:neigh_cleanup_and_release", Neigh,
         "neighbour entry removed"),
+    hook!(id::NETIF_RX_EXIT, "net:netif_rx_exit", Ret,
+        "netif_rx returned (NET_RX_SUCCESS, NET_RX_DROP: backlog full) for the packet netif_rx_entry matched on this CPU"),
+    hook!(id::NETIF_RECEIVE_SKB_EXIT, "net:netif_receive_skb_exit", Ret,
+        "netif_receive_skb returned, for the packet netif_receive_skb_entry matched; like it, not on veth without XDP"),
+    hook!(id::NAPI_GRO_RECEIVE_EXIT, "net:napi_gro_receive_exit", Ret,
+        "GRO's verdict (merged, held, normal, ...) for the packet napi_gro_receive_entry matched; not on veth without XDP"),
+    hook!(id::NETIF_RECEIVE_SKB_LIST_EXIT, "net:netif_receive_skb_list_exit", Ret,
+        "netif_receive_skb_list returned, for the batch whose last packet its entry matched"),
 ];
 
 /// Resolve `-t/--hooks` words (groups or hook names) into hooks, in catalog
