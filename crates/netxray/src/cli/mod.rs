@@ -37,6 +37,15 @@ pub enum OutputFormat {
     Json,
 }
 
+/// When `--map` draws.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MapWhen {
+    /// At the end of the run.
+    End,
+    /// Under every journey, and at the end.
+    Each,
+}
+
 #[derive(Debug, Args)]
 pub struct OutputArgs {
     /// Output format.
@@ -116,10 +125,12 @@ pub struct TraceArgs {
     /// journeys.
     #[arg(long)]
     pub journey: bool,
-    /// With --journey: at the end of the run, draw the paths seen (one box
-    /// per namespace, interfaces in order, request and reply).
-    #[arg(long, requires = "journey")]
-    pub map: bool,
+    /// With --journey: draw the paths seen (one box per namespace,
+    /// interfaces in order, request and reply) at the end of the run, or
+    /// with `--map=each` also under every journey.
+    #[arg(long, value_enum, num_args = 0..=1, require_equals = true,
+          default_missing_value = "end", requires = "journey", value_name = "WHEN")]
+    pub map: Option<MapWhen>,
     /// With --journey, text: the skb address, CPU and task on every hop.
     #[arg(long, requires = "journey")]
     pub detail: bool,

@@ -1,7 +1,7 @@
 //! `netxray trace`: CLI flags -> TraceConfig -> TraceSession -> decode ->
 //! printer, until Ctrl-C, SIGTERM, --count, --duration or a closed stdout.
 
-use crate::cli::{OutputFormat, TraceArgs};
+use crate::cli::{MapWhen, OutputFormat, TraceArgs};
 use crate::cmd::filter as cmd_filter;
 use crate::error::{Error, Result};
 use crate::kernel::btf::KernelBtf;
@@ -218,7 +218,8 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
             JourneyStyle {
                 json: format == OutputFormat::Json,
                 detail: args.detail,
-                map: args.map,
+                map: args.map.is_some(),
+                map_each: args.map == Some(MapWhen::Each),
             },
             JourneyConfig {
                 max_in_flight: args.max_journeys.max(1),

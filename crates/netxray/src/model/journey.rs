@@ -718,6 +718,42 @@ mod tests {
     }
 
     #[test]
+    fn a_tcp_segment_is_paired_with_the_ack_that_covers_it() {
+        let mut t = Tracker::new(JourneyConfig::default());
+        let mut done = Vec::new();
+        let seg = |ts, skb, head, fwd: bool, flags: &str, seq, ack| {
+            let mut e = ev(ts, "net:netif_rx", skb, head, "b", "b0");
+            e.proto = Some("tcp".into());
+            e.icmp_type = None;
+            e.icmp_seq = None;
+            e.icmp_id = None;
+            e.sport = Some(if fwd { 40000 } else { 80 });
+            e.dport = Some(if fwd { 80 } else { 40000 });
+            if !fwd {
+                std::mem::swap(&mut e.saddr, &mut e.daddr);
+            }
+            e.tcp_flags = Some(flags.into());
+            e.tcp_seq = Some(seq);
+            e.tcp_ack = Some(ack);
+            e.len = Some(if flags.contains('P') { 200 } else { 66 });
+            e
+        };
+        t.push(seg(100, 1, 10, true, "S", 1000, 0), &mut done);
+        t.push(seg(200, 2, 20, false, "S.", 5000, 1001), &mut done);
+        t.push(seg(300, 3, 30, true, ".", 1001, 5001), &mut done);
+        t.push(seg(400, 4, 40, true, "P.", 1001, 5001), &mut done);
+        t.push(seg(500, 5, 50, false, ".", 5001, 1135), &mut done);
+        t.finish(&mut done);
+        let by_id = |id: u64| done.iter().find(|j| j.id == id).expect("journey");
+        // SYN-ACK answers the SYN; the ACK answers the SYN-ACK; the data
+        // segment is answered by the last ACK.
+        assert_eq!(by_id(2).reply_to, Some((1, 100)));
+        assert_eq!(by_id(3).reply_to, Some((2, 100)));
+        assert_eq!(by_id(5).reply_to, Some((4, 100)));
+        assert_eq!(by_id(4).reply_to, None);
+    }
+
+    #[test]
     fn a_reused_buffer_starts_a_new_journey() {
         let mut t = Tracker::new(JourneyConfig::default());
         let mut done = Vec::new();

@@ -18,6 +18,8 @@ pub struct JourneyStyle {
     pub detail: bool,
     /// Draw the paths seen at the end of the run.
     pub map: bool,
+    /// Text: also draw each journey's path under it.
+    pub map_each: bool,
 }
 
 /// (namespace, interface) in the order crossed.
@@ -95,6 +97,18 @@ impl<W: Write> JourneyPrinter<W> {
                 writeln!(self.out)?;
             } else {
                 write_text(&mut self.out, &j, self.style.detail)?;
+                if self.style.map_each {
+                    let label = if j.reply_to.is_some() {
+                        "reply"
+                    } else {
+                        "path"
+                    };
+                    let drawing = map::render(&[MapPath {
+                        label: label.into(),
+                        hops: j.path(),
+                    }]);
+                    writeln!(self.out, "{drawing}")?;
+                }
             }
             self.printed += 1;
         }
