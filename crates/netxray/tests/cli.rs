@@ -40,6 +40,27 @@ fn assert_fails(out: &Output, code: i32, needle: &str) {
 }
 
 #[test]
+fn filter_and_journey_usage_errors_exit_2() {
+    assert_fails(
+        &netxray(&["trace", "tcp", "port", "99999"]),
+        2,
+        "illegal port number 99999 > 65535 (at position 10)",
+    );
+    assert_fails(
+        &netxray(&["trace", "ip", "and", "protochain", "6"]),
+        2,
+        "'protochain' is valid in tcpdump but not supported by netxray",
+    );
+    assert_fails(
+        &netxray(&["trace", "host", "example.com"]),
+        2,
+        "not resolved",
+    );
+    assert_fails(&netxray(&["trace", "--map", "icmp"]), 2, "--journey");
+    assert_fails(&netxray(&["trace", "--stack=nosuchhook"]), 2, "--stack");
+}
+
+#[test]
 fn usage_errors_exit_2() {
     assert_fails(
         &netxray(&["trace", "--addr", "198.18.0.300"]),
