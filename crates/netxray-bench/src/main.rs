@@ -321,10 +321,10 @@ fn program_names(bin: &Path) -> Vec<String> {
         .collect()
 }
 
-/// BPF tracing programs loaded right now (tp_btf and the like). Between
-/// traced runs netxray has none loaded: any found belong to someone else
-/// (tests of another checkout attach programs to the same tracepoints) and
-/// slow the flood down.
+/// BPF tracing programs loaded right now (tp_btf and the like). At the end
+/// of an untraced run netxray has none loaded: any found belong to someone
+/// else (tests of another checkout attach programs to the same tracepoints)
+/// and slowed the flood down.
 fn tracing_programs() -> usize {
     let Ok(out) = Command::new("bpftool")
         .args(["-j", "prog", "show"])
@@ -463,8 +463,8 @@ fn main() -> Result<()> {
     let mut unsteady: Vec<u32> = vec![0; runs.len()];
     let mut costs: Vec<Vec<(String, f64, u64)>> = vec![Vec::new(); runs.len()];
     for round in 0..repeat {
-        let mut foreign_before = tracing_programs();
         let mut before = measure(secs)?;
+        let mut foreign_before = tracing_programs();
         untraced_all.push(before);
         for (i, (m, bin)) in runs.iter().enumerate() {
             let t = start_netxray(bin, m, &out_file)?;
@@ -482,8 +482,10 @@ fn main() -> Result<()> {
                 // otherwise be written back during a later run).
                 let _ = std::fs::remove_file(&out_file);
             }
-            let foreign_after = tracing_programs();
             let after = measure(secs)?;
+            // Counted once the untraced run is over: our own netxray's
+            // programs are freed a moment after it exits.
+            let foreign_after = tracing_programs();
             untraced_all.push(after);
             let base = (before + after) / 2.0;
             // The machine changed under this run (another job started or
