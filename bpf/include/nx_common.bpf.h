@@ -141,9 +141,12 @@ static __always_inline void nx_emit(struct nx_scratch *s, struct nx_config *cfg,
 	e->cpu = bpf_get_smp_processor_id();
 	e->pid = (__u32)pid_tgid;
 	e->tgid = pid_tgid >> 32;
+	/* In interrupt context the task is whoever was interrupted: user space
+	 * shows no comm then, so do not copy it (comm stays zeroed). */
 	if (in_irq)
 		e->flags |= NX_F_IN_IRQ;
-	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	else
+		bpf_get_current_comm(e->comm, sizeof(e->comm));
 
 	if (size > NX_CAP_BYTES)
 		size = NX_CAP_BYTES;

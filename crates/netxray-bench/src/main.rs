@@ -335,6 +335,31 @@ fn program_names(bin: &Path) -> Vec<String> {
         .collect()
 }
 
+/// BPF tracing programs loaded right now (tp_btf and the like). At the end
+/// of an untraced run netxray has none loaded: any found belong to someone
+/// else (tests of another checkout attach programs to the same tracepoints)
+/// and slowed the flood down.
+fn tracing_programs() -> usize {
+    let Ok(out) = Command::new("bpftool")
+        .args(["-j", "prog", "show"])
+        .output()
+    else {
+        return 0;
+    };
+    serde_json::from_slice::<serde_json::Value>(&out.stdout)
+        .ok()
+        .and_then(|v| v.as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter(|p| {
+            matches!(
+                p["type"].as_str(),
+                Some("tracing" | "raw_tracepoint" | "tracepoint")
+            )
+        })
+        .count()
+}
+
 /// run_time_ns / run_cnt of netxray's programs (bpftool here does not report
 /// owning pids, so programs are recognised by name; run one netxray at a time).
 fn bpf_stats(names: &[String]) -> Vec<(String, f64, u64)> {
@@ -453,6 +478,7 @@ fn main() -> Result<()> {
     let mut costs: Vec<Vec<(String, f64, u64)>> = vec![Vec::new(); runs.len()];
     for round in 0..repeat {
         let mut before = measure(secs)?;
+        let mut foreign_before = tracing_programs();
         untraced_all.push(before);
         for (i, (m, bin)) in runs.iter().enumerate() {
             let t = start_netxray(bin, m, &out_file)?;
@@ -471,11 +497,17 @@ fn main() -> Result<()> {
                 let _ = std::fs::remove_file(&out_file);
             }
             let after = measure(secs)?;
+            // Counted once the untraced run is over: our own netxray's
+            // programs are freed a moment after it exits.
+            let foreign_after = tracing_programs();
             untraced_all.push(after);
             let base = (before + after) / 2.0;
             // The machine changed under this run (another job started or
-            // stopped): its ratio says nothing; shown, not counted.
-            let steady = (before - after).abs() <= STEADY * base;
+            // stopped, someone else's BPF programs were attached): its ratio
+            // says nothing; shown, not counted.
+            let foreign = foreign_before.max(foreign_after);
+            let steady = (before - after).abs() <= STEADY * base && foreign == 0;
+            foreign_before = foreign_after;
             if steady {
                 ratios[i].push(rate / base);
             } else {
@@ -487,10 +519,10 @@ fn main() -> Result<()> {
                 rate,
                 base,
                 rate / base,
-                if steady {
-                    ""
-                } else {
-                    " (untraced moved: not counted)"
+                match (steady, foreign) {
+                    (true, _) => String::new(),
+                    (false, 0) => " (untraced moved: not counted)".into(),
+                    (false, n) => format!(" ({n} foreign BPF tracing programs: not counted)"),
                 },
                 label(&bins, bin)
             );

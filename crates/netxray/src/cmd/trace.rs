@@ -256,6 +256,7 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
         decode_errors: 0,
         limit: args.count,
         hooks: shown,
+        more: false,
     };
     let stop = rt.block_on(event_loop(
         ring,
@@ -294,6 +295,8 @@ struct LoopState {
     decode_errors: u64,
     limit: Option<u64>,
     hooks: Vec<&'static str>,
+    /// The last drain stopped at DRAIN_BATCH with records left.
+    more: bool,
 }
 
 fn stdout_closed() -> bool {
@@ -307,7 +310,13 @@ fn stdout_closed() -> bool {
     n > 0 && fds.revents & (libc::POLLERR | libc::POLLHUP) != 0
 }
 
-/// Drain the ring buffer; Ok(true) when the count is reached.
+/// Records handled per drain before going back to the event loop: under a
+/// sustained flood the ring never empties, and signals, --duration and the
+/// loss warnings must still get their turn.
+const DRAIN_BATCH: u32 = 16384;
+
+/// Drain the ring buffer (at most [`DRAIN_BATCH`] records: `st.more` says
+/// whether some were left); Ok(true) when the count is reached.
 fn drain(
     ring: &mut EventRing,
     ctx: &mut Context,
@@ -315,23 +324,29 @@ fn drain(
     st: &mut LoopState,
 ) -> std::result::Result<bool, io::Error> {
     let mut outcome = Ok(false);
-    let handed = ring.drain(|rec| match Event::decode(rec) {
-        Ok(ev) => {
-            let te = TraceEvent::from_raw(&ev, ctx);
-            st.latest_ts = st.latest_ts.max(te.ts_ns);
-            st.correlator
-                .push(te, ev.hdr.hook, ev.hdr.cpu, ev.hdr.skb, &mut st.ready);
-            outcome = print_ready(printer, st);
-            matches!(outcome, Ok(false))
-        }
-        Err(e) => {
-            st.decode_errors += 1;
-            if st.decode_errors == 1 {
-                tracing::warn!("undecodable record: {e}");
+    let mut seen = 0u32;
+    let handed = ring.drain(|rec| {
+        seen += 1;
+        let go_on = match Event::decode(rec) {
+            Ok(ev) => {
+                let te = TraceEvent::from_raw(&ev, ctx);
+                st.latest_ts = st.latest_ts.max(te.ts_ns);
+                st.correlator
+                    .push(te, ev.hdr.hook, ev.hdr.cpu, ev.hdr.skb, &mut st.ready);
+                outcome = print_ready(printer, st);
+                matches!(outcome, Ok(false))
             }
-            true
-        }
+            Err(e) => {
+                st.decode_errors += 1;
+                if st.decode_errors == 1 {
+                    tracing::warn!("undecodable record: {e}");
+                }
+                true
+            }
+        };
+        go_on && seen < DRAIN_BATCH
     });
+    st.more = seen >= DRAIN_BATCH;
     if !matches!(outcome, Ok(false)) {
         return outcome;
     }
@@ -343,6 +358,24 @@ fn drain(
         printer.flush()?;
     }
     Ok(false)
+}
+
+/// The last drains before exiting: what the ring holds, in batches, but not
+/// for ever if the traced traffic goes on (at most as many records as the
+/// ring can hold).
+fn drain_all(
+    ring: &mut EventRing,
+    ctx: &mut Context,
+    printer: &mut dyn Printer,
+    st: &mut LoopState,
+) {
+    let most = ring.size() / (netxray_abi::EVENT_HDR_SIZE as u64 + 8);
+    for _ in 0..=most / u64::from(DRAIN_BATCH) {
+        match drain(ring, ctx, printer, st) {
+            Ok(false) if st.more => {}
+            _ => return,
+        }
+    }
 }
 
 /// Print what the correlator released; Ok(true) once --count is reached.
@@ -407,15 +440,15 @@ async fn event_loop(
     loop {
         let done = tokio::select! {
             _ = sigint.recv() => {
-                drain(afd.get_mut(), ctx, printer, st).ok();
+                drain_all(afd.get_mut(), ctx, printer, st);
                 return Ok(Stop::Signal);
             }
             _ = sigterm.recv() => {
-                drain(afd.get_mut(), ctx, printer, st).ok();
+                drain_all(afd.get_mut(), ctx, printer, st);
                 return Ok(Stop::Signal);
             }
             _ = &mut sleep_until => {
-                drain(afd.get_mut(), ctx, printer, st).ok();
+                drain_all(afd.get_mut(), ctx, printer, st);
                 return Ok(Stop::Done);
             }
             guard = afd.readable_mut() => {
@@ -424,6 +457,8 @@ async fn event_loop(
                 guard.clear_ready();
                 r
             }
+            // Records left by a drain that stopped at its batch size.
+            _ = std::future::ready(()), if st.more => drain(afd.get_mut(), ctx, printer, st),
             _ = tick.tick() => {
                 ticks += 1;
                 if ticks.is_multiple_of(20) && stdout_closed() {

@@ -193,9 +193,10 @@ pub struct Names {
     netns: HashMap<u32, (Name, PathBuf)>,
     ifnames: HashMap<(u32, u32), Option<Name>>,
     last_scan: Option<Instant>,
-    /// The namespace named last (only names found are remembered: an
-    /// unknown namespace is looked up again, and may be found by a rescan).
-    last: Option<(u32, Name)>,
+    /// Namespaces named recently, by inode modulo the slot count (only names
+    /// found are remembered: an unknown namespace is looked up again, and may
+    /// be found by a rescan).
+    recent: [Option<(u32, Name)>; 8],
 }
 
 impl Names {
@@ -226,8 +227,10 @@ impl Names {
     }
 
     pub fn netns_name(&mut self, inode: u32) -> Option<Name> {
-        // Consecutive events mostly share their namespace.
-        if let Some((last, name)) = &self.last {
+        // A packet crosses a few namespaces over and over: remember the last
+        // ones found, in a few slots tried before the map (SipHash).
+        let slot = inode as usize % self.recent.len();
+        if let Some((last, name)) = &self.recent[slot] {
             if *last == inode {
                 return Some(name.clone());
             }
@@ -235,7 +238,7 @@ impl Names {
         self.maybe_rescan(inode);
         let name = self.netns.get(&inode).map(|(n, _)| n.clone());
         if let Some(n) = &name {
-            self.last = Some((inode, n.clone()));
+            self.recent[slot] = Some((inode, n.clone()));
         }
         name
     }

@@ -85,6 +85,11 @@ impl EventRing {
         })
     }
 
+    /// The ring's size in bytes.
+    pub fn size(&self) -> u64 {
+        self.mask + 1
+    }
+
     fn consumer_pos(&self) -> &AtomicU64 {
         // SAFETY: page 0 of the mapping is the kernel's consumer_pos, an
         // unsigned long (64 bits on the targets aya supports), page-aligned.
