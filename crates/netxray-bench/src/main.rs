@@ -5,7 +5,9 @@
 //! Usage (root): `scripts/bench.sh [--repeat N] [--seconds S] [--modes N,..]`,
 //! which builds the release binaries and runs this with the netxray binary's
 //! path. `--modes` runs only the listed modes (0: pre-filter floor, 1: seed
-//! hooks unmatched, 2: default set unmatched, 3: seed hooks, full JSON).
+//! hooks unmatched, 2: seed hooks, 6-clause expression unmatched (issue #3),
+//! 3: default set unmatched, 4: seed hooks, full JSON, 5: seed hooks,
+//! --journey on every packet (issue #4)).
 //! Given several netxray binaries, it runs each mode with each of them in
 //! every round (an A/B comparison under the same conditions).
 //!
@@ -95,6 +97,22 @@ fn modes() -> Vec<Mode> {
             name: "4 seed hooks, every packet as JSON to a file",
             args: [
                 vec!["-t".into(), SEED_HOOKS.into(), "-o".into(), "json".into()],
+                all.clone(),
+            ]
+            .concat(),
+            to_file: true,
+        },
+        Mode {
+            // Issue #4: every packet grouped into journeys, JSON to a file.
+            name: "4 seed hooks, --journey on every packet, JSON",
+            args: [
+                vec![
+                    "-t".into(),
+                    SEED_HOOKS.into(),
+                    "-o".into(),
+                    "json".into(),
+                    "--journey".into(),
+                ],
                 all,
             ]
             .concat(),
@@ -309,6 +327,16 @@ fn stop_netxray(t: Traced) -> Result<String> {
         .to_string())
 }
 
+/// Peak resident memory of a process (VmHWM), in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
 fn lost_of(summary: &str) -> u64 {
     summary
         .split(", ")
@@ -455,7 +483,7 @@ fn main() -> Result<()> {
         .map(|(_, m)| m)
         .collect();
     if modes.is_empty() {
-        bail!("--modes selects no mode (0-3)");
+        bail!("--modes selects no mode (0-5)");
     }
     if modes.iter().any(|m| m.to_file) {
         warm_page_cache(3 << 30)?;
@@ -476,6 +504,7 @@ fn main() -> Result<()> {
     let mut lost: Vec<u64> = vec![0; runs.len()];
     let mut unsteady: Vec<u32> = vec![0; runs.len()];
     let mut costs: Vec<Vec<(String, f64, u64)>> = vec![Vec::new(); runs.len()];
+    let mut peak: Vec<u64> = vec![0; runs.len()];
     for round in 0..repeat {
         let mut before = measure(secs)?;
         let mut foreign_before = tracing_programs();
@@ -489,6 +518,7 @@ fn main() -> Result<()> {
             measure(1.0)?;
             costs[i] = bpf_stats(&names);
             std::fs::write(STATS, "0").ok();
+            peak[i] = peak[i].max(peak_rss_kib(t.child.id()));
             let summary = stop_netxray(t)?;
             lost[i] = lost[i].saturating_add(lost_of(&summary));
             if m.to_file {
@@ -539,7 +569,7 @@ fn main() -> Result<()> {
     );
     for (i, (m, bin)) in runs.iter().enumerate() {
         println!(
-            "{:<46} ratio {:.3} (median of {}{}), lost events {}{}",
+            "{:<46} ratio {:.3} (median of {}{}), lost events {}, peak memory {:.1} MiB{}",
             m.name,
             median(&mut ratios[i]),
             ratios[i].len(),
@@ -549,6 +579,7 @@ fn main() -> Result<()> {
                 String::new()
             },
             lost[i],
+            peak[i] as f64 / 1024.0,
             label(&bins, bin)
         );
         for (name, ns, cnt) in &costs[i] {
