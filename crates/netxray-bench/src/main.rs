@@ -303,7 +303,15 @@ fn start_netxray(bin: &Path, mode: &Mode, out_file: &Path) -> Result<Traced> {
     let t0 = Instant::now();
     while !t.ready.exists() {
         if let Some(st) = t.child.try_wait()? {
-            bail!("netxray exited before ready: {st}");
+            let mut err = String::new();
+            if let Some(mut e) = t.child.stderr.take() {
+                use std::io::Read;
+                let _ = e.read_to_string(&mut err);
+            }
+            bail!(
+                "netxray {} exited before ready: {st}: {err}",
+                mode.args.join(" ")
+            );
         }
         if t0.elapsed() > Duration::from_secs(30) {
             bail!("netxray not ready after 30 s");

@@ -396,7 +396,7 @@ fn print_ready(printer: &mut dyn Printer, st: &mut LoopState) -> io::Result<bool
         if !hooks.contains(&te.hook) {
             continue;
         }
-        printer.event(&te)?;
+        printer.event_owned(te)?;
         *shown = printer.shown().unwrap_or(*shown + 1);
         if limit.is_some_and(|l| *shown >= l) {
             printer.flush()?;

@@ -319,7 +319,11 @@ fn to_json(j: &Journey) -> JourneyJson<'_> {
 
 impl<W: Write> Printer for JourneyPrinter<W> {
     fn event(&mut self, ev: &TraceEvent) -> io::Result<()> {
-        self.tracker.push(ev.clone(), &mut self.done);
+        self.event_owned(ev.clone())
+    }
+
+    fn event_owned(&mut self, ev: TraceEvent) -> io::Result<()> {
+        self.tracker.push(ev, &mut self.done);
         self.write_done()
     }
 

@@ -11,6 +11,10 @@ use std::io::{self, Write};
 
 pub trait Printer {
     fn event(&mut self, ev: &TraceEvent) -> io::Result<()>;
+    /// The same, for a printer that keeps events (journeys): no copy.
+    fn event_owned(&mut self, ev: TraceEvent) -> io::Result<()> {
+        self.event(&ev)
+    }
     fn flush(&mut self) -> io::Result<()>;
     /// Time passes with no event (`now_ns`: wall clock, as event times).
     fn idle(&mut self, _now_ns: u64) -> io::Result<()> {
