@@ -278,8 +278,21 @@ fn measure(secs: f64) -> Result<f64> {
 }
 
 struct Traced {
-    child: Child,
+    /// None once stopped.
+    child: Option<Child>,
     ready: PathBuf,
+}
+
+impl Drop for Traced {
+    /// A run that failed half-way (the flood's namespaces went away, say)
+    /// must not leave netxray attached to the next runs.
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_file(&self.ready);
+    }
 }
 
 fn start_netxray(bin: &Path, mode: &Mode, out_file: &Path) -> Result<Traced> {
@@ -299,12 +312,15 @@ fn start_netxray(bin: &Path, mode: &Mode, out_file: &Path) -> Result<Traced> {
         .stderr(Stdio::piped())
         .spawn()
         .context("starting netxray")?;
-    let mut t = Traced { child, ready };
+    let mut t = Traced {
+        child: Some(child),
+        ready,
+    };
     let t0 = Instant::now();
     while !t.ready.exists() {
-        if let Some(st) = t.child.try_wait()? {
+        if let Some(st) = t.child.as_mut().map(Child::try_wait).transpose()?.flatten() {
             let mut err = String::new();
-            if let Some(mut e) = t.child.stderr.take() {
+            if let Some(mut e) = t.child.as_mut().and_then(|c| c.stderr.take()) {
                 use std::io::Read;
                 let _ = e.read_to_string(&mut err);
             }
@@ -322,11 +338,11 @@ fn start_netxray(bin: &Path, mode: &Mode, out_file: &Path) -> Result<Traced> {
 }
 
 /// Stop netxray; returns its exit summary line (events lost etc.).
-fn stop_netxray(t: Traced) -> Result<String> {
+fn stop_netxray(mut t: Traced) -> Result<String> {
+    let child = t.child.take().context("netxray already stopped")?;
     // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(t.child.id() as i32, libc::SIGINT) };
-    let out = t.child.wait_with_output()?;
-    let _ = std::fs::remove_file(&t.ready);
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output()?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     Ok(stderr
         .lines()
@@ -526,7 +542,9 @@ fn main() -> Result<()> {
             measure(1.0)?;
             costs[i] = bpf_stats(&names);
             std::fs::write(STATS, "0").ok();
-            peak[i] = peak[i].max(peak_rss_kib(t.child.id()));
+            if let Some(c) = &t.child {
+                peak[i] = peak[i].max(peak_rss_kib(c.id()));
+            }
             let summary = stop_netxray(t)?;
             lost[i] = lost[i].saturating_add(lost_of(&summary));
             if m.to_file {
