@@ -88,6 +88,7 @@ enum nx_event_kind {
 #define NX_F_TUPLE (1 << 3)	/* tuple is valid */
 #define NX_F_SYNTH (1 << 4)	/* data[] was synthesised from the socket for filtering only */
 #define NX_F_NO_DEV (1 << 5)
+#define NX_PKT_CLONED 0x80	/* in nx_event.pkt_type: the skb is a clone, or was cloned */
 #define NX_F_SHARED (1 << 7)	/* kfree_skb/consume_skb: another skb (a clone) still holds the data buffer */
 #define NX_F_FOLLOWED (1 << 6)	/* outside the filter, shown because an earlier hop of this packet matched (--follow) */	/* no device: ifindex/ifname come from elsewhere or are unknown */
 
@@ -127,7 +128,7 @@ struct nx_event {
 	__u16 cap_len;		/* bytes valid in data[] */
 	__u16 l3_off;		/* offset of the network header in data[] */
 	__u8 flags;		/* NX_F_* */
-	__u8 pkt_type;		/* skb->pkt_type */
+	__u8 pkt_type;		/* skb->pkt_type in bits 0-2; NX_PKT_CLONED: skb->cloned */
 	char comm[NX_COMM_LEN];
 	char ifname[NX_IFNAMSIZ];
 	struct nx_tuple tuple;

@@ -35,7 +35,8 @@ static __always_inline void nx_read_skb(struct nx_scratch *s, struct sk_buff *sk
 	e->head = (__u64)head;
 	e->len = (skb->len);
 	e->protocol = bpf_ntohs((skb->protocol));
-	e->pkt_type = BPF_CORE_READ_BITFIELD(skb, pkt_type);
+	e->pkt_type = BPF_CORE_READ_BITFIELD(skb, pkt_type) |
+		      (BPF_CORE_READ_BITFIELD(skb, cloned) ? NX_PKT_CLONED : 0);
 	if ((skb->vlan_all)) {
 		e->flags |= NX_F_VLAN_HW;
 		e->vlan_tci = (skb->vlan_tci);

@@ -81,6 +81,9 @@ impl EventKind {
     }
 }
 
+/// In `pkt_type`: the skb is a clone, or was cloned (shares its buffer).
+pub const PKT_CLONED: u8 = 0x80;
+
 /// `nx_config.flags`.
 pub mod cfg_flags {
     /// Run the filter compiled into the object (`nx_filter_jit`).
@@ -139,6 +142,7 @@ pub struct RawEventHeader {
     pub cap_len: u16,
     pub l3_off: u16,
     pub flags: u8,
+    /// `skb->pkt_type` in bits 0-2; [`PKT_CLONED`]: `skb->cloned`.
     pub pkt_type: u8,
     pub comm: [u8; COMM_LEN],
     pub ifname: [u8; IFNAMSIZ],

@@ -85,6 +85,9 @@ pub struct TraceEvent {
     /// packet lives on (journeys).
     #[serde(skip)]
     pub shared: bool,
+    /// The skb is a clone or was cloned: it shares its data buffer.
+    #[serde(skip)]
+    pub cloned: bool,
     pub truncated: bool,
     pub summary: String,
 }
@@ -207,6 +210,7 @@ impl TraceEvent {
             head: (h.head != 0).then_some(SkbAddr(h.head)),
             followed: h.flags & flags::FOLLOWED != 0,
             shared: h.flags & flags::SHARED != 0,
+            cloned: h.pkt_type & netxray_abi::PKT_CLONED != 0,
             stack: match h.stack_id {
                 -1 => None,
                 id if id < 0 => Some(vec!["(stack lost)".to_string()]),

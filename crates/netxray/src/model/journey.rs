@@ -7,8 +7,8 @@
 //! together with the skbs seen holding it:
 //! - an event whose buffer belongs to an open journey joins it if its skb is
 //!   one the journey holds (the same packet, possibly rewritten by NAT), or
-//!   if it is a new skb with the same contents (a clone, e.g. for an
-//!   AF_PACKET listener);
+//!   if it is a new skb that the kernel marks cloned, with the same contents
+//!   (a clone, e.g. for an AF_PACKET listener);
 //! - a new skb with other contents in that buffer means the buffer was freed
 //!   without a tracepoint (TCP receive buffers are) and reused: the old
 //!   journey ends as "not traced to its end" and a new one starts;
@@ -299,7 +299,8 @@ impl Tracker {
                 // now (UDP has no sequence number to tell two datagrams of a
                 // flow apart, the direction at least tells a reply).
                 let first = o.journey.hops.iter().find(|h| h.event.kind == "packet");
-                let clone = first.is_some_and(|f| contents(&f.event) == contents(&ev))
+                let clone = ev.cloned
+                    && first.is_some_and(|f| contents(&f.event) == contents(&ev))
                     && o.flow.is_some()
                     && o.flow == flow(&ev);
                 // Socket-side views carry no packet contents to compare.
@@ -640,7 +641,10 @@ mod tests {
         let sum: u64 = req.hops.iter().map(|h| h.delta_ns).sum();
         assert_eq!(sum, req.duration_ns());
         assert!(matches!(req.end, End::Consumed { .. }));
-        t.push(reply(ev(300, "skb:kfree_skb", 2, 20, "a", "a0")), &mut done);
+        // A clone of the reply (a raw socket's copy) is freed in A.
+        let mut copy = reply(ev(300, "skb:kfree_skb", 2, 20, "a", "a0"));
+        copy.cloned = true;
+        t.push(copy, &mut done);
         t.finish(&mut done);
         let rep = &done[1];
         assert_eq!(rep.reply_to, Some((req.id, 160)));
@@ -662,7 +666,9 @@ mod tests {
             &mut done,
         );
         // tcpdump's clone: another skb, the same buffer and contents.
-        t.push(ev(110, "skb:consume_skb", 2, 10, "b", "b0"), &mut done);
+        let mut clone = ev(110, "skb:consume_skb", 2, 10, "b", "b0");
+        clone.cloned = true;
+        t.push(clone, &mut done);
         assert!(done.is_empty());
         t.push(ev(120, "skb:kfree_skb", 1, 10, "b", "b0"), &mut done);
         assert_eq!(done.len(), 1);
