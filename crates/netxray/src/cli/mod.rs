@@ -136,7 +136,7 @@ pub struct TraceArgs {
     pub detail: bool,
     /// With --journey: most journeys in flight; past it the oldest is closed
     /// (and counted).
-    #[arg(long, default_value_t = 10_000, requires = "journey")]
+    #[arg(long, default_value_t = 4096, requires = "journey")]
     pub max_journeys: usize,
     /// Keep following a packet that matched the filter after NAT or a clone
     /// takes it outside the filter (its data buffer is followed, for up to

@@ -22,6 +22,7 @@
 
 use crate::model::event::TraceEvent;
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::net::IpAddr;
 
 /// Limits: how long a journey may sit without a hop, how many may be open.
 #[derive(Debug, Clone, Copy)]
@@ -34,7 +35,7 @@ impl Default for JourneyConfig {
     fn default() -> Self {
         Self {
             idle_ns: 1_000_000_000,
-            max_in_flight: 10_000,
+            max_in_flight: 4096,
         }
     }
 }
@@ -143,13 +144,42 @@ impl Journey {
     }
 }
 
-/// The flow of an event as text, for rewrite detection and display.
-fn flow(e: &TraceEvent) -> Option<String> {
-    let (s, d) = (e.saddr?, e.daddr?);
-    Some(match (e.sport, e.dport) {
-        (Some(sp), Some(dp)) => format!("{s}.{sp} > {d}.{dp}"),
-        _ => format!("{s} > {d}"),
+/// The flow of an event: addresses and ports, for rewrite detection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Flow {
+    s: IpAddr,
+    d: IpAddr,
+    sp: Option<u16>,
+    dp: Option<u16>,
+}
+
+impl std::fmt::Display for Flow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.sp, self.dp) {
+            (Some(sp), Some(dp)) => write!(f, "{}.{sp} > {}.{dp}", self.s, self.d),
+            _ => write!(f, "{} > {}", self.s, self.d),
+        }
+    }
+}
+
+fn flow(e: &TraceEvent) -> Option<Flow> {
+    Some(Flow {
+        s: e.saddr?,
+        d: e.daddr?,
+        sp: e.sport,
+        dp: e.dport,
     })
+}
+
+/// What a request's answer carries: protocol, its source and destination,
+/// and for ICMP echo the id and sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct ReplyKey {
+    proto: u8,
+    s: IpAddr,
+    d: IpAddr,
+    a: u32,
+    b: u32,
 }
 
 /// What stays the same across NAT and identifies one packet's contents:
@@ -203,7 +233,7 @@ struct Open {
     head: Option<u64>,
     skbs: HashSet<u64>,
     last_ts: u64,
-    flow: Option<String>,
+    flow: Option<Flow>,
 }
 
 /// A request waiting for its reply.
@@ -225,8 +255,8 @@ pub struct Tracker {
     /// (last hop time, id): the oldest first, for expiry and eviction.
     idle: BTreeSet<(u64, u64)>,
     /// Requests by the key their reply will have.
-    pending: HashMap<String, VecDeque<Pending>>,
-    pending_order: VecDeque<(u64, String)>,
+    pending: HashMap<ReplyKey, VecDeque<Pending>>,
+    pending_order: VecDeque<(u64, ReplyKey)>,
     /// The journey of the last packet hop on each CPU, and when: a socket
     /// hook with no skb (`sk_data_ready`) joins the packet just delivered on
     /// the same CPU.
@@ -383,9 +413,9 @@ impl Tracker {
         if ev.kind == "packet" {
             self.last_on_cpu.insert(ev.cpu, (ts, id));
             if let Some(now) = flow(&ev) {
-                if let Some(before) = &o.flow {
-                    if *before != now {
-                        rewrite = Some((before.clone(), now.clone()));
+                if let Some(before) = o.flow {
+                    if before != now {
+                        rewrite = Some((before.to_string(), now.to_string()));
                     }
                 }
                 o.flow = Some(now);
@@ -508,40 +538,52 @@ impl Tracker {
 
     /// The key a reply to `ev` will carry, and the one `ev` carries as a
     /// reply: ICMP echo by id and sequence, TCP and UDP by the reversed flow.
-    fn keys(ev: &TraceEvent) -> Option<(String, String)> {
+    fn keys(ev: &TraceEvent) -> Option<(Option<ReplyKey>, Option<ReplyKey>)> {
         let (s, d) = (ev.saddr?, ev.daddr?);
         let proto = ev.proto.as_deref()?;
         match proto {
             "icmp" | "icmp6" => {
                 let (id, seq, t) = (ev.icmp_id?, ev.icmp_seq?, ev.icmp_type?);
-                let (req, rep) = if proto == "icmp" { (8, 0) } else { (128, 129) };
-                let k = |a, b| format!("{proto} {a} {b} {id} {seq}");
+                let (p, req, rep) = if proto == "icmp" {
+                    (1, 8, 0)
+                } else {
+                    (58, 128, 129)
+                };
+                let k = |s, d| ReplyKey {
+                    proto: p,
+                    s,
+                    d,
+                    a: id.into(),
+                    b: seq.into(),
+                };
                 if t == req {
-                    Some((k(d, s), String::new()))
+                    Some((Some(k(d, s)), None))
                 } else if t == rep {
-                    Some((String::new(), k(s, d)))
+                    Some((None, Some(k(s, d))))
                 } else {
                     None
                 }
             }
             "tcp" | "udp" => {
                 let (sp, dp) = (ev.sport?, ev.dport?);
-                Some((
-                    format!("{proto} {d}.{dp} {s}.{sp}"),
-                    format!("{proto} {s}.{sp} {d}.{dp}"),
-                ))
+                let p = if proto == "tcp" { 6 } else { 17 };
+                let k = |s, sp: u16, d, dp: u16| ReplyKey {
+                    proto: p,
+                    s,
+                    d,
+                    a: sp.into(),
+                    b: dp.into(),
+                };
+                Some((Some(k(d, dp, s, sp)), Some(k(s, sp, d, dp))))
             }
             _ => None,
         }
     }
 
     fn remember_request(&mut self, ev: &TraceEvent, id: u64) {
-        let Some((as_request, _)) = Self::keys(ev) else {
+        let Some((Some(as_request), _)) = Self::keys(ev) else {
             return;
         };
-        if as_request.is_empty() {
-            return;
-        }
         // TCP: only a segment that carries something to acknowledge.
         let seq = if ev.proto.as_deref() == Some("tcp") {
             let flags = ev.tcp_flags.as_deref().unwrap_or("");
@@ -554,7 +596,7 @@ impl Tracker {
             None
         };
         self.pending
-            .entry(as_request.clone())
+            .entry(as_request)
             .or_default()
             .push_back(Pending {
                 id,
@@ -566,10 +608,7 @@ impl Tracker {
 
     fn match_reply(&mut self, ev: &TraceEvent) -> Option<Pending> {
         let (_, as_reply) = Self::keys(ev)?;
-        if as_reply.is_empty() {
-            return None;
-        }
-        let q = self.pending.get_mut(&as_reply)?;
+        let q = self.pending.get_mut(&as_reply?)?;
         let pos = match (ev.proto.as_deref(), ev.tcp_ack) {
             // The ACK answers the segments it acknowledges: the latest one.
             (Some("tcp"), Some(ack)) => q
