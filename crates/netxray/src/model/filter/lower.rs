@@ -400,3 +400,41 @@ pub(super) fn lower(e: &Expr) -> Low {
         Expr::Prim(p, at) => prim(p, at.vlans),
     }
 }
+
+/// The furthest byte (exclusive, from the Ethernet header) a value can load;
+/// `u32::MAX` for offsets only known at run time.
+fn reach(v: &Val) -> u32 {
+    let net = |n: u8| 14 + 4 * u32::from(n);
+    match v {
+        Val::K(_) | Val::Len => 0,
+        Val::EtherType(n) => net(*n),
+        Val::Load { base, index, size } => {
+            let size = u32::from(*size);
+            let here = match (base, &**index) {
+                (Base::Link, Val::K(k)) => k.saturating_add(size),
+                (Base::Net(n), Val::K(k)) => net(*n).saturating_add(*k).saturating_add(size),
+                (Base::Ip6Payload(n), Val::K(k)) => {
+                    (net(*n) + 40).saturating_add(*k).saturating_add(size)
+                }
+                // The IPv4 header is at most 60 bytes long.
+                (Base::Ip4Payload(n), Val::K(k)) => {
+                    (net(*n) + 60).saturating_add(*k).saturating_add(size)
+                }
+                _ => u32::MAX,
+            };
+            here.max(reach(index))
+        }
+        Val::Bin(_, a, b) => reach(a).max(reach(b)),
+        Val::Neg(a) => reach(a),
+    }
+}
+
+/// The furthest byte any load of the formula can reach (see [`reach`]).
+pub(super) fn bytes_needed(l: &Low) -> u32 {
+    match l {
+        Low::True => 0,
+        Low::Cmp(a, _, b) => reach(a).max(reach(b)),
+        Low::And(v) | Low::Or(v) => v.iter().map(bytes_needed).max().unwrap_or(0),
+        Low::Not(x) => bytes_needed(x),
+    }
+}
