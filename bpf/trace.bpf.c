@@ -267,12 +267,11 @@ static __always_inline bool nx_skb_event(struct nx_ctx *c, struct sk_buff *skb,
 		e->flags |= NX_F_NO_DEV;
 	}
 	e->kind = NX_KIND_PACKET;
-	nx_read_skb(c->s, c->cfg, skb, dev);
+	nx_read_skb(c->s, skb, dev);
 	if (!nx_follow_check(c, skb, nx_filter_match(c->s, c->cfg)))
 		return false;
 	if (e->hook == NX_HOOK_KFREE_SKB || e->hook == NX_HOOK_CONSUME_SKB)
 		nx_mark_shared(e, skb);
-	nx_read_rest(c->s, c->cfg);
 	if (e->cap_len > c->cfg->cap_bytes)
 		e->cap_len = c->cfg->cap_bytes;
 	if (dev && !e->netns)

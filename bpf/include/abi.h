@@ -164,10 +164,8 @@ struct nx_config {
 	__u32 thread_size;	/* kernel stack size, for the interrupt-context test */
 	__u32 follow_ns;	/* --follow: keep showing a matched packet's data buffer this long (0: off) */
 	__u64 stack_hooks;	/* --stack: bit n set = record the kernel stack at hook n */
-	__u32 filter_bytes;	/* packet bytes the filter can read at most (0: NX_CAP_BYTES); the rest is read after a match */
-	__u32 _pad;
 };
-_Static_assert(sizeof(struct nx_config) == 48, "nx_config size");
+_Static_assert(sizeof(struct nx_config) == 40, "nx_config size");
 #define NX_CFG_FILTER (1 << 0)	/* run the filter compiled into nx_filter_jit (else accept all) */
 #define NX_CFG_RET (1 << 1)	/* --ret: entry hooks remember their skb for the exit tracepoints */
 
@@ -183,11 +181,8 @@ struct nx_scratch {
 	__u64 sp;		/* a stack address, read back as a number */
 	__u16 ethertype;	/* network protocol when data[] has no Ethernet header */
 	__u16 _pad[3];
-	__u64 src;		/* where data[] was read from */
-	__u32 avail;		/* bytes there, at most NX_CAP_BYTES */
-	__u32 _pad2;
 };
-_Static_assert(sizeof(struct nx_scratch) == 336, "nx_scratch size");
+_Static_assert(sizeof(struct nx_scratch) == 320, "nx_scratch size");
 _Static_assert(__builtin_offsetof(struct nx_scratch, ethertype) == 312, "nx_scratch.ethertype");
 _Static_assert(__builtin_offsetof(struct nx_event, len) == 48, "nx_event.len");
 _Static_assert(__builtin_offsetof(struct nx_event, cap_len) == 70, "nx_event.cap_len");

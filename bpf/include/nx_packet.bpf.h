@@ -21,8 +21,8 @@
  * the frame as tcpdump shows it. dev may be NULL (then the MAC header is not
  * trusted).
  */
-static __always_inline void nx_read_skb(struct nx_scratch *s, struct nx_config *cfg,
-					struct sk_buff *skb, const struct net_device *dev)
+static __always_inline void nx_read_skb(struct nx_scratch *s, struct sk_buff *skb,
+					const struct net_device *dev)
 {
 	struct nx_event *e = &s->ev;
 	unsigned char *head = (skb->head);
@@ -62,14 +62,7 @@ static __always_inline void nx_read_skb(struct nx_scratch *s, struct nx_config *
 	}
 
 	avail = tail > start ? tail - start : 0;
-	if (avail > NX_CAP_BYTES)
-		avail = NX_CAP_BYTES;
-	s->src = (__u64)(head + start);
-	s->avail = avail;
-	cap = avail;
-	/* Only what the filter can reach; the rest after a match (nx_read_rest). */
-	if (cfg->filter_bytes && cap > cfg->filter_bytes && !tag)
-		cap = cfg->filter_bytes;
+	cap = avail < NX_CAP_BYTES ? avail : NX_CAP_BYTES;
 	if (tag && cap >= 12) {
 		/* dst, src | TPID, TCI | the rest, shifted by 4. */
 		__u32 rest = cap - 12;
@@ -101,18 +94,6 @@ static __always_inline void nx_read_skb(struct nx_scratch *s, struct nx_config *
 		}
 		s->ethertype = et;
 	}
-}
-
-/* After a match: the packet bytes the filter did not need, up to the
- * snaplen (read again from the start: one bounded copy). */
-static __always_inline void nx_read_rest(struct nx_scratch *s, struct nx_config *cfg)
-{
-	__u32 want = s->avail < cfg->cap_bytes ? s->avail : cfg->cap_bytes;
-
-	if (s->ev.cap_len >= want || want > NX_CAP_BYTES)
-		return;
-	if (bpf_probe_read_kernel(s->ev.data, want, (void *)s->src) == 0)
-		s->ev.cap_len = want;
 }
 
 /* Build a minimal IPv4/IPv6 + ports header from a tuple so the same filter

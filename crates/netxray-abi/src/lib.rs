@@ -193,15 +193,12 @@ pub struct Config {
     pub follow_ns: u32,
     /// --stack: bit n = record the kernel stack at hook n.
     pub stack_hooks: u64,
-    /// Packet bytes the filter can read at most (0: all captured).
-    pub filter_bytes: u32,
-    pub _pad: u32,
 }
 
 const _: () = assert!(std::mem::size_of::<RawTuple>() == 40);
 const _: () = assert!(std::mem::size_of::<RawEventHeader>() == EVENT_HDR_SIZE);
 const _: () = assert!(std::mem::size_of::<Counter>() == 40);
-const _: () = assert!(std::mem::size_of::<Config>() == 48);
+const _: () = assert!(std::mem::size_of::<Config>() == 40);
 
 // SAFETY: plain-old-data: repr(C), only integers and byte arrays, explicit
 // padding fields, so any bit pattern is valid and no byte is uninitialised.

@@ -117,38 +117,3 @@ fn which_answer_where_the_optimizer_matters() {
         println!("{e}: {}", Filter::parse(e).unwrap().to_ebpf().unwrap().unwrap().len());
     }
 }
-
-/// The kernel reads only `bytes_needed()` bytes before filtering: on every
-/// frame of the corpus, the verdict on that many bytes must be the verdict
-/// on all the kernel ever captures (128 bytes).
-#[test]
-fn reading_only_the_bytes_the_filter_needs_changes_no_verdict() {
-    let packets = corpus();
-    for (expr, _) in expected() {
-        let Ok(f) = Filter::parse(&expr) else {
-            continue;
-        };
-        let n = f.bytes_needed() as usize;
-        for p in &packets {
-            let full = Frame {
-                data: &p.bytes[..p.bytes.len().min(128)],
-                ..frame(p)
-            };
-            let head = Frame {
-                data: &p.bytes[..p.bytes.len().min(n)],
-                ..full
-            };
-            assert_eq!(
-                f.matches(&full),
-                f.matches(&head),
-                "`{expr}` reading {n} bytes of {}",
-                p.desc
-            );
-        }
-    }
-    let need = |e: &str| Filter::parse(e).expect("parses").bytes_needed();
-    assert_eq!(need("host 198.18.0.1"), 42); // ARP's target address ends at 42
-    assert_eq!(need("tcp port 80"), 78); // up to a 60-byte IPv4 header
-    assert_eq!(need("tcp[((tcp[12:1] & 0xf0) >> 2):4] = 0x47455420"), 128);
-    assert_eq!(need("len > 100"), 16);
-}

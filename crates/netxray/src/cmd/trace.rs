@@ -161,11 +161,6 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
         follow_ns: if args.follow { FOLLOW_NS } else { 0 },
         stack_hooks: stack_hooks(args.stack.as_deref(), &hooks_for_stack)?,
         ret: args.ret,
-        filter_bytes: if filter.matches_all() {
-            0
-        } else {
-            filter.bytes_needed()
-        },
     };
     let mut session = TraceSession::open(&cfg, &kbtf)?;
     for (h, why) in &session.skipped {

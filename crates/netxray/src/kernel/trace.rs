@@ -41,9 +41,6 @@ pub struct TraceConfig {
     pub stack_hooks: u64,
     /// --ret: entry hooks remember their packet for the exit tracepoints.
     pub ret: bool,
-    /// Packet bytes the filter can read at most (0: all): the kernel reads
-    /// only those before the filter, the rest after a match.
-    pub filter_bytes: u32,
 }
 
 pub struct TraceSession {
@@ -94,8 +91,6 @@ impl TraceSession {
             thread_size: THREAD_SIZE,
             follow_ns: cfg.follow_ns,
             stack_hooks: cfg.stack_hooks,
-            filter_bytes: cfg.filter_bytes,
-            _pad: 0,
         };
         {
             let map = ebpf

@@ -291,13 +291,6 @@ impl Filter {
         eval::matches(&lower::lower(&self.expr), frame)
     }
 
-    /// The most packet bytes (from the Ethernet header) any load of this
-    /// filter can reach, at least 16: the kernel reads only these before
-    /// filtering. A variable offset can reach anywhere: the whole capture.
-    pub fn bytes_needed(&self) -> u32 {
-        lower::bytes_needed(&lower::lower(&self.expr)).clamp(16, netxray_abi::CAP_BYTES as u32)
-    }
-
     /// Compile for the kernel; None when the filter matches everything.
     pub fn to_ebpf(&self) -> Result<Option<Vec<ebpf::Insn>>, FilterError> {
         if self.matches_all() {
