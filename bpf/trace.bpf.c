@@ -543,6 +543,11 @@ int BPF_PROG(sk_data_ready, const struct sock *sk)
 			last = tail;
 	}
 	nx_sock_event(&c, sk, last, true, 0);
+	/* Queued to a reader: the packet's trip is over (--follow). */
+	if (last && c.cfg->follow_ns) {
+		__u64 head = (__u64)(last->head);
+		bpf_map_delete_elem(&nx_follow, &head);
+	}
 	return 0;
 }
 

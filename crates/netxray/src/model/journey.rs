@@ -216,6 +216,16 @@ fn place(e: &TraceEvent) -> String {
     }
 }
 
+/// Whether a socket hook had the packet.
+fn is_delivered(j: &Journey) -> bool {
+    j.hops.iter().any(|h| is_socket_hook(h.event.hook))
+}
+
+/// The hooks a packet still passes once a socket has it.
+fn after_delivery(hook: &str) -> bool {
+    is_socket_hook(hook) || matches!(hook, "skb:kfree_skb" | "skb:consume_skb")
+}
+
 /// Delivered, if a socket hook had the packet.
 fn delivered(j: &Journey) -> Option<End> {
     let h = j.hops.iter().rev().find(|h| is_socket_hook(h.event.hook))?;
@@ -333,8 +343,13 @@ impl Tracker {
                     && first.is_some_and(|f| contents(&f.event) == contents(&ev))
                     && o.flow.is_some()
                     && o.flow == flow(&ev);
+                // After a socket had it, the packet only gets read and
+                // freed: the same skb and buffer leaving again is a new
+                // packet (UDP frees what it delivered without a tracepoint,
+                // and the reply often gets both back).
+                let reused = is_delivered(&o.journey) && !after_delivery(ev.hook);
                 // Socket-side views carry no packet contents to compare.
-                if same_skb || clone || ev.kind != "packet" {
+                if !reused && (same_skb || clone || ev.kind != "packet") {
                     id = Some(j);
                 } else {
                     // Its buffer was freed untraced and reused.
@@ -343,7 +358,9 @@ impl Tracker {
             }
         }
         if id.is_none() && head.is_none() {
-            id = skb.and_then(|s| self.by_skb.get(&s).copied());
+            id = skb
+                .and_then(|s| self.by_skb.get(&s).copied())
+                .filter(|j| !(is_delivered(&self.open[j].journey) && !after_delivery(ev.hook)));
         }
         let id = match id {
             Some(j) => j,
@@ -796,6 +813,26 @@ mod tests {
         assert_eq!(by_id(3).reply_to, Some((2, 100)));
         assert_eq!(by_id(5).reply_to, Some((4, 100)));
         assert_eq!(by_id(4).reply_to, None);
+    }
+
+    #[test]
+    fn the_same_skb_and_buffer_leaving_after_delivery_is_a_new_packet() {
+        let mut t = Tracker::new(JourneyConfig::default());
+        let mut done = Vec::new();
+        t.push(
+            ev(100, "net:netif_receive_skb", 1, 10, "b", "b0"),
+            &mut done,
+        );
+        let mut ready = ev(110, "sock:sk_data_ready", 1, 10, "b", "b0");
+        ready.kind = "socket";
+        t.push(ready, &mut done);
+        t.push(
+            reply(ev(200, "net:net_dev_queue", 1, 10, "b", "b0")),
+            &mut done,
+        );
+        assert_eq!(done.len(), 1, "{done:?}");
+        assert!(matches!(done[0].end, End::Delivered { .. }));
+        assert_eq!(t.in_flight(), 1);
     }
 
     #[test]
