@@ -360,7 +360,7 @@ impl Tracker {
         if id.is_none() && head.is_none() {
             id = skb
                 .and_then(|s| self.by_skb.get(&s).copied())
-                .filter(|j| !(is_delivered(&self.open[j].journey) && !after_delivery(ev.hook)));
+                .filter(|j| !is_delivered(&self.open[j].journey) || after_delivery(ev.hook));
         }
         let id = match id {
             Some(j) => j,
