@@ -60,7 +60,9 @@ fn end_text(e: &End) -> String {
         End::TimedOut => {
             "no hop for the idle time: freed where no tracepoint fires (TCP receive buffers) or still queued".into()
         }
-        End::BufferReused => "its buffer was reused before its end was seen".into(),
+        End::BufferReused => {
+            "freed where no tracepoint fires: a later packet got its buffer (TCP frees ACKs and delivered data so)".into()
+        }
         End::Evicted => "closed early: too many journeys in flight (--max-journeys)".into(),
         End::RunEnded => "still in flight when the run ended".into(),
     }
