@@ -43,6 +43,14 @@ struct {
 	__uint(value_size, 127 * sizeof(__u64));
 } nx_stacks SEC(".maps");
 
+/* netxray drops: counts per (reason, location, netns, ifindex). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct nx_drop_key);
+	__type(value, struct nx_drop_val);
+} nx_drops SEC(".maps");
+
 /* --ret: what the last entry hook of each kind recorded on this CPU, for its
  * exit tracepoint (which has only the return value). Slots: 0 netif_rx,
  * 1 netif_receive_skb, 2 napi_gro_receive, 3 netif_receive_skb_list. */
@@ -568,6 +576,56 @@ int BPF_PROG(skb_copy_datagram_iovec, const struct sk_buff *skb, int len)
 	return 0;
 }
 
+/* netxray drops: the packet passed the filters: count it in the kernel,
+ * keeping its first bytes as the row's sample. A full map is counted as
+ * lost, never silently. */
+static __always_inline void nx_drop_count(struct nx_ctx *c, struct sk_buff *skb)
+{
+	struct nx_event *e = &c->s->ev;
+	const struct net_device *dev;
+	struct nx_drop_key key = {};
+	struct nx_drop_val *v;
+	bool irq;
+
+	if (!skb)
+		return;
+	dev = nx_sane_dev((skb->dev));
+	if (!nx_prefilter(c, dev ? nx_netns_of_dev(dev) : 0, dev ? dev->ifindex : (skb->skb_iif), &irq))
+		return;
+	nx_read_skb(c->s, skb, dev);
+	if (!nx_filter_match(c->s, c->cfg))
+		return;
+	c->cnt->matched++;
+	key.location = e->location;
+	key.reason = e->reason;
+	key.netns = e->netns;
+	key.ifindex = e->ifindex;
+	v = bpf_map_lookup_elem(&nx_drops, &key);
+	if (!v) {
+		struct nx_drop_val zero = {};
+		if (bpf_map_update_elem(&nx_drops, &key, &zero, BPF_NOEXIST) != 0 &&
+		    bpf_map_lookup_elem(&nx_drops, &key) == NULL) {
+			c->cnt->lost++;
+			return;
+		}
+		v = bpf_map_lookup_elem(&nx_drops, &key);
+		if (!v) {
+			c->cnt->lost++;
+			return;
+		}
+	}
+	v->count++;
+	v->bytes += e->len;
+	v->last_ns = bpf_ktime_get_ns();
+	v->protocol = e->protocol;
+	v->l3_off = e->l3_off;
+	v->flags = e->flags;
+	__u32 n = e->cap_len < NX_DROP_SAMPLE ? e->cap_len : NX_DROP_SAMPLE;
+	v->cap_len = n;
+	__builtin_memcpy(v->sample, e->data, NX_DROP_SAMPLE);
+	c->cnt->emitted++;
+}
+
 /* ---- life ---- */
 
 SEC("tp_btf/kfree_skb")
@@ -579,7 +637,10 @@ int BPF_PROG(kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reaso
 		return 0;
 	c.s->ev.reason = reason;
 	c.s->ev.location = (__u64)location;
-	nx_skb_event(&c, skb, NULL);
+	if (c.cfg->flags & NX_CFG_DROPS)
+		nx_drop_count(&c, skb);
+	else
+		nx_skb_event(&c, skb, NULL);
 	nx_follow_end(c.cfg, skb);
 	return 0;
 }

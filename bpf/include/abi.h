@@ -168,6 +168,31 @@ struct nx_config {
 _Static_assert(sizeof(struct nx_config) == 40, "nx_config size");
 #define NX_CFG_FILTER (1 << 0)	/* run the filter compiled into nx_filter_jit (else accept all) */
 #define NX_CFG_RET (1 << 1)	/* --ret: entry hooks remember their skb for the exit tracepoints */
+#define NX_CFG_DROPS (1 << 2)	/* netxray drops: kfree_skb counts into "nx_drops" instead of emitting */
+
+/* netxray drops: drops counted in the kernel, per CPU (map "nx_drops"). */
+struct nx_drop_key {
+	__u64 location;		/* the caller of kfree_skb */
+	__u32 reason;		/* enum skb_drop_reason */
+	__u32 netns;
+	__u32 ifindex;
+	__u32 _pad;
+};
+_Static_assert(sizeof(struct nx_drop_key) == 24, "nx_drop_key size");
+
+#define NX_DROP_SAMPLE 96
+struct nx_drop_val {
+	__u64 count;
+	__u64 bytes;
+	__u64 last_ns;		/* bpf_ktime_get_ns() of the latest */
+	__u16 protocol;		/* the latest packet: skb->protocol, host order */
+	__u16 cap_len;		/* bytes valid in sample[] */
+	__u16 l3_off;
+	__u8 flags;		/* NX_F_L2 ... */
+	__u8 _pad;
+	__u8 sample[NX_DROP_SAMPLE];	/* its first bytes */
+};
+_Static_assert(sizeof(struct nx_drop_val) == 128, "nx_drop_val size");
 
 /*
  * Per-CPU scratch: the record under construction. Part of the contract

@@ -90,7 +90,57 @@ pub mod cfg_flags {
     pub const FILTER: u32 = 1 << 0;
     /// --ret: entry hooks remember their skb for the exit tracepoints.
     pub const RET: u32 = 1 << 1;
+    /// netxray drops: kfree_skb counts into `nx_drops` instead of emitting.
+    pub const DROPS: u32 = 1 << 2;
 }
+
+/// `struct nx_drop_key`: one row of `netxray drops`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct DropKey {
+    pub location: u64,
+    pub reason: u32,
+    pub netns: u32,
+    pub ifindex: u32,
+    pub _pad: u32,
+}
+
+/// Bytes of the latest dropped packet kept per row.
+pub const DROP_SAMPLE: usize = 96;
+
+/// `struct nx_drop_val`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct DropVal {
+    pub count: u64,
+    pub bytes: u64,
+    pub last_ns: u64,
+    pub protocol: u16,
+    pub cap_len: u16,
+    pub l3_off: u16,
+    pub flags: u8,
+    pub _pad: u8,
+    pub sample: [u8; DROP_SAMPLE],
+}
+
+impl Default for DropVal {
+    fn default() -> Self {
+        Self {
+            count: 0,
+            bytes: 0,
+            last_ns: 0,
+            protocol: 0,
+            cap_len: 0,
+            l3_off: 0,
+            flags: 0,
+            _pad: 0,
+            sample: [0; DROP_SAMPLE],
+        }
+    }
+}
+
+const _: () = assert!(std::mem::size_of::<DropKey>() == 24);
+const _: () = assert!(std::mem::size_of::<DropVal>() == 128);
 
 /// `nx_event.flags`.
 pub mod flags {
@@ -206,6 +256,8 @@ const _: () = assert!(std::mem::size_of::<Config>() == 40);
 mod pod {
     unsafe impl aya::Pod for super::Config {}
     unsafe impl aya::Pod for super::Counter {}
+    unsafe impl aya::Pod for super::DropKey {}
+    unsafe impl aya::Pod for super::DropVal {}
 }
 
 /// Why a ring-buffer record could not be decoded.

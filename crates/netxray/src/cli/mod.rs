@@ -23,6 +23,9 @@ pub struct Cli {
 pub enum Command {
     /// Follow packets through the stack on kernel tracepoints.
     Trace(Box<TraceArgs>),
+    /// Where and why the kernel drops packets: counted in the kernel, a
+    /// table per interval with advice per reason.
+    Drops(Box<DropsArgs>),
     /// Show the hook tree: groups, hooks, and whether this kernel has them.
     Hooks(HooksArgs),
     /// Check what this kernel and these privileges allow netxray to do.
@@ -158,6 +161,29 @@ pub struct TraceArgs {
     /// the kernel; combined with the shorthand flags by `and`. Options may
     /// come before or after it; put `--` before an expression that starts
     /// with `-`.
+    #[arg(value_name = "EXPRESSION")]
+    pub expression: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DropsArgs {
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Seconds between tables (or JSON summaries).
+    #[arg(long, default_value_t = 1.0)]
+    pub interval: f64,
+    /// Stop after this many seconds.
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Rows shown per table, most drops first.
+    #[arg(long, default_value_t = 20)]
+    pub top: usize,
+    /// Write this file once the drop counter is attached.
+    #[arg(long)]
+    pub ready_file: Option<PathBuf>,
+    /// A filter in tcpdump's language (see `netxray trace --help`).
     #[arg(value_name = "EXPRESSION")]
     pub expression: Vec<String>,
 }

@@ -1,6 +1,8 @@
 //! One module per subcommand: its run function and little else.
 
 pub mod doctor;
+pub mod drops;
 pub mod filter;
 pub mod hooks;
+pub mod signals;
 pub mod trace;

@@ -161,6 +161,7 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
         follow_ns: if args.follow { FOLLOW_NS } else { 0 },
         stack_hooks: stack_hooks(args.stack.as_deref(), &hooks_for_stack)?,
         ret: args.ret,
+        drops: false,
     };
     let mut session = TraceSession::open(&cfg, &kbtf)?;
     for (h, why) in &session.skipped {

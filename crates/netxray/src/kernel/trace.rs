@@ -11,10 +11,10 @@ use crate::kernel::jit;
 use crate::kernel::ring::EventRing;
 use crate::model::filter::ebpf::Insn;
 use crate::model::hook::{Group, HookPoint, HOOKS};
-use aya::maps::{Array, Map, MapData, PerCpuArray, StackTraceMap};
+use aya::maps::{Array, Map, MapData, PerCpuArray, PerCpuHashMap, StackTraceMap};
 use aya::programs::BtfTracePoint;
 use aya::{Btf, Ebpf, EbpfLoader};
-use netxray_abi::{cfg_flags, hook_id, Config, Counter, CAP_BYTES};
+use netxray_abi::{cfg_flags, hook_id, Config, Counter, DropKey, DropVal, CAP_BYTES};
 
 static TRACE_OBJ: &[u8] = aya::include_bytes_aligned!("../../../../bpf/trace.bpf.o");
 
@@ -41,6 +41,8 @@ pub struct TraceConfig {
     pub stack_hooks: u64,
     /// --ret: entry hooks remember their packet for the exit tracepoints.
     pub ret: bool,
+    /// netxray drops: kfree_skb counts in the kernel (map nx_drops).
+    pub drops: bool,
 }
 
 pub struct TraceSession {
@@ -81,11 +83,14 @@ impl TraceSession {
             netns: cfg.netns,
             ifindex: cfg.ifindex,
             tgid: cfg.tgid,
-            flags: if patched.is_some() {
-                cfg_flags::FILTER
-            } else {
-                0
-            } | if cfg.ret { cfg_flags::RET } else { 0 },
+            flags: [
+                (patched.is_some(), cfg_flags::FILTER),
+                (cfg.ret, cfg_flags::RET),
+                (cfg.drops, cfg_flags::DROPS),
+            ]
+            .iter()
+            .filter(|(on, _)| *on)
+            .fold(0, |f, (_, bit)| f | bit),
             cap_bytes: cfg.snaplen.min(CAP_BYTES as u32),
             wakeup_bytes: cfg.ring_bytes / 4,
             thread_size: THREAD_SIZE,
@@ -177,6 +182,34 @@ impl TraceSession {
             .take_map("nx_stacks")
             .ok_or_else(|| missing_map("nx_stacks"))?;
         StackTraceMap::try_from(map).map_err(|e| Error::kernel("opening nx_stacks", e))
+    }
+
+    /// netxray drops: every row's counts summed over CPUs, with the sample
+    /// of the CPU that saw the latest drop.
+    pub fn drops(&self) -> Result<Vec<(DropKey, DropVal)>> {
+        let map = self
+            .ebpf
+            .map("nx_drops")
+            .ok_or_else(|| missing_map("nx_drops"))?;
+        let h: PerCpuHashMap<&MapData, DropKey, DropVal> =
+            PerCpuHashMap::try_from(map).map_err(|e| Error::kernel("opening nx_drops", e))?;
+        let mut out = Vec::new();
+        for item in h.iter() {
+            let (k, per_cpu) = item.map_err(|e| Error::kernel("reading nx_drops", e))?;
+            let mut sum = DropVal::default();
+            for v in per_cpu.iter() {
+                sum.count += v.count;
+                sum.bytes += v.bytes;
+                if v.last_ns > sum.last_ns {
+                    let (c, b) = (sum.count, sum.bytes);
+                    sum = *v;
+                    sum.count = c;
+                    sum.bytes = b;
+                }
+            }
+            out.push((k, sum));
+        }
+        Ok(out)
     }
 
     /// Per-hook counters summed over CPUs, indexed by hook id.

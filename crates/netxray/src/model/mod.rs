@@ -1,6 +1,7 @@
 //! Pure domain types and decoding: packets, hooks, drop reasons.
 
 pub mod correlate;
+pub mod drops;
 pub mod event;
 pub mod filter;
 pub mod fmt;

@@ -1,0 +1,225 @@
+//! `netxray drops`: kfree_skb counted in the kernel per (reason, location,
+//! namespace, interface), shown as a table per interval (or one JSON object
+//! per interval), with what each reason means and what to check.
+
+use crate::cli::{DropsArgs, OutputFormat};
+use crate::cmd::filter as cmd_filter;
+use crate::error::{Error, Result};
+use crate::kernel::btf::KernelBtf;
+use crate::kernel::kallsyms::Kallsyms;
+use crate::kernel::netns::Names;
+use crate::kernel::trace::{TraceConfig, TraceSession};
+use crate::model::drops::advice;
+use crate::model::hook::HookPoint;
+use crate::model::packet::{self, CaptureInfo};
+use netxray_abi::{flags, hook_id, DropKey, DropVal};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+/// One row of a table: a (reason, location, namespace, interface) and its
+/// drops in the interval and since the start.
+#[derive(Debug, Serialize)]
+struct Row {
+    reason: String,
+    count: u64,
+    total: u64,
+    bytes: u64,
+    netns: u32,
+    netns_name: Option<String>,
+    ifindex: u32,
+    ifname: Option<String>,
+    location: String,
+    sample: String,
+    means: Option<&'static str>,
+    check: Option<&'static str>,
+}
+
+#[derive(Debug, Serialize)]
+struct Summary {
+    ts_ns: u64,
+    interval_s: f64,
+    drops: u64,
+    rows: Vec<Row>,
+}
+
+fn sample(v: &DropVal) -> String {
+    let n = (v.cap_len as usize).min(v.sample.len());
+    let info = CaptureInfo {
+        has_l2: v.flags & flags::L2 != 0,
+        l3_off: v.l3_off as usize,
+        protocol: v.protocol,
+        hw_vlan: None,
+    };
+    packet::decode(&v.sample[..n], &info).summary()
+}
+
+pub fn run(args: DropsArgs) -> Result<ExitCode> {
+    let filter = cmd_filter::build(&args.expression, &args.filter)?;
+    let filter_bpf = filter
+        .to_ebpf()
+        .map_err(|e| Error::usage(format!("bad filter: {e}")))?;
+    if args.interval.is_nan() || args.interval <= 0.0 {
+        return Err(Error::usage("--interval must be more than 0"));
+    }
+    let scope = cmd_filter::scope(&args.filter)?;
+    let kbtf = KernelBtf::load().map_err(|_| Error::NoBtf)?;
+    crate::kernel::caps::require_bpf_privileges()?;
+    let kfree = HookPoint::by_id(hook_id::KFREE_SKB)
+        .ok_or_else(|| Error::Runtime("no kfree_skb hook".into()))?;
+    let cfg = TraceConfig {
+        hooks: vec![kfree],
+        required: vec![hook_id::KFREE_SKB],
+        netns: scope.netns,
+        ifindex: scope.ifindex,
+        tgid: scope.tgid,
+        filter_bpf,
+        ring_bytes: 4096 * 4,
+        snaplen: 128,
+        follow_ns: 0,
+        stack_hooks: 0,
+        ret: false,
+        drops: true,
+    };
+    let session = TraceSession::open(&cfg, &kbtf)?;
+    let reasons = kbtf.enum_names("skb_drop_reason", "SKB_DROP_REASON_");
+    let syms = Kallsyms::load();
+    let mut names = Names::new();
+    if let Some(path) = &args.ready_file {
+        std::fs::write(path, format!("{}\n", std::process::id()))
+            .map_err(|e| Error::io(format!("writing --ready-file {}", path.display()), e))?;
+    }
+    let stop = crate::cmd::signals::StopFlag::install()?;
+    let started = Instant::now();
+    let mut before: HashMap<DropKey, u64> = HashMap::new();
+    let mut out = io::stdout().lock();
+    let json = args.output.output == OutputFormat::Json;
+    let mut last = Instant::now();
+    loop {
+        let deadline = last + Duration::from_secs_f64(args.interval);
+        let ended = args
+            .duration
+            .is_some_and(|d| started.elapsed() >= Duration::from_secs_f64(d));
+        while Instant::now() < deadline && !stop.raised() {
+            if args
+                .duration
+                .is_some_and(|d| started.elapsed() >= Duration::from_secs_f64(d))
+            {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let interval = last.elapsed().as_secs_f64();
+        last = Instant::now();
+        if interval < 0.05 && (ended || stop.raised()) {
+            break; // nothing new since the last table
+        }
+        let rows = session.drops()?;
+        let mut table: Vec<Row> = rows
+            .iter()
+            .map(|(k, v)| {
+                let prev = before.insert(*k, v.count).unwrap_or(0);
+                let reason = reasons
+                    .get(&(k.reason as i64))
+                    .cloned()
+                    .unwrap_or_else(|| format!("reason-{}", k.reason));
+                let (means, check) = advice(&reason).unzip();
+                Row {
+                    count: v.count.saturating_sub(prev),
+                    total: v.count,
+                    bytes: v.bytes,
+                    netns: k.netns,
+                    netns_name: names.netns_name(k.netns).map(|n| n.to_string()),
+                    ifindex: k.ifindex,
+                    ifname: names.ifname(k.netns, k.ifindex).map(|n| n.to_string()),
+                    location: syms
+                        .symbolize(k.location)
+                        .unwrap_or_else(|| format!("{:#x}", k.location)),
+                    sample: sample(v),
+                    reason,
+                    means,
+                    check,
+                }
+            })
+            .collect();
+        table.sort_by(|a, b| b.count.cmp(&a.count).then(b.total.cmp(&a.total)));
+        table.truncate(args.top);
+        let drops = table.iter().map(|r| r.count).sum();
+        let res = if json {
+            let s = Summary {
+                ts_ns: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos() as u64),
+                interval_s: interval,
+                drops,
+                rows: table,
+            };
+            serde_json::to_writer(&mut out, &s)
+                .map_err(io::Error::other)
+                .and_then(|()| writeln!(out))
+        } else {
+            print_table(&mut out, &table, interval)
+        };
+        match res.and_then(|()| out.flush()) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => break,
+            Err(e) => return Err(Error::io("writing output", e)),
+        }
+        if ended || stop.raised() {
+            break;
+        }
+    }
+    let counters = session.counters().unwrap_or_default();
+    let lost: u64 = counters.iter().map(|c| c.lost).sum();
+    let counted: u64 = counters.iter().map(|c| c.emitted).sum();
+    drop(session);
+    let _ = writeln!(
+        io::stderr().lock(),
+        "netxray: {counted} drops counted{}",
+        if lost > 0 {
+            format!(", {lost} not counted (the row table was full)")
+        } else {
+            String::new()
+        }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_table<W: Write>(out: &mut W, rows: &[Row], interval: f64) -> io::Result<()> {
+    writeln!(
+        out,
+        "{:>8} {:>9}  {:<22} {:<14} {:<10} {:<32} SAMPLE",
+        format!("/{interval:.0}s"),
+        "TOTAL",
+        "REASON",
+        "NETNS",
+        "IFACE",
+        "WHERE"
+    )?;
+    for r in rows {
+        let ns = r.netns_name.clone().unwrap_or_else(|| {
+            if r.netns == 0 {
+                "-".into()
+            } else {
+                r.netns.to_string()
+            }
+        });
+        writeln!(
+            out,
+            "{:>8} {:>9}  {:<22} {:<14} {:<10} {:<32} {}",
+            r.count,
+            r.total,
+            r.reason,
+            ns,
+            r.ifname.as_deref().unwrap_or("-"),
+            r.location,
+            r.sample
+        )?;
+        if let (Some(m), Some(c)) = (r.means, r.check) {
+            writeln!(out, "{:>20}{m}; check: {c}", "")?;
+        }
+    }
+    writeln!(out)
+}

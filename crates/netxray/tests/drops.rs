@@ -1,0 +1,82 @@
+//! End to end: `netxray drops` counts drops in the kernel, exactly, per
+//! reason, place and namespace, with a sample and advice.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::time::Duration;
+
+#[test]
+fn drops_to_a_closed_port_are_counted_exactly_with_advice() {
+    let Some(_serial) = e2e() else { return };
+    let t = LinearBridged::new();
+    // Neighbours resolved, so every datagram reaches B.
+    assert!(ping(t.a(), t.b_ip(false), 0x3139, 1), "warm-up ping");
+    let run = NetxrayRun::new(netxray_bin())
+        .args([
+            "drops",
+            "-o",
+            "json",
+            "--interval",
+            "0.3",
+            "udp and dst port 9",
+        ])
+        .start()
+        .unwrap_or_else(|e| panic!("netxray did not start: {e}"));
+    for _ in 0..20 {
+        udp_send(t.a(), None, t.b_sock4(9), b"nobody listens");
+    }
+    let b = t.b_inode();
+    let row_total = |line: &str| -> u64 {
+        serde_json::from_str::<Value>(line)
+            .ok()
+            .and_then(|v| {
+                v["rows"].as_array().and_then(|rows| {
+                    rows.iter()
+                        .find(|r| r["reason"] == "NO_SOCKET" && r["netns"].as_u64() == Some(b))
+                        .and_then(|r| r["total"].as_u64())
+                })
+            })
+            .unwrap_or(0)
+    };
+    let seen = poll_until(Duration::from_secs(10), Duration::from_millis(50), || {
+        run.stdout_so_far()
+            .lines()
+            .any(|l| row_total(l) >= 20)
+            .then_some(())
+    });
+    let out = run.stop();
+    assert!(seen.is_some(), "{}\n{}", out.stdout, out.stderr);
+    let last = out
+        .stdout
+        .lines()
+        .rev()
+        .find(|l| row_total(l) > 0)
+        .expect("a summary with the row");
+    assert_eq!(row_total(last), 20, "exactly the datagrams sent: {last}");
+    let v: Value = serde_json::from_str(last).expect("json");
+    let row = v["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .find(|r| r["reason"] == "NO_SOCKET")
+        .expect("row");
+    assert_eq!(row["ifname"], LinearBridged::B_IF, "{row}");
+    assert!(
+        row["location"].as_str().unwrap_or("").contains("udp"),
+        "{row}"
+    );
+    assert!(
+        row["sample"].as_str().unwrap_or("").contains(".9: UDP"),
+        "{row}"
+    );
+    assert!(
+        row["means"]
+            .as_str()
+            .unwrap_or("")
+            .contains("nothing listens"),
+        "{row}"
+    );
+    assert!(out.stderr.contains("20 drops counted"), "{}", out.stderr);
+}
