@@ -80,3 +80,26 @@ fn drops_to_a_closed_port_are_counted_exactly_with_advice() {
     );
     assert!(out.stderr.contains("20 drops counted"), "{}", out.stderr);
 }
+
+#[test]
+fn events_prints_every_drop_with_its_packet() {
+    let Some(_serial) = e2e() else { return };
+    let t = LinearBridged::new();
+    assert!(ping(t.a(), t.b_ip(false), 0x313a, 1), "warm-up ping");
+    let run = NetxrayRun::new(netxray_bin())
+        .args(["drops", "--events", "-o", "json", "udp and dst port 9"])
+        .start()
+        .unwrap_or_else(|e| panic!("netxray did not start: {e}"));
+    for _ in 0..3 {
+        udp_send(t.a(), None, t.b_sock4(9), b"nobody listens");
+    }
+    let seen = poll_until(Duration::from_secs(10), Duration::from_millis(50), || {
+        (run.stdout_so_far().matches("\"NO_SOCKET\"").count() >= 3).then_some(())
+    });
+    let out = run.stop();
+    assert!(seen.is_some(), "{}\n{}", out.stdout, out.stderr);
+    for e in out.json() {
+        assert_eq!(e["hook"], "skb:kfree_skb", "{e}");
+        assert_eq!(e["dport"].as_u64(), Some(9), "{e}");
+    }
+}

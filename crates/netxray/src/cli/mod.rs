@@ -49,7 +49,7 @@ pub enum MapWhen {
     Each,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Copy, Args)]
 pub struct OutputArgs {
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = OutputFormat::Text)]
@@ -183,6 +183,13 @@ pub struct DropsArgs {
     /// Write this file once the drop counter is attached.
     #[arg(long)]
     pub ready_file: Option<PathBuf>,
+    /// Print every drop with its packet instead of counting (as
+    /// `netxray trace -t kfree_skb`).
+    #[arg(long)]
+    pub events: bool,
+    /// With --events: the kernel stack of every drop.
+    #[arg(long, requires = "events")]
+    pub stack: bool,
     /// A filter in tcpdump's language (see `netxray trace --help`).
     #[arg(value_name = "EXPRESSION")]
     pub expression: Vec<String>,

@@ -2,7 +2,7 @@
 //! namespace, interface), shown as a table per interval (or one JSON object
 //! per interval), with what each reason means and what to check.
 
-use crate::cli::{DropsArgs, OutputFormat};
+use crate::cli::{DropsArgs, OutputFormat, TraceArgs};
 use crate::cmd::filter as cmd_filter;
 use crate::error::{Error, Result};
 use crate::kernel::btf::KernelBtf;
@@ -57,6 +57,27 @@ fn sample(v: &DropVal) -> String {
 }
 
 pub fn run(args: DropsArgs) -> Result<ExitCode> {
+    if args.events {
+        // Every drop with its packet: the trace of kfree_skb.
+        return crate::cmd::trace::run(TraceArgs {
+            hooks: vec!["kfree_skb".into()],
+            filter: args.filter,
+            output: args.output,
+            count: None,
+            duration: args.duration,
+            ready_file: args.ready_file,
+            ring_size: 8192,
+            snaplen: 128,
+            journey: false,
+            map: None,
+            detail: false,
+            max_journeys: 4096,
+            follow: false,
+            ret: false,
+            stack: args.stack.then(Vec::new),
+            expression: args.expression,
+        });
+    }
     let filter = cmd_filter::build(&args.expression, &args.filter)?;
     let filter_bpf = filter
         .to_ebpf()
