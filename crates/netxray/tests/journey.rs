@@ -256,25 +256,38 @@ fn udp_round_trip(t: &LinearBridged) -> Option<Vec<u8>> {
     Some(buf[..n].to_vec())
 }
 
+/// Trace `udp port 5353` (with `extra` options) during one round trip
+/// through the NAT; the journeys, once `n` are out, and the run's output.
+fn dnat_run(t: &LinearBridged, extra: &[&str], n: usize) -> (Vec<Value>, NetxrayOutput) {
+    let mut args = vec!["-o", "json"];
+    args.extend_from_slice(extra);
+    args.push("udp port 5353");
+    let run = start(&args);
+    assert_eq!(udp_round_trip(t).as_deref(), Some(&b"through the NAT"[..]));
+    let ok = wait_journeys(&run, n, Duration::from_secs(10));
+    let out = run.stop();
+    assert!(ok, "{}\n{}", out.stdout, out.stderr);
+    (journeys(&out.stdout), out)
+}
+
+/// The request's journey: to port 5353, starting in A.
+fn dnat_request<'a>(t: &LinearBridged, js: &'a [Value], stdout: &str) -> &'a Value {
+    js.iter()
+        .find(|j| {
+            j["summary"].as_str().unwrap_or("").contains(".5353: UDP")
+                && j["hops"][0]["netns_name"] == t.a().name()
+        })
+        .unwrap_or_else(|| panic!("request: {stdout}"))
+}
+
 #[test]
 fn follow_keeps_a_packet_through_dnat_and_pairs_the_reply() {
     let Some(_serial) = e2e() else { return };
     let t = dnat_topology();
     // Neighbours resolved before tracing.
     assert!(ping(t.a(), t.b_ip(false), 0x3135, 1), "warm-up ping");
-    let run = start(&["-o", "json", "--follow", "udp port 5353"]);
-    assert_eq!(udp_round_trip(&t).as_deref(), Some(&b"through the NAT"[..]));
-    let ok = wait_journeys(&run, 2, Duration::from_secs(10));
-    let out = run.stop();
-    assert!(ok, "{}\n{}", out.stdout, out.stderr);
-    let js = journeys(&out.stdout);
-    let req = js
-        .iter()
-        .find(|j| {
-            j["summary"].as_str().unwrap_or("").contains(".5353: UDP")
-                && j["hops"][0]["netns_name"] == t.a().name()
-        })
-        .unwrap_or_else(|| panic!("request: {}", out.stdout));
+    let (js, out) = dnat_run(&t, &["--follow"], 2);
+    let req = dnat_request(&t, &js, &out.stdout);
     // One journey from A to B's socket, across the rewrite.
     assert_eq!(path(req), forward(&t), "{req}");
     let hops = req["hops"].as_array().expect("hops");
@@ -312,19 +325,8 @@ fn without_follow_the_journey_stops_at_the_rewrite() {
     let Some(_serial) = e2e() else { return };
     let t = dnat_topology();
     assert!(ping(t.a(), t.b_ip(false), 0x3136, 1), "warm-up ping");
-    let run = start(&["-o", "json", "udp port 5353"]);
-    assert_eq!(udp_round_trip(&t).as_deref(), Some(&b"through the NAT"[..]));
-    let ok = wait_journeys(&run, 1, Duration::from_secs(10));
-    let out = run.stop();
-    assert!(ok, "{}\n{}", out.stdout, out.stderr);
-    let js = journeys(&out.stdout);
-    let req = js
-        .iter()
-        .find(|j| {
-            j["summary"].as_str().unwrap_or("").contains(".5353: UDP")
-                && j["hops"][0]["netns_name"] == t.a().name()
-        })
-        .unwrap_or_else(|| panic!("request: {}", out.stdout));
+    let (js, out) = dnat_run(&t, &[], 1);
+    let req = dnat_request(&t, &js, &out.stdout);
     let p = path(req);
     assert!(
         !p.iter().any(|(ns, _)| ns == t.b().name()),
