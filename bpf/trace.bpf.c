@@ -6,7 +6,7 @@
  * What each hook really hands us is documented in docs/hooks.md; the short
  * version is in the comments at each program.
  */
-#include "nx_packet.bpf.h"
+#include "nx_hook.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -20,20 +20,6 @@ struct {
 	__type(value, __u8);
 } nx_xmit_pending SEC(".maps");
 
-/* --follow: data buffers (skb->head, shared by clones) of packets that
- * matched the filter, with when they were last seen. A later hop of the
- * same buffer is shown even if NAT rewrote it out of the filter. */
-struct nx_followed {
-	__u64 ts;	/* last seen */
-	__u64 skb;	/* the skb that matched */
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
-	__type(key, __u64);
-	__type(value, struct nx_followed);
-} nx_follow SEC(".maps");
 
 /* --stack: kernel stacks, by the id in nx_event.stack_id. */
 struct {
@@ -69,36 +55,7 @@ struct {
 	__type(value, struct nx_ret_slot);
 } nx_ret_pending SEC(".maps");
 
-/* A device pointer we can trust: a canonical kernel address. At socket
- * queues skb->dev is reused (UDP keeps dev_scratch there) or stale. */
-static __always_inline const struct net_device *nx_sane_dev(const struct net_device *dev)
-{
-	if ((__u64)dev < 0xffff800000000000ULL)
-		return NULL;
-	return dev;
-}
 
-struct nx_ctx {
-	void *ctx;		/* the tracepoint's arguments, on the kernel stack */
-	struct nx_config *cfg;
-	struct nx_scratch *s;
-	struct nx_counter *cnt;
-};
-
-static __always_inline bool nx_begin(struct nx_ctx *c, __u32 hook, void *ctx)
-{
-	c->ctx = ctx;
-	c->cfg = nx_get_config();
-	c->s = nx_get_scratch();
-	c->cnt = nx_counter(hook);
-	if (!c->cfg || !c->s || !c->cnt)
-		return false;
-	c->cnt->hits++;
-	__builtin_memset(&c->s->ev, 0, NX_EVENT_HDR_SIZE);
-	c->s->ev.hook = hook;
-	c->s->ev.stack_id = -1;
-	return true;
-}
 
 /* Namespace, device and process pre-filters: the cheapest tests first. */
 static __always_inline bool nx_prefilter(struct nx_ctx *c, __u32 netns, __u32 ifindex, bool *irq)
@@ -137,41 +94,7 @@ static __always_inline void nx_finish(struct nx_ctx *c, bool irq)
 	nx_emit(c->s, c->cfg, c->cnt, irq);
 }
 
-static __always_inline void nx_set_dev_name(struct nx_event *e, const struct net_device *dev)
-{
-	if (dev)
-		/* Two direct (BTF) loads instead of a probe-read helper call. */
-		__builtin_memcpy(e->ifname, dev->name, sizeof(e->ifname));
-}
 
-/* --follow: a packet that matched marks its data buffer; a later hop of the
- * same buffer (the same skb after NAT, or a clone) is kept and flagged.
- * Returns whether to keep the record. */
-static __always_inline bool nx_follow_check(struct nx_ctx *c, const struct sk_buff *skb,
-					    bool matched)
-{
-	__u64 head = c->s->ev.head;
-	struct nx_followed *seen, now = { .skb = (__u64)skb };
-
-	if (!c->cfg->follow_ns || !head || !skb)
-		return matched;
-	now.ts = bpf_ktime_get_ns();
-	if (matched) {
-		bpf_map_update_elem(&nx_follow, &head, &now, BPF_ANY);
-		return true;
-	}
-	seen = bpf_map_lookup_elem(&nx_follow, &head);
-	if (!seen || now.ts - seen->ts > c->cfg->follow_ns)
-		return false;
-	/* The same skb (rewritten by NAT, crossing a veth), or a clone of it
-	 * (cloned: an AF_PACKET listener's copy). Another skb in the same
-	 * buffer is a new packet: the buffer was freed untraced and reused. */
-	if (seen->skb != (__u64)skb && !BPF_CORE_READ_BITFIELD(skb, cloned))
-		return false;
-	seen->ts = now.ts;
-	c->s->ev.flags |= NX_F_FOLLOWED;
-	return true;
-}
 
 /* The exit slot of an entry hook, or -1. */
 static __always_inline int nx_ret_slot_of(__u32 hook)
@@ -239,16 +162,6 @@ static __always_inline void nx_mark_shared(struct nx_event *e, struct sk_buff *s
 		e->flags |= NX_F_SHARED;
 }
 
-/* End of a packet's life: forget its buffer unless a clone still holds it. */
-static __always_inline void nx_follow_end(struct nx_config *cfg, struct sk_buff *skb)
-{
-	__u64 head;
-
-	if (!cfg || !cfg->follow_ns || !skb || BPF_CORE_READ_BITFIELD(skb, cloned))
-		return;
-	head = (__u64)(skb->head);
-	bpf_map_delete_elem(&nx_follow, &head);
-}
 
 /* The common path for hooks that hand us a packet we can read. */
 static __always_inline bool nx_skb_event(struct nx_ctx *c, struct sk_buff *skb,
@@ -600,6 +513,7 @@ static __always_inline void nx_drop_count(struct nx_ctx *c, struct sk_buff *skb)
 	key.reason = e->reason;
 	key.netns = e->netns;
 	key.ifindex = e->ifindex;
+	key.nf_at = e->aux;
 	v = bpf_map_lookup_elem(&nx_drops, &key);
 	if (!v) {
 		struct nx_drop_val zero = {};
@@ -637,6 +551,8 @@ int BPF_PROG(kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reaso
 		return 0;
 	c.s->ev.reason = reason;
 	c.s->ev.location = (__u64)location;
+	/* Dropped inside a netfilter hook (NETFILTER_DROP: by its chains). */
+	c.s->ev.aux = nx_nf_leave(skb);
 	if (c.cfg->flags & NX_CFG_DROPS)
 		nx_drop_count(&c, skb);
 	else

@@ -16,7 +16,7 @@
 #include <linux/types.h>
 #endif
 
-#define NX_ABI_VERSION 4
+#define NX_ABI_VERSION 5
 
 /* Packet bytes copied per event (from the L2 header when the skb has one,
  * else from the L3 header). A power of two: the BPF side masks with it. */
@@ -61,7 +61,22 @@ enum nx_hook {
 	NX_HOOK_NETIF_RECEIVE_SKB_EXIT = 31,
 	NX_HOOK_NAPI_GRO_RECEIVE_EXIT = 32,
 	NX_HOOK_NETIF_RECEIVE_SKB_LIST_EXIT = 33,
-	NX_HOOK_MAX = 34,
+	/* Netfilter BPF links (bpf/netfilter.bpf.c) at the first priority of
+	 * each hook, in enum nf_inet_hooks order: the packet as it enters the
+	 * hook, before any chain (and before NAT at that hook). */
+	NX_HOOK_NF_PREROUTING = 34,
+	NX_HOOK_NF_INPUT = 35,
+	NX_HOOK_NF_FORWARD = 36,
+	NX_HOOK_NF_OUTPUT = 37,
+	NX_HOOK_NF_POSTROUTING = 38,
+	/* ... and at the last priority: every chain accepted it; NAT done,
+	 * conntrack state known. */
+	NX_HOOK_NF_PREROUTING_DONE = 39,
+	NX_HOOK_NF_INPUT_DONE = 40,
+	NX_HOOK_NF_FORWARD_DONE = 41,
+	NX_HOOK_NF_OUTPUT_DONE = 42,
+	NX_HOOK_NF_POSTROUTING_DONE = 43,
+	NX_HOOK_MAX = 44,
 };
 
 /* What an event carries. */
@@ -87,10 +102,10 @@ enum nx_event_kind {
 #define NX_F_VLAN_HW (1 << 2)	/* skb->vlan_tci holds a stripped 802.1Q tag (put back into data[] when NX_F_L2) */
 #define NX_F_TUPLE (1 << 3)	/* tuple is valid */
 #define NX_F_SYNTH (1 << 4)	/* data[] was synthesised from the socket for filtering only */
-#define NX_F_NO_DEV (1 << 5)
+#define NX_F_NO_DEV (1 << 5)	/* no device: ifindex/ifname come from elsewhere or are unknown */
 #define NX_PKT_CLONED 0x80	/* in nx_event.pkt_type: the skb is a clone, or was cloned */
 #define NX_F_SHARED (1 << 7)	/* kfree_skb/consume_skb: another skb (a clone) still holds the data buffer */
-#define NX_F_FOLLOWED (1 << 6)	/* outside the filter, shown because an earlier hop of this packet matched (--follow) */	/* no device: ifindex/ifname come from elsewhere or are unknown */
+#define NX_F_FOLLOWED (1 << 6)	/* outside the filter, shown because an earlier hop of this packet matched (--follow) */
 
 /* A flow as the socket or the routing lookup sees it; addresses in network
  * byte order, ports in host order. family is AF_INET (2) or AF_INET6 (10). */
@@ -119,9 +134,14 @@ struct nx_event {
 	__u32 netns;		/* netns inode number, 0 if unknown */
 	__u32 ifindex;		/* 0 if unknown */
 	__u32 len;		/* skb->len, or the length the tracepoint passes */
-	__s32 ret;		/* net_dev_xmit rc, qdisc_dequeue packets, icmp_send type<<8|code, fib err ... */
-	__u32 reason;		/* kfree_skb drop reason, tcp_send_reset rst reason, neigh nud state */
-	__u32 aux;		/* fib: table id; neigh: update flags; udp_fail: error */
+	__s32 ret;		/* net_dev_xmit rc, qdisc_dequeue packets, icmp_send type<<8|code, fib err,
+				 * netfilter *_DONE: conntrack status bits (IPS_*) ... */
+	__u32 reason;		/* kfree_skb drop reason, tcp_send_reset rst reason, neigh nud state;
+				 * netfilter *_DONE: conntrack ctinfo + 1 (0: no conntrack entry) */
+	__u32 aux;		/* fib: table id; neigh: update flags; udp_fail: error;
+				 * kfree_skb/consume_skb: NX_NF_AT() of the netfilter hook the skb was
+				 * inside (0: none seen); netfilter: the other device's ifindex
+				 * (forward: the output device) */
 	__u16 protocol;		/* skb->protocol, host order */
 	__u16 vlan_tci;		/* valid with NX_F_VLAN_HW */
 	__u16 vlan_proto;	/* host order, valid with NX_F_VLAN_HW */
@@ -131,7 +151,7 @@ struct nx_event {
 	__u8 pkt_type;		/* skb->pkt_type in bits 0-2; NX_PKT_CLONED: skb->cloned */
 	char comm[NX_COMM_LEN];
 	char ifname[NX_IFNAMSIZ];
-	struct nx_tuple tuple;
+	struct nx_tuple tuple;	/* netfilter *_DONE: the conntrack entry's original direction */
 	__u8 aux_addr[16];	/* fib: gateway; neigh: link-layer address */
 	__s32 stack_id;		/* kernel stack in map "nx_stacks" (--stack); -1 none, -2 lost */
 	__u64 head;		/* skb->head: the data buffer, shared by clones; 0 if none */
@@ -168,7 +188,12 @@ struct nx_config {
 _Static_assert(sizeof(struct nx_config) == 40, "nx_config size");
 #define NX_CFG_FILTER (1 << 0)	/* run the filter compiled into nx_filter_jit (else accept all) */
 #define NX_CFG_RET (1 << 1)	/* --ret: entry hooks remember their skb for the exit tracepoints */
-#define NX_CFG_DROPS (1 << 2)	/* netxray drops: kfree_skb counts into "nx_drops" instead of emitting */
+#define NX_CFG_DROPS (1 << 2)	/* netxray drops: kfree_skb counts into "nx_drops" instead of emitting;
+				 * netfilter programs only note where each skb is (no events) */
+
+/* Which netfilter hook an skb was inside: (nf_inet_hooks + 1) | pf << 8,
+ * pf = NFPROTO_IPV4 (2) or NFPROTO_IPV6 (10). 0: none. */
+#define NX_NF_AT(hooknum, pf) (((hooknum) + 1) | ((pf) << 8))
 
 /* netxray drops: drops counted in the kernel, per CPU (map "nx_drops"). */
 struct nx_drop_key {
@@ -176,7 +201,7 @@ struct nx_drop_key {
 	__u32 reason;		/* enum skb_drop_reason */
 	__u32 netns;
 	__u32 ifindex;
-	__u32 _pad;
+	__u32 nf_at;		/* NX_NF_AT() of the netfilter hook the skb was inside, 0: none */
 };
 _Static_assert(sizeof(struct nx_drop_key) == 24, "nx_drop_key size");
 

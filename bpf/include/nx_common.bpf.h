@@ -127,11 +127,10 @@ static __always_inline __u32 nx_netns_of_sock(const struct sock *sk)
  *   workload then runs at the pace the reader keeps, instead of events being
  *   lost. (Below that mark, a wake-up per record only burnt this CPU: with
  *   it from a quarter on, a full trace to a file spent 1.6-3 us per event.) */
-static __always_inline void nx_emit(struct nx_scratch *s, struct nx_config *cfg,
-				    struct nx_counter *cnt, bool in_irq)
+static __always_inline void nx_emit_rec(struct nx_scratch *s, struct nx_config *cfg,
+					struct nx_counter *cnt, bool in_irq, bool with_task)
 {
 	struct nx_event *e = &s->ev;
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 size = e->cap_len;
 	__u64 flags = BPF_RB_NO_WAKEUP;
 	__u64 pending;
@@ -139,14 +138,17 @@ static __always_inline void nx_emit(struct nx_scratch *s, struct nx_config *cfg,
 	e->abi_version = NX_ABI_VERSION;
 	e->ts_ns = bpf_ktime_get_ns();
 	e->cpu = bpf_get_smp_processor_id();
-	e->pid = (__u32)pid_tgid;
-	e->tgid = pid_tgid >> 32;
-	/* In interrupt context the task is whoever was interrupted: user space
-	 * shows no comm then, so do not copy it (comm stays zeroed). */
-	if (in_irq)
-		e->flags |= NX_F_IN_IRQ;
-	else
-		bpf_get_current_comm(e->comm, sizeof(e->comm));
+	if (with_task) {
+		__u64 pid_tgid = bpf_get_current_pid_tgid();
+		e->pid = (__u32)pid_tgid;
+		e->tgid = pid_tgid >> 32;
+		/* In interrupt context the task is whoever was interrupted: user
+		 * space shows no comm then, so do not copy it (comm stays zeroed). */
+		if (in_irq)
+			e->flags |= NX_F_IN_IRQ;
+		else
+			bpf_get_current_comm(e->comm, sizeof(e->comm));
+	}
 
 	if (size > NX_CAP_BYTES)
 		size = NX_CAP_BYTES;
@@ -161,6 +163,13 @@ static __always_inline void nx_emit(struct nx_scratch *s, struct nx_config *cfg,
 		cnt->emitted++;
 	else
 		cnt->lost++;
+}
+
+/* Tracing programs: with the task on the CPU. */
+static __always_inline void nx_emit(struct nx_scratch *s, struct nx_config *cfg,
+				    struct nx_counter *cnt, bool in_irq)
+{
+	nx_emit_rec(s, cfg, cnt, in_irq, true);
 }
 
 #endif

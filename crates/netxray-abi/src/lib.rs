@@ -8,7 +8,7 @@
 
 use thiserror::Error;
 
-pub const ABI_VERSION: u8 = 4;
+pub const ABI_VERSION: u8 = 5;
 pub const CAP_BYTES: usize = 128;
 pub const IFNAMSIZ: usize = 16;
 pub const COMM_LEN: usize = 16;
@@ -49,8 +49,20 @@ pub mod hook_id {
     pub const NETIF_RECEIVE_SKB_EXIT: u16 = 31;
     pub const NAPI_GRO_RECEIVE_EXIT: u16 = 32;
     pub const NETIF_RECEIVE_SKB_LIST_EXIT: u16 = 33;
+    /// Netfilter, first priority, in `enum nf_inet_hooks` order.
+    pub const NF_PREROUTING: u16 = 34;
+    pub const NF_INPUT: u16 = 35;
+    pub const NF_FORWARD: u16 = 36;
+    pub const NF_OUTPUT: u16 = 37;
+    pub const NF_POSTROUTING: u16 = 38;
+    /// Netfilter, last priority (`NF_PREROUTING + 5 + hooknum`).
+    pub const NF_PREROUTING_DONE: u16 = 39;
+    pub const NF_INPUT_DONE: u16 = 40;
+    pub const NF_FORWARD_DONE: u16 = 41;
+    pub const NF_OUTPUT_DONE: u16 = 42;
+    pub const NF_POSTROUTING_DONE: u16 = 43;
     /// One past the last hook: the size of the counter map.
-    pub const MAX: u16 = 34;
+    pub const MAX: u16 = 44;
 }
 
 /// `enum nx_event_kind`.
@@ -90,8 +102,16 @@ pub mod cfg_flags {
     pub const FILTER: u32 = 1 << 0;
     /// --ret: entry hooks remember their skb for the exit tracepoints.
     pub const RET: u32 = 1 << 1;
-    /// netxray drops: kfree_skb counts into `nx_drops` instead of emitting.
+    /// netxray drops: kfree_skb counts into `nx_drops` instead of emitting;
+    /// netfilter programs only note where each skb is.
     pub const DROPS: u32 = 1 << 2;
+}
+
+/// `NX_NF_AT()`: which netfilter hook an skb was inside (`DropKey::nf_at`,
+/// `aux` of kfree_skb records): `(hooknum + 1) | pf << 8`, 0 for none.
+pub fn nf_at_decode(at: u32) -> Option<(u8, u8)> {
+    let hook = (at & 0xff) as u8;
+    (hook != 0).then(|| (hook - 1, (at >> 8) as u8))
 }
 
 /// `struct nx_drop_key`: one row of `netxray drops`.
@@ -102,7 +122,8 @@ pub struct DropKey {
     pub reason: u32,
     pub netns: u32,
     pub ifindex: u32,
-    pub _pad: u32,
+    /// `NX_NF_AT()` of the netfilter hook the skb was inside, 0: none.
+    pub nf_at: u32,
 }
 
 /// Bytes of the latest dropped packet kept per row.

@@ -94,6 +94,7 @@ pub fn run(args: DropsArgs) -> Result<ExitCode> {
         hooks: vec![kfree],
         required: vec![hook_id::KFREE_SKB],
         netns: scope.netns,
+        netns_at: scope.ns.clone(),
         ifindex: scope.ifindex,
         tgid: scope.tgid,
         filter_bpf,

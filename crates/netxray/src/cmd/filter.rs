@@ -10,8 +10,10 @@ use crate::kernel::netns;
 use crate::model::filter::Filter;
 
 /// Namespace inode, ifindex and tgid to restrict to (0: any).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Scope {
+    /// The namespace selected (--netns, or netxray's own with -i), if any.
+    pub ns: Option<netns::Netns>,
     pub netns: u32,
     pub ifindex: u32,
     pub tgid: u32,
@@ -128,22 +130,25 @@ pub fn scope(f: &FilterArgs) -> Result<Scope> {
         Some(spec) => Some(netns::resolve(spec)?),
         None => None,
     };
-    let (netns_inode, ifindex) = match &f.iface {
+    let (ns, ifindex) = match &f.iface {
         Some(name) => {
-            let in_ns = match &ns {
-                Some(n) => n.clone(),
+            let in_ns = match ns {
+                Some(n) => n,
                 None => netns::current()?,
             };
-            (in_ns.inode, netns::ifindex(&in_ns, name)?)
+            let idx = netns::ifindex(&in_ns, name)?;
+            (Some(in_ns), idx)
         }
-        None => (ns.map_or(0, |n| n.inode), 0),
+        None => (ns, 0),
     };
+    let netns_inode = ns.as_ref().map_or(0, |n| n.inode);
     if let Some(pid) = f.pid {
         if pid == 0 || !std::path::Path::new(&format!("/proc/{pid}")).exists() {
             return Err(Error::usage(format!("--pid {pid}: no such process")));
         }
     }
     Ok(Scope {
+        ns,
         netns: netns_inode,
         ifindex,
         tgid: f.pid.unwrap_or(0),

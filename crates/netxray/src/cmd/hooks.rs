@@ -3,13 +3,14 @@
 use crate::cli::{HooksArgs, OutputFormat};
 use crate::error::{Error, Result};
 use crate::kernel::btf::KernelBtf;
-use crate::model::hook::{Group, HOOKS};
+use crate::kernel::trace::hook_available;
+use crate::model::hook::{Group, HookPoint, HOOKS};
 use std::io::Write;
 use std::process::ExitCode;
 
 pub fn run(args: HooksArgs) -> Result<ExitCode> {
     let btf = KernelBtf::load().ok();
-    let avail = |event: &str| btf.as_ref().map(|b| b.has_tracepoint(event));
+    let avail = |h: &HookPoint| btf.as_ref().map(|b| hook_available(b, h));
     let mut out = std::io::stdout().lock();
     let w = |e: std::io::Error| Error::io("writing output", e);
     match args.output.output {
@@ -17,7 +18,7 @@ pub fn run(args: HooksArgs) -> Result<ExitCode> {
             for h in HOOKS {
                 let v = serde_json::json!({
                     "hook": h.name, "group": h.group.name(), "backend": h.backend,
-                    "available": avail(h.event()), "note": h.note,
+                    "available": avail(h), "note": h.note,
                 });
                 writeln!(out, "{v}").map_err(w)?;
             }
@@ -36,7 +37,7 @@ pub fn run(args: HooksArgs) -> Result<ExitCode> {
             for g in Group::ALL {
                 writeln!(out, "  {}: {}", g.name(), g.about()).map_err(w)?;
                 for h in HOOKS.iter().filter(|h| h.group == g) {
-                    let mark = match avail(h.event()) {
+                    let mark = match avail(h) {
                         Some(true) => "ok",
                         Some(false) => "MISSING",
                         None => "?",
@@ -46,7 +47,7 @@ pub fn run(args: HooksArgs) -> Result<ExitCode> {
             }
             writeln!(
                 out,
-                "\nSelect with -t/--hooks GROUP|HOOK[,...]; default: every available hook."
+                "\nSelect with -t/--hooks GROUP|HOOK[,...]; default: every available hook but the ret and netfilter groups (the word `default` selects that set)."
             )
             .map_err(w)?;
         }

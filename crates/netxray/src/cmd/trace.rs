@@ -153,6 +153,7 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
         hooks,
         required,
         netns: scope.netns,
+        netns_at: scope.ns.clone(),
         ifindex: scope.ifindex,
         tgid: scope.tgid,
         filter_bpf,

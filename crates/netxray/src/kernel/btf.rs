@@ -141,6 +141,13 @@ impl KernelBtf {
         self.typedefs.contains(&format!("btf_trace_{event}"))
     }
 
+    /// Whether enum `enum_name` has a variant `variant`.
+    pub fn has_enum_value(&self, enum_name: &str, variant: &str) -> bool {
+        self.enums
+            .get(enum_name)
+            .is_some_and(|v| v.iter().any(|(n, _)| n == variant))
+    }
+
     /// The variants of an enum, by value.
     pub fn enum_names(&self, enum_name: &str, strip_prefix: &str) -> HashMap<i64, String> {
         self.enums

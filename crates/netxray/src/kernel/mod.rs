@@ -5,6 +5,7 @@ pub mod caps;
 pub mod filter_twin;
 pub mod jit;
 pub mod kallsyms;
+pub mod netfilter;
 pub mod netns;
 pub mod probe;
 pub mod ring;

@@ -80,6 +80,12 @@ fn find_by_inode(inode: u32) -> Option<Netns> {
         .map(|(n, _)| n)
 }
 
+/// Every network namespace we can see (named under /run/netns or held by a
+/// process), once each.
+pub fn all() -> Vec<Netns> {
+    scan().into_iter().map(|(n, _)| n).collect()
+}
+
 /// Every namespace we can see, with a name: /run/netns entries first, then
 /// one process per namespace ("pid 42 (containerd)"); the first process's
 /// namespace is "init".

@@ -8,12 +8,15 @@
 use crate::error::{Error, Result};
 use crate::kernel::btf::KernelBtf;
 use crate::kernel::jit;
+use crate::kernel::netfilter::{self, NfPoint, NfWatch};
+use crate::kernel::netns::Netns;
 use crate::kernel::ring::EventRing;
 use crate::model::filter::ebpf::Insn;
-use crate::model::hook::{Group, HookPoint, HOOKS};
+use crate::model::hook::{Backend, HookPoint, HOOKS};
 use aya::maps::{Array, Map, MapData, PerCpuArray, PerCpuHashMap, StackTraceMap};
 use aya::programs::BtfTracePoint;
 use aya::{Btf, Ebpf, EbpfLoader};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use netxray_abi::{cfg_flags, hook_id, Config, Counter, DropKey, DropVal, CAP_BYTES};
 
 static TRACE_OBJ: &[u8] = aya::include_bytes_aligned!("../../../../bpf/trace.bpf.o");
@@ -29,6 +32,8 @@ pub struct TraceConfig {
     /// Hooks the user named one by one: a missing one is an error, not a skip.
     pub required: Vec<u16>,
     pub netns: u32,
+    /// The namespace selected, for netfilter links (None: every namespace).
+    pub netns_at: Option<Netns>,
     pub ifindex: u32,
     pub tgid: u32,
     /// The filter compiled to BPF, spliced into the object; None: no filter.
@@ -53,6 +58,10 @@ pub struct TraceSession {
     pub skipped: Vec<(&'static HookPoint, String)>,
     /// Hooks attached only to support another (net_dev_start_xmit for net_dev_xmit).
     pub helpers: Vec<&'static HookPoint>,
+    /// Netfilter links, per namespace (netfilter hooks, or drops).
+    pub netfilter: Option<NfWatch>,
+    /// Why netfilter hooks could not be set up at all (drops goes on without).
+    pub netfilter_error: Option<String>,
 }
 
 impl TraceSession {
@@ -120,13 +129,21 @@ impl TraceSession {
             }
         }
 
+        let (nf_hooks, to_attach): (Vec<_>, Vec<_>) = to_attach
+            .into_iter()
+            .partition(|h| matches!(h.backend, Backend::Netfilter { .. }));
         let mut session = TraceSession {
             ebpf,
             ring_bytes: cfg.ring_bytes,
             attached: Vec::new(),
             skipped: Vec::new(),
             helpers,
+            netfilter: None,
+            netfilter_error: None,
         };
+        if !nf_hooks.is_empty() || cfg.drops {
+            session.open_netfilter(cfg, &nf_hooks, &btf)?;
+        }
         for hook in to_attach {
             match session.attach(hook, &btf, kbtf) {
                 Ok(()) => session.attached.push(hook),
@@ -146,6 +163,78 @@ impl TraceSession {
             });
         }
         Ok(session)
+    }
+
+    /// Netfilter links: at the hooks asked for (trace), or at every hook
+    /// for drop attribution (drops, where failing is not fatal).
+    fn open_netfilter(
+        &mut self,
+        cfg: &TraceConfig,
+        hooks: &[&'static HookPoint],
+        btf: &Btf,
+    ) -> Result<()> {
+        let points: Vec<NfPoint> = if cfg.drops {
+            NfPoint::all()
+        } else {
+            hooks
+                .iter()
+                .filter_map(|h| match h.backend {
+                    Backend::Netfilter { hooknum, last } => Some((hooknum, last)),
+                    Backend::TpBtf => None,
+                })
+                .flat_map(|(hooknum, last)| {
+                    [netfilter::NFPROTO_IPV4, netfilter::NFPROTO_IPV6]
+                        .map(|pf| NfPoint { pf, hooknum, last })
+                })
+                .collect()
+        };
+        let result = map_fds(&self.ebpf)
+            .and_then(|fds| {
+                netfilter::load(cfg.filter_bpf.as_deref(), &fds, btf).map_err(|e| e.to_string())
+            })
+            .and_then(|progs| {
+                let mut watch = NfWatch::new(progs, points, cfg.netns_at.clone());
+                let errors = watch.refresh();
+                match (watch.namespaces(), errors.into_iter().next()) {
+                    (0, Some(e)) => Err(e.to_string()),
+                    (_, Some(e)) => {
+                        tracing::warn!("netfilter hooks: {e}");
+                        Ok(watch)
+                    }
+                    (_, None) => Ok(watch),
+                }
+            });
+        match result {
+            Ok(watch) => {
+                self.netfilter = Some(watch);
+                self.attached.extend(hooks.iter().copied());
+            }
+            Err(why) if cfg.drops => self.netfilter_error = Some(why),
+            Err(why) => {
+                let named = hooks.iter().find(|h| cfg.required.contains(&h.id));
+                match named {
+                    Some(h) => {
+                        return Err(Error::HookUnavailable {
+                            hook: h.name.into(),
+                            why,
+                        })
+                    }
+                    None => self
+                        .skipped
+                        .extend(hooks.iter().map(|h| (*h, why.clone()))),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Cover namespaces created since the last call (netfilter links).
+    pub fn refresh_netfilter(&mut self) {
+        if let Some(w) = &mut self.netfilter {
+            for e in w.refresh() {
+                tracing::debug!("netfilter hooks: {e}");
+            }
+        }
     }
 
     fn attach(&mut self, hook: &HookPoint, btf: &Btf, kbtf: &KernelBtf) -> Result<(), String> {
@@ -233,6 +322,22 @@ impl TraceSession {
     }
 }
 
+/// Every map of the loaded trace object by name, as raw fds (valid while
+/// the object lives): the netfilter programs share them.
+fn map_fds(ebpf: &Ebpf) -> std::result::Result<std::collections::HashMap<String, RawFd>, String> {
+    let mut out = std::collections::HashMap::new();
+    for (name, map) in ebpf.maps() {
+        let data = match map {
+            Map::Array(d) | Map::PerCpuArray(d) | Map::HashMap(d) | Map::PerCpuHashMap(d)
+            | Map::LruHashMap(d) | Map::PerCpuLruHashMap(d) | Map::RingBuf(d)
+            | Map::StackTraceMap(d) | Map::Unsupported(d) => d,
+            _ => return Err(format!("internal: map {name} of an unexpected type")),
+        };
+        out.insert(name.to_string(), data.fd().as_fd().as_raw_fd());
+    }
+    Ok(out)
+}
+
 fn missing_map(name: &str) -> Error {
     Error::usage(format!("internal: trace.bpf.o has no map {name}"))
 }
@@ -269,7 +374,15 @@ fn chain(e: &dyn std::error::Error) -> String {
 pub fn available_hooks(kbtf: &KernelBtf, with_ret: bool) -> Vec<&'static HookPoint> {
     HOOKS
         .iter()
-        .filter(|h| with_ret || h.group != Group::Ret)
-        .filter(|h| kbtf.has_tracepoint(h.event()))
+        .filter(|h| h.in_default_set() || (with_ret && h.group == crate::model::hook::Group::Ret))
+        .filter(|h| hook_available(kbtf, h))
         .collect()
+}
+
+/// Whether this kernel has the hook, as far as its BTF tells.
+pub fn hook_available(kbtf: &KernelBtf, hook: &HookPoint) -> bool {
+    match hook.backend {
+        Backend::TpBtf => kbtf.has_tracepoint(hook.event()),
+        Backend::Netfilter { .. } => kbtf.has_enum_value("bpf_attach_type", "BPF_NETFILTER"),
+    }
 }

@@ -16,10 +16,11 @@ pub enum Group {
     Socket,
     Life,
     Ret,
+    Netfilter,
 }
 
 impl Group {
-    pub const ALL: [Group; 9] = [
+    pub const ALL: [Group; 10] = [
         Group::LinkIn,
         Group::LinkOut,
         Group::Qdisc,
@@ -29,6 +30,7 @@ impl Group {
         Group::Socket,
         Group::Life,
         Group::Ret,
+        Group::Netfilter,
     ];
 
     pub fn name(self) -> &'static str {
@@ -42,6 +44,7 @@ impl Group {
             Group::Socket => "socket",
             Group::Life => "life",
             Group::Ret => "ret",
+            Group::Netfilter => "netfilter",
         }
     }
 
@@ -56,6 +59,7 @@ impl Group {
             Group::Socket => "delivery to sockets",
             Group::Life => "where an skb ends: freed (dropped) or consumed",
             Group::Ret => "what receive functions returned (--ret; not in the default set)",
+            Group::Netfilter => "netfilter hooks, entered (before any chain) and done (every chain accepted; after NAT, with conntrack state); netfilter BPF links in each namespace, not in the default set",
         }
     }
 }
@@ -67,6 +71,9 @@ impl Group {
 pub enum Backend {
     /// BTF-enabled raw tracepoint (`tp_btf/NAME`).
     TpBtf,
+    /// A netfilter BPF link (`bpf/netfilter.bpf.c`) at the first or last
+    /// priority of a hook, IPv4 and IPv6.
+    Netfilter { hooknum: u8, last: bool },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -96,10 +103,31 @@ impl HookPoint {
         HOOKS.iter().find(|h| h.name == name || h.event() == name)
     }
 
+    /// Traced when no -t is given: not the --ret exits, not netfilter
+    /// (links in every namespace: asked for by name).
+    pub fn in_default_set(&self) -> bool {
+        !matches!(self.group, Group::Ret | Group::Netfilter)
+    }
+
     /// Context hooks carry no skb: they are shown next to the packets.
     pub fn is_context(&self) -> bool {
         matches!(self.group, Group::Route | Group::Neigh)
     }
+}
+
+macro_rules! nf_hook {
+    ($id:expr, $name:literal, $hooknum:expr, $last:expr, $note:literal) => {
+        HookPoint {
+            id: $id,
+            name: $name,
+            group: Group::Netfilter,
+            backend: Backend::Netfilter {
+                hooknum: $hooknum,
+                last: $last,
+            },
+            note: $note,
+        }
+    };
 }
 
 macro_rules! hook {
@@ -178,6 +206,26 @@ pub static HOOKS: &[HookPoint] = &[
         "GRO's verdict (merged, held, normal, ...) for the packet napi_gro_receive_entry matched; not on veth without XDP"),
     hook!(id::NETIF_RECEIVE_SKB_LIST_EXIT, "net:netif_receive_skb_list_exit", Ret,
         "netif_receive_skb_list returned, for the batch whose last packet its entry matched"),
+    nf_hook!(id::NF_PREROUTING, "nf:prerouting", 0, false,
+        "packet enters PREROUTING (first priority): before raw, conntrack and DNAT"),
+    nf_hook!(id::NF_INPUT, "nf:input", 1, false,
+        "packet enters INPUT (first priority): routed to this host, before the input chains"),
+    nf_hook!(id::NF_FORWARD, "nf:forward", 2, false,
+        "packet enters FORWARD (first priority): routed through this host"),
+    nf_hook!(id::NF_OUTPUT, "nf:output", 3, false,
+        "locally sent packet enters OUTPUT (first priority): before conntrack and DNAT"),
+    nf_hook!(id::NF_POSTROUTING, "nf:postrouting", 4, false,
+        "packet enters POSTROUTING (first priority): before SNAT/masquerade"),
+    nf_hook!(id::NF_PREROUTING_DONE, "nf:prerouting_done", 0, true,
+        "every PREROUTING chain accepted (last priority): after DNAT, conntrack state known"),
+    nf_hook!(id::NF_INPUT_DONE, "nf:input_done", 1, true,
+        "every INPUT chain accepted (last priority); conntrack confirmed"),
+    nf_hook!(id::NF_FORWARD_DONE, "nf:forward_done", 2, true,
+        "every FORWARD chain accepted (last priority)"),
+    nf_hook!(id::NF_OUTPUT_DONE, "nf:output_done", 3, true,
+        "every OUTPUT chain accepted (last priority): after DNAT of local traffic"),
+    nf_hook!(id::NF_POSTROUTING_DONE, "nf:postrouting_done", 4, true,
+        "every POSTROUTING chain accepted (last priority): after SNAT, conntrack confirmed"),
 ];
 
 /// Resolve `-t/--hooks` words (groups or hook names) into hooks, in catalog
@@ -194,6 +242,8 @@ pub fn select_named(words: &[String]) -> Result<(Vec<&'static HookPoint>, Vec<u1
     for word in words.iter().map(|w| w.trim()).filter(|w| !w.is_empty()) {
         if word == "all" {
             chosen.extend(HOOKS.iter());
+        } else if word == "default" {
+            chosen.extend(HOOKS.iter().filter(|h| h.in_default_set()));
         } else if let Some(g) = Group::ALL.iter().find(|g| g.name() == word) {
             chosen.extend(HOOKS.iter().filter(|h| h.group == *g));
         } else if let Some(h) = HookPoint::by_name(word) {

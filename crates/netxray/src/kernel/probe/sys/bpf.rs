@@ -53,6 +53,15 @@ pub struct Insn {
 const _: () = assert!(std::mem::size_of::<Insn>() == 8);
 
 impl Insn {
+    /// Any instruction, from its fields (a loader's relocated code).
+    pub const fn new(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Self {
+        Insn {
+            code,
+            regs: (dst & 0xf) | (src << 4),
+            off,
+            imm,
+        }
+    }
     /// `dst = imm` (64-bit, sign-extended).
     pub const fn mov64_imm(dst: u8, imm: i32) -> Self {
         Insn {

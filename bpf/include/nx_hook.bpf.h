@@ -1,0 +1,169 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * What every packet hook shares, whatever attaches it (tp_btf in
+ * trace.bpf.c, netfilter links in netfilter.bpf.c): the record under
+ * construction, --follow, and where each skb is inside netfilter.
+ *
+ * Maps defined here exist in both objects under the same name; the
+ * netfilter loader (crates/netxray/src/kernel/netfilter.rs) points the
+ * netfilter object at the trace object's maps, so there is one ring buffer,
+ * one set of counters and one configuration.
+ */
+#ifndef NX_HOOK_BPF_H
+#define NX_HOOK_BPF_H
+
+#include "nx_packet.bpf.h"
+
+/* --follow: data buffers (skb->head, shared by clones) of packets that
+ * matched the filter, with when they were last seen. A later hop of the
+ * same buffer is shown even if NAT rewrote it out of the filter. */
+struct nx_followed {
+	__u64 ts;	/* last seen */
+	__u64 skb;	/* the skb that matched */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct nx_followed);
+} nx_follow SEC(".maps");
+
+/* Netfilter: the last skbs that entered a netfilter hook on this CPU and
+ * have not left it (first priority seen, last not yet). kfree_skb looks an
+ * skb up here to say in which hook it was dropped (NETFILTER_DROP: which
+ * hook's chains dropped it). Four entries: a hook may send a packet of its
+ * own (an nft reject's ICMP error) that crosses hooks before the first one
+ * drops its packet. */
+#define NX_NF_TRAIL 4
+struct nx_nf_trail {
+	__u64 skb[NX_NF_TRAIL];
+	__u32 at[NX_NF_TRAIL];	/* NX_NF_AT() */
+	__u32 next;
+	__u32 _pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct nx_nf_trail);
+} nx_nf_trail SEC(".maps");
+
+static __always_inline struct nx_nf_trail *nx_nf_trail_get(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&nx_nf_trail, &zero);
+}
+
+/* Entering a hook (first priority). */
+static __always_inline void nx_nf_enter(const struct sk_buff *skb, __u32 at)
+{
+	struct nx_nf_trail *t = nx_nf_trail_get();
+	__u32 i;
+
+	if (!t)
+		return;
+	i = t->next++ & (NX_NF_TRAIL - 1);
+	t->skb[i] = (__u64)skb;
+	t->at[i] = at;
+}
+
+/* Where the skb is (NX_NF_AT), 0 if in no hook; forget it (leaving the
+ * hook at last priority, or freed inside it). */
+static __always_inline __u32 nx_nf_leave(const struct sk_buff *skb)
+{
+	struct nx_nf_trail *t = nx_nf_trail_get();
+	__u32 at = 0;
+
+	if (!t)
+		return 0;
+#pragma unroll
+	for (int i = 0; i < NX_NF_TRAIL; i++) {
+		if (t->skb[i] == (__u64)skb) {
+			at = t->at[i];
+			t->skb[i] = 0;
+		}
+	}
+	return at;
+}
+
+/* A device pointer we can trust: a canonical kernel address. At socket
+ * queues skb->dev is reused (UDP keeps dev_scratch there) or stale. */
+static __always_inline const struct net_device *nx_sane_dev(const struct net_device *dev)
+{
+	if ((__u64)dev < 0xffff800000000000ULL)
+		return NULL;
+	return dev;
+}
+
+struct nx_ctx {
+	void *ctx;		/* the tracepoint's arguments, on the kernel stack */
+	struct nx_config *cfg;
+	struct nx_scratch *s;
+	struct nx_counter *cnt;
+};
+
+static __always_inline bool nx_begin(struct nx_ctx *c, __u32 hook, void *ctx)
+{
+	c->ctx = ctx;
+	c->cfg = nx_get_config();
+	c->s = nx_get_scratch();
+	c->cnt = nx_counter(hook);
+	if (!c->cfg || !c->s || !c->cnt)
+		return false;
+	c->cnt->hits++;
+	__builtin_memset(&c->s->ev, 0, NX_EVENT_HDR_SIZE);
+	c->s->ev.hook = hook;
+	c->s->ev.stack_id = -1;
+	return true;
+}
+
+static __always_inline void nx_set_dev_name(struct nx_event *e, const struct net_device *dev)
+{
+	if (dev)
+		/* Two direct (BTF) loads instead of a probe-read helper call. */
+		__builtin_memcpy(e->ifname, dev->name, sizeof(e->ifname));
+}
+
+/* --follow: a packet that matched marks its data buffer; a later hop of the
+ * same buffer (the same skb after NAT, or a clone) is kept and flagged.
+ * Returns whether to keep the record. */
+static __always_inline bool nx_follow_check(struct nx_ctx *c, const struct sk_buff *skb,
+					    bool matched)
+{
+	__u64 head = c->s->ev.head;
+	struct nx_followed *seen, now = { .skb = (__u64)skb };
+
+	if (!c->cfg->follow_ns || !head || !skb)
+		return matched;
+	now.ts = bpf_ktime_get_ns();
+	if (matched) {
+		bpf_map_update_elem(&nx_follow, &head, &now, BPF_ANY);
+		return true;
+	}
+	seen = bpf_map_lookup_elem(&nx_follow, &head);
+	if (!seen || now.ts - seen->ts > c->cfg->follow_ns)
+		return false;
+	/* The same skb (rewritten by NAT, crossing a veth), or a clone of it
+	 * (cloned: an AF_PACKET listener's copy). Another skb in the same
+	 * buffer is a new packet: the buffer was freed untraced and reused. */
+	if (seen->skb != (__u64)skb && !BPF_CORE_READ_BITFIELD(skb, cloned))
+		return false;
+	seen->ts = now.ts;
+	c->s->ev.flags |= NX_F_FOLLOWED;
+	return true;
+}
+
+/* End of a packet's life: forget its buffer unless a clone still holds it. */
+static __always_inline void nx_follow_end(struct nx_config *cfg, struct sk_buff *skb)
+{
+	__u64 head;
+
+	if (!cfg || !cfg->follow_ns || !skb || BPF_CORE_READ_BITFIELD(skb, cloned))
+		return;
+	head = (__u64)(skb->head);
+	bpf_map_delete_elem(&nx_follow, &head);
+}
+
+#endif

@@ -1,0 +1,250 @@
+//! Netfilter hooks through netfilter BPF links (kernel 6.4+), which aya 0.14
+//! cannot load: this is the small loader for them.
+//!
+//! `bpf/netfilter.bpf.o` has two programs, `nf_first` and `nf_last`, in
+//! `SEC("classifier")` so that aya-obj parses them and applies the map, call
+//! and CO-RE relocations. They are relocated against the *trace* object's maps
+//! (same names, see `bpf/include/nx_hook.bpf.h`), so their records go to the
+//! same ring buffer through the same filter, and loaded here with
+//! `BPF_PROG_TYPE_NETFILTER`.
+//!
+//! Links attach in the calling thread's network namespace: each namespace is
+//! entered on a thread of its own. Priorities: INT_MIN and INT_MAX are refused
+//! (ERANGE), so the first and last usable ones. No defrag flag (it needs a
+//! priority above -400). The kernel has no bridge family and no ingress hook
+//! for these links: IPv4 and IPv6, PREROUTING to POSTROUTING.
+//!
+//! Every link is a file descriptor: closing it (exit, crash, SIGKILL)
+//! detaches the program.
+
+use crate::kernel::jit;
+use crate::kernel::netns::{self, Netns};
+use crate::kernel::probe::sys::{self, attach_type, prog_type, Insn, LinkExtra};
+use crate::model::filter::ebpf::Insn as FilterInsn;
+use aya::Btf;
+use aya_obj::Object;
+use std::collections::{HashMap, HashSet};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+
+static NF_OBJ: &[u8] = aya::include_bytes_aligned!("../../../../bpf/netfilter.bpf.o");
+
+/// `NFPROTO_IPV4`, `NFPROTO_IPV6`.
+pub const NFPROTO_IPV4: u8 = 2;
+pub const NFPROTO_IPV6: u8 = 10;
+const PRIORITY_FIRST: i32 = i32::MIN + 1;
+const PRIORITY_LAST: i32 = i32::MAX - 1;
+
+/// `enum nf_inet_hooks`, as nft names them.
+pub const HOOK_NAMES: [&str; 5] = ["prerouting", "input", "forward", "output", "postrouting"];
+
+/// One place to attach: a family, a hook and first or last priority.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NfPoint {
+    pub pf: u8,
+    pub hooknum: u8,
+    pub last: bool,
+}
+
+impl NfPoint {
+    /// Both families, every hook, both ends.
+    pub fn all() -> Vec<NfPoint> {
+        let mut v = Vec::new();
+        for pf in [NFPROTO_IPV4, NFPROTO_IPV6] {
+            for hooknum in 0..5 {
+                for last in [false, true] {
+                    v.push(NfPoint { pf, hooknum, last });
+                }
+            }
+        }
+        v
+    }
+}
+
+/// Why netfilter hooks could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum NfError {
+    #[error("netfilter.bpf.o: {0}")]
+    Object(String),
+    #[error("the trace object has no map {0} for the netfilter programs")]
+    MissingMap(String),
+    #[error("loading the netfilter program {name}: {err}")]
+    Load { name: &'static str, err: String },
+    #[error("entering network namespace {ns}: {err}")]
+    Netns { ns: String, err: std::io::Error },
+    #[error("attaching at netfilter {family} {hook} priority {priority} in namespace {ns}: {err}")]
+    Attach {
+        family: &'static str,
+        hook: &'static str,
+        priority: i32,
+        ns: String,
+        err: sys::Errno,
+    },
+}
+
+/// The two loaded programs.
+pub struct NfPrograms {
+    first: OwnedFd,
+    last: OwnedFd,
+}
+
+/// Parse, splice the filter into, relocate and load netfilter.bpf.o against
+/// the trace object's maps (`maps`: name -> fd).
+pub fn load(
+    filter: Option<&[FilterInsn]>,
+    maps: &HashMap<String, RawFd>,
+    btf: &Btf,
+) -> Result<NfPrograms, NfError> {
+    let patched = match filter {
+        Some(prog) => Some(jit::splice(NF_OBJ, prog).map_err(|e| NfError::Object(e.to_string()))?),
+        None => None,
+    };
+    let bytes = patched.as_ref().map_or(NF_OBJ, |p| p.bytes());
+    let mut obj = Object::parse(bytes).map_err(|e| NfError::Object(e.to_string()))?;
+    let mut pairs = Vec::new();
+    for (name, map) in &obj.maps {
+        // .rodata/.bss would need maps of their own: the object has none.
+        let fd = *maps
+            .get(name)
+            .ok_or_else(|| NfError::MissingMap(name.clone()))?;
+        pairs.push((name.clone(), fd, map.clone()));
+    }
+    // In aya's order: CO-RE first, on the code as compiled; then maps and
+    // calls (which appends the subprograms to each program).
+    obj.relocate_btf(btf)
+        .map_err(|e| NfError::Object(format!("CO-RE relocation: {e:?}")))?;
+    let text: HashSet<usize> = obj.functions.keys().map(|(s, _)| *s).collect();
+    obj.relocate_maps(
+        pairs.iter().map(|(n, fd, m)| (n.as_str(), *fd, m)),
+        &text,
+    )
+    .map_err(|e| NfError::Object(format!("map relocation: {e}")))?;
+    obj.relocate_calls(&text)
+        .map_err(|e| NfError::Object(format!("call relocation: {e}")))?;
+    let load_one = |name: &'static str| -> Result<OwnedFd, NfError> {
+        let prog = obj
+            .programs
+            .get(name)
+            .ok_or_else(|| NfError::Object(format!("no program {name}")))?;
+        let func = obj
+            .functions
+            .get(&prog.function_key())
+            .ok_or_else(|| NfError::Object(format!("no code for {name}")))?;
+        let insns: Vec<Insn> = func
+            .instructions
+            .iter()
+            .map(|i| Insn::new(i.code, i.dst_reg(), i.src_reg(), i.off, i.imm))
+            .collect();
+        sys::prog_load(&sys::ProgSpec {
+            prog_type: prog_type::NETFILTER,
+            expected_attach_type: attach_type::NETFILTER,
+            attach_btf_id: 0,
+            name,
+            insns: &insns,
+        })
+        .map_err(|e| NfError::Load {
+            name,
+            err: e.to_string(),
+        })
+    };
+    Ok(NfPrograms {
+        first: load_one("nf_first")?,
+        last: load_one("nf_last")?,
+    })
+}
+
+impl NfPrograms {
+    /// Attach at `points` inside namespace `ns`; the links, to keep open.
+    pub fn attach(&self, ns: &Netns, points: &[NfPoint]) -> Result<Vec<OwnedFd>, NfError> {
+        let first = self.first.as_raw_fd();
+        let last = self.last.as_raw_fd();
+        let points = points.to_vec();
+        let label = ns.path.display().to_string();
+        let label2 = label.clone();
+        netns::in_netns(&ns.path, move || {
+            let mut links = Vec::with_capacity(points.len());
+            for p in points {
+                let raw = if p.last { last } else { first };
+                // SAFETY: the program fds are owned by self, which outlives
+                // this call (in_netns joins the thread before returning).
+                let prog = unsafe { BorrowedFd::borrow_raw(raw) };
+                let priority = if p.last { PRIORITY_LAST } else { PRIORITY_FIRST };
+                let extra = LinkExtra::Netfilter {
+                    pf: p.pf as u32,
+                    hooknum: p.hooknum as u32,
+                    priority,
+                    flags: 0,
+                };
+                match sys::link_create(prog, 0, attach_type::NETFILTER, 0, extra) {
+                    Ok(fd) => links.push(fd),
+                    Err(err) => {
+                        return Err(NfError::Attach {
+                            family: if p.pf == NFPROTO_IPV6 { "ip6" } else { "ip" },
+                            hook: HOOK_NAMES.get(p.hooknum as usize).copied().unwrap_or("?"),
+                            priority,
+                            ns: label2,
+                            err,
+                        })
+                    }
+                }
+            }
+            Ok(links)
+        })
+        .map_err(|err| NfError::Netns { ns: label, err })?
+    }
+}
+
+/// The netfilter links of a session, per namespace, kept up to date as
+/// namespaces come and go.
+pub struct NfWatch {
+    progs: NfPrograms,
+    points: Vec<NfPoint>,
+    /// Only this namespace (inode), or every one.
+    only: Option<Netns>,
+    links: HashMap<u32, Vec<OwnedFd>>,
+}
+
+impl NfWatch {
+    pub fn new(progs: NfPrograms, points: Vec<NfPoint>, only: Option<Netns>) -> Self {
+        Self {
+            progs,
+            points,
+            only,
+            links: HashMap::new(),
+        }
+    }
+
+    /// Attach in namespaces not covered yet, forget the ones gone. Returns
+    /// the errors of namespaces that could not be covered (tried again next
+    /// time).
+    pub fn refresh(&mut self) -> Vec<NfError> {
+        let wanted: Vec<Netns> = match &self.only {
+            Some(ns) => vec![ns.clone()],
+            None => netns::all(),
+        };
+        let live: HashSet<u32> = wanted.iter().map(|n| n.inode).collect();
+        self.links.retain(|inode, _| live.contains(inode));
+        let mut errors = Vec::new();
+        for ns in wanted {
+            if self.links.contains_key(&ns.inode) {
+                continue;
+            }
+            match self.progs.attach(&ns, &self.points) {
+                Ok(links) => {
+                    self.links.insert(ns.inode, links);
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        errors
+    }
+
+    /// Namespaces watched now.
+    pub fn namespaces(&self) -> usize {
+        self.links.len()
+    }
+
+    /// The first program, for tests of the loader.
+    pub fn first_prog(&self) -> BorrowedFd<'_> {
+        self.progs.first.as_fd()
+    }
+}
