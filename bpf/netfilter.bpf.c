@@ -82,8 +82,9 @@ static __always_inline int nx_nf(struct bpf_nf_ctx *ctx, bool last)
 	else
 		nx_nf_enter(skb, NX_NF_AT(hooknum, st->pf));
 	cfg = nx_get_config();
-	/* netxray drops: only the bookkeeping above. --pid: no task here. */
-	if (!cfg || (cfg->flags & NX_CFG_DROPS) || cfg->tgid)
+	/* Attached for drop attribution only: the bookkeeping above is all.
+	 * --pid: no task here. */
+	if (!cfg || (cfg->flags & NX_CFG_NF_QUIET) || cfg->tgid)
 		return NX_NF_ACCEPT;
 	if (!nx_begin(&c, (last ? NX_HOOK_NF_PREROUTING_DONE : NX_HOOK_NF_PREROUTING) + hooknum,
 		      ctx))
@@ -105,6 +106,9 @@ static __always_inline int nx_nf(struct bpf_nf_ctx *ctx, bool last)
 		return NX_NF_ACCEPT;
 	e->netns = netns;
 	e->kind = NX_KIND_PACKET;
+	/* No task in this program type: say so the way interrupt context does
+	 * (user space then shows no pid or comm). */
+	e->flags |= NX_F_IN_IRQ;
 	if (dev)
 		e->ifindex = dev->ifindex;
 	else

@@ -188,8 +188,9 @@ struct nx_config {
 _Static_assert(sizeof(struct nx_config) == 40, "nx_config size");
 #define NX_CFG_FILTER (1 << 0)	/* run the filter compiled into nx_filter_jit (else accept all) */
 #define NX_CFG_RET (1 << 1)	/* --ret: entry hooks remember their skb for the exit tracepoints */
-#define NX_CFG_DROPS (1 << 2)	/* netxray drops: kfree_skb counts into "nx_drops" instead of emitting;
-				 * netfilter programs only note where each skb is (no events) */
+#define NX_CFG_DROPS (1 << 2)	/* netxray drops: kfree_skb counts into "nx_drops" instead of emitting */
+#define NX_CFG_NF_QUIET (1 << 3)	/* netfilter programs only note where each skb is (no events):
+				 * attached for drop attribution, not traced */
 
 /* Which netfilter hook an skb was inside: (nf_inet_hooks + 1) | pf << 8,
  * pf = NFPROTO_IPV4 (2) or NFPROTO_IPV6 (10). 0: none. */

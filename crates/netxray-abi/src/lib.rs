@@ -102,9 +102,10 @@ pub mod cfg_flags {
     pub const FILTER: u32 = 1 << 0;
     /// --ret: entry hooks remember their skb for the exit tracepoints.
     pub const RET: u32 = 1 << 1;
-    /// netxray drops: kfree_skb counts into `nx_drops` instead of emitting;
-    /// netfilter programs only note where each skb is.
+    /// netxray drops: kfree_skb counts into `nx_drops` instead of emitting.
     pub const DROPS: u32 = 1 << 2;
+    /// Netfilter programs only note where each skb is (drop attribution).
+    pub const NF_QUIET: u32 = 1 << 3;
 }
 
 /// `NX_NF_AT()`: which netfilter hook an skb was inside (`DropKey::nf_at`,

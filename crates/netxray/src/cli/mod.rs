@@ -100,7 +100,8 @@ pub struct FilterArgs {
 #[derive(Debug, Args)]
 pub struct TraceArgs {
     /// Hooks to trace: groups or hook names, comma separated (see `netxray hooks`).
-    /// Default: every hook this kernel has.
+    /// Default: every hook this kernel has but the `ret` and `netfilter`
+    /// groups (the word `default` stands for that set: `-t default,netfilter`).
     #[arg(short = 't', long = "hooks", value_delimiter = ',')]
     pub hooks: Vec<String>,
     #[command(flatten)]
@@ -156,6 +157,12 @@ pub struct TraceArgs {
     /// (`--stack=kfree_skb,net_dev_queue`).
     #[arg(long, num_args = 0.., value_delimiter = ',', require_equals = true, value_name = "HOOK")]
     pub stack: Option<Vec<String>>,
+    /// Say in which netfilter hook each dropped packet (kfree_skb) was, as
+    /// `netxray drops` does: netfilter links at every hook of the watched
+    /// namespaces that only take notes (no netfilter events unless the
+    /// `netfilter` hooks are traced too).
+    #[arg(long = "drop-hooks")]
+    pub nf_attribution: bool,
     /// A filter in tcpdump's language (pcap-filter(7)), as one argument or
     /// several words: `'tcp port 80 and not net 198.18.0.0/24'`. Evaluated in
     /// the kernel; combined with the shorthand flags by `and`. Options may

@@ -10,6 +10,7 @@ use crate::kernel::kallsyms::Kallsyms;
 use crate::kernel::netns::Names;
 use crate::kernel::trace::{TraceConfig, TraceSession};
 use crate::model::drops::advice;
+use crate::model::event::nf_hook_name;
 use crate::model::hook::HookPoint;
 use crate::model::packet::{self, CaptureInfo};
 use netxray_abi::{flags, hook_id, DropKey, DropVal};
@@ -32,6 +33,9 @@ struct Row {
     ifindex: u32,
     ifname: Option<String>,
     location: String,
+    /// The netfilter hook the packet was inside ("ip input"): for
+    /// NETFILTER_DROP, the hook whose chains dropped it.
+    netfilter_hook: Option<String>,
     sample: String,
     means: Option<&'static str>,
     check: Option<&'static str>,
@@ -75,6 +79,7 @@ pub fn run(args: DropsArgs) -> Result<ExitCode> {
             follow: false,
             ret: false,
             stack: args.stack.then(Vec::new),
+            nf_attribution: true,
             expression: args.expression,
         });
     }
@@ -104,8 +109,12 @@ pub fn run(args: DropsArgs) -> Result<ExitCode> {
         stack_hooks: 0,
         ret: false,
         drops: true,
+        nf_attribution: true,
     };
-    let session = TraceSession::open(&cfg, &kbtf)?;
+    let mut session = TraceSession::open(&cfg, &kbtf)?;
+    if let Some(why) = &session.netfilter_error {
+        tracing::warn!("NETFILTER_DROP drops will not say in which hook: {why}");
+    }
     let reasons = kbtf.enum_names("skb_drop_reason", "SKB_DROP_REASON_");
     let syms = Kallsyms::load();
     let mut names = Names::new();
@@ -138,6 +147,9 @@ pub fn run(args: DropsArgs) -> Result<ExitCode> {
         if interval < 0.05 && (ended || stop.raised()) {
             break; // nothing new since the last table
         }
+        // Namespaces created since (a container starting): watch their
+        // netfilter hooks too.
+        session.refresh_netfilter();
         let rows = session.drops()?;
         let mut table: Vec<Row> = rows
             .iter()
@@ -160,6 +172,7 @@ pub fn run(args: DropsArgs) -> Result<ExitCode> {
                         .symbolize(k.location)
                         .unwrap_or_else(|| format!("{:#x}", k.location)),
                     sample: sample(v),
+                    netfilter_hook: nf_hook_name(k.nf_at),
                     reason,
                     means,
                     check,
@@ -236,7 +249,10 @@ fn print_table<W: Write>(out: &mut W, rows: &[Row], interval: f64) -> io::Result
             r.reason,
             ns,
             r.ifname.as_deref().unwrap_or("-"),
-            r.location,
+            match &r.netfilter_hook {
+                Some(h) => format!("{} ({h})", r.location),
+                None => r.location.clone(),
+            },
             r.sample
         )?;
         if let (Some(m), Some(c)) = (r.means, r.check) {

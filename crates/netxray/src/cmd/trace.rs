@@ -163,6 +163,7 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
         stack_hooks: stack_hooks(args.stack.as_deref(), &hooks_for_stack)?,
         ret: args.ret,
         drops: false,
+        nf_attribution: args.nf_attribution,
     };
     let mut session = TraceSession::open(&cfg, &kbtf)?;
     for (h, why) in &session.skipped {

@@ -12,7 +12,7 @@ use crate::kernel::netfilter::{self, NfPoint, NfWatch};
 use crate::kernel::netns::Netns;
 use crate::kernel::ring::EventRing;
 use crate::model::filter::ebpf::Insn;
-use crate::model::hook::{Backend, HookPoint, HOOKS};
+use crate::model::hook::{Backend, Group, HookPoint, HOOKS};
 use aya::maps::{Array, Map, MapData, PerCpuArray, PerCpuHashMap, StackTraceMap};
 use aya::programs::BtfTracePoint;
 use aya::{Btf, Ebpf, EbpfLoader};
@@ -48,6 +48,9 @@ pub struct TraceConfig {
     pub ret: bool,
     /// netxray drops: kfree_skb counts in the kernel (map nx_drops).
     pub drops: bool,
+    /// Netfilter links at every hook so that a drop says in which hook it
+    /// happened (drops, drops --events); failing is not fatal.
+    pub nf_attribution: bool,
 }
 
 pub struct TraceSession {
@@ -96,6 +99,10 @@ impl TraceSession {
                 (patched.is_some(), cfg_flags::FILTER),
                 (cfg.ret, cfg_flags::RET),
                 (cfg.drops, cfg_flags::DROPS),
+                (
+                    !cfg.hooks.iter().any(|h| h.group == Group::Netfilter),
+                    cfg_flags::NF_QUIET,
+                ),
             ]
             .iter()
             .filter(|(on, _)| *on)
@@ -141,7 +148,7 @@ impl TraceSession {
             netfilter: None,
             netfilter_error: None,
         };
-        if !nf_hooks.is_empty() || cfg.drops {
+        if !nf_hooks.is_empty() || cfg.nf_attribution {
             session.open_netfilter(cfg, &nf_hooks, &btf)?;
         }
         for hook in to_attach {
@@ -173,7 +180,7 @@ impl TraceSession {
         hooks: &[&'static HookPoint],
         btf: &Btf,
     ) -> Result<()> {
-        let points: Vec<NfPoint> = if cfg.drops {
+        let points: Vec<NfPoint> = if cfg.nf_attribution {
             NfPoint::all()
         } else {
             hooks
@@ -209,7 +216,7 @@ impl TraceSession {
                 self.netfilter = Some(watch);
                 self.attached.extend(hooks.iter().copied());
             }
-            Err(why) if cfg.drops => self.netfilter_error = Some(why),
+            Err(why) if hooks.is_empty() => self.netfilter_error = Some(why),
             Err(why) => {
                 let named = hooks.iter().find(|h| cfg.required.contains(&h.id));
                 match named {
@@ -374,7 +381,7 @@ fn chain(e: &dyn std::error::Error) -> String {
 pub fn available_hooks(kbtf: &KernelBtf, with_ret: bool) -> Vec<&'static HookPoint> {
     HOOKS
         .iter()
-        .filter(|h| h.in_default_set() || (with_ret && h.group == crate::model::hook::Group::Ret))
+        .filter(|h| h.in_default_set() || (with_ret && h.group == Group::Ret))
         .filter(|h| hook_available(kbtf, h))
         .collect()
 }

@@ -67,6 +67,11 @@ pub struct TraceEvent {
     pub drop_reason: Option<Name>,
     pub location: Option<String>,
     pub ret: Option<i32>,
+    /// kfree_skb: the netfilter hook the packet was inside when freed
+    /// ("ip input"): with NETFILTER_DROP, the hook whose chains dropped it.
+    pub nf_hook: Option<String>,
+    /// Netfilter *_done hooks: the packet's conntrack entry.
+    pub ct: Option<Conntrack>,
     pub detail: Option<String>,
     /// Where the fields came from: "packet" (bytes), "socket" (the socket's
     /// view of the flow), "flow" (a routing lookup), or null.
@@ -90,6 +95,84 @@ pub struct TraceEvent {
     pub cloned: bool,
     pub truncated: bool,
     pub summary: String,
+}
+
+/// A packet's conntrack entry, as seen at the last priority of a netfilter
+/// hook.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Conntrack {
+    /// ESTABLISHED, RELATED, NEW, ESTABLISHED_REPLY, RELATED_REPLY,
+    /// UNTRACKED (`enum ip_conntrack_info`).
+    pub state: &'static str,
+    /// Status bits set (`IPS_*`): SEEN_REPLY, ASSURED, CONFIRMED, SNAT, DNAT, ...
+    pub status: Vec<&'static str>,
+    /// The connection as first seen (original direction, before NAT).
+    pub orig: Option<FlowTuple>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct FlowTuple {
+    pub proto: Cow<'static, str>,
+    pub saddr: IpAddr,
+    pub daddr: IpAddr,
+    /// Ports (TCP/UDP/SCTP); for ICMP the id and type<<8|code.
+    pub sport: u16,
+    pub dport: u16,
+}
+
+impl std::fmt::Display for FlowTuple {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if matches!(self.proto.as_ref(), "tcp" | "udp" | "sctp") {
+            write!(
+                f,
+                "{} {}.{} > {}.{}",
+                self.proto, self.saddr, self.sport, self.daddr, self.dport
+            )
+        } else {
+            write!(f, "{} {} > {}", self.proto, self.saddr, self.daddr)
+        }
+    }
+}
+
+/// `enum ip_conntrack_info` (the value + 1 in the record; 0: none).
+fn ct_state(v: u32) -> Option<&'static str> {
+    Some(match v.checked_sub(1)? {
+        0 => "ESTABLISHED",
+        1 => "RELATED",
+        2 => "NEW",
+        3 => "ESTABLISHED_REPLY",
+        4 => "RELATED_REPLY",
+        7 => "UNTRACKED",
+        _ => "?",
+    })
+}
+
+/// `IPS_*` bits worth showing.
+const CT_STATUS: [(u32, &str); 9] = [
+    (0, "EXPECTED"),
+    (1, "SEEN_REPLY"),
+    (2, "ASSURED"),
+    (3, "CONFIRMED"),
+    (4, "SNAT"),
+    (5, "DNAT"),
+    (9, "DYING"),
+    (13, "HELPER"),
+    (14, "OFFLOAD"),
+];
+
+/// "ip input" for an NX_NF_AT() value.
+pub fn nf_hook_name(at: u32) -> Option<String> {
+    let (hook, pf) = netxray_abi::nf_at_decode(at)?;
+    let family = match pf {
+        2 => "ip",
+        10 => "ip6",
+        _ => "?",
+    };
+    let hook = crate::kernel::netfilter::HOOK_NAMES
+        .get(hook as usize)
+        .copied()
+        .unwrap_or("?");
+    Some(format!("{family} {hook}"))
 }
 
 /// The meaning of a receive function's return value (--ret).
@@ -238,6 +321,51 @@ impl TraceEvent {
                     r.symbol(h.location)
                         .unwrap_or_else(|| format!("{:#x}", h.location)),
                 );
+                out.nf_hook = nf_hook_name(h.aux);
+            }
+            hook_id::NF_PREROUTING..=hook_id::NF_POSTROUTING_DONE => {
+                if let Some(state) = ct_state(h.reason) {
+                    let orig = (h.flags & flags::TUPLE != 0)
+                        .then(|| tuple_addrs(&h.tuple))
+                        .flatten()
+                        .map(|(s, d)| FlowTuple {
+                            proto: proto_name(h.tuple.l4proto),
+                            saddr: s,
+                            daddr: d,
+                            sport: h.tuple.sport,
+                            dport: h.tuple.dport,
+                        });
+                    let status = CT_STATUS
+                        .iter()
+                        .filter(|(bit, _)| (h.ret as u32) & (1 << bit) != 0)
+                        .map(|(_, n)| *n)
+                        .collect();
+                    out.ct = Some(Conntrack {
+                        state,
+                        status,
+                        orig,
+                    });
+                }
+                let forward = matches!(h.hook, hook_id::NF_FORWARD | hook_id::NF_FORWARD_DONE);
+                if forward && h.aux != 0 {
+                    let to = r
+                        .ifname(h.netns, h.aux)
+                        .map_or_else(|| format!("if{}", h.aux), |n| n.to_string());
+                    out.detail = Some(format!("to {to}"));
+                }
+                if let Some(ct) = &out.ct {
+                    let mut d = out.detail.take().map_or(String::new(), |d| d + ", ");
+                    d.push_str("ct ");
+                    d.push_str(ct.state);
+                    if !ct.status.is_empty() {
+                        d.push(' ');
+                        d.push_str(&ct.status.join(","));
+                    }
+                    if let Some(o) = &ct.orig {
+                        d.push_str(&format!(" [{o}]"));
+                    }
+                    out.detail = Some(d);
+                }
             }
             hook_id::CONSUME_SKB => {
                 out.location = Some(

@@ -175,6 +175,9 @@ fn write_text<W: Write>(out: &mut W, j: &Journey, detail: bool) -> io::Result<()
             if let Some(l) = &e.location {
                 write!(out, " at {l}")?;
             }
+            if let Some(h) = &e.nf_hook {
+                write!(out, " in netfilter {h}")?;
+            }
         }
         if e.followed {
             write!(out, " [followed]")?;

@@ -135,6 +135,9 @@ impl<W: Write> Printer for TextPrinter<W> {
             if let Some(l) = &ev.location {
                 write!(self.out, " at {l}")?;
             }
+            if let Some(h) = &ev.nf_hook {
+                write!(self.out, " in netfilter {h}")?;
+            }
             write!(self.out, "]")?;
         }
         if let (Some(pid), Some(comm)) = (ev.pid, &ev.comm) {
