@@ -221,41 +221,6 @@ fn the_map_draws_the_path_both_ways() {
     assert!(map.iter().all(|l| l.chars().count() <= 100), "{text}");
 }
 
-/// DNAT in the bridge namespace rewrites the destination port 5353 -> 5354
-/// (a port rewrite: an address rewrite on a pure bridge would make
-/// br_netfilter re-route). B echoes the datagram back; conntrack un-NATs the
-/// reply's source port.
-fn dnat_topology() -> LinearBridged {
-    let t = LinearBridged::new();
-    t.br().sysctl("net.bridge.bridge-nf-call-iptables", "1");
-    for cmd in [
-        "add table ip nxt",
-        "add chain ip nxt pre { type nat hook prerouting priority dstnat; }",
-        "add rule ip nxt pre udp dport 5353 dnat to 198.18.0.2:5354",
-    ] {
-        let argv: Vec<&str> = std::iter::once("nft").chain(cmd.split(' ')).collect();
-        t.br().run(&argv);
-    }
-    t
-}
-
-/// One datagram A -> B:5353 (DNAT to 5354), echoed back; returns the echo.
-fn udp_round_trip(t: &LinearBridged) -> Option<Vec<u8>> {
-    let server = udp_receiver(t.b(), t.b_sock4(5354));
-    let echo = std::thread::spawn(move || {
-        if let Some((data, from)) = udp_recv(&server) {
-            server.send_to(&data, from).ok();
-        }
-    });
-    let client = udp_receiver(t.a(), std::net::SocketAddr::from((LinearBridged::A_IP4, 0)));
-    client.connect(t.b_sock4(5353)).ok()?;
-    client.send(b"through the NAT").ok()?;
-    let mut buf = [0u8; 64];
-    let n = client.recv(&mut buf).ok()?;
-    echo.join().ok()?;
-    Some(buf[..n].to_vec())
-}
-
 /// Trace `udp port 5353` (with `extra` options) during one round trip
 /// through the NAT; the journeys, once `n` are out, and the run's output.
 fn dnat_run(t: &LinearBridged, extra: &[&str], n: usize) -> (Vec<Value>, NetxrayOutput) {
@@ -263,7 +228,10 @@ fn dnat_run(t: &LinearBridged, extra: &[&str], n: usize) -> (Vec<Value>, Netxray
     args.extend_from_slice(extra);
     args.push("udp port 5353");
     let run = start(&args);
-    assert_eq!(udp_round_trip(t).as_deref(), Some(&b"through the NAT"[..]));
+    assert_eq!(
+        t.udp_dnat_round_trip().as_deref(),
+        Some(&b"through the NAT"[..])
+    );
     let ok = wait_journeys(&run, n, Duration::from_secs(10));
     let out = run.stop();
     assert!(ok, "{}\n{}", out.stdout, out.stderr);
@@ -283,7 +251,7 @@ fn dnat_request<'a>(t: &LinearBridged, js: &'a [Value], stdout: &str) -> &'a Val
 #[test]
 fn follow_keeps_a_packet_through_dnat_and_pairs_the_reply() {
     let Some(_serial) = e2e() else { return };
-    let t = dnat_topology();
+    let t = LinearBridged::with_dnat();
     // Neighbours resolved before tracing.
     assert!(ping(t.a(), t.b_ip(false), 0x3135, 1), "warm-up ping");
     let (js, out) = dnat_run(&t, &["--follow"], 2);
@@ -323,7 +291,7 @@ fn follow_keeps_a_packet_through_dnat_and_pairs_the_reply() {
 #[test]
 fn without_follow_the_journey_stops_at_the_rewrite() {
     let Some(_serial) = e2e() else { return };
-    let t = dnat_topology();
+    let t = LinearBridged::with_dnat();
     assert!(ping(t.a(), t.b_ip(false), 0x3136, 1), "warm-up ping");
     let (js, out) = dnat_run(&t, &[], 1);
     let req = dnat_request(&t, &js, &out.stdout);

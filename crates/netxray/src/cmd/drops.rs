@@ -149,7 +149,17 @@ pub fn run(args: DropsArgs) -> Result<ExitCode> {
         }
         // Namespaces created since (a container starting): watch their
         // netfilter hooks too.
-        session.refresh_netfilter();
+        let added = session.refresh_netfilter();
+        if !added.is_empty() {
+            names.rescan();
+        }
+        for ns in added {
+            tracing::info!(
+                "netfilter hooks now watched in namespace {} (inode {})",
+                ns.path.display(),
+                ns.inode
+            );
+        }
         let rows = session.drops()?;
         let mut table: Vec<Row> = rows
             .iter()

@@ -113,11 +113,8 @@ pub fn load(
     obj.relocate_btf(btf)
         .map_err(|e| NfError::Object(format!("CO-RE relocation: {e:?}")))?;
     let text: HashSet<usize> = obj.functions.keys().map(|(s, _)| *s).collect();
-    obj.relocate_maps(
-        pairs.iter().map(|(n, fd, m)| (n.as_str(), *fd, m)),
-        &text,
-    )
-    .map_err(|e| NfError::Object(format!("map relocation: {e}")))?;
+    obj.relocate_maps(pairs.iter().map(|(n, fd, m)| (n.as_str(), *fd, m)), &text)
+        .map_err(|e| NfError::Object(format!("map relocation: {e}")))?;
     obj.relocate_calls(&text)
         .map_err(|e| NfError::Object(format!("call relocation: {e}")))?;
     let load_one = |name: &'static str| -> Result<OwnedFd, NfError> {
@@ -167,7 +164,11 @@ impl NfPrograms {
                 // SAFETY: the program fds are owned by self, which outlives
                 // this call (in_netns joins the thread before returning).
                 let prog = unsafe { BorrowedFd::borrow_raw(raw) };
-                let priority = if p.last { PRIORITY_LAST } else { PRIORITY_FIRST };
+                let priority = if p.last {
+                    PRIORITY_LAST
+                } else {
+                    PRIORITY_FIRST
+                };
                 let extra = LinkExtra::Netfilter {
                     pf: p.pf as u32,
                     hooknum: p.hooknum as u32,
@@ -214,9 +215,9 @@ impl NfWatch {
     }
 
     /// Attach in namespaces not covered yet, forget the ones gone. Returns
-    /// the errors of namespaces that could not be covered (tried again next
-    /// time).
-    pub fn refresh(&mut self) -> Vec<NfError> {
+    /// the namespaces newly covered, and the errors of those that could not
+    /// be (tried again next time).
+    pub fn refresh(&mut self) -> (Vec<Netns>, Vec<NfError>) {
         let wanted: Vec<Netns> = match &self.only {
             Some(ns) => vec![ns.clone()],
             None => netns::all(),
@@ -224,6 +225,7 @@ impl NfWatch {
         let live: HashSet<u32> = wanted.iter().map(|n| n.inode).collect();
         self.links.retain(|inode, _| live.contains(inode));
         let mut errors = Vec::new();
+        let mut added = Vec::new();
         for ns in wanted {
             if self.links.contains_key(&ns.inode) {
                 continue;
@@ -231,11 +233,12 @@ impl NfWatch {
             match self.progs.attach(&ns, &self.points) {
                 Ok(links) => {
                     self.links.insert(ns.inode, links);
+                    added.push(ns);
                 }
                 Err(e) => errors.push(e),
             }
         }
-        errors
+        (added, errors)
     }
 
     /// Namespaces watched now.

@@ -212,7 +212,8 @@ impl Names {
         n
     }
 
-    fn rescan(&mut self) {
+    /// Look at the namespaces again now (some were just seen to appear).
+    pub fn rescan(&mut self) {
         self.last_scan = Some(Instant::now());
         for (ns, name) in scan() {
             self.netns

@@ -16,8 +16,8 @@ use crate::model::hook::{Backend, Group, HookPoint, HOOKS};
 use aya::maps::{Array, Map, MapData, PerCpuArray, PerCpuHashMap, StackTraceMap};
 use aya::programs::BtfTracePoint;
 use aya::{Btf, Ebpf, EbpfLoader};
-use std::os::fd::{AsFd, AsRawFd, RawFd};
 use netxray_abi::{cfg_flags, hook_id, Config, Counter, DropKey, DropVal, CAP_BYTES};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 
 static TRACE_OBJ: &[u8] = aya::include_bytes_aligned!("../../../../bpf/trace.bpf.o");
 
@@ -190,8 +190,11 @@ impl TraceSession {
                     Backend::TpBtf => None,
                 })
                 .flat_map(|(hooknum, last)| {
-                    [netfilter::NFPROTO_IPV4, netfilter::NFPROTO_IPV6]
-                        .map(|pf| NfPoint { pf, hooknum, last })
+                    [netfilter::NFPROTO_IPV4, netfilter::NFPROTO_IPV6].map(|pf| NfPoint {
+                        pf,
+                        hooknum,
+                        last,
+                    })
                 })
                 .collect()
         };
@@ -201,7 +204,7 @@ impl TraceSession {
             })
             .and_then(|progs| {
                 let mut watch = NfWatch::new(progs, points, cfg.netns_at.clone());
-                let errors = watch.refresh();
+                let (_, errors) = watch.refresh();
                 match (watch.namespaces(), errors.into_iter().next()) {
                     (0, Some(e)) => Err(e.to_string()),
                     (_, Some(e)) => {
@@ -226,22 +229,24 @@ impl TraceSession {
                             why,
                         })
                     }
-                    None => self
-                        .skipped
-                        .extend(hooks.iter().map(|h| (*h, why.clone()))),
+                    None => self.skipped.extend(hooks.iter().map(|h| (*h, why.clone()))),
                 }
             }
         }
         Ok(())
     }
 
-    /// Cover namespaces created since the last call (netfilter links).
-    pub fn refresh_netfilter(&mut self) {
-        if let Some(w) = &mut self.netfilter {
-            for e in w.refresh() {
-                tracing::debug!("netfilter hooks: {e}");
-            }
+    /// Cover namespaces created since the last call (netfilter links);
+    /// those newly covered.
+    pub fn refresh_netfilter(&mut self) -> Vec<Netns> {
+        let Some(w) = &mut self.netfilter else {
+            return Vec::new();
+        };
+        let (added, errors) = w.refresh();
+        for e in errors {
+            tracing::debug!("netfilter hooks: {e}");
         }
+        added
     }
 
     fn attach(&mut self, hook: &HookPoint, btf: &Btf, kbtf: &KernelBtf) -> Result<(), String> {
@@ -335,9 +340,15 @@ fn map_fds(ebpf: &Ebpf) -> std::result::Result<std::collections::HashMap<String,
     let mut out = std::collections::HashMap::new();
     for (name, map) in ebpf.maps() {
         let data = match map {
-            Map::Array(d) | Map::PerCpuArray(d) | Map::HashMap(d) | Map::PerCpuHashMap(d)
-            | Map::LruHashMap(d) | Map::PerCpuLruHashMap(d) | Map::RingBuf(d)
-            | Map::StackTraceMap(d) | Map::Unsupported(d) => d,
+            Map::Array(d)
+            | Map::PerCpuArray(d)
+            | Map::HashMap(d)
+            | Map::PerCpuHashMap(d)
+            | Map::LruHashMap(d)
+            | Map::PerCpuLruHashMap(d)
+            | Map::RingBuf(d)
+            | Map::StackTraceMap(d)
+            | Map::Unsupported(d) => d,
             _ => return Err(format!("internal: map {name} of an unexpected type")),
         };
         out.insert(name.to_string(), data.fd().as_fd().as_raw_fd());

@@ -186,6 +186,15 @@ impl Field for Vec<String> {
     }
 }
 
+/// Netfilter's conntrack view: rare enough for serde.
+impl Field for crate::model::event::Conntrack {
+    fn put(&self, out: &mut Vec<u8>) {
+        if serde_json::to_writer(&mut *out, self).is_err() {
+            out.extend_from_slice(b"null");
+        }
+    }
+}
+
 impl<T: Field> Field for Option<T> {
     fn put(&self, out: &mut Vec<u8>) {
         match self {
@@ -251,6 +260,8 @@ pub fn write_event(out: &mut Vec<u8>, e: &TraceEvent) {
         drop_reason,
         location,
         ret,
+        nf_hook,
+        ct,
         detail,
         source,
         linked_skb,

@@ -86,12 +86,14 @@ impl NetxrayRunBuilder {
         let mut child = cmd.spawn().map_err(|e| format!("spawn {shown}: {e}"))?;
         let live = Arc::new(Mutex::new(Vec::new()));
         let stdout = child.stdout.take().map(|p| drain_live(p, live.clone()));
-        let stderr = child.stderr.take().map(drain);
+        let live_err = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().map(|p| drain_live(p, live_err.clone()));
         let mut run = NetxrayRun {
             child: Some(child),
             ready_file,
             stdout,
             live,
+            live_err,
             stderr,
             stop_timeout: self.stop_timeout,
         };
@@ -136,6 +138,8 @@ pub struct NetxrayRun {
     stdout: Option<JoinHandle<Vec<u8>>>,
     /// stdout as it arrives.
     live: Arc<Mutex<Vec<u8>>>,
+    /// stderr as it arrives.
+    live_err: Arc<Mutex<Vec<u8>>>,
     stderr: Option<JoinHandle<Vec<u8>>>,
     stop_timeout: Duration,
 }
@@ -186,6 +190,12 @@ impl NetxrayRun {
     /// What netxray has printed so far (it flushes after each ring drain).
     pub fn stdout_so_far(&self) -> String {
         let buf = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        String::from_utf8_lossy(&buf).into_owned()
+    }
+
+    /// What netxray has said on stderr so far.
+    pub fn stderr_so_far(&self) -> String {
+        let buf = self.live_err.lock().unwrap_or_else(|e| e.into_inner());
         String::from_utf8_lossy(&buf).into_owned()
     }
 

@@ -1,6 +1,7 @@
 //! Ready-made topologies, and a small builder for ad-hoc ones.
 
 use super::netns::{veth, Netns};
+use super::traffic::{udp_receiver, udp_recv};
 use super::unique_prefix;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -196,5 +197,49 @@ impl LinearBridged {
     }
     pub fn b_sock6(&self, port: u16) -> SocketAddr {
         SocketAddr::new(Self::B_IP6.into(), port)
+    }
+
+    /// With DNAT in the bridge namespace, rewriting the destination port
+    /// 5353 -> 5354 (a port rewrite: an address rewrite on a pure bridge
+    /// would make br_netfilter re-route). Conntrack un-NATs the replies'
+    /// source port.
+    pub fn with_dnat() -> LinearBridged {
+        let t = LinearBridged::new();
+        t.br().sysctl("net.bridge.bridge-nf-call-iptables", "1");
+        t.nft(
+            t.br(),
+            &[
+                "add table ip nxt",
+                "add chain ip nxt pre { type nat hook prerouting priority dstnat; }",
+                "add rule ip nxt pre udp dport 5353 dnat to 198.18.0.2:5354",
+            ],
+        );
+        t
+    }
+
+    /// Run nft commands (words separated by single spaces) in `ns`.
+    pub fn nft(&self, ns: &Netns, cmds: &[&str]) {
+        for cmd in cmds {
+            let argv: Vec<&str> = std::iter::once("nft").chain(cmd.split(' ')).collect();
+            ns.run(&argv);
+        }
+    }
+
+    /// One datagram A -> B:5353 (DNAT to 5354 with [`Self::with_dnat`]),
+    /// echoed back by B; returns the echo.
+    pub fn udp_dnat_round_trip(&self) -> Option<Vec<u8>> {
+        let server = udp_receiver(self.b(), self.b_sock4(5354));
+        let echo = std::thread::spawn(move || {
+            if let Some((data, from)) = udp_recv(&server) {
+                server.send_to(&data, from).ok();
+            }
+        });
+        let client = udp_receiver(self.a(), SocketAddr::from((Self::A_IP4, 0)));
+        client.connect(self.b_sock4(5353)).ok()?;
+        client.send(b"through the NAT").ok()?;
+        let mut buf = [0u8; 64];
+        let n = client.recv(&mut buf).ok()?;
+        echo.join().ok()?;
+        Some(buf[..n].to_vec())
     }
 }
