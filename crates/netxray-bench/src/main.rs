@@ -7,7 +7,9 @@
 //! path. `--modes` runs only the listed modes (0: pre-filter floor, 1: seed
 //! hooks unmatched, 2: seed hooks, 6-clause expression unmatched (issue #3),
 //! 3: default set unmatched, 4: seed hooks, full JSON, 5: seed hooks,
-//! --journey on every packet (issue #4)).
+//! --journey on every packet (issue #4), 6: `netxray drops` while the flood
+//! is dropped by an nft rule in B (issue #5): its ratio is to the same flood
+//! dropped untraced, and its count is checked against the rule's counter).
 //! Given several netxray binaries, it runs each mode with each of them in
 //! every round (an A/B comparison under the same conditions).
 //!
@@ -37,6 +39,8 @@ const NS_IDLE: &str = "nxbench-idle";
 const IP_A: &str = "198.18.100.1";
 const IP_B: &str = "198.18.100.2";
 const PORT: u16 = 9999;
+/// B drops UDP to this port with an nft rule (named counter "dropped").
+const PORT_DROPPED: u16 = 9;
 const PAYLOAD: usize = 64;
 const STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
 /// Largest difference between the untraced runs before and after a traced
@@ -48,6 +52,10 @@ const SEED_HOOKS: &str =
 
 struct Mode {
     name: &'static str,
+    /// The subcommand.
+    cmd: &'static str,
+    /// The flood is dropped by B's nft rule (rate = the rule's counter).
+    dropped: bool,
     args: Vec<String>,
     /// Output to a file (JSON), else /dev/null.
     to_file: bool,
@@ -58,6 +66,8 @@ fn modes() -> Vec<Mode> {
     let all = vec!["--addr".to_string(), IP_B.to_string()];
     vec![
         Mode {
+            cmd: "trace",
+            dropped: false,
             // The framework's floor: programs run, the namespace pre-filter
             // rejects before any packet byte is read.
             name: "4 seed hooks, namespace pre-filter rejects",
@@ -70,6 +80,8 @@ fn modes() -> Vec<Mode> {
             to_file: false,
         },
         Mode {
+            cmd: "trace",
+            dropped: false,
             name: "4 seed hooks, filter matches nothing",
             args: [vec!["-t".into(), SEED_HOOKS.into()], nomatch.clone()].concat(),
             to_file: false,
@@ -77,6 +89,8 @@ fn modes() -> Vec<Mode> {
         Mode {
             // Issue #3: a tcpdump expression of realistic size (6 clauses,
             // a negation, a byte offset) that every packet runs to the end.
+            cmd: "trace",
+            dropped: false,
             name: "4 seed hooks, 6-clause filter matches nothing",
             args: vec![
                 "-t".into(),
@@ -89,11 +103,15 @@ fn modes() -> Vec<Mode> {
             to_file: false,
         },
         Mode {
+            cmd: "trace",
+            dropped: false,
             name: "default hook set, filter matches nothing",
             args: nomatch,
             to_file: false,
         },
         Mode {
+            cmd: "trace",
+            dropped: false,
             name: "4 seed hooks, every packet as JSON to a file",
             args: [
                 vec!["-t".into(), SEED_HOOKS.into(), "-o".into(), "json".into()],
@@ -104,6 +122,8 @@ fn modes() -> Vec<Mode> {
         },
         Mode {
             // Issue #4: every packet grouped into journeys, JSON to a file.
+            cmd: "trace",
+            dropped: false,
             name: "4 seed hooks, --journey on every packet, JSON",
             args: [
                 vec![
@@ -118,7 +138,53 @@ fn modes() -> Vec<Mode> {
             .concat(),
             to_file: true,
         },
+        Mode {
+            // Issue #5: the drop monitor while a rule drops the flood; the
+            // netfilter links at every hook of every namespace are on.
+            name: "drops, flood dropped by an nft rule",
+            cmd: "drops",
+            dropped: true,
+            args: vec![
+                "-o".into(),
+                "json".into(),
+                "--interval".into(),
+                "1".into(),
+            ],
+            to_file: true,
+        },
     ]
+}
+
+/// The packets B's drop rule has counted.
+fn dropped_counter() -> Result<u64> {
+    let out = Command::new("ip")
+        .args(["netns", "exec", NS_B, "nft", "list", "counter", "inet", "nxbench", "dropped"])
+        .output()
+        .context("running nft")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let words: Vec<&str> = text.split_whitespace().collect();
+    words
+        .windows(2)
+        .find(|w| w[0] == "packets")
+        .and_then(|w| w[1].parse().ok())
+        .with_context(|| format!("no counter in {text}"))
+}
+
+/// The NETFILTER_DROP total in the last summary `netxray drops -o json` wrote.
+fn drops_total(out_file: &Path) -> u64 {
+    let text = std::fs::read_to_string(out_file).unwrap_or_default();
+    text.lines()
+        .rev()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find_map(|v| {
+            v["rows"].as_array().map(|rows| {
+                rows.iter()
+                    .filter(|r| r["reason"] == "NETFILTER_DROP")
+                    .filter_map(|r| r["total"].as_u64())
+                    .sum()
+            })
+        })
+        .unwrap_or(0)
 }
 
 fn ip(args: &[&str]) -> Result<()> {
@@ -185,6 +251,16 @@ impl Topo {
             "dev",
             "vb",
         ])?;
+        let rules = format!(
+            "add table inet nxbench {{ counter dropped {{ }}; chain in {{ type filter hook input priority 0; udp dport {PORT_DROPPED} counter name dropped drop; }}; }}"
+        );
+        let st = Command::new("ip")
+            .args(["netns", "exec", NS_B, "nft", &rules])
+            .status()
+            .context("running nft")?;
+        if !st.success() {
+            bail!("nft {rules} failed");
+        }
         Ok(t)
     }
 }
@@ -223,8 +299,12 @@ fn ncpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// Flood for `secs` and return datagrams received per second in B.
-fn measure(secs: f64) -> Result<f64> {
+/// Flood for `secs` and return datagrams received per second in B (or,
+/// `dropped`, dropped per second by B's rule).
+fn measure(secs: f64, dropped: bool) -> Result<f64> {
+    if dropped {
+        return measure_dropped(secs);
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let received = Arc::new(AtomicU64::new(0));
     let (tx, rx) = std::sync::mpsc::channel();
@@ -277,6 +357,36 @@ fn measure(secs: f64) -> Result<f64> {
     Ok(n as f64 / dt)
 }
 
+/// The flood to the port B's rule drops; the rate is the rule's counter.
+fn measure_dropped(secs: f64) -> Result<f64> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let send_thread = {
+        let stop = stop.clone();
+        std::thread::spawn(move || -> Result<()> {
+            enter(NS_A)?;
+            pin(0);
+            let sock = UdpSocket::bind((IP_A, 0))?;
+            sock.connect((IP_B, PORT_DROPPED))?;
+            let payload = [0x5au8; PAYLOAD];
+            while !stop.load(Ordering::Relaxed) {
+                let _ = sock.send(&payload);
+            }
+            Ok(())
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300)); // warm up
+    let c0 = dropped_counter()?;
+    let t0 = Instant::now();
+    std::thread::sleep(Duration::from_secs_f64(secs));
+    let c1 = dropped_counter()?;
+    let dt = t0.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    send_thread
+        .join()
+        .map_err(|_| anyhow::anyhow!("sender panicked"))??;
+    Ok((c1 - c0) as f64 / dt)
+}
+
 struct Traced {
     /// None once stopped.
     child: Option<Child>,
@@ -304,7 +414,7 @@ fn start_netxray(bin: &Path, mode: &Mode, out_file: &Path) -> Result<Traced> {
         Stdio::null()
     };
     let child = Command::new(bin)
-        .arg("trace")
+        .arg(mode.cmd)
         .args(&mode.args)
         .arg("--ready-file")
         .arg(&ready)
@@ -346,7 +456,7 @@ fn stop_netxray(mut t: Traced) -> Result<String> {
     let stderr = String::from_utf8_lossy(&out.stderr);
     Ok(stderr
         .lines()
-        .find(|l| l.contains("hook hits"))
+        .find(|l| l.contains("hook hits") || l.contains("drops counted"))
         .unwrap_or("")
         .to_string())
 }
@@ -362,6 +472,15 @@ fn peak_rss_kib(pid: u32) -> u64 {
 }
 
 fn lost_of(summary: &str) -> u64 {
+    if summary.contains("drops counted") {
+        // drops: ", N not counted (the row table was full)" when any.
+        return summary
+            .split(", ")
+            .find(|p| p.contains("not counted"))
+            .and_then(|p| p.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+    }
     summary
         .split(", ")
         .find(|p| p.ends_with("lost (ring buffer full)"))
@@ -384,6 +503,8 @@ fn program_names(bin: &Path) -> Vec<String> {
                 .and_then(|h| h.split_once(':'))
                 .map(|(_, e)| e.to_string())
         })
+        // The netfilter programs (kernel/netfilter.rs names them).
+        .chain(["nf_first".to_string(), "nf_last".to_string()])
         .collect()
 }
 
@@ -507,7 +628,7 @@ fn main() -> Result<()> {
         .map(|(_, m)| m)
         .collect();
     if modes.is_empty() {
-        bail!("--modes selects no mode (0-5)");
+        bail!("--modes selects no mode (0-6)");
     }
     if modes.iter().any(|m| m.to_file) {
         warm_page_cache(3 << 30)?;
@@ -529,17 +650,31 @@ fn main() -> Result<()> {
     let mut unsteady: Vec<u32> = vec![0; runs.len()];
     let mut costs: Vec<Vec<(String, f64, u64)>> = vec![Vec::new(); runs.len()];
     let mut peak: Vec<u64> = vec![0; runs.len()];
+    // drops modes: (counted by netxray, counted by the rule) per run.
+    let mut exact: Vec<Vec<(u64, u64)>> = vec![Vec::new(); runs.len()];
     for round in 0..repeat {
-        let mut before = measure(secs)?;
+        // The untraced rate of each kind of flood, latest first measured.
+        let mut before_of = [None::<f64>; 2];
         let mut foreign_before = tracing_programs();
-        untraced_all.push(before);
         for (i, (m, bin)) in runs.iter().enumerate() {
+            let kind = m.dropped as usize;
+            let before = match before_of[kind] {
+                Some(b) => b,
+                None => {
+                    let b = measure(secs, m.dropped)?;
+                    if !m.dropped {
+                        untraced_all.push(b);
+                    }
+                    b
+                }
+            };
             let t = start_netxray(bin, m, &out_file)?;
-            let rate = measure(secs)?;
+            let counter_at_start = if m.dropped { dropped_counter()? } else { 0 };
+            let rate = measure(secs, m.dropped)?;
             // Per-program cost in a window of its own: bpf_stats itself
             // costs time on every run, so it is off while rates are measured.
             std::fs::write(STATS, "1").ok();
-            measure(1.0)?;
+            measure(1.0, m.dropped)?;
             costs[i] = bpf_stats(&names);
             std::fs::write(STATS, "0").ok();
             if let Some(c) = &t.child {
@@ -547,16 +682,22 @@ fn main() -> Result<()> {
             }
             let summary = stop_netxray(t)?;
             lost[i] = lost[i].saturating_add(lost_of(&summary));
+            if m.dropped {
+                let by_rule = dropped_counter()? - counter_at_start;
+                exact[i].push((drops_total(&out_file), by_rule));
+            }
             if m.to_file {
                 // Dropped before the kernel writes it back (it would
                 // otherwise be written back during a later run).
                 let _ = std::fs::remove_file(&out_file);
             }
-            let after = measure(secs)?;
+            let after = measure(secs, m.dropped)?;
             // Counted once the untraced run is over: our own netxray's
             // programs are freed a moment after it exits.
             let foreign_after = tracing_programs();
-            untraced_all.push(after);
+            if !m.dropped {
+                untraced_all.push(after);
+            }
             let base = (before + after) / 2.0;
             // The machine changed under this run (another job started or
             // stopped, someone else's BPF programs were attached): its ratio
@@ -582,7 +723,7 @@ fn main() -> Result<()> {
                 },
                 label(&bins, bin)
             );
-            before = after;
+            before_of[kind] = Some(after);
         }
     }
     std::fs::write(STATS, stats_was.trim()).ok();
@@ -608,6 +749,18 @@ fn main() -> Result<()> {
             peak[i] as f64 / 1024.0,
             label(&bins, bin)
         );
+        if !exact[i].is_empty() {
+            let all_exact = exact[i].iter().all(|(a, b)| a == b);
+            println!(
+                "    drops counted vs the rule's counter: {} ({})",
+                exact[i]
+                    .iter()
+                    .map(|(a, b)| format!("{a}/{b}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if all_exact { "exact" } else { "NOT EXACT" }
+            );
+        }
         for (name, ns, cnt) in &costs[i] {
             println!("    {name:<16} {ns:>7.1} ns/run over {cnt} runs");
         }

@@ -281,3 +281,70 @@ fn trace_netfilter_shows_dnat_before_and_after_with_conntrack() {
     // No task in netfilter programs: no pid shown rather than a wrong one.
     assert!(after["pid"].is_null(), "{after}");
 }
+
+/// Send datagrams from A to B's port 7 until B's rule has dropped exactly
+/// `n` (a send can be lost before the rule, in a full backlog: sending only
+/// what is still missing never overshoots).
+fn flood_until_dropped(t: &LinearBridged, n: u64) {
+    let dst = t.b_sock4(7);
+    loop {
+        let missing = n - rule_counter(t);
+        if missing == 0 {
+            return;
+        }
+        in_netns(t.a(), || -> std::io::Result<()> {
+            let sock = std::net::UdpSocket::bind("0.0.0.0:0")?;
+            sock.connect(dst)?;
+            for _ in 0..missing {
+                let _ = sock.send(b"flood");
+            }
+            Ok(())
+        })
+        .unwrap_or_else(|e| panic!("flood: {e}"));
+    }
+}
+
+#[test]
+fn a_million_drops_are_counted_exactly() {
+    let Some(_serial) = e2e() else { return };
+    let t = LinearBridged::new();
+    drop_rule_in_b(&t);
+    assert!(ping(t.a(), t.b_ip(false), 0x3207, 1), "warm-up ping");
+    let run = NetxrayRun::new(netxray_bin())
+        .args([
+            "drops",
+            "-o",
+            "json",
+            "--interval",
+            "0.5",
+            "--netns",
+            t.b().name(),
+            "udp and dst port 7",
+        ])
+        .start()
+        .unwrap_or_else(|e| panic!("netxray did not start: {e}"));
+    const N: u64 = 1_000_000;
+    flood_until_dropped(&t, N);
+    let b = t.b_inode();
+    let seen = poll_until(Duration::from_secs(20), Duration::from_millis(100), || {
+        run.stdout_so_far()
+            .lines()
+            .any(|l| nf_drop_total(l, b, "ip input") >= N)
+            .then_some(())
+    });
+    let out = run.stop();
+    assert!(seen.is_some(), "{}", out.stderr);
+    let last = out
+        .stdout
+        .lines()
+        .rev()
+        .find(|l| nf_drop_total(l, b, "ip input") > 0)
+        .expect("a summary with the row");
+    assert_eq!(nf_drop_total(last, b, "ip input"), N, "{last}");
+    assert_eq!(rule_counter(&t), N);
+    assert!(
+        out.stderr.contains("drops counted") && !out.stderr.contains("not counted"),
+        "nothing lost: {}",
+        out.stderr
+    );
+}
