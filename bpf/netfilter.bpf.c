@@ -7,7 +7,8 @@
  *
  * - nf_first sees the packet as it enters the hook, before any chain and
  *   before the NAT of that hook; it notes the skb (nx_nf_trail) so that a
- *   kfree_skb inside the hook is attributed to it.
+ *   NETFILTER_DROP is attributed to the hook. For that alone (drops) only
+ *   nf_first is attached.
  * - nf_last sees what every chain accepted, after NAT, with the conntrack
  *   entry's state (conntrack runs at -200 and +300, long before INT_MAX-1).
  *
@@ -77,10 +78,8 @@ static __always_inline int nx_nf(struct bpf_nf_ctx *ctx, bool last)
 
 	if (hooknum >= NX_NF_INET_NUMHOOKS || !skb)
 		return NX_NF_ACCEPT;
-	if (last)
-		nx_nf_leave(skb);
-	else
-		nx_nf_enter(skb, NX_NF_AT(hooknum, st->pf));
+	if (!last)
+		nx_nf_enter(skb, st->net, NX_NF_AT(hooknum, st->pf));
 	cfg = nx_get_config();
 	/* Attached for drop attribution only: the bookkeeping above is all.
 	 * --pid: no task here. */

@@ -492,22 +492,34 @@ int BPF_PROG(skb_copy_datagram_iovec, const struct sk_buff *skb, int len)
 /* netxray drops: the packet passed the filters: count it in the kernel,
  * keeping its first bytes as the row's sample. A full map is counted as
  * lost, never silently. */
+/* How often a row's sample packet is refreshed: reading and copying the
+ * packet is most of the cost of a drop, and one recent sample per row is
+ * what the table shows. */
+#define NX_DROP_SAMPLE_NS 50000000ULL
+
 static __always_inline void nx_drop_count(struct nx_ctx *c, struct sk_buff *skb)
 {
 	struct nx_event *e = &c->s->ev;
 	const struct net_device *dev;
 	struct nx_drop_key key = {};
 	struct nx_drop_val *v;
+	bool filtered = c->cfg->flags & NX_CFG_FILTER;
+	bool fresh = false;
 	bool irq;
+	__u64 now;
 
 	if (!skb)
 		return;
 	dev = nx_sane_dev((skb->dev));
 	if (!nx_prefilter(c, dev ? nx_netns_of_dev(dev) : 0, dev ? dev->ifindex : (skb->skb_iif), &irq))
 		return;
-	nx_read_skb(c->s, skb, dev);
-	if (!nx_filter_match(c->s, c->cfg))
-		return;
+	/* The filter needs the bytes; without one they are read only for a
+	 * row's sample. */
+	if (filtered) {
+		nx_read_skb(c->s, skb, dev);
+		if (!nx_filter_match(c->s, c->cfg))
+			return;
+	}
 	c->cnt->matched++;
 	key.location = e->location;
 	key.reason = e->reason;
@@ -527,16 +539,22 @@ static __always_inline void nx_drop_count(struct nx_ctx *c, struct sk_buff *skb)
 			c->cnt->lost++;
 			return;
 		}
+		fresh = true;
 	}
+	now = bpf_ktime_get_ns();
 	v->count++;
-	v->bytes += e->len;
-	v->last_ns = bpf_ktime_get_ns();
-	v->protocol = e->protocol;
-	v->l3_off = e->l3_off;
-	v->flags = e->flags;
-	__u32 n = e->cap_len < NX_DROP_SAMPLE ? e->cap_len : NX_DROP_SAMPLE;
-	v->cap_len = n;
-	__builtin_memcpy(v->sample, e->data, NX_DROP_SAMPLE);
+	v->bytes += (skb->len);
+	if (fresh || now - v->last_ns > NX_DROP_SAMPLE_NS) {
+		if (!filtered)
+			nx_read_skb(c->s, skb, dev);
+		v->protocol = e->protocol;
+		v->l3_off = e->l3_off;
+		v->flags = e->flags;
+		__u32 n = e->cap_len < NX_DROP_SAMPLE ? e->cap_len : NX_DROP_SAMPLE;
+		v->cap_len = n;
+		__builtin_memcpy(v->sample, e->data, NX_DROP_SAMPLE);
+	}
+	v->last_ns = now;
 	c->cnt->emitted++;
 }
 
@@ -551,8 +569,9 @@ int BPF_PROG(kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reaso
 		return 0;
 	c.s->ev.reason = reason;
 	c.s->ev.location = (__u64)location;
-	/* Dropped inside a netfilter hook (NETFILTER_DROP: by its chains). */
-	c.s->ev.aux = nx_nf_leave(skb);
+	/* A netfilter rule dropped it: in which hook (netfilter links). */
+	if (skb && reason == bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_NETFILTER_DROP))
+		c.s->ev.aux = nx_nf_where(skb, nx_net_of_skb(skb));
 	if (c.cfg->flags & NX_CFG_DROPS)
 		nx_drop_count(&c, skb);
 	else

@@ -29,15 +29,16 @@ struct {
 	__type(value, struct nx_followed);
 } nx_follow SEC(".maps");
 
-/* Netfilter: the last skbs that entered a netfilter hook on this CPU and
- * have not left it (first priority seen, last not yet). kfree_skb looks an
- * skb up here to say in which hook it was dropped (NETFILTER_DROP: which
- * hook's chains dropped it). Four entries: a hook may send a packet of its
- * own (an nft reject's ICMP error) that crosses hooks before the first one
- * drops its packet. */
+/* Netfilter: the last skbs that entered a netfilter hook on this CPU (at
+ * the first priority). A NETFILTER_DROP happens inside a hook, on the CPU
+ * running it, so the newest entry for the dropped skb in the same namespace
+ * is the hook whose chains dropped it. Four entries: a hook may send a packet
+ * of its own (an nft reject's ICMP error) that crosses hooks before the first
+ * one drops its packet. */
 #define NX_NF_TRAIL 4
 struct nx_nf_trail {
 	__u64 skb[NX_NF_TRAIL];
+	__u64 net[NX_NF_TRAIL];	/* struct net * of the hook's namespace */
 	__u32 at[NX_NF_TRAIL];	/* NX_NF_AT() */
 	__u32 next;
 	__u32 _pad;
@@ -57,7 +58,8 @@ static __always_inline struct nx_nf_trail *nx_nf_trail_get(void)
 }
 
 /* Entering a hook (first priority). */
-static __always_inline void nx_nf_enter(const struct sk_buff *skb, __u32 at)
+static __always_inline void nx_nf_enter(const struct sk_buff *skb, const struct net *net,
+					__u32 at)
 {
 	struct nx_nf_trail *t = nx_nf_trail_get();
 	__u32 i;
@@ -66,26 +68,25 @@ static __always_inline void nx_nf_enter(const struct sk_buff *skb, __u32 at)
 		return;
 	i = t->next++ & (NX_NF_TRAIL - 1);
 	t->skb[i] = (__u64)skb;
+	t->net[i] = (__u64)net;
 	t->at[i] = at;
 }
 
-/* Where the skb is (NX_NF_AT), 0 if in no hook; forget it (leaving the
- * hook at last priority, or freed inside it). */
-static __always_inline __u32 nx_nf_leave(const struct sk_buff *skb)
+/* The hook (NX_NF_AT) the skb entered last in namespace net (NULL: any),
+ * 0 if none. */
+static __always_inline __u32 nx_nf_where(const struct sk_buff *skb, const struct net *net)
 {
 	struct nx_nf_trail *t = nx_nf_trail_get();
-	__u32 at = 0;
 
 	if (!t)
 		return 0;
 #pragma unroll
-	for (int i = 0; i < NX_NF_TRAIL; i++) {
-		if (t->skb[i] == (__u64)skb) {
-			at = t->at[i];
-			t->skb[i] = 0;
-		}
+	for (__u32 i = 1; i <= NX_NF_TRAIL; i++) {
+		__u32 k = (t->next - i) & (NX_NF_TRAIL - 1);
+		if (t->skb[k] == (__u64)skb && (!net || t->net[k] == (__u64)net))
+			return t->at[k];
 	}
-	return at;
+	return 0;
 }
 
 /* A device pointer we can trust: a canonical kernel address. At socket
@@ -95,6 +96,19 @@ static __always_inline const struct net_device *nx_sane_dev(const struct net_dev
 	if ((__u64)dev < 0xffff800000000000ULL)
 		return NULL;
 	return dev;
+}
+
+/* The namespace an skb is in (its device's, else its socket's), NULL if
+ * neither is known (a local packet before ip_output sets skb->dev). */
+static __always_inline const struct net *nx_net_of_skb(const struct sk_buff *skb)
+{
+	const struct net_device *dev = nx_sane_dev((skb->dev));
+	const struct sock *sk;
+
+	if (dev)
+		return dev->nd_net.net;
+	sk = (skb->sk);
+	return sk ? sk->__sk_common.skc_net.net : NULL;
 }
 
 struct nx_ctx {

@@ -144,12 +144,7 @@ fn modes() -> Vec<Mode> {
             name: "drops, flood dropped by an nft rule",
             cmd: "drops",
             dropped: true,
-            args: vec![
-                "-o".into(),
-                "json".into(),
-                "--interval".into(),
-                "1".into(),
-            ],
+            args: vec!["-o".into(), "json".into(), "--interval".into(), "1".into()],
             to_file: true,
         },
     ]
@@ -158,7 +153,9 @@ fn modes() -> Vec<Mode> {
 /// The packets B's drop rule has counted.
 fn dropped_counter() -> Result<u64> {
     let out = Command::new("ip")
-        .args(["netns", "exec", NS_B, "nft", "list", "counter", "inet", "nxbench", "dropped"])
+        .args([
+            "netns", "exec", NS_B, "nft", "list", "counter", "inet", "nxbench", "dropped",
+        ])
         .output()
         .context("running nft")?;
     let text = String::from_utf8_lossy(&out.stdout);
@@ -170,7 +167,8 @@ fn dropped_counter() -> Result<u64> {
         .with_context(|| format!("no counter in {text}"))
 }
 
-/// The NETFILTER_DROP total in the last summary `netxray drops -o json` wrote.
+/// The NETFILTER_DROP total in B in the last summary `netxray drops -o json`
+/// wrote (other namespaces may drop too: other jobs on the machine).
 fn drops_total(out_file: &Path) -> u64 {
     let text = std::fs::read_to_string(out_file).unwrap_or_default();
     text.lines()
@@ -179,7 +177,7 @@ fn drops_total(out_file: &Path) -> u64 {
         .find_map(|v| {
             v["rows"].as_array().map(|rows| {
                 rows.iter()
-                    .filter(|r| r["reason"] == "NETFILTER_DROP")
+                    .filter(|r| r["reason"] == "NETFILTER_DROP" && r["netns_name"] == NS_B)
                     .filter_map(|r| r["total"].as_u64())
                     .sum()
             })

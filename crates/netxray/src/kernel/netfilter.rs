@@ -46,14 +46,18 @@ pub struct NfPoint {
 }
 
 impl NfPoint {
-    /// Both families, every hook, both ends.
-    pub fn all() -> Vec<NfPoint> {
+    /// Both families, every hook, first priority: what drop attribution
+    /// needs (a NETFILTER_DROP happens inside the hook its packet entered
+    /// last).
+    pub fn firsts() -> Vec<NfPoint> {
         let mut v = Vec::new();
         for pf in [NFPROTO_IPV4, NFPROTO_IPV6] {
             for hooknum in 0..5 {
-                for last in [false, true] {
-                    v.push(NfPoint { pf, hooknum, last });
-                }
+                v.push(NfPoint {
+                    pf,
+                    hooknum,
+                    last: false,
+                });
             }
         }
         v

@@ -180,24 +180,27 @@ impl TraceSession {
         hooks: &[&'static HookPoint],
         btf: &Btf,
     ) -> Result<()> {
-        let points: Vec<NfPoint> = if cfg.nf_attribution {
-            NfPoint::all()
-        } else {
-            hooks
-                .iter()
-                .filter_map(|h| match h.backend {
-                    Backend::Netfilter { hooknum, last } => Some((hooknum, last)),
-                    Backend::TpBtf => None,
+        let mut points: Vec<NfPoint> = hooks
+            .iter()
+            .filter_map(|h| match h.backend {
+                Backend::Netfilter { hooknum, last } => Some((hooknum, last)),
+                Backend::TpBtf => None,
+            })
+            .flat_map(|(hooknum, last)| {
+                [netfilter::NFPROTO_IPV4, netfilter::NFPROTO_IPV6].map(|pf| NfPoint {
+                    pf,
+                    hooknum,
+                    last,
                 })
-                .flat_map(|(hooknum, last)| {
-                    [netfilter::NFPROTO_IPV4, netfilter::NFPROTO_IPV6].map(|pf| NfPoint {
-                        pf,
-                        hooknum,
-                        last,
-                    })
-                })
-                .collect()
-        };
+            })
+            .collect();
+        if cfg.nf_attribution {
+            for p in NfPoint::firsts() {
+                if !points.contains(&p) {
+                    points.push(p);
+                }
+            }
+        }
         let result = map_fds(&self.ebpf)
             .and_then(|fds| {
                 netfilter::load(cfg.filter_bpf.as_deref(), &fds, btf).map_err(|e| e.to_string())
