@@ -7,6 +7,7 @@ pub mod jit;
 pub mod kallsyms;
 pub mod netfilter;
 pub mod netns;
+pub mod nfhooks;
 pub mod probe;
 pub mod ring;
 pub mod trace;

@@ -19,12 +19,13 @@
 
 use crate::kernel::jit;
 use crate::kernel::netns::{self, Netns};
+use crate::kernel::nfhooks::HookQuery;
 use crate::kernel::probe::sys::{self, attach_type, prog_type, Insn, LinkExtra};
 use crate::model::filter::ebpf::Insn as FilterInsn;
 use aya::Btf;
 use aya_obj::Object;
 use std::collections::{HashMap, HashSet};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 static NF_OBJ: &[u8] = aya::include_bytes_aligned!("../../../../bpf/netfilter.bpf.o");
 
@@ -198,46 +199,97 @@ impl NfPrograms {
     }
 }
 
+/// One namespace watched: its links, and a netlink socket inside it to see
+/// what else is registered at its hooks.
+struct Watched {
+    links: HashMap<NfPoint, OwnedFd>,
+    query: Option<HookQuery>,
+}
+
 /// The netfilter links of a session, per namespace, kept up to date as
 /// namespaces come and go.
 pub struct NfWatch {
     progs: NfPrograms,
+    /// Attached in every namespace watched (the hooks traced).
     points: Vec<NfPoint>,
-    /// Only this namespace (inode), or every one.
+    /// Drop attribution: first-priority links, only at the hooks where
+    /// something else is registered (where a packet can be dropped).
+    attribution: bool,
+    /// Only this namespace, or every one.
     only: Option<Netns>,
-    links: HashMap<u32, Vec<OwnedFd>>,
+    spaces: HashMap<u32, Watched>,
 }
 
 impl NfWatch {
-    pub fn new(progs: NfPrograms, points: Vec<NfPoint>, only: Option<Netns>) -> Self {
+    pub fn new(
+        progs: NfPrograms,
+        points: Vec<NfPoint>,
+        attribution: bool,
+        only: Option<Netns>,
+    ) -> Self {
         Self {
             progs,
             points,
+            attribution,
             only,
-            links: HashMap::new(),
+            spaces: HashMap::new(),
         }
     }
 
-    /// Attach in namespaces not covered yet, forget the ones gone. Returns
-    /// the namespaces newly covered, and the errors of those that could not
-    /// be (tried again next time).
+    /// Attach where needed in the namespaces (new ones, or hooks that got
+    /// rules since), forget the namespaces gone. Returns the namespaces
+    /// where links were attached for the first time, and the errors (tried
+    /// again next time).
     pub fn refresh(&mut self) -> (Vec<Netns>, Vec<NfError>) {
         let wanted: Vec<Netns> = match &self.only {
             Some(ns) => vec![ns.clone()],
             None => netns::all(),
         };
         let live: HashSet<u32> = wanted.iter().map(|n| n.inode).collect();
-        self.links.retain(|inode, _| live.contains(inode));
+        self.spaces.retain(|inode, _| live.contains(inode));
         let mut errors = Vec::new();
         let mut added = Vec::new();
         for ns in wanted {
-            if self.links.contains_key(&ns.inode) {
+            let w = match self.spaces.entry(ns.inode) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    let query = if self.attribution {
+                        netns::in_netns(&ns.path, HookQuery::open)
+                            .ok()
+                            .and_then(Result::ok)
+                    } else {
+                        None
+                    };
+                    e.insert(Watched {
+                        links: HashMap::new(),
+                        query,
+                    })
+                }
+            };
+            let mut want: Vec<NfPoint> = self.points.clone();
+            if self.attribution {
+                for p in NfPoint::firsts() {
+                    // Without the hook dump (an older kernel): everywhere.
+                    let needed = match &mut w.query {
+                        Some(q) => q.has_foreign(p.pf, p.hooknum).unwrap_or(true),
+                        None => true,
+                    };
+                    if needed && !want.contains(&p) {
+                        want.push(p);
+                    }
+                }
+            }
+            want.retain(|p| !w.links.contains_key(p));
+            if want.is_empty() {
                 continue;
             }
-            match self.progs.attach(&ns, &self.points) {
+            let first_time = w.links.is_empty();
+            match self.progs.attach(&ns, &want) {
                 Ok(links) => {
-                    self.links.insert(ns.inode, links);
-                    added.push(ns);
+                    w.links.extend(want.into_iter().zip(links));
+                    if first_time {
+                        added.push(ns);
+                    }
                 }
                 Err(e) => errors.push(e),
             }
@@ -245,13 +297,8 @@ impl NfWatch {
         (added, errors)
     }
 
-    /// Namespaces watched now.
+    /// Namespaces with links now.
     pub fn namespaces(&self) -> usize {
-        self.links.len()
-    }
-
-    /// The first program, for tests of the loader.
-    pub fn first_prog(&self) -> BorrowedFd<'_> {
-        self.progs.first.as_fd()
+        self.spaces.values().filter(|w| !w.links.is_empty()).count()
     }
 }

@@ -180,7 +180,7 @@ impl TraceSession {
         hooks: &[&'static HookPoint],
         btf: &Btf,
     ) -> Result<()> {
-        let mut points: Vec<NfPoint> = hooks
+        let points: Vec<NfPoint> = hooks
             .iter()
             .filter_map(|h| match h.backend {
                 Backend::Netfilter { hooknum, last } => Some((hooknum, last)),
@@ -194,19 +194,13 @@ impl TraceSession {
                 })
             })
             .collect();
-        if cfg.nf_attribution {
-            for p in NfPoint::firsts() {
-                if !points.contains(&p) {
-                    points.push(p);
-                }
-            }
-        }
         let result = map_fds(&self.ebpf)
             .and_then(|fds| {
                 netfilter::load(cfg.filter_bpf.as_deref(), &fds, btf).map_err(|e| e.to_string())
             })
             .and_then(|progs| {
-                let mut watch = NfWatch::new(progs, points, cfg.netns_at.clone());
+                let mut watch =
+                    NfWatch::new(progs, points, cfg.nf_attribution, cfg.netns_at.clone());
                 let (_, errors) = watch.refresh();
                 match (watch.namespaces(), errors.into_iter().next()) {
                     (0, Some(e)) => Err(e.to_string()),
