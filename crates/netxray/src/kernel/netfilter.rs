@@ -268,13 +268,19 @@ impl NfWatch {
             };
             let mut want: Vec<NfPoint> = self.points.clone();
             if self.attribution {
+                // Without a way to look (no socket): everywhere.
+                let in_use = match &mut w.query {
+                    Some(q) => q.hooks_in_use().unwrap_or_else(|e| {
+                        tracing::debug!("netfilter hooks in {}: {e}", ns.path.display());
+                        Vec::new()
+                    }),
+                    None => NfPoint::firsts()
+                        .iter()
+                        .map(|p| (p.pf, p.hooknum))
+                        .collect(),
+                };
                 for p in NfPoint::firsts() {
-                    // Without the hook dump (an older kernel): everywhere.
-                    let needed = match &mut w.query {
-                        Some(q) => q.has_foreign(p.pf, p.hooknum).unwrap_or(true),
-                        None => true,
-                    };
-                    if needed && !want.contains(&p) {
+                    if in_use.contains(&(p.pf, p.hooknum)) && !want.contains(&p) {
                         want.push(p);
                     }
                 }

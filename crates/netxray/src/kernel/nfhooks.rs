@@ -1,16 +1,21 @@
-//! What is registered at a netfilter hook of a namespace: the kernel's
-//! nfnetlink_hook dump (5.14+, what `nft list hooks` shows), over a
-//! NETLINK_NETFILTER socket opened inside that namespace.
+//! Where netfilter can drop in a namespace, so that `drops` attaches its
+//! attribution links only there: a namespace without rules (most containers,
+//! the sender of a flood) then costs nothing.
 //!
-//! `drops` uses it to attach its attribution links only where something can
-//! drop: a namespace without rules (most containers, the sender of a flood)
-//! then costs nothing.
+//! Precisely, per hook: the kernel's nfnetlink_hook dump (5.14+ with
+//! CONFIG_NETFILTER_NETLINK_HOOK, what `nft list hooks` shows). Without it
+//! (this development kernel): per namespace, whether it has any nftables
+//! table or legacy x_tables table; if so every hook is covered (conntrack's
+//! own hooks can drop where no chain is). Both over a NETLINK_NETFILTER
+//! socket and /proc files opened inside the namespace and kept open.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 const NETLINK_NETFILTER: i32 = 12;
 const NFNL_SUBSYS_HOOK: u16 = 12;
+const NFNL_SUBSYS_NFTABLES: u16 = 10;
+const NFT_MSG_GETTABLE: u16 = 1;
 const NFNL_MSG_HOOK_GET: u16 = 0;
 const NLM_F_REQUEST: u16 = 0x1;
 const NLM_F_DUMP: u16 = 0x300;
@@ -37,6 +42,19 @@ pub struct HookEntry {
 pub struct HookQuery {
     fd: OwnedFd,
     seq: u32,
+    /// /proc/net/{ip,ip6,arp}_tables_names of the namespace (those that
+    /// exist), re-read from the start each time.
+    legacy: Vec<std::fs::File>,
+    /// The hook dump works here (None: not tried yet).
+    per_hook: Option<bool>,
+}
+
+/// The (family, hook) pairs of the inet hooks.
+fn all_hooks() -> Vec<(u8, u8)> {
+    [2u8, 10]
+        .iter()
+        .flat_map(|&pf| (0..5).map(move |h| (pf, h)))
+        .collect()
 }
 
 impl HookQuery {
@@ -55,13 +73,72 @@ impl HookQuery {
         }
         // SAFETY: raw is a new descriptor nobody else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        Ok(Self { fd, seq: 1 })
+        let legacy = ["ip_tables_names", "ip6_tables_names", "arp_tables_names"]
+            .iter()
+            .filter_map(|f| std::fs::File::open(format!("/proc/thread-self/net/{f}")).ok())
+            .collect();
+        Ok(Self {
+            fd,
+            seq: 1,
+            legacy,
+            per_hook: None,
+        })
+    }
+
+    /// The (family, hook) pairs where something other than netxray could
+    /// drop a packet.
+    pub fn hooks_in_use(&mut self) -> io::Result<Vec<(u8, u8)>> {
+        if self.per_hook != Some(false) {
+            let mut out = Vec::new();
+            for (pf, h) in all_hooks() {
+                match self.has_foreign(pf, h) {
+                    Ok(true) => out.push((pf, h)),
+                    Ok(false) => {}
+                    // No nfnetlink_hook in this kernel.
+                    Err(e) if self.per_hook.is_none() => {
+                        tracing::debug!("netfilter hook dump unavailable ({e}): per namespace");
+                        self.per_hook = Some(false);
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            if self.per_hook != Some(false) {
+                self.per_hook = Some(true);
+                return Ok(out);
+            }
+        }
+        Ok(if self.has_rules()? {
+            all_hooks()
+        } else {
+            Vec::new()
+        })
+    }
+
+    /// Any nftables table, or any legacy iptables/ip6tables/arptables table.
+    pub fn has_rules(&mut self) -> io::Result<bool> {
+        use std::io::{Read, Seek};
+        for f in &mut self.legacy {
+            let mut text = String::new();
+            if f.rewind().is_ok() && f.read_to_string(&mut text).is_ok() && !text.trim().is_empty()
+            {
+                return Ok(true);
+            }
+        }
+        self.seq = self.seq.wrapping_add(1);
+        let req = nft_gettable(self.seq);
+        Ok(!self.dump(&req)?.is_empty())
     }
 
     /// Everything registered at (pf, hooknum).
     pub fn registered(&mut self, pf: u8, hooknum: u8) -> io::Result<Vec<HookEntry>> {
         self.seq = self.seq.wrapping_add(1);
         let req = request(pf, hooknum, self.seq);
+        self.dump(&req)
+    }
+
+    /// Send a dump request; the replies' attributes, one entry per message.
+    fn dump(&mut self, req: &[u8]) -> io::Result<Vec<HookEntry>> {
         // SAFETY: send(2) of a buffer we own, on our socket (to the kernel:
         // an unbound netlink socket is autobound on first send).
         let n = unsafe { libc::send(self.fd.as_raw_fd(), req.as_ptr().cast(), req.len(), 0) };
@@ -96,6 +173,18 @@ impl HookQuery {
             .iter()
             .any(|h| !(h.bpf && (h.priority == i32::MIN + 1 || h.priority == i32::MAX - 1))))
     }
+}
+
+/// NFT_MSG_GETTABLE dump, every family.
+fn nft_gettable(seq: u32) -> Vec<u8> {
+    let mut m = Vec::with_capacity(20);
+    m.extend_from_slice(&20u32.to_ne_bytes());
+    m.extend_from_slice(&((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETTABLE).to_ne_bytes());
+    m.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+    m.extend_from_slice(&seq.to_ne_bytes());
+    m.extend_from_slice(&0u32.to_ne_bytes());
+    m.extend_from_slice(&[0, 0, 0, 0]);
+    m
 }
 
 fn request(pf: u8, hooknum: u8, seq: u32) -> Vec<u8> {
