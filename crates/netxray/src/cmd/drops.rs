@@ -9,7 +9,7 @@ use crate::kernel::btf::KernelBtf;
 use crate::kernel::kallsyms::Kallsyms;
 use crate::kernel::netns::Names;
 use crate::kernel::trace::{TraceConfig, TraceSession};
-use crate::model::drops::advice;
+use crate::model::drops::advice_at;
 use crate::model::event::nf_hook_name;
 use crate::model::hook::HookPoint;
 use crate::model::packet::{self, CaptureInfo};
@@ -169,7 +169,10 @@ pub fn run(args: DropsArgs) -> Result<ExitCode> {
                     .get(&(k.reason as i64))
                     .cloned()
                     .unwrap_or_else(|| format!("reason-{}", k.reason));
-                let (means, check) = advice(&reason).unzip();
+                let location = syms
+                    .symbolize(k.location)
+                    .unwrap_or_else(|| format!("{:#x}", k.location));
+                let (means, check) = advice_at(&reason, &location).unzip();
                 Row {
                     count: v.count.saturating_sub(prev),
                     total: v.count,
@@ -178,9 +181,7 @@ pub fn run(args: DropsArgs) -> Result<ExitCode> {
                     netns_name: names.netns_name(k.netns).map(|n| n.to_string()),
                     ifindex: k.ifindex,
                     ifname: names.ifname(k.netns, k.ifindex).map(|n| n.to_string()),
-                    location: syms
-                        .symbolize(k.location)
-                        .unwrap_or_else(|| format!("{:#x}", k.location)),
+                    location,
                     sample: sample(v),
                     netfilter_hook: nf_hook_name(k.nf_at),
                     reason,

@@ -3,6 +3,20 @@
 //! mode does). Reasons are named from the running kernel's BTF; this table
 //! only adds advice.
 
+/// Advice for a drop at a place: some (reason, function) pairs have a
+/// meaning of their own.
+pub fn advice_at(reason: &str, location: &str) -> Option<(&'static str, &'static str)> {
+    let func = location.split('+').next().unwrap_or(location);
+    match (reason, func) {
+        ("NO_SOCKET", "ping_rcv" | "ping_v6_rcv" | "icmp_rcv" | "icmpv6_rcv") => Some((
+            "an ICMP echo reply no ping socket wanted: what a raw-socket ping (ping run as root, \
+             or with CAP_NET_RAW) leaves behind on the sender, its raw socket got a copy",
+            "nothing, if a ping ran from here; else who sends echo replies to this host",
+        )),
+        _ => advice(reason),
+    }
+}
+
 /// (what it means, what to check) for a reason name without its prefix.
 pub fn advice(reason: &str) -> Option<(&'static str, &'static str)> {
     Some(match reason {
@@ -53,6 +67,14 @@ pub fn advice(reason: &str) -> Option<(&'static str, &'static str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_raw_ping_reply_is_explained() {
+        let (means, _) = advice_at("NO_SOCKET", "ping_rcv+0x51").expect("advice");
+        assert!(means.contains("raw-socket ping"), "{means}");
+        let (means, _) = advice_at("NO_SOCKET", "__udp4_lib_rcv+0x4bc").expect("advice");
+        assert!(means.contains("nothing listens"), "{means}");
+    }
 
     #[test]
     fn common_reasons_have_advice() {
