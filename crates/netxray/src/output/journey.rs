@@ -48,11 +48,8 @@ fn end_text(e: &End) -> String {
             location,
             at,
         } => {
-            let note = if reason == "NO_SOCKET" {
-                " (no socket wanted it: normal for the echo reply a raw-socket ping also receives)"
-            } else {
-                ""
-            };
+            let note = crate::model::drops::advice_at(reason, location)
+                .map_or_else(String::new, |(means, _)| format!(" ({means})"));
             format!("dropped: {reason} at {location} in {at}{note}")
         }
         End::Delivered { at, to } => format!("delivered in {at} to {to}"),
