@@ -243,5 +243,72 @@ _Static_assert(__builtin_offsetof(struct nx_event, data) == 176, "nx_event.data"
 /* Instruction slots reserved for the compiled filter. */
 #define NX_JIT_SLOTS 1024
 
+/*
+ * netxray stats (bpf/stats.bpf.c): packets counted at XDP and TC, per
+ * interface and direction, and per flow. No per-packet events.
+ */
+enum nx_stats_dir {
+	NX_DIR_XDP = 0,		/* XDP, receive */
+	NX_DIR_TC_INGRESS = 1,	/* tcx ingress: received */
+	NX_DIR_TC_EGRESS = 2,	/* tcx egress: sent */
+};
+
+/* Protocol slots of struct nx_if_stats. */
+enum nx_stats_l3 { NX_L3_IPV4 = 0, NX_L3_IPV6 = 1, NX_L3_ARP = 2, NX_L3_OTHER = 3, NX_L3_MAX = 4 };
+enum nx_stats_l4 { NX_L4_TCP = 0, NX_L4_UDP = 1, NX_L4_ICMP = 2, NX_L4_OTHER = 3, NX_L4_NONE = 4, NX_L4_MAX = 5 };
+
+/* Map "nx_if_stats" (per-CPU hash): key. */
+struct nx_if_key {
+	__u32 ifindex;
+	__u32 dir;		/* enum nx_stats_dir */
+};
+_Static_assert(sizeof(struct nx_if_key) == 8, "nx_if_key size");
+
+/* Bytes are the frame's length at the hook (from the Ethernet header). */
+struct nx_if_stats {
+	__u64 packets;
+	__u64 bytes;
+	__u64 l3_packets[NX_L3_MAX];
+	__u64 l3_bytes[NX_L3_MAX];
+	__u64 l4_packets[NX_L4_MAX];	/* ICMP: ICMP and ICMPv6; NONE: not IP */
+	__u64 l4_bytes[NX_L4_MAX];
+	__u64 tcp_syn;		/* SYN without ACK: connection attempts */
+	__u64 tcp_rst;
+	__u64 filtered;		/* did not match the filter: not counted above */
+};
+_Static_assert(sizeof(struct nx_if_stats) == 23 * 8, "nx_if_stats size");
+
+/* Map "nx_flows" (LRU hash): a flow at one interface and direction.
+ * Addresses in network order, ports host order; ICMP: type<<8|code in
+ * dport, echo id in sport. */
+struct nx_flow_key {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u16 sport;
+	__u16 dport;
+	__u8 family;		/* AF_INET, AF_INET6 */
+	__u8 proto;
+	__u8 dir;
+	__u8 _pad;
+	__u32 ifindex;
+};
+_Static_assert(sizeof(struct nx_flow_key) == 44, "nx_flow_key size");
+
+struct nx_flow_val {
+	__u64 packets;
+	__u64 bytes;
+	__u64 first_ns;
+	__u64 last_ns;
+};
+_Static_assert(sizeof(struct nx_flow_val) == 32, "nx_flow_val size");
+
+/* Map "nx_stats_ctl" (per-CPU array, one slot): flows inserted (new
+ * entries; evictions = inserted - entries present), flows that could not
+ * be inserted. */
+struct nx_stats_ctl {
+	__u64 flows_inserted;
+	__u64 flows_failed;
+};
+
 
 #endif

@@ -272,6 +272,122 @@ const _: () = assert!(std::mem::size_of::<RawEventHeader>() == EVENT_HDR_SIZE);
 const _: () = assert!(std::mem::size_of::<Counter>() == 40);
 const _: () = assert!(std::mem::size_of::<Config>() == 40);
 
+/// netxray stats: `enum nx_stats_dir`.
+pub mod stats_dir {
+    pub const XDP: u32 = 0;
+    pub const TC_INGRESS: u32 = 1;
+    pub const TC_EGRESS: u32 = 2;
+}
+
+/// Slots of [`IfStats::l3_packets`] (`enum nx_stats_l3`).
+pub const L3_NAMES: [&str; 4] = ["ipv4", "ipv6", "arp", "other"];
+/// Slots of [`IfStats::l4_packets`] (`enum nx_stats_l4`).
+pub const L4_NAMES: [&str; 5] = ["tcp", "udp", "icmp", "other", "none"];
+
+/// `struct nx_if_key`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IfKey {
+    pub ifindex: u32,
+    pub dir: u32,
+}
+
+/// `struct nx_if_stats`: bytes are frame lengths at the hook.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IfStats {
+    pub packets: u64,
+    pub bytes: u64,
+    pub l3_packets: [u64; 4],
+    pub l3_bytes: [u64; 4],
+    pub l4_packets: [u64; 5],
+    pub l4_bytes: [u64; 5],
+    pub tcp_syn: u64,
+    pub tcp_rst: u64,
+    /// Did not match the filter (not in the counts above).
+    pub filtered: u64,
+}
+
+impl std::ops::AddAssign for IfStats {
+    fn add_assign(&mut self, o: Self) {
+        self.packets += o.packets;
+        self.bytes += o.bytes;
+        for i in 0..4 {
+            self.l3_packets[i] += o.l3_packets[i];
+            self.l3_bytes[i] += o.l3_bytes[i];
+        }
+        for i in 0..5 {
+            self.l4_packets[i] += o.l4_packets[i];
+            self.l4_bytes[i] += o.l4_bytes[i];
+        }
+        self.tcp_syn += o.tcp_syn;
+        self.tcp_rst += o.tcp_rst;
+        self.filtered += o.filtered;
+    }
+}
+
+impl IfStats {
+    /// `self - earlier`, field by field (counters only grow).
+    pub fn since(&self, earlier: &IfStats) -> IfStats {
+        let d = |a: u64, b: u64| a.saturating_sub(b);
+        let mut out = IfStats {
+            packets: d(self.packets, earlier.packets),
+            bytes: d(self.bytes, earlier.bytes),
+            tcp_syn: d(self.tcp_syn, earlier.tcp_syn),
+            tcp_rst: d(self.tcp_rst, earlier.tcp_rst),
+            filtered: d(self.filtered, earlier.filtered),
+            ..Default::default()
+        };
+        for i in 0..4 {
+            out.l3_packets[i] = d(self.l3_packets[i], earlier.l3_packets[i]);
+            out.l3_bytes[i] = d(self.l3_bytes[i], earlier.l3_bytes[i]);
+        }
+        for i in 0..5 {
+            out.l4_packets[i] = d(self.l4_packets[i], earlier.l4_packets[i]);
+            out.l4_bytes[i] = d(self.l4_bytes[i], earlier.l4_bytes[i]);
+        }
+        out
+    }
+}
+
+/// `struct nx_flow_key`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    pub saddr: [u8; 16],
+    pub daddr: [u8; 16],
+    pub sport: u16,
+    pub dport: u16,
+    pub family: u8,
+    pub proto: u8,
+    pub dir: u8,
+    pub _pad: u8,
+    pub ifindex: u32,
+}
+
+/// `struct nx_flow_val`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FlowVal {
+    pub packets: u64,
+    pub bytes: u64,
+    pub first_ns: u64,
+    pub last_ns: u64,
+}
+
+/// `struct nx_stats_ctl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatsCtl {
+    pub flows_inserted: u64,
+    pub flows_failed: u64,
+}
+
+const _: () = assert!(std::mem::size_of::<IfKey>() == 8);
+const _: () = assert!(std::mem::size_of::<IfStats>() == 23 * 8);
+const _: () = assert!(std::mem::size_of::<FlowKey>() == 44);
+const _: () = assert!(std::mem::size_of::<FlowVal>() == 32);
+
 // SAFETY: plain-old-data: repr(C), only integers and byte arrays, explicit
 // padding fields, so any bit pattern is valid and no byte is uninitialised.
 #[cfg(feature = "aya")]
@@ -280,6 +396,11 @@ mod pod {
     unsafe impl aya::Pod for super::Counter {}
     unsafe impl aya::Pod for super::DropKey {}
     unsafe impl aya::Pod for super::DropVal {}
+    unsafe impl aya::Pod for super::IfKey {}
+    unsafe impl aya::Pod for super::IfStats {}
+    unsafe impl aya::Pod for super::FlowKey {}
+    unsafe impl aya::Pod for super::FlowVal {}
+    unsafe impl aya::Pod for super::StatsCtl {}
 }
 
 /// Why a ring-buffer record could not be decoded.

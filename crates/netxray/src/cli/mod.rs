@@ -26,6 +26,10 @@ pub enum Command {
     /// Where and why the kernel drops packets: counted in the kernel, a
     /// table per interval with advice per reason.
     Drops(Box<DropsArgs>),
+    /// Live packet and bit rates per interface and direction at TC (and
+    /// XDP), by protocol, with the top flows and sources: counted in the
+    /// kernel.
+    Stats(Box<StatsArgs>),
     /// Show the hook tree: groups, hooks, and whether this kernel has them.
     Hooks(HooksArgs),
     /// Check what this kernel and these privileges allow netxray to do.
@@ -198,6 +202,57 @@ pub struct DropsArgs {
     #[arg(long, requires = "events")]
     pub stack: bool,
     /// A filter in tcpdump's language (see `netxray trace --help`).
+    #[arg(value_name = "EXPRESSION")]
+    pub expression: Vec<String>,
+}
+
+/// XDP for `stats --xdp`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum XdpArg {
+    /// Generic (skb) XDP: the packet path stays as it is.
+    Generic,
+    /// The driver's XDP (on veth it copies every skb and turns GRO on).
+    Native,
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// Interfaces to watch (repeatable); default: every interface of the
+    /// namespace, also those created while running.
+    #[arg(short = 'i', long = "iface")]
+    pub ifaces: Vec<String>,
+    /// The network namespace: an inode number, a name under /run/netns, or
+    /// a path such as /proc/PID/ns/net (default: netxray's own).
+    #[arg(long)]
+    pub netns: Option<String>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Seconds between tables (or JSON snapshots).
+    #[arg(long, default_value_t = 1.0)]
+    pub interval: f64,
+    /// Print one interval (counted from the start) and exit.
+    #[arg(long)]
+    pub once: bool,
+    /// Stop after this many seconds.
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Top flows and sources shown.
+    #[arg(long, default_value_t = 10)]
+    pub top: usize,
+    /// Also count at XDP (opt-in: native XDP on veth changes the path it
+    /// watches; generic keeps it). An interface whose XDP is taken keeps its
+    /// program: netxray counts at TC there.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "generic",
+          value_enum, value_name = "MODE")]
+    pub xdp: Option<XdpArg>,
+    /// Flow table size (least recently used flows are evicted, and counted).
+    #[arg(long, default_value_t = 65536)]
+    pub flows: u32,
+    /// Write this file once everything is attached.
+    #[arg(long)]
+    pub ready_file: Option<PathBuf>,
+    /// A filter in tcpdump's language (see `netxray trace --help`): only
+    /// matching packets are counted.
     #[arg(value_name = "EXPRESSION")]
     pub expression: Vec<String>,
 }

@@ -5,4 +5,5 @@ pub mod drops;
 pub mod filter;
 pub mod hooks;
 pub mod signals;
+pub mod stats;
 pub mod trace;

@@ -10,4 +10,5 @@ pub mod netns;
 pub mod nfhooks;
 pub mod probe;
 pub mod ring;
+pub mod stats;
 pub mod trace;

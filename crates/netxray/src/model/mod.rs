@@ -9,4 +9,5 @@ pub mod hook;
 pub mod journey;
 pub mod packet;
 pub mod packet_fields;
+pub mod stats;
 pub mod value;

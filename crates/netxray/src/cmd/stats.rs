@@ -1,0 +1,231 @@
+//! `netxray stats`: packets and bits per second per interface and direction,
+//! by protocol, with the top flows and sources, counted in the kernel at TC
+//! (and XDP); a table per interval, or one JSON snapshot per interval.
+
+use crate::cli::FilterArgs;
+use crate::cli::{OutputFormat, StatsArgs, XdpArg};
+use crate::cmd::filter as cmd_filter;
+use crate::error::{Error, Result};
+use crate::kernel::netns;
+use crate::kernel::stats::{StatsConfig, StatsSession, XdpMode};
+use crate::model::stats::{Rates, Report, Sample};
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+pub fn run(args: StatsArgs) -> Result<ExitCode> {
+    let filter = cmd_filter::build(&args.expression, &FilterArgs::default())?;
+    let filter_bpf = filter
+        .to_ebpf()
+        .map_err(|e| Error::usage(format!("bad filter: {e}")))?;
+    if args.interval.is_nan() || args.interval <= 0.0 {
+        return Err(Error::usage("--interval must be more than 0"));
+    }
+    if args.flows < 16 {
+        return Err(Error::usage("--flows must be at least 16"));
+    }
+    let ns = match &args.netns {
+        Some(spec) => netns::resolve(spec)?,
+        None => netns::current()?,
+    };
+    crate::kernel::caps::require_bpf_privileges()?;
+    let mut session = StatsSession::open(StatsConfig {
+        filter_bpf,
+        flows: args.flows,
+        xdp: args.xdp.map(|x| match x {
+            XdpArg::Generic => XdpMode::Generic,
+            XdpArg::Native => XdpMode::Native,
+        }),
+        ns: ns.clone(),
+        only: args.ifaces.clone(),
+    })?;
+    for w in session.watched.values() {
+        tracing::info!(
+            "watching {}{}",
+            w.name,
+            if w.xdp { " (XDP and TC)" } else { " (TC)" }
+        );
+    }
+    let mut names = netns::Names::new();
+    let netns_name = names.netns_name(ns.inode).map(|n| n.to_string());
+    if let Some(path) = &args.ready_file {
+        std::fs::write(path, format!("{}\n", std::process::id()))
+            .map_err(|e| Error::io(format!("writing --ready-file {}", path.display()), e))?;
+    }
+    let stop = crate::cmd::signals::StopFlag::install()?;
+    let started = Instant::now();
+    let mut rates = Rates::default();
+    let mut out = io::stdout().lock();
+    let json = args.output.output == OutputFormat::Json;
+    let mut last = Instant::now();
+    loop {
+        let deadline = last + Duration::from_secs_f64(args.interval);
+        let over = |started: Instant| {
+            args.duration
+                .is_some_and(|d| started.elapsed() >= Duration::from_secs_f64(d))
+        };
+        while Instant::now() < deadline && !stop.raised() && !over(started) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let interval = last.elapsed().as_secs_f64();
+        last = Instant::now();
+        let snap = session.snapshot()?;
+        let watched: BTreeMap<u32, String> = session
+            .watched
+            .iter()
+            .map(|(i, w)| (*i, w.name.clone()))
+            .collect();
+        let mut report = rates.report(
+            &Sample {
+                ifaces: &snap.ifaces,
+                flows: &snap.flows,
+                names: &watched,
+                flows_inserted: snap.ctl.flows_inserted,
+                flows_failed: snap.ctl.flows_failed,
+                capacity: args.flows,
+            },
+            interval,
+            args.top,
+        );
+        report.netns = ns.inode;
+        report.netns_name = netns_name.clone();
+        let res = if json {
+            serde_json::to_writer(&mut out, &report)
+                .map_err(io::Error::other)
+                .and_then(|()| writeln!(out))
+        } else {
+            print_report(&mut out, &report)
+        };
+        match res.and_then(|()| out.flush()) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => break,
+            Err(e) => return Err(Error::io("writing output", e)),
+        }
+        if args.once || stop.raised() || over(started) {
+            break;
+        }
+        // Interfaces created or deleted meanwhile.
+        for note in session.refresh()? {
+            tracing::info!("{note}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// 1234567 -> "1.2M".
+fn si(v: f64) -> String {
+    match v {
+        v if v >= 1e9 => format!("{:.1}G", v / 1e9),
+        v if v >= 1e6 => format!("{:.1}M", v / 1e6),
+        v if v >= 1e4 => format!("{:.1}k", v / 1e3),
+        v if v > 0.0 && v < 10.0 => format!("{v:.1}"),
+        v => format!("{v:.0}"),
+    }
+}
+
+fn print_report<W: Write>(out: &mut W, r: &Report) -> io::Result<()> {
+    writeln!(
+        out,
+        "netns {}  interval {:.1} s",
+        r.netns_name.clone().unwrap_or_else(|| r.netns.to_string()),
+        r.interval_s
+    )?;
+    writeln!(
+        out,
+        "{:<12} {:<4} {:>8} {:>8}  {:>7} {:>7} {:>6} {:>6}  {:>7} {:>7} {:>6} {:>6}  {:>6} {:>6}",
+        "IFACE",
+        "DIR",
+        "PKT/S",
+        "BIT/S",
+        "IPV4",
+        "IPV6",
+        "ARP",
+        "OTHER",
+        "TCP",
+        "UDP",
+        "ICMP",
+        "OTHER",
+        "SYN/S",
+        "RST/S"
+    )?;
+    let rate = |n: u64| {
+        si(if r.interval_s > 0.0 {
+            n as f64 / r.interval_s
+        } else {
+            0.0
+        })
+    };
+    for i in &r.interfaces {
+        let l3 = |k: &str| rate(i.l3.get(k).map_or(0, |c| c.packets));
+        let l4 = |k: &str| rate(i.l4.get(k).map_or(0, |c| c.packets));
+        writeln!(
+            out,
+            "{:<12} {:<4} {:>8} {:>8}  {:>7} {:>7} {:>6} {:>6}  {:>7} {:>7} {:>6} {:>6}  {:>6} {:>6}",
+            i.ifname,
+            i.dir,
+            si(i.pps),
+            si(i.bps),
+            l3("ipv4"),
+            l3("ipv6"),
+            l3("arp"),
+            l3("other"),
+            l4("tcp"),
+            l4("udp"),
+            l4("icmp"),
+            l4("other"),
+            rate(i.tcp_syn),
+            rate(i.tcp_rst)
+        )?;
+    }
+    if !r.flows.is_empty() {
+        writeln!(out, "top flows")?;
+        for f in &r.flows {
+            let ports = matches!(f.proto.as_str(), "tcp" | "udp" | "sctp");
+            let (s, d) = if ports {
+                (
+                    format!("{}.{}", f.saddr, f.sport),
+                    format!("{}.{}", f.daddr, f.dport),
+                )
+            } else {
+                (f.saddr.to_string(), f.daddr.to_string())
+            };
+            writeln!(
+                out,
+                "  {:<12} {:<4} {:<5} {:>22} > {:<22} {:>8} pkt/s {:>8} bit/s",
+                f.ifname,
+                f.dir,
+                f.proto,
+                s,
+                d,
+                si(f.pps),
+                si(f.bps)
+            )?;
+        }
+    }
+    if !r.sources.is_empty() {
+        writeln!(out, "top sources (received)")?;
+        for s in &r.sources {
+            writeln!(
+                out,
+                "  {:<39} {:>8} pkt/s {:>8} bit/s",
+                s.saddr.to_string(),
+                si(s.pps),
+                si(s.bps)
+            )?;
+        }
+    }
+    let t = &r.flow_table;
+    writeln!(
+        out,
+        "flows: {} of {} in the table, {} evicted{}\n",
+        t.entries,
+        t.capacity,
+        t.evicted,
+        if t.failed > 0 {
+            format!(", {} not tracked", t.failed)
+        } else {
+            String::new()
+        }
+    )
+}

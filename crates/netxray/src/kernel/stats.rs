@@ -1,0 +1,349 @@
+//! netxray stats in the kernel: load stats.bpf.o, attach it at tcx ingress
+//! and egress (and, asked for, XDP) of the interfaces of one namespace, keep
+//! up with interfaces that come and go, and read the counters.
+//!
+//! Attachments are bpf_links (tcx, XDP links) held as file descriptors: a
+//! killed netxray leaves nothing behind. Links are created on a thread that
+//! entered the namespace (a link's ifindex is resolved there). An interface
+//! whose XDP is taken by someone else's program keeps it: netxray counts at
+//! tcx there and says so.
+
+use crate::error::{Error, Result};
+use crate::kernel::jit;
+use crate::kernel::netns::{self, Netns};
+use crate::kernel::probe::sys::{self, attach_type, LinkExtra};
+use crate::model::filter::ebpf::Insn;
+use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuHashMap};
+use aya::programs::{SchedClassifier, Xdp};
+use aya::{Btf, Ebpf, EbpfLoader};
+use netxray_abi::{cfg_flags, Config, FlowKey, FlowVal, IfKey, IfStats, StatsCtl};
+use std::collections::BTreeMap;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+
+static STATS_OBJ: &[u8] = aya::include_bytes_aligned!("../../../../bpf/stats.bpf.o");
+
+/// `XDP_FLAGS_DRV_MODE`.
+const XDP_FLAGS_DRV_MODE: u32 = 1 << 2;
+
+/// XDP, when asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum XdpMode {
+    /// Generic (skb) XDP: keeps the skb path as it is.
+    Generic,
+    /// The driver's XDP (on veth: copies every skb and turns GRO on).
+    Native,
+}
+
+#[derive(Debug, Clone)]
+pub struct StatsConfig {
+    pub filter_bpf: Option<Vec<Insn>>,
+    /// Flow table size (LRU).
+    pub flows: u32,
+    pub xdp: Option<XdpMode>,
+    pub ns: Netns,
+    /// Only these interfaces (names); empty: every interface, as they come.
+    pub only: Vec<String>,
+}
+
+/// What is attached to one interface.
+pub struct Watched {
+    pub name: String,
+    /// XDP counting there (None: not asked for, or taken by another program).
+    pub xdp: bool,
+    _links: Vec<OwnedFd>,
+}
+
+/// Counters read at one moment.
+#[derive(Debug, Default, Clone)]
+pub struct Snapshot {
+    pub ifaces: BTreeMap<IfKey, IfStats>,
+    pub flows: Vec<(FlowKey, FlowVal)>,
+    pub ctl: StatsCtl,
+}
+
+pub struct StatsSession {
+    ebpf: Ebpf,
+    cfg: StatsConfig,
+    progs: [OwnedFd; 3], // tc ingress, tc egress, xdp
+    pub watched: BTreeMap<u32, Watched>,
+}
+
+/// Interfaces (index, name) in a namespace.
+fn interfaces(ns: &Netns) -> std::io::Result<Vec<(u32, String)>> {
+    netns::in_netns(&ns.path, || {
+        let mut out = Vec::new();
+        // SAFETY: if_nameindex returns an array ended by a zero entry,
+        // freed with if_freenameindex below; names are C strings.
+        unsafe {
+            let list = libc::if_nameindex();
+            if list.is_null() {
+                return out;
+            }
+            let mut p = list;
+            while (*p).if_index != 0 && !(*p).if_name.is_null() {
+                let name = std::ffi::CStr::from_ptr((*p).if_name)
+                    .to_string_lossy()
+                    .into_owned();
+                out.push(((*p).if_index, name));
+                p = p.add(1);
+            }
+            libc::if_freenameindex(list);
+        }
+        out
+    })
+}
+
+impl StatsSession {
+    pub fn open(cfg: StatsConfig) -> Result<Self> {
+        let btf = Btf::from_sys_fs().map_err(|_| Error::NoBtf)?;
+        let patched = match &cfg.filter_bpf {
+            Some(prog) => {
+                Some(jit::splice(STATS_OBJ, prog).map_err(|e| Error::usage(e.to_string()))?)
+            }
+            None => None,
+        };
+        let object = patched.as_ref().map_or(STATS_OBJ, |p| p.bytes());
+        let mut ebpf = EbpfLoader::new()
+            .btf(Some(&btf))
+            // No events: the smallest ring.
+            .map_max_entries("nx_events", 4096)
+            .map_max_entries("nx_flows", cfg.flows.max(16))
+            .load(object)
+            .map_err(|e| Error::kernel("loading stats.bpf.o", e))?;
+        let config = Config {
+            flags: if patched.is_some() {
+                cfg_flags::FILTER
+            } else {
+                0
+            },
+            ..Default::default()
+        };
+        {
+            let map = ebpf
+                .map_mut("nx_config")
+                .ok_or_else(|| Error::usage("internal: stats.bpf.o has no nx_config"))?;
+            let mut arr: Array<&mut MapData, Config> =
+                Array::try_from(map).map_err(|e| Error::kernel("opening nx_config", e))?;
+            arr.set(0, config, 0)
+                .map_err(|e| Error::kernel("writing nx_config", e))?;
+        }
+        let mut fds = Vec::new();
+        for name in ["stats_tc_ingress", "stats_tc_egress"] {
+            let prog: &mut SchedClassifier = ebpf
+                .program_mut(name)
+                .ok_or_else(|| Error::usage(format!("internal: no program {name}")))?
+                .try_into()
+                .map_err(|e| Error::kernel(format!("program {name}"), e))?;
+            prog.load()
+                .map_err(|e| Error::kernel(format!("loading {name}"), e))?;
+            fds.push(owned(
+                prog.fd().map_err(|e| Error::kernel(name, e))?.as_fd(),
+            )?);
+        }
+        {
+            let prog: &mut Xdp = ebpf
+                .program_mut("stats_xdp")
+                .ok_or_else(|| Error::usage("internal: no program stats_xdp"))?
+                .try_into()
+                .map_err(|e| Error::kernel("program stats_xdp", e))?;
+            prog.load()
+                .map_err(|e| Error::kernel("loading stats_xdp", e))?;
+            fds.push(owned(
+                prog.fd()
+                    .map_err(|e| Error::kernel("stats_xdp", e))?
+                    .as_fd(),
+            )?);
+        }
+        let progs: [OwnedFd; 3] = fds
+            .try_into()
+            .map_err(|_| Error::usage("internal: program count"))?;
+        let mut s = StatsSession {
+            ebpf,
+            cfg,
+            progs,
+            watched: BTreeMap::new(),
+        };
+        // Interfaces named must exist now.
+        let present = interfaces(&s.cfg.ns).map_err(|e| {
+            Error::io(
+                format!("entering network namespace {}", s.cfg.ns.path.display()),
+                e,
+            )
+        })?;
+        for name in &s.cfg.only {
+            if !present.iter().any(|(_, n)| n == name) {
+                return Err(Error::usage(format!(
+                    "unknown interface '{name}' in network namespace {}",
+                    s.cfg.ns.path.display()
+                )));
+            }
+        }
+        s.refresh()?;
+        if s.watched.is_empty() {
+            return Err(Error::usage(format!(
+                "no interface to watch in network namespace {}",
+                s.cfg.ns.path.display()
+            )));
+        }
+        Ok(s)
+    }
+
+    /// Watch interfaces that appeared, forget those gone. Returns what to
+    /// tell the user.
+    pub fn refresh(&mut self) -> Result<Vec<String>> {
+        let present = interfaces(&self.cfg.ns).map_err(|e| {
+            Error::io(
+                format!("entering network namespace {}", self.cfg.ns.path.display()),
+                e,
+            )
+        })?;
+        let mut notes = Vec::new();
+        let gone: Vec<u32> = self
+            .watched
+            .keys()
+            .filter(|i| !present.iter().any(|(p, _)| p == *i))
+            .copied()
+            .collect();
+        for i in gone {
+            if let Some(w) = self.watched.remove(&i) {
+                notes.push(format!("{} is gone", w.name));
+            }
+        }
+        for (index, name) in present {
+            if self.watched.contains_key(&index)
+                || (!self.cfg.only.is_empty() && !self.cfg.only.contains(&name))
+            {
+                continue;
+            }
+            match self.attach(index) {
+                Ok((links, xdp, note)) => {
+                    notes.push(format!(
+                        "watching {name}{}",
+                        if xdp { " (XDP and TC)" } else { " (TC)" }
+                    ));
+                    if let Some(n) = note {
+                        notes.push(format!("{name}: {n}"));
+                    }
+                    self.watched.insert(
+                        index,
+                        Watched {
+                            name,
+                            xdp,
+                            _links: links,
+                        },
+                    );
+                }
+                // Gone between the listing and the attach: next time.
+                Err(e) if e.0 == libc::ENODEV || e.0 == libc::ENXIO => {}
+                Err(e) => notes.push(format!("{name}: cannot attach: {e}")),
+            }
+        }
+        Ok(notes)
+    }
+
+    /// tcx ingress and egress, and XDP if asked and free.
+    fn attach(
+        &self,
+        ifindex: u32,
+    ) -> std::result::Result<(Vec<OwnedFd>, bool, Option<String>), sys::Errno> {
+        let raw = [
+            self.progs[0].as_raw_fd(),
+            self.progs[1].as_raw_fd(),
+            self.progs[2].as_raw_fd(),
+        ];
+        let xdp = self.cfg.xdp;
+        netns::in_netns(&self.cfg.ns.path, move || {
+            // SAFETY: the program fds belong to the session, which outlives
+            // this call (in_netns joins the thread before returning).
+            let prog = |i: usize| unsafe { BorrowedFd::borrow_raw(raw[i]) };
+            let mut links = vec![
+                sys::link_create(
+                    prog(0),
+                    ifindex,
+                    attach_type::TCX_INGRESS,
+                    0,
+                    LinkExtra::None,
+                )?,
+                sys::link_create(
+                    prog(1),
+                    ifindex,
+                    attach_type::TCX_EGRESS,
+                    0,
+                    LinkExtra::None,
+                )?,
+            ];
+            let mut note = None;
+            let mut on = false;
+            if let Some(mode) = xdp {
+                let flags = match mode {
+                    XdpMode::Generic => sys::XDP_FLAGS_SKB_MODE,
+                    XdpMode::Native => XDP_FLAGS_DRV_MODE,
+                };
+                match sys::link_create(prog(2), ifindex, attach_type::XDP, flags, LinkExtra::None) {
+                    Ok(l) => {
+                        links.push(l);
+                        on = true;
+                    }
+                    Err(e) if e.0 == libc::EBUSY || e.0 == libc::EEXIST => {
+                        note = Some(
+                            "XDP is taken by another program, left in place: counting at TC only"
+                                .to_string(),
+                        );
+                    }
+                    Err(e) => note = Some(format!("no XDP ({e}): counting at TC only")),
+                }
+            }
+            Ok((links, on, note))
+        })
+        .map_err(|_| sys::Errno(libc::EIO))?
+    }
+
+    pub fn snapshot(&self) -> Result<Snapshot> {
+        let mut snap = Snapshot::default();
+        let map = self
+            .ebpf
+            .map("nx_if_stats")
+            .ok_or_else(|| Error::usage("internal: no nx_if_stats"))?;
+        let h: PerCpuHashMap<&MapData, IfKey, IfStats> =
+            PerCpuHashMap::try_from(map).map_err(|e| Error::kernel("opening nx_if_stats", e))?;
+        for item in h.iter() {
+            let (k, per_cpu) = item.map_err(|e| Error::kernel("reading nx_if_stats", e))?;
+            let mut sum = IfStats::default();
+            for v in per_cpu.iter() {
+                sum += *v;
+            }
+            snap.ifaces.insert(k, sum);
+        }
+        let map = self
+            .ebpf
+            .map("nx_flows")
+            .ok_or_else(|| Error::usage("internal: no nx_flows"))?;
+        let h: BpfHashMap<&MapData, FlowKey, FlowVal> =
+            BpfHashMap::try_from(map).map_err(|e| Error::kernel("opening nx_flows", e))?;
+        // An entry evicted between listing and reading: skipped.
+        snap.flows.extend(h.iter().flatten());
+        let map = self
+            .ebpf
+            .map("nx_stats_ctl")
+            .ok_or_else(|| Error::usage("internal: no nx_stats_ctl"))?;
+        let a: PerCpuArray<&MapData, StatsCtl> =
+            PerCpuArray::try_from(map).map_err(|e| Error::kernel("opening nx_stats_ctl", e))?;
+        let per_cpu = a
+            .get(&0, 0)
+            .map_err(|e| Error::kernel("reading nx_stats_ctl", e))?;
+        for c in per_cpu.iter() {
+            snap.ctl.flows_inserted += c.flows_inserted;
+            snap.ctl.flows_failed += c.flows_failed;
+        }
+        Ok(snap)
+    }
+
+    pub fn namespace(&self) -> &Netns {
+        &self.cfg.ns
+    }
+}
+
+fn owned(fd: BorrowedFd<'_>) -> Result<OwnedFd> {
+    fd.try_clone_to_owned()
+        .map_err(|e| Error::io("duplicating a program fd", e))
+}
