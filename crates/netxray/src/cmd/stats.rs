@@ -40,12 +40,14 @@ pub fn run(args: StatsArgs) -> Result<ExitCode> {
         ns: ns.clone(),
         only: args.ifaces.clone(),
     })?;
-    for w in session.watched.values() {
-        tracing::info!(
-            "watching {}{}",
-            w.name,
-            if w.xdp { " (XDP and TC)" } else { " (TC)" }
-        );
+    for note in session.refresh()? {
+        tracing::info!("{note}");
+    }
+    if session.watched.is_empty() {
+        return Err(Error::usage(format!(
+            "no interface to watch in network namespace {}",
+            ns.path.display()
+        )));
     }
     let mut names = netns::Names::new();
     let netns_name = names.netns_name(ns.inode).map(|n| n.to_string());
@@ -71,10 +73,10 @@ pub fn run(args: StatsArgs) -> Result<ExitCode> {
         let interval = last.elapsed().as_secs_f64();
         last = Instant::now();
         let snap = session.snapshot()?;
-        let watched: BTreeMap<u32, String> = session
+        let watched: BTreeMap<u32, (String, bool)> = session
             .watched
             .iter()
-            .map(|(i, w)| (*i, w.name.clone()))
+            .map(|(i, w)| (*i, (w.name.clone(), w.xdp)))
             .collect();
         let mut report = rates.report(
             &Sample {

@@ -157,7 +157,7 @@ impl StatsSession {
         let progs: [OwnedFd; 3] = fds
             .try_into()
             .map_err(|_| Error::usage("internal: program count"))?;
-        let mut s = StatsSession {
+        let s = StatsSession {
             ebpf,
             cfg,
             progs,
@@ -177,13 +177,6 @@ impl StatsSession {
                     s.cfg.ns.path.display()
                 )));
             }
-        }
-        s.refresh()?;
-        if s.watched.is_empty() {
-            return Err(Error::usage(format!(
-                "no interface to watch in network namespace {}",
-                s.cfg.ns.path.display()
-            )));
         }
         Ok(s)
     }

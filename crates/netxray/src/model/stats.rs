@@ -113,8 +113,8 @@ pub struct Rates {
 pub struct Sample<'a> {
     pub ifaces: &'a BTreeMap<IfKey, IfStats>,
     pub flows: &'a [(FlowKey, FlowVal)],
-    /// Interfaces watched, by index.
-    pub names: &'a BTreeMap<u32, String>,
+    /// Interfaces watched, by index: name, and whether XDP counts there.
+    pub names: &'a BTreeMap<u32, (String, bool)>,
     pub flows_inserted: u64,
     pub flows_failed: u64,
     pub capacity: u32,
@@ -131,11 +131,21 @@ impl Rates {
             }
         };
         let mut interfaces = Vec::new();
-        for (k, v) in s.ifaces {
-            let Some(name) = s.names.get(&k.ifindex) else {
+        let zero = IfStats::default();
+        // Every watched interface and direction, counted or not.
+        let keys = s.names.iter().flat_map(|(i, (_, xdp))| {
+            let dirs: &[u32] = if *xdp { &[0, 1, 2] } else { &[1, 2] };
+            dirs.iter().map(|d| IfKey {
+                ifindex: *i,
+                dir: *d,
+            })
+        });
+        for k in keys {
+            let Some((name, _)) = s.names.get(&k.ifindex) else {
                 continue;
             };
-            let d = v.since(self.prev_if.get(k).unwrap_or(&IfStats::default()));
+            let v = s.ifaces.get(&k).unwrap_or(&zero);
+            let d = v.since(self.prev_if.get(&k).unwrap_or(&zero));
             let by = |names: &[&'static str], p: &[u64], b: &[u64]| {
                 names
                     .iter()
@@ -179,7 +189,7 @@ impl Rates {
             if p == 0 {
                 continue;
             }
-            let Some(name) = s.names.get(&k.ifindex) else {
+            let Some((name, _)) = s.names.get(&k.ifindex) else {
                 continue;
             };
             let saddr = addr(k.family, &k.saddr);
@@ -268,7 +278,7 @@ mod tests {
 
     #[test]
     fn intervals_are_deltas_and_flows_are_ranked() {
-        let names: BTreeMap<u32, String> = [(2, "vb".to_string())].into();
+        let names: BTreeMap<u32, (String, bool)> = [(2, ("vb".to_string(), false))].into();
         let key = IfKey { ifindex: 2, dir: 1 };
         let mut st = IfStats {
             packets: 10,
@@ -303,7 +313,7 @@ mod tests {
             r: &mut Rates,
             ifaces: &BTreeMap<IfKey, IfStats>,
             flows: &[(FlowKey, FlowVal)],
-            names: &BTreeMap<u32, String>,
+            names: &BTreeMap<u32, (String, bool)>,
         ) -> Report {
             r.report(
                 &Sample {
@@ -319,6 +329,8 @@ mod tests {
             )
         }
         let first = sample(&ifaces, &flows);
+        assert_eq!(first.interfaces.len(), 2, "in and out, counted or not");
+        assert_eq!(first.interfaces[1].packets, 0);
         assert_eq!(first.interfaces[0].packets, 10);
         assert_eq!(first.interfaces[0].pps, 5.0);
         assert_eq!(first.interfaces[0].bps, 4000.0);
