@@ -9,7 +9,10 @@
 //! 3: default set unmatched, 4: seed hooks, full JSON, 5: seed hooks,
 //! --journey on every packet (issue #4), 6: `netxray drops` while the flood
 //! is dropped by an nft rule in B (issue #5): its ratio is to the same flood
-//! dropped untraced, and its count is checked against the rule's counter).
+//! dropped untraced, and its count is checked against the rule's counter),
+//! 7: `netxray stats` on the receiving interface (issue #7; its count of
+//! packets received is checked against the interface's own RX counter),
+//! 8: `tcpdump -i vb -w /dev/null` on the same flood, for comparison.
 //! Given several netxray binaries, it runs each mode with each of them in
 //! every round (an A/B comparison under the same conditions).
 //!
@@ -146,6 +149,28 @@ fn modes() -> Vec<Mode> {
             dropped: true,
             args: vec!["-o".into(), "json".into(), "--interval".into(), "1".into()],
             to_file: true,
+        },
+        Mode {
+            // Issue #7: counting at tcx on the receiving interface.
+            name: "stats on the receiving interface",
+            cmd: "stats",
+            dropped: false,
+            args: vec![
+                "--netns".into(),
+                NS_B.into(),
+                "-i".into(),
+                "vb".into(),
+                "-o".into(),
+                "json".into(),
+            ],
+            to_file: true,
+        },
+        Mode {
+            name: "tcpdump -i vb -w /dev/null (for comparison)",
+            cmd: "tcpdump",
+            dropped: false,
+            args: vec![],
+            to_file: false,
         },
     ]
 }
@@ -403,7 +428,74 @@ impl Drop for Traced {
     }
 }
 
+/// tcpdump on the receiving interface, ready once it says it listens.
+fn start_tcpdump() -> Result<Traced> {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            NS_B,
+            "tcpdump",
+            "-i",
+            "vb",
+            "-w",
+            "/dev/null",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting tcpdump")?;
+    let stderr = child.stderr.take().context("tcpdump stderr")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        let mut told = false;
+        for line in BufReader::new(stderr).lines().map_while(|l| l.ok()) {
+            if !told && line.contains("listening on") {
+                tx.send(()).ok();
+                told = true;
+            }
+            lines.push(line);
+        }
+        lines.join("\n")
+    });
+    rx.recv_timeout(Duration::from_secs(30))
+        .context("tcpdump did not start listening")?;
+    Ok(Traced {
+        child: Some(child),
+        ready: std::env::temp_dir().join("nxbench-none"),
+    })
+}
+
+/// Packets vb has received (its own counter).
+fn rx_packets() -> Result<u64> {
+    let out = Command::new("ip")
+        .args(["-n", NS_B, "-j", "-s", "link", "show", "vb"])
+        .output()?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    v[0]["stats64"]["rx"]["packets"]
+        .as_u64()
+        .context("no rx packets counter")
+}
+
+/// The packets `netxray stats -o json` counted at vb's TC ingress, over
+/// every snapshot it wrote.
+fn stats_total(out_file: &Path) -> u64 {
+    std::fs::read_to_string(out_file)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .flat_map(|v| v["interfaces"].as_array().cloned().unwrap_or_default())
+        .filter(|r| r["ifname"] == "vb" && r["dir"] == "in")
+        .filter_map(|r| r["packets"].as_u64())
+        .sum()
+}
+
 fn start_netxray(bin: &Path, mode: &Mode, out_file: &Path) -> Result<Traced> {
+    if mode.cmd == "tcpdump" {
+        return start_tcpdump();
+    }
     let ready = std::env::temp_dir().join(format!("nxbench-ready-{}", std::process::id()));
     let _ = std::fs::remove_file(&ready);
     let stdout = if mode.to_file {
@@ -454,7 +546,11 @@ fn stop_netxray(mut t: Traced) -> Result<String> {
     let stderr = String::from_utf8_lossy(&out.stderr);
     Ok(stderr
         .lines()
-        .find(|l| l.contains("hook hits") || l.contains("drops counted"))
+        .find(|l| {
+            l.contains("hook hits")
+                || l.contains("drops counted")
+                || l.contains("dropped by kernel")
+        })
         .unwrap_or("")
         .to_string())
 }
@@ -470,6 +566,14 @@ fn peak_rss_kib(pid: u32) -> u64 {
 }
 
 fn lost_of(summary: &str) -> u64 {
+    if summary.contains("dropped by kernel") || summary.is_empty() {
+        // tcpdump: "N packets dropped by kernel"; stats: no summary line.
+        return summary
+            .split_whitespace()
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+    }
     if summary.contains("drops counted") {
         // drops: ", N not counted (the row table was full)" when any.
         return summary
@@ -502,7 +606,16 @@ fn program_names(bin: &Path) -> Vec<String> {
                 .map(|(_, e)| e.to_string())
         })
         // The netfilter programs (kernel/netfilter.rs names them).
-        .chain(["nf_first".to_string(), "nf_last".to_string()])
+        .chain(
+            [
+                "nf_first",
+                "nf_last",
+                "stats_tc_ingress",
+                "stats_tc_egress",
+                "stats_xdp",
+            ]
+            .map(String::from),
+        )
         .collect()
 }
 
@@ -626,7 +739,7 @@ fn main() -> Result<()> {
         .map(|(_, m)| m)
         .collect();
     if modes.is_empty() {
-        bail!("--modes selects no mode (0-6)");
+        bail!("--modes selects no mode (0-8)");
     }
     if modes.iter().any(|m| m.to_file) {
         warm_page_cache(3 << 30)?;
@@ -668,6 +781,7 @@ fn main() -> Result<()> {
             };
             let t = start_netxray(bin, m, &out_file)?;
             let counter_at_start = if m.dropped { dropped_counter()? } else { 0 };
+            let rx_at_start = if m.cmd == "stats" { rx_packets()? } else { 0 };
             let rate = measure(secs, m.dropped)?;
             // Per-program cost in a window of its own: bpf_stats itself
             // costs time on every run, so it is off while rates are measured.
@@ -683,6 +797,10 @@ fn main() -> Result<()> {
             if m.dropped {
                 let by_rule = dropped_counter()? - counter_at_start;
                 exact[i].push((drops_total(&out_file), by_rule));
+            }
+            if m.cmd == "stats" {
+                let rx = rx_packets()? - rx_at_start;
+                exact[i].push((stats_total(&out_file), rx));
             }
             if m.to_file {
                 // Dropped before the kernel writes it back (it would
@@ -750,7 +868,7 @@ fn main() -> Result<()> {
         if !exact[i].is_empty() {
             let all_exact = exact[i].iter().all(|(a, b)| a == b);
             println!(
-                "    drops counted vs the rule's counter: {} ({})",
+                "    counted vs the kernel's own counter: {} ({})",
                 exact[i]
                     .iter()
                     .map(|(a, b)| format!("{a}/{b}"))
