@@ -792,3 +792,107 @@ int BPF_PROG(netif_receive_skb_list_exit, int ret)
 		nx_ret_event(&c, 3, ret);
 	return 0;
 }
+
+/* ---- tcx and XDP (-i IFACE): the frame at the device ----
+ * No task here (interrupt-like context): records carry no pid. The skb (tc)
+ * and its data buffer are read through the context pointer, leaked into the
+ * scratch record as a number (root/CAP_PERFMON allow it), so that these hops
+ * join the packet's journey. Generic XDP's buffer is the skb's (its
+ * data_hard_start is skb->head); XDP has no skb to name. */
+
+#define NX_TCX_NEXT (-1)
+#define NX_XDP_PASS 2
+
+/* The frame's first bytes, from the Ethernet header, into the record. */
+static __always_inline void nx_frame_event(struct nx_ctx *c, __u32 ifindex, __u32 len,
+					   __u32 n, __u16 protocol, __u64 skb, __u64 head)
+{
+	struct nx_event *e = &c->s->ev;
+
+	if (c->cfg->ifindex && ifindex != c->cfg->ifindex)
+		return;
+	if (c->cfg->tgid)
+		return; /* --pid: no task here */
+	e->kind = NX_KIND_PACKET;
+	e->flags |= NX_F_L2 | NX_F_IN_IRQ;
+	e->netns = c->cfg->netns;
+	e->ifindex = ifindex;
+	e->len = len;
+	e->cap_len = n;
+	e->l3_off = 14;
+	e->protocol = protocol;
+	e->skb = skb;
+	e->head = head;
+	c->s->ethertype = 0;
+	if (!nx_follow_check_x(c, (struct sk_buff *)skb, nx_filter_match(c->s, c->cfg), true))
+		return;
+	if (e->cap_len > c->cfg->cap_bytes)
+		e->cap_len = c->cfg->cap_bytes;
+	c->cnt->matched++;
+	nx_emit_rec(c->s, c->cfg, c->cnt, true, false);
+}
+
+/* The context pointer as a number (the kernel object's address). */
+static __always_inline __u64 nx_ctx_addr(struct nx_scratch *s, void *ctx)
+{
+	*(volatile __u64 *)&s->sp = (__u64)ctx;
+	return *(volatile __u64 *)&s->sp;
+}
+
+static __always_inline int nx_tc(struct __sk_buff *skb, __u32 hook)
+{
+	struct nx_ctx c;
+	__u32 len, n;
+	__u64 kskb, head = 0;
+
+	if (!nx_begin(&c, hook, skb))
+		return NX_TCX_NEXT;
+	len = skb->len;
+	n = len < NX_CAP_BYTES ? len : NX_CAP_BYTES;
+	if (n < 14 || bpf_skb_load_bytes(skb, 0, c.s->ev.data, n) != 0)
+		n = 0;
+	kskb = nx_ctx_addr(c.s, skb);
+	bpf_probe_read_kernel(&head, sizeof(head),
+			      (void *)(kskb + bpf_core_field_offset(struct sk_buff, head)));
+	if (skb->vlan_present) {
+		c.s->ev.flags |= NX_F_VLAN_HW;
+		c.s->ev.vlan_tci = skb->vlan_tci;
+		c.s->ev.vlan_proto = bpf_ntohs(skb->vlan_proto);
+	}
+	c.s->ev.pkt_type = skb->pkt_type;
+	nx_frame_event(&c, skb->ifindex, len, n, bpf_ntohs(skb->protocol), kskb, head);
+	return NX_TCX_NEXT;
+}
+
+SEC("classifier")
+int nx_tc_ingress(struct __sk_buff *skb)
+{
+	return nx_tc(skb, NX_HOOK_TC_INGRESS);
+}
+
+SEC("classifier")
+int nx_tc_egress(struct __sk_buff *skb)
+{
+	return nx_tc(skb, NX_HOOK_TC_EGRESS);
+}
+
+SEC("xdp")
+int nx_xdp(struct xdp_md *ctx)
+{
+	struct nx_ctx c;
+	__u32 len, n;
+	__u64 kxdp, head = 0;
+
+	if (!nx_begin(&c, NX_HOOK_XDP, ctx))
+		return NX_XDP_PASS;
+	len = ctx->data_end - ctx->data;
+	n = len < NX_CAP_BYTES ? len : NX_CAP_BYTES;
+	if (n < 14 || bpf_xdp_load_bytes(ctx, 0, c.s->ev.data, n) != 0)
+		n = 0;
+	kxdp = nx_ctx_addr(c.s, ctx);
+	bpf_probe_read_kernel(&head, sizeof(head),
+			      (void *)(kxdp + bpf_core_field_offset(struct xdp_buff, data_hard_start)));
+	__u16 proto = n >= 14 ? ((__u16)c.s->ev.data[12] << 8 | c.s->ev.data[13]) : 0;
+	nx_frame_event(&c, ctx->ingress_ifindex, len, n, proto, 0, head);
+	return NX_XDP_PASS;
+}

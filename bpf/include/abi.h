@@ -76,7 +76,12 @@ enum nx_hook {
 	NX_HOOK_NF_FORWARD_DONE = 41,
 	NX_HOOK_NF_OUTPUT_DONE = 42,
 	NX_HOOK_NF_POSTROUTING_DONE = 43,
-	NX_HOOK_MAX = 44,
+	/* tcx and XDP on the interface traced (-i): the frame as the device
+	 * hands it over (ingress) or takes it (egress). */
+	NX_HOOK_TC_INGRESS = 44,
+	NX_HOOK_TC_EGRESS = 45,
+	NX_HOOK_XDP = 46,
+	NX_HOOK_MAX = 47,
 };
 
 /* What an event carries. */

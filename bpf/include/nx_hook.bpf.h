@@ -143,8 +143,8 @@ static __always_inline void nx_set_dev_name(struct nx_event *e, const struct net
 /* --follow: a packet that matched marks its data buffer; a later hop of the
  * same buffer (the same skb after NAT, or a clone) is kept and flagged.
  * Returns whether to keep the record. */
-static __always_inline bool nx_follow_check(struct nx_ctx *c, const struct sk_buff *skb,
-					    bool matched)
+static __always_inline bool nx_follow_check_x(struct nx_ctx *c, const struct sk_buff *skb,
+					      bool matched, bool probed)
 {
 	__u64 head = c->s->ev.head;
 	struct nx_followed *seen, now = { .skb = (__u64)skb };
@@ -162,11 +162,23 @@ static __always_inline bool nx_follow_check(struct nx_ctx *c, const struct sk_bu
 	/* The same skb (rewritten by NAT, crossing a veth), or a clone of it
 	 * (cloned: an AF_PACKET listener's copy). Another skb in the same
 	 * buffer is a new packet: the buffer was freed untraced and reused. */
-	if (seen->skb != (__u64)skb && !BPF_CORE_READ_BITFIELD(skb, cloned))
-		return false;
+	if (seen->skb != (__u64)skb) {
+		/* A BTF pointer is read directly; a plain address (tc) probed. */
+		bool cloned = probed ? BPF_CORE_READ_BITFIELD_PROBED(skb, cloned)
+				     : BPF_CORE_READ_BITFIELD(skb, cloned);
+		if (!cloned)
+			return false;
+	}
 	seen->ts = now.ts;
 	c->s->ev.flags |= NX_F_FOLLOWED;
 	return true;
+}
+
+/* skb is a BTF pointer (tracepoints, netfilter). */
+static __always_inline bool nx_follow_check(struct nx_ctx *c, const struct sk_buff *skb,
+					    bool matched)
+{
+	return nx_follow_check_x(c, skb, matched, false);
 }
 
 /* End of a packet's life: forget its buffer unless a clone still holds it. */

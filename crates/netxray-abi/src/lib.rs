@@ -61,8 +61,12 @@ pub mod hook_id {
     pub const NF_FORWARD_DONE: u16 = 41;
     pub const NF_OUTPUT_DONE: u16 = 42;
     pub const NF_POSTROUTING_DONE: u16 = 43;
+    /// tcx ingress/egress and XDP of the interface traced.
+    pub const TC_INGRESS: u16 = 44;
+    pub const TC_EGRESS: u16 = 45;
+    pub const XDP: u16 = 46;
     /// One past the last hook: the size of the counter map.
-    pub const MAX: u16 = 44;
+    pub const MAX: u16 = 47;
 }
 
 /// `enum nx_event_kind`.

@@ -167,6 +167,11 @@ pub struct TraceArgs {
     /// `netfilter` hooks are traced too).
     #[arg(long = "drop-hooks")]
     pub nf_attribution: bool,
+    /// XDP mode for `-t xdp` (generic by default: native XDP on veth copies
+    /// every skb and turns GRO on).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "generic",
+          value_enum, value_name = "MODE")]
+    pub xdp: Option<XdpArg>,
     /// A filter in tcpdump's language (pcap-filter(7)), as one argument or
     /// several words: `'tcp port 80 and not net 198.18.0.0/24'`. Evaluated in
     /// the kernel; combined with the shorthand flags by `and`. Options may

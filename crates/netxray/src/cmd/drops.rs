@@ -80,6 +80,7 @@ pub fn run(args: DropsArgs) -> Result<ExitCode> {
             ret: false,
             stack: args.stack.then(Vec::new),
             nf_attribution: true,
+            xdp: None,
             expression: args.expression,
         });
     }
@@ -110,6 +111,7 @@ pub fn run(args: DropsArgs) -> Result<ExitCode> {
         ret: false,
         drops: true,
         nf_attribution: true,
+        xdp: None,
     };
     let mut session = TraceSession::open(&cfg, &kbtf)?;
     if let Some(why) = &session.netfilter_error {

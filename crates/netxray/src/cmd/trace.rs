@@ -164,6 +164,10 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
         ret: args.ret,
         drops: false,
         nf_attribution: args.nf_attribution,
+        xdp: args.xdp.map(|x| match x {
+            crate::cli::XdpArg::Generic => crate::kernel::stats::XdpMode::Generic,
+            crate::cli::XdpArg::Native => crate::kernel::stats::XdpMode::Native,
+        }),
     };
     let mut session = TraceSession::open(&cfg, &kbtf)?;
     for (h, why) in &session.skipped {

@@ -23,7 +23,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 static STATS_OBJ: &[u8] = aya::include_bytes_aligned!("../../../../bpf/stats.bpf.o");
 
 /// `XDP_FLAGS_DRV_MODE`.
-const XDP_FLAGS_DRV_MODE: u32 = 1 << 2;
+pub const XDP_FLAGS_DRV_MODE: u32 = 1 << 2;
 
 /// XDP, when asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

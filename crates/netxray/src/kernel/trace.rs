@@ -9,15 +9,17 @@ use crate::error::{Error, Result};
 use crate::kernel::btf::KernelBtf;
 use crate::kernel::jit;
 use crate::kernel::netfilter::{self, NfPoint, NfWatch};
-use crate::kernel::netns::Netns;
+use crate::kernel::netns::{self, Netns};
+use crate::kernel::probe::sys::{self, attach_type, LinkExtra};
 use crate::kernel::ring::EventRing;
+use crate::kernel::stats::{XdpMode, XDP_FLAGS_DRV_MODE};
 use crate::model::filter::ebpf::Insn;
 use crate::model::hook::{Backend, Group, HookPoint, HOOKS};
 use aya::maps::{Array, Map, MapData, PerCpuArray, PerCpuHashMap, StackTraceMap};
-use aya::programs::BtfTracePoint;
+use aya::programs::{BtfTracePoint, SchedClassifier, Xdp};
 use aya::{Btf, Ebpf, EbpfLoader};
 use netxray_abi::{cfg_flags, hook_id, Config, Counter, DropKey, DropVal, CAP_BYTES};
-use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 static TRACE_OBJ: &[u8] = aya::include_bytes_aligned!("../../../../bpf/trace.bpf.o");
 
@@ -51,6 +53,8 @@ pub struct TraceConfig {
     /// Netfilter links at every hook so that a drop says in which hook it
     /// happened (drops, drops --events); failing is not fatal.
     pub nf_attribution: bool,
+    /// XDP mode for the xdp hook (generic unless told).
+    pub xdp: Option<XdpMode>,
 }
 
 pub struct TraceSession {
@@ -65,6 +69,8 @@ pub struct TraceSession {
     pub netfilter: Option<NfWatch>,
     /// Why netfilter hooks could not be set up at all (drops goes on without).
     pub netfilter_error: Option<String>,
+    /// tcx and XDP links on the interface traced.
+    dev_links: Vec<OwnedFd>,
 }
 
 impl TraceSession {
@@ -147,12 +153,13 @@ impl TraceSession {
             helpers,
             netfilter: None,
             netfilter_error: None,
+            dev_links: Vec::new(),
         };
         if !nf_hooks.is_empty() || cfg.nf_attribution {
             session.open_netfilter(cfg, &nf_hooks, &btf)?;
         }
         for hook in to_attach {
-            match session.attach(hook, &btf, kbtf) {
+            match session.attach(hook, cfg, &btf, kbtf) {
                 Ok(()) => session.attached.push(hook),
                 Err(why) if !cfg.required.contains(&hook.id) => session.skipped.push((hook, why)),
                 Err(why) => {
@@ -184,7 +191,7 @@ impl TraceSession {
             .iter()
             .filter_map(|h| match h.backend {
                 Backend::Netfilter { hooknum, last } => Some((hooknum, last)),
-                Backend::TpBtf => None,
+                _ => None,
             })
             .flat_map(|(hooknum, last)| {
                 [netfilter::NFPROTO_IPV4, netfilter::NFPROTO_IPV6].map(|pf| NfPoint {
@@ -246,7 +253,27 @@ impl TraceSession {
         added
     }
 
-    fn attach(&mut self, hook: &HookPoint, btf: &Btf, kbtf: &KernelBtf) -> Result<(), String> {
+    fn attach(
+        &mut self,
+        hook: &HookPoint,
+        cfg: &TraceConfig,
+        btf: &Btf,
+        kbtf: &KernelBtf,
+    ) -> Result<(), String> {
+        match hook.backend {
+            Backend::Tc { egress } => {
+                return self.attach_dev(
+                    cfg,
+                    if egress {
+                        "nx_tc_egress"
+                    } else {
+                        "nx_tc_ingress"
+                    },
+                )
+            }
+            Backend::Xdp => return self.attach_dev(cfg, "nx_xdp"),
+            _ => {}
+        }
         let event = hook.event();
         if !kbtf.has_tracepoint(event) {
             return Err(format!("the kernel has no tracepoint {}", hook.name));
@@ -261,6 +288,70 @@ impl TraceSession {
             .map_err(|e| format!("loading: {}", chain(&e)))?;
         prog.attach()
             .map_err(|e| format!("attaching: {}", chain(&e)))?;
+        Ok(())
+    }
+
+    /// A tcx or XDP program on the interface of -i, as a link made inside
+    /// its namespace.
+    fn attach_dev(&mut self, cfg: &TraceConfig, prog_name: &str) -> Result<(), String> {
+        let Some(ns) = cfg.netns_at.clone().filter(|_| cfg.ifindex != 0) else {
+            return Err("needs an interface: -i IFACE (and --netns NS)".into());
+        };
+        let xdp = prog_name == "nx_xdp";
+        let fd = if xdp {
+            let prog: &mut Xdp = self
+                .ebpf
+                .program_mut(prog_name)
+                .ok_or_else(|| format!("trace.bpf.o has no program {prog_name}"))?
+                .try_into()
+                .map_err(|e| format!("{e}"))?;
+            prog.load().map_err(|e| format!("loading: {}", chain(&e)))?;
+            prog.fd()
+                .map_err(|e| format!("{e}"))?
+                .as_fd()
+                .try_clone_to_owned()
+                .map_err(|e| e.to_string())?
+        } else {
+            let prog: &mut SchedClassifier = self
+                .ebpf
+                .program_mut(prog_name)
+                .ok_or_else(|| format!("trace.bpf.o has no program {prog_name}"))?
+                .try_into()
+                .map_err(|e| format!("{e}"))?;
+            prog.load().map_err(|e| format!("loading: {}", chain(&e)))?;
+            prog.fd()
+                .map_err(|e| format!("{e}"))?
+                .as_fd()
+                .try_clone_to_owned()
+                .map_err(|e| e.to_string())?
+        };
+        let (attach, flags) = match prog_name {
+            "nx_tc_ingress" => (attach_type::TCX_INGRESS, 0),
+            "nx_tc_egress" => (attach_type::TCX_EGRESS, 0),
+            _ => (
+                attach_type::XDP,
+                match cfg.xdp.unwrap_or(XdpMode::Generic) {
+                    XdpMode::Generic => sys::XDP_FLAGS_SKB_MODE,
+                    XdpMode::Native => XDP_FLAGS_DRV_MODE,
+                },
+            ),
+        };
+        let ifindex = cfg.ifindex;
+        let raw = fd.as_raw_fd();
+        let link = netns::in_netns(&ns.path, move || {
+            // SAFETY: fd is alive until in_netns returns (it joins).
+            let prog = unsafe { BorrowedFd::borrow_raw(raw) };
+            sys::link_create(prog, ifindex, attach, flags, LinkExtra::None)
+        })
+        .map_err(|e| format!("entering the namespace: {e}"))?
+        .map_err(|e| match (xdp, e.0) {
+            (true, libc::EBUSY | libc::EEXIST) => {
+                "the interface's XDP is taken by another program (left in place)".to_string()
+            }
+            _ => format!("attaching: {e}"),
+        })?;
+        drop(fd);
+        self.dev_links.push(link);
         Ok(())
     }
 
@@ -399,5 +490,7 @@ pub fn hook_available(kbtf: &KernelBtf, hook: &HookPoint) -> bool {
     match hook.backend {
         Backend::TpBtf => kbtf.has_tracepoint(hook.event()),
         Backend::Netfilter { .. } => kbtf.has_enum_value("bpf_attach_type", "BPF_NETFILTER"),
+        Backend::Tc { .. } => kbtf.has_enum_value("bpf_attach_type", "BPF_TCX_INGRESS"),
+        Backend::Xdp => kbtf.has_enum_value("bpf_attach_type", "BPF_XDP"),
     }
 }

@@ -303,7 +303,7 @@ impl TraceEvent {
             netns_name: netns.and_then(|n| r.netns_name(n)),
             ifindex: (h.ifindex != 0).then_some(h.ifindex),
             ifname,
-            len: (h.skb != 0).then_some(h.len),
+            len: (h.skb != 0 || h.head != 0).then_some(h.len),
             cpu: h.cpu,
             pid: (!in_irq).then_some(h.tgid),
             tid: (!in_irq).then_some(h.pid),

@@ -17,10 +17,12 @@ pub enum Group {
     Life,
     Ret,
     Netfilter,
+    Tc,
+    Xdp,
 }
 
 impl Group {
-    pub const ALL: [Group; 10] = [
+    pub const ALL: [Group; 12] = [
         Group::LinkIn,
         Group::LinkOut,
         Group::Qdisc,
@@ -31,6 +33,8 @@ impl Group {
         Group::Life,
         Group::Ret,
         Group::Netfilter,
+        Group::Tc,
+        Group::Xdp,
     ];
 
     pub fn name(self) -> &'static str {
@@ -45,6 +49,8 @@ impl Group {
             Group::Life => "life",
             Group::Ret => "ret",
             Group::Netfilter => "netfilter",
+            Group::Tc => "tc",
+            Group::Xdp => "xdp",
         }
     }
 
@@ -59,6 +65,8 @@ impl Group {
             Group::Socket => "delivery to sockets",
             Group::Life => "where an skb ends: freed (dropped) or consumed",
             Group::Ret => "what receive functions returned (--ret; not in the default set)",
+            Group::Tc => "tcx ingress and egress of the interface given with -i (bpf_link, TCX_NEXT: nothing changes); not in the default set",
+            Group::Xdp => "XDP of the interface given with -i (--xdp=generic|native, generic by default); not in the default set",
             Group::Netfilter => "netfilter hooks, entered (before any chain) and done (every chain accepted; after NAT, with conntrack state); netfilter BPF links in each namespace, not in the default set",
         }
     }
@@ -74,6 +82,10 @@ pub enum Backend {
     /// A netfilter BPF link (`bpf/netfilter.bpf.c`) at the first or last
     /// priority of a hook, IPv4 and IPv6.
     Netfilter { hooknum: u8, last: bool },
+    /// A tcx link on the interface traced.
+    Tc { egress: bool },
+    /// An XDP link on the interface traced.
+    Xdp,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -106,7 +118,10 @@ impl HookPoint {
     /// Traced when no -t is given: not the --ret exits, not netfilter
     /// (links in every namespace: asked for by name).
     pub fn in_default_set(&self) -> bool {
-        !matches!(self.group, Group::Ret | Group::Netfilter)
+        !matches!(
+            self.group,
+            Group::Ret | Group::Netfilter | Group::Tc | Group::Xdp
+        )
     }
 
     /// Context hooks carry no skb: they are shown next to the packets.
@@ -226,6 +241,27 @@ pub static HOOKS: &[HookPoint] = &[
         "every OUTPUT chain accepted (last priority): after DNAT of local traffic"),
     nf_hook!(id::NF_POSTROUTING_DONE, "nf:postrouting_done", 4, true,
         "every POSTROUTING chain accepted (last priority): after SNAT, conntrack confirmed"),
+    HookPoint {
+        id: id::TC_INGRESS,
+        name: "tc:ingress",
+        group: Group::Tc,
+        backend: Backend::Tc { egress: false },
+        note: "frame received by the interface (-i), at tcx ingress: after XDP and the taps, before the stack",
+    },
+    HookPoint {
+        id: id::TC_EGRESS,
+        name: "tc:egress",
+        group: Group::Tc,
+        backend: Backend::Tc { egress: true },
+        note: "frame sent through the interface (-i), at tcx egress: after the stack, before the qdisc",
+    },
+    HookPoint {
+        id: id::XDP,
+        name: "xdp:ingress",
+        group: Group::Xdp,
+        backend: Backend::Xdp,
+        note: "frame at the interface's XDP (-i; generic XDP sees the skb's buffer, native runs in the driver)",
+    },
 ];
 
 /// Resolve `-t/--hooks` words (groups or hook names) into hooks, in catalog

@@ -317,6 +317,14 @@ impl Tracker {
         };
         let head = ev.head.map(|h| h.0);
         let mut id = None;
+        // An XDP hop (no skb): generic XDP runs right after the packet's
+        // netif_receive_skb on the same CPU, and may copy it into a new
+        // buffer (too little headroom) or one a delivered packet left:
+        // the packet just seen on this CPU, if the contents agree, before
+        // any buffer match.
+        if skb.is_none() && ev.kind == "packet" && head.is_some() {
+            id = self.recent_same_contents(&ev);
+        }
         if head.is_none() && skb.is_none() {
             // A socket hook without its skb: the packet just handled here.
             let recent = self
@@ -331,14 +339,21 @@ impl Tracker {
             }
             return;
         }
-        if let Some(h) = head {
+        if let Some(h) = head.filter(|_| id.is_none()) {
             if let Some(&j) = self.by_head.get(&h) {
                 let o = &self.open[&j];
-                let same_skb = skb.is_some_and(|s| o.skbs.contains(&s));
+                let first = o.journey.hops.iter().find(|h| h.event.kind == "packet");
+                let same_contents = || first.is_some_and(|f| contents(&f.event) == contents(&ev));
+                // XDP names no skb (generic XDP runs on the skb's buffer; an
+                // skb built after native XDP keeps it): same buffer and same
+                // contents is the same packet.
+                let same_skb = match skb {
+                    Some(s) => o.skbs.contains(&s) || (o.skbs.is_empty() && same_contents()),
+                    None => ev.kind == "packet" && same_contents(),
+                };
                 // A clone: the same contents and the same flow as the packet
                 // now (UDP has no sequence number to tell two datagrams of a
                 // flow apart, the direction at least tells a reply).
-                let first = o.journey.hops.iter().find(|h| h.event.kind == "packet");
                 let clone = ev.cloned
                     && first.is_some_and(|f| contents(&f.event) == contents(&ev))
                     && o.flow.is_some()
@@ -379,6 +394,25 @@ impl Tracker {
             self.evicted += 1;
             self.close(oldest, End::Evicted, done);
         }
+    }
+
+    /// The journey that just had a hop on this CPU, if its packet has the
+    /// contents of `ev`.
+    fn recent_same_contents(&self, ev: &TraceEvent) -> Option<u64> {
+        self.last_on_cpu
+            .get(&ev.cpu)
+            .filter(|(ts, j)| {
+                ev.ts_ns.saturating_sub(*ts) <= SAME_CPU_NS && self.open.contains_key(j)
+            })
+            .map(|&(_, j)| j)
+            .filter(|j| {
+                self.open[j]
+                    .journey
+                    .hops
+                    .iter()
+                    .find(|h| h.event.kind == "packet")
+                    .is_some_and(|f| contents(&f.event) == contents(ev))
+            })
     }
 
     fn start(&mut self, ev: &TraceEvent, head: Option<u64>) -> u64 {
@@ -443,8 +477,15 @@ impl Tracker {
                 self.by_skb.insert(s, id);
             }
         }
-        if o.head.is_none() {
-            if let Some(h) = head {
+        // The packet in another buffer (reallocated, or copied for XDP):
+        // the old one is freed and may carry another packet next.
+        if let Some(h) = head.filter(|h| o.head != Some(*h)) {
+            if o.head.is_none() || ev.kind == "packet" {
+                if let Some(old) = o.head {
+                    if self.by_head.get(&old) == Some(&id) {
+                        self.by_head.remove(&old);
+                    }
+                }
                 o.head = Some(h);
                 self.by_head.insert(h, id);
             }
@@ -673,6 +714,44 @@ mod tests {
         std::mem::swap(&mut e.saddr, &mut e.daddr);
         e.icmp_type = Some(0);
         e
+    }
+
+    #[test]
+    fn generic_xdp_copying_the_packet_does_not_split_its_journey() {
+        let mut t = Tracker::new(JourneyConfig::default());
+        let mut done = Vec::new();
+        t.push(
+            ev(100, "net:netif_receive_skb", 1, 10, "b", "b0"),
+            &mut done,
+        );
+        // Generic XDP copied it into buffer 20; XDP names no skb.
+        let mut xdp = ev(110, "xdp:ingress", 0, 20, "b", "b0");
+        xdp.skb = None;
+        t.push(xdp, &mut done);
+        t.push(ev(120, "tc:ingress", 1, 20, "b", "b0"), &mut done);
+        // Buffer 10 was freed: the next packet in it is another journey.
+        t.push(
+            ev(130, "net:netif_receive_skb", 2, 10, "b", "b0"),
+            &mut done,
+        );
+        t.push(ev(140, "skb:kfree_skb", 1, 20, "b", "b0"), &mut done);
+        t.finish(&mut done);
+        let first = done
+            .iter()
+            .find(|j| j.hops[0].event.ts_ns == 100)
+            .expect("journey");
+        let hooks: Vec<&str> = first.hops.iter().map(|h| h.event.hook).collect();
+        assert_eq!(
+            hooks,
+            [
+                "net:netif_receive_skb",
+                "xdp:ingress",
+                "tc:ingress",
+                "skb:kfree_skb"
+            ]
+        );
+        assert!(matches!(first.end, End::Dropped { .. }), "{:?}", first.end);
+        assert_eq!(done.len(), 2);
     }
 
     #[test]
