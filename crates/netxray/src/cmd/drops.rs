@@ -75,6 +75,7 @@ pub fn run(args: DropsArgs) -> Result<ExitCode> {
             follow: false,
             ret: false,
             stack: args.stack.then(Vec::new),
+            nft_trace: args.nft_trace,
             expression: args.expression,
         });
     }

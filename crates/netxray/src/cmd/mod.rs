@@ -4,5 +4,6 @@ pub mod doctor;
 pub mod drops;
 pub mod filter;
 pub mod hooks;
+pub mod nft_trace;
 pub mod signals;
 pub mod trace;

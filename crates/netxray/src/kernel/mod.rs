@@ -6,6 +6,7 @@ pub mod filter_twin;
 pub mod jit;
 pub mod kallsyms;
 pub mod netns;
+pub mod nftables;
 pub mod probe;
 pub mod ring;
 pub mod trace;
