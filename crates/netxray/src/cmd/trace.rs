@@ -290,7 +290,10 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
     let _ = printer.flush();
     let counters = session.counters().unwrap_or_default();
     drop(session); // detach everything before reporting
-    let nft_note = ctx.nft.take().map(|w| w.summary(ctx.nft_shown));
+    let nft_note = ctx
+        .nft
+        .take()
+        .map(|w| w.summary(&format!("{} nftables trace lines shown", ctx.nft_shown)));
     let unit = if args.journey { "journeys" } else { "events" };
     if let Some(note) = printer.summary_note() {
         tracing::info!("{note}");
