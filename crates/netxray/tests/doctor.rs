@@ -134,7 +134,9 @@ fn doctor_on_this_kernel() {
         for field in ["name", "status", "detail", "cost"] {
             assert!(c[field].is_string(), "{field} in {c}");
         }
-        assert!(["ok", "missing", "unknown", "warning"].contains(&c["status"].as_str().unwrap_or("")));
+        assert!(
+            ["ok", "missing", "unknown", "warning"].contains(&c["status"].as_str().unwrap_or(""))
+        );
     }
     let status = |name: &str| {
         checks
