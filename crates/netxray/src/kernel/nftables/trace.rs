@@ -70,6 +70,62 @@ mod tests {
         (e.where_(), e.what())
     }
 
+    fn hex(parts: &[&str]) -> Vec<u8> {
+        let s: String = parts.concat();
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// Captured on kernel 6.18 (NFNLGRP_NFTRACE, `ip netns exec B python3`):
+    /// a UDP datagram 198.18.0.1:40000 -> 198.18.0.2:5000 meeting netxray's
+    /// prerouting rule, then `udp dport 5000 drop` (handle 2) in B's
+    /// `inet filter input`.
+    #[test]
+    fn decodes_captured_kernel_messages() {
+        let own = hex(&[
+        "b8000000110a000000000000000000000100000008000f00000000020800040000000003080006009701bdfc0f000200",
+        "707265726f7574696e670000120001006e6574787261795f32313730370000000c00030000000000000000020c000500",
+        "08000100ffffffff08000a000000000206000b00000100001800080045000021df5040004011cf53c6120001c6120002",
+        "110009009c401388000d8c4668656c6c6f000000120007007a892749145ae28d06564f1208000000",
+        ]);
+        let drop = hex(&[
+        "ac000000110a000000000000000000000100000008000f00000000020800040000000003080006009701bdfc0a000200",
+        "696e7075740000000b00010066696c74657200000c00030000000000000000020c000500080001000000000008000a00",
+        "0000000206000b00000100001800080045000021df5040004011cf53c6120001c6120002110009009c401388000d8c46",
+        "68656c6c6f000000120007007a892749145ae28d06564f1208000000",
+        ]);
+        let own = decode(&messages(&own).unwrap()[0]).unwrap().unwrap();
+        assert_eq!(own.table, "netxray_21707");
+        assert!(own.is_netxray());
+        assert_eq!(own.kind, Some(TraceKind::Rule));
+        assert_eq!(own.verdict, Some(Verdict::Continue));
+        assert!(own.network_header.is_some());
+
+        let msgs = messages(&drop).unwrap();
+        assert_eq!(msgs.len(), 1);
+        let t = decode(&msgs[0]).unwrap().unwrap();
+        assert_eq!(
+            shown(&t),
+            (
+                "inet filter input".into(),
+                "rule handle 2 verdict drop".into()
+            )
+        );
+        assert_eq!(t.id, own.id, "one packet, one trace id");
+        assert_eq!(t.iif, Some(2));
+        assert_eq!(t.nfproto, Some(family::IPV4));
+        let p = TracedPacket::from_headers(
+            t.network_header.as_deref().unwrap(),
+            t.transport_header.as_deref(),
+        );
+        assert_eq!(
+            p.packet.summary(),
+            "IP 198.18.0.1.40000 > 198.18.0.2.5000: UDP, length 5"
+        );
+    }
+
     #[test]
     fn decodes_a_rule_verdict() {
         let mut m = Message::new(TRACE_MSG_TYPE, 0, 0, family::INET, 0);
