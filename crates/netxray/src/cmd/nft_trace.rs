@@ -100,13 +100,13 @@ impl NftWatch {
             if t.is_netxray() || !packet.matches(&self.filter) {
                 continue;
             }
-            if self.ifindex != 0 && t.iif != Some(self.ifindex) && t.oif != Some(self.ifindex) {
+            let mut ev = NftEvent::new(&t, &packet, ts, self.netns);
+            if self.ifindex != 0 && ev.iif != Some(self.ifindex) && ev.oif != Some(self.ifindex) {
                 continue;
             }
-            let mut ev = NftEvent::new(&t, &packet, ts, self.netns);
             ev.netns_name = names.netns_name(self.netns);
-            ev.iifname = t.iif.and_then(|i| names.ifname(self.netns, i));
-            ev.oifname = t.oif.and_then(|i| names.ifname(self.netns, i));
+            ev.iifname = ev.iif.and_then(|i| names.ifname(self.netns, i));
+            ev.oifname = ev.oif.and_then(|i| names.ifname(self.netns, i));
             f(ev);
         }
         Ok(())
