@@ -85,7 +85,7 @@ pub fn trace_table_batch(
 ) -> (Vec<u8>, Vec<u32>) {
     let mut seq = seq0;
     let mut next = || {
-        seq += 1;
+        seq = seq.wrapping_add(1);
         seq
     };
     let res = NFNL_SUBSYS_NFTABLES;
@@ -153,7 +153,7 @@ fn errno_of(code: i32) -> io::Error {
 /// the whole batch is refused). The socket must have a receive timeout.
 fn talk(sock: &NlSocket, batch: &[u8], seqs: &[u32], what: &str) -> Result<(), NftError> {
     sock.send(batch).map_err(|e| NftError::from_io(what, e))?;
-    let first_seq = seqs.first().map_or(0, |s| s - 1);
+    let first_seq = seqs.first().map_or(0, |s| s.wrapping_sub(1));
     let mut pending: Vec<u32> = seqs.to_vec();
     let mut first_err: Option<io::Error> = None;
     let mut buf = vec![0u8; 64 * 1024];
@@ -191,7 +191,8 @@ pub fn install(
     table: &str,
     chains: &[(&str, u32)],
 ) -> Result<(), NftError> {
-    let (batch, seqs) = trace_table_batch(fam, table, chains, sock.portid.wrapping_mul(1000));
+    // Sequence numbers only need to differ between the batches of a socket.
+    let (batch, seqs) = trace_table_batch(fam, table, chains, u32::from(fam) * 1000);
     talk(
         sock,
         &batch,
