@@ -58,14 +58,21 @@ fn nft_lines(stdout: &str) -> Vec<Value> {
         .collect()
 }
 
-/// While netxray runs, its table is in B's ruleset.
+/// While netxray runs, its table is in B's ruleset, marking only UDP (the
+/// filters here are all `udp and ...`).
 fn assert_table_present(t: &LinearBridged, run: &NetxrayRun) {
     let pid = run.pid().expect("running");
-    let tables = t.b().run(&["nft", "list", "tables"]);
-    assert!(
-        tables.contains(&format!("table inet netxray_{pid}")),
-        "{tables}"
+    let table = format!("netxray_{pid}");
+    let listed = t.b().run(&["nft", "list", "table", "inet", &table]);
+    assert!(listed.contains("flags owner"), "{listed}");
+    assert_eq!(
+        listed
+            .matches("meta l4proto udp meta nftrace set 1")
+            .count(),
+        2,
+        "prerouting and output: {listed}"
     );
+    assert!(!listed.contains("tcp"), "{listed}");
 }
 
 #[test]

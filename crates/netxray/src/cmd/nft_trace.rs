@@ -7,8 +7,9 @@ use crate::cmd::filter::Scope;
 use crate::error::Result;
 use crate::kernel::netns::{self, Names};
 use crate::kernel::nftables::NftTracer;
+use crate::model::event::proto_name;
 use crate::model::filter::Filter;
-use crate::model::nft::{family, NftEvent, NftTrace, PacketsById};
+use crate::model::nft::{family, marking_protocols, NftEvent, NftTrace, PacketsById};
 use crate::model::value::Name;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -43,12 +44,19 @@ impl NftWatch {
             None => netns::current()?,
         };
         let path = args.netns.is_some().then_some(ns.path.as_path());
-        let tracer = NftTracer::open(path)?;
+        let protos = marking_protocols(filter);
+        let tracer = NftTracer::open(path, &protos)?;
         for (fam, why) in &tracer.skipped {
             tracing::warn!("--nft-trace: no {} table: {why}", family::name(*fam));
         }
+        let marking = if protos.is_empty() {
+            "every packet".to_string()
+        } else {
+            let names: Vec<_> = protos.iter().map(|p| proto_name(*p)).collect();
+            format!("{} packets", names.join("/"))
+        };
         tracing::info!(
-            "--nft-trace: tables {} {} added in network namespace {} (removed by the kernel when netxray exits)",
+            "--nft-trace: tables {} {} added in network namespace {}, marking {marking} (removed by the kernel when netxray exits)",
             tracer.families_text(),
             tracer.table,
             args.netns.as_deref().unwrap_or("of netxray"),

@@ -3,11 +3,12 @@
 //! message the kernel sends (`nft monitor trace` shows the same).
 
 use crate::model::event::proto_name;
-use crate::model::filter::{Filter, Frame};
+use crate::model::filter::{Expr, Filter, Frame, Prim, Proto};
 use crate::model::packet::{self, CaptureInfo, Packet};
 use crate::model::value::Name;
 use serde::Serialize;
 use std::borrow::Cow;
+use std::collections::BTreeSet;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::net::IpAddr;
@@ -256,6 +257,46 @@ impl PacketsById {
     }
 }
 
+/// The L4 protocols every packet the filter matches has, when the filter
+/// says (`udp and port 53`: udp; `tcp or icmp`: tcp, icmp); `None` when a
+/// packet of any protocol might match. Conservative: `not`, loads and
+/// link-level tests say nothing.
+fn l4_protos(e: &Expr) -> Option<BTreeSet<u8>> {
+    const TCP: u8 = 6;
+    const UDP: u8 = 17;
+    const SCTP: u8 = 132;
+    match e {
+        Expr::Prim(p, _) => match p {
+            Prim::Proto(Proto::Tcp) => Some([TCP].into()),
+            Prim::Proto(Proto::Udp) => Some([UDP].into()),
+            Prim::Proto(Proto::Sctp) => Some([SCTP].into()),
+            Prim::Proto(Proto::Icmp) => Some([1].into()),
+            Prim::Proto(Proto::Icmp6) => Some([58].into()),
+            Prim::Port { l4: Some(p), .. } => Some([*p].into()),
+            Prim::Port { l4: None, .. } => Some([TCP, UDP, SCTP].into()),
+            // Not extension headers (`ip6 proto 0`): nft's l4proto skips them.
+            Prim::IpProto(_, n @ (1 | 6 | 17 | 58 | 132)) => Some([*n as u8].into()),
+            _ => None,
+        },
+        Expr::And(a, b) => match (l4_protos(a), l4_protos(b)) {
+            (Some(x), Some(y)) => Some(x.intersection(&y).copied().collect()),
+            (x, y) => x.or(y),
+        },
+        Expr::Or(a, b) => Some(l4_protos(a)?.union(&l4_protos(b)?).copied().collect()),
+        Expr::Not(_) | Expr::True => None,
+    }
+}
+
+/// The L4 protocols the tracing tables mark (`meta l4proto P meta nftrace
+/// set 1`, one rule each), derived from the filter; empty: mark every
+/// packet. A filter no packet can match (`tcp and udp`) marks everything
+/// rather than nothing: the user-space filter decides anyway.
+pub fn marking_protocols(filter: &Filter) -> Vec<u8> {
+    l4_protos(&filter.expr)
+        .map(|s| s.into_iter().collect())
+        .unwrap_or_default()
+}
+
 /// One trace message as netxray shows it (text line or JSON object; fields
 /// in docs/json.md).
 #[derive(Debug, Clone, Default, Serialize)]
@@ -343,6 +384,22 @@ impl NftEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn marking_follows_the_protocols_the_filter_implies() {
+        let m = |f: &str| marking_protocols(&Filter::parse(f).unwrap());
+        assert_eq!(m("udp and dst port 5000"), [17]);
+        assert_eq!(m("tcp or icmp"), [1, 6]);
+        assert_eq!(m("port 53"), [6, 17, 132]);
+        assert_eq!(m("udp port 53 and host 198.18.0.2"), [17]);
+        assert_eq!(m("host 198.18.0.2"), Vec::<u8>::new());
+        assert_eq!(m("not udp"), Vec::<u8>::new());
+        assert_eq!(m("udp or arp"), Vec::<u8>::new());
+        assert_eq!(m("tcp and udp"), Vec::<u8>::new());
+        assert_eq!(m("ip proto 17"), [17]);
+        assert_eq!(m("icmp6"), [58]);
+        assert_eq!(m(""), Vec::<u8>::new());
+    }
 
     #[test]
     fn verdicts_read_like_nft() {

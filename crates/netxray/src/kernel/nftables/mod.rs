@@ -121,8 +121,9 @@ pub struct NftTracer {
 
 impl NftTracer {
     /// Subscribe to trace messages, then add the tracing tables, in the
-    /// namespace at `netns` (netxray's own when `None`).
-    pub fn open(netns: Option<&Path>) -> Result<Self, NftError> {
+    /// namespace at `netns` (netxray's own when `None`), marking packets of
+    /// the L4 protocols `protos` (all packets when empty).
+    pub fn open(netns: Option<&Path>, protos: &[u8]) -> Result<Self, NftError> {
         let (control, trace) = open_sockets(netns)?;
         trace.grow_rcvbuf(socket::TRACE_RCVBUF);
         trace
@@ -132,7 +133,7 @@ impl NftTracer {
         let mut families = Vec::new();
         let mut skipped = Vec::new();
         for (fam, chains) in ruleset::TRACE_TABLES {
-            match ruleset::install(&control, *fam, &table, chains) {
+            match ruleset::install(&control, *fam, &table, chains, protos) {
                 Ok(()) => families.push(*fam),
                 // The first (inet) is required; others only add coverage.
                 Err(e) if !families.is_empty() => skipped.push((*fam, e.to_string())),

@@ -41,9 +41,15 @@ const NFTA_EXPR_DATA: u16 = 2;
 const NFTA_IMMEDIATE_DREG: u16 = 1;
 const NFTA_IMMEDIATE_DATA: u16 = 2;
 const NFTA_DATA_VALUE: u16 = 1;
+const NFTA_META_DREG: u16 = 1;
 const NFTA_META_KEY: u16 = 2;
 const NFTA_META_SREG: u16 = 3;
 const NFT_META_NFTRACE: u32 = 12;
+const NFT_META_L4PROTO: u32 = 16;
+const NFTA_CMP_SREG: u16 = 1;
+const NFTA_CMP_OP: u16 = 2;
+const NFTA_CMP_DATA: u16 = 3;
+const NFT_CMP_EQ: u32 = 0;
 const NFT_REG_1: u32 = 1;
 
 /// Hook numbers (the same for inet and bridge families).
@@ -74,13 +80,58 @@ pub const TRACE_TABLES: &[(u8, &[(&str, u32)])] = &[
     ),
 ];
 
+/// The expressions of the marking rule: `[meta l4proto P] meta nftrace set 1`.
+fn marking_rule(m: &mut Message, proto: Option<u8>) {
+    m.nest(NFTA_RULE_EXPRESSIONS);
+    if let Some(p) = proto {
+        // meta load l4proto => reg 1; cmp eq reg 1 P
+        m.nest(NFTA_LIST_ELEM)
+            .put_str(NFTA_EXPR_NAME, "meta")
+            .nest(NFTA_EXPR_DATA)
+            .put_be32(NFTA_META_DREG, NFT_REG_1)
+            .put_be32(NFTA_META_KEY, NFT_META_L4PROTO)
+            .end_nest()
+            .end_nest()
+            .nest(NFTA_LIST_ELEM)
+            .put_str(NFTA_EXPR_NAME, "cmp")
+            .nest(NFTA_EXPR_DATA)
+            .put_be32(NFTA_CMP_SREG, NFT_REG_1)
+            .put_be32(NFTA_CMP_OP, NFT_CMP_EQ)
+            .nest(NFTA_CMP_DATA)
+            .put(NFTA_DATA_VALUE, &[p])
+            .end_nest()
+            .end_nest()
+            .end_nest();
+    }
+    // immediate reg 1 <- 1; meta nftrace set reg 1
+    m.nest(NFTA_LIST_ELEM)
+        .put_str(NFTA_EXPR_NAME, "immediate")
+        .nest(NFTA_EXPR_DATA)
+        .put_be32(NFTA_IMMEDIATE_DREG, NFT_REG_1)
+        .nest(NFTA_IMMEDIATE_DATA)
+        .put(NFTA_DATA_VALUE, &[1])
+        .end_nest()
+        .end_nest()
+        .end_nest()
+        .nest(NFTA_LIST_ELEM)
+        .put_str(NFTA_EXPR_NAME, "meta")
+        .nest(NFTA_EXPR_DATA)
+        .put_be32(NFTA_META_KEY, NFT_META_NFTRACE)
+        .put_be32(NFTA_META_SREG, NFT_REG_1)
+        .end_nest()
+        .end_nest()
+        .end_nest();
+}
+
 /// `table FAMILY NAME { flags owner; chain C { type filter hook H priority P;
-/// meta nftrace set 1 } ... }` as one batch; returns the bytes and the
-/// sequence numbers of its requests.
+/// [meta l4proto P] meta nftrace set 1 ... } ... }` as one batch: one rule
+/// per protocol in `protos`, or one rule marking everything when it is
+/// empty. Returns the bytes and the sequence numbers of its requests.
 pub fn trace_table_batch(
     fam: u8,
     table: &str,
     chains: &[(&str, u32)],
+    protos: &[u8],
     seq0: u32,
 ) -> (Vec<u8>, Vec<u32>) {
     let mut seq = seq0;
@@ -113,32 +164,21 @@ pub fn trace_table_batch(
             .put_str(NFTA_CHAIN_TYPE, "filter");
         out.extend(m.finish());
 
-        let s = next();
-        seqs.push(s);
-        let mut m = Message::new(nft_type(NFT_MSG_NEWRULE), create | NLM_F_APPEND, s, fam, 0);
-        m.put_str(NFTA_RULE_TABLE, table)
-            .put_str(NFTA_RULE_CHAIN, chain)
-            .nest(NFTA_RULE_EXPRESSIONS)
-            // immediate reg 1 <- 1
-            .nest(NFTA_LIST_ELEM)
-            .put_str(NFTA_EXPR_NAME, "immediate")
-            .nest(NFTA_EXPR_DATA)
-            .put_be32(NFTA_IMMEDIATE_DREG, NFT_REG_1)
-            .nest(NFTA_IMMEDIATE_DATA)
-            .put(NFTA_DATA_VALUE, &[1])
-            .end_nest()
-            .end_nest()
-            .end_nest()
-            // meta nftrace set reg 1
-            .nest(NFTA_LIST_ELEM)
-            .put_str(NFTA_EXPR_NAME, "meta")
-            .nest(NFTA_EXPR_DATA)
-            .put_be32(NFTA_META_KEY, NFT_META_NFTRACE)
-            .put_be32(NFTA_META_SREG, NFT_REG_1)
-            .end_nest()
-            .end_nest()
-            .end_nest();
-        out.extend(m.finish());
+        let marks: Vec<Option<u8>> = if protos.is_empty() {
+            vec![None]
+        } else {
+            protos.iter().copied().map(Some).collect()
+        };
+        for proto in marks {
+            let s = next();
+            seqs.push(s);
+            let flags = create | NLM_F_APPEND;
+            let mut m = Message::new(nft_type(NFT_MSG_NEWRULE), flags, s, fam, 0);
+            m.put_str(NFTA_RULE_TABLE, table)
+                .put_str(NFTA_RULE_CHAIN, chain);
+            marking_rule(&mut m, proto);
+            out.extend(m.finish());
+        }
     }
     out.extend(Message::new(NFNL_MSG_BATCH_END, NLM_F_REQUEST, next(), 0, res).finish());
     (out, seqs)
@@ -184,15 +224,18 @@ fn talk(sock: &NlSocket, batch: &[u8], seqs: &[u32], what: &str) -> Result<(), N
     }
 }
 
-/// Create the tracing table of family `fam` called `table`, owned by `sock`.
+/// Create the tracing table of family `fam` called `table`, owned by
+/// `sock`, marking the L4 protocols `protos` (everything when empty).
 pub fn install(
     sock: &NlSocket,
     fam: u8,
     table: &str,
     chains: &[(&str, u32)],
+    protos: &[u8],
 ) -> Result<(), NftError> {
     // Sequence numbers only need to differ between the batches of a socket.
-    let (batch, seqs) = trace_table_batch(fam, table, chains, u32::from(fam) * 1000);
+    let seq0 = u32::from(fam) * 1000;
+    let (batch, seqs) = trace_table_batch(fam, table, chains, protos, seq0);
     talk(
         sock,
         &batch,
@@ -267,7 +310,7 @@ mod tests {
 
     #[test]
     fn the_batch_is_begin_table_chains_rules_end() {
-        let (b, seqs) = trace_table_batch(family::INET, "netxray_1", TRACE_TABLES[0].1, 100);
+        let (b, seqs) = trace_table_batch(family::INET, "netxray_1", TRACE_TABLES[0].1, &[], 100);
         let msgs = messages(&b).unwrap();
         let types: Vec<u16> = msgs.iter().map(|m| m.ty).collect();
         assert_eq!(
@@ -296,6 +339,20 @@ mod tests {
         let text = String::from_utf8_lossy(exprs);
         assert!(text.find("immediate").unwrap() < text.find("meta").unwrap());
         assert!(msgs[3].flags & NLM_F_APPEND != 0);
+    }
+
+    #[test]
+    fn one_marking_rule_per_protocol() {
+        let (b, _) = trace_table_batch(family::INET, "netxray_1", TRACE_TABLES[0].1, &[6, 17], 0);
+        let msgs = messages(&b).unwrap();
+        let rules: Vec<_> = msgs.iter().filter(|m| m.ty == 0x0a06).collect();
+        assert_eq!(rules.len(), 4, "2 chains x 2 protocols");
+        let r = Attrs::parse(rules[1].nfgen().unwrap().1).unwrap();
+        let exprs = r.bytes(NFTA_RULE_EXPRESSIONS).unwrap();
+        let text = String::from_utf8_lossy(exprs);
+        assert!(text.find("cmp").unwrap() < text.find("immediate").unwrap());
+        // The compared value: 17 (udp) in a one-byte NFTA_DATA_VALUE.
+        assert!(exprs.windows(5).any(|w| w == [5, 0, 1, 0, 17]), "{exprs:?}");
     }
 
     #[test]

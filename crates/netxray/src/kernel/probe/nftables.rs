@@ -56,7 +56,7 @@ fn trace_in_throwaway_netns() -> Check {
             format!("not tried: cannot make a throwaway netns (unshare: {e})"),
         );
     }
-    let mut tracer = match NftTracer::open(None) {
+    let mut tracer = match NftTracer::open(None, &[]) {
         Ok(t) => t,
         Err(e) => return Check::missing(n, e.to_string()),
     };
