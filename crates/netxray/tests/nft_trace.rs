@@ -289,3 +289,23 @@ fn doctor_reports_a_leftover_netxray_table() {
         "{detail}"
     );
 }
+
+#[test]
+fn without_cap_net_admin_it_says_which_capability() {
+    let Some(_serial) = e2e() else { return };
+    // Root without CAP_NET_ADMIN (util-linux setpriv): BPF works, nfnetlink
+    // refuses the batch.
+    let out = std::process::Command::new("setpriv")
+        .args(["--bounding-set", "-net_admin", "--inh-caps", "-net_admin"])
+        .arg(netxray_bin())
+        .args(["trace", "--nft-trace", "-t", "kfree_skb", "--duration", "1"])
+        .output()
+        .expect("run setpriv");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("CAP_NET_ADMIN (for --nft-trace)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
