@@ -172,6 +172,14 @@ pub struct TraceArgs {
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "generic",
           value_enum, value_name = "MODE")]
     pub xdp: Option<XdpArg>,
+    /// Also show which nftables rules each packet met (table, chain, rule
+    /// handle, verdict), from the kernel's nftables trace. Changes the
+    /// ruleset while it runs: adds a table `netxray_<pid>` (chains at
+    /// prerouting and output that set `meta nftrace`) in the --netns
+    /// namespace (netxray's own without it), which the kernel removes when
+    /// netxray exits, however it exits. Needs CAP_NET_ADMIN.
+    #[arg(long)]
+    pub nft_trace: bool,
     /// A filter in tcpdump's language (pcap-filter(7)), as one argument or
     /// several words: `'tcp port 80 and not net 198.18.0.0/24'`. Evaluated in
     /// the kernel; combined with the shorthand flags by `and`. Options may
@@ -206,6 +214,13 @@ pub struct DropsArgs {
     /// With --events: the kernel stack of every drop.
     #[arg(long, requires = "events")]
     pub stack: bool,
+    /// Also count which nftables rules dropped packets (table, chain, rule
+    /// handle), from the kernel's nftables trace (see `netxray trace
+    /// --help`): adds a table `netxray_<pid>` in the --netns namespace
+    /// (netxray's own without it) while it runs. With --events, every rule
+    /// verdict as it happens.
+    #[arg(long)]
+    pub nft_trace: bool,
     /// A filter in tcpdump's language (see `netxray trace --help`).
     #[arg(value_name = "EXPRESSION")]
     pub expression: Vec<String>,

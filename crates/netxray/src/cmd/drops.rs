@@ -4,6 +4,7 @@
 
 use crate::cli::{DropsArgs, OutputFormat, TraceArgs};
 use crate::cmd::filter as cmd_filter;
+use crate::cmd::nft_trace::{self, NftWatch, RuleDrops, RuleRow};
 use crate::error::{Error, Result};
 use crate::kernel::btf::KernelBtf;
 use crate::kernel::kallsyms::Kallsyms;
@@ -47,6 +48,9 @@ struct Summary {
     interval_s: f64,
     drops: u64,
     rows: Vec<Row>,
+    /// `--nft-trace`: the nftables rules that dropped packets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nft_rules: Option<Vec<RuleRow>>,
 }
 
 fn sample(v: &DropVal) -> String {
@@ -81,6 +85,7 @@ pub fn run(args: DropsArgs) -> Result<ExitCode> {
             stack: args.stack.then(Vec::new),
             nf_attribution: true,
             xdp: None,
+            nft_trace: args.nft_trace,
             expression: args.expression,
         });
     }
@@ -120,6 +125,15 @@ pub fn run(args: DropsArgs) -> Result<ExitCode> {
     let reasons = kbtf.enum_names("skb_drop_reason", "SKB_DROP_REASON_");
     let syms = Kallsyms::load();
     let mut names = Names::new();
+    // Before the ready file: the tables and the subscription are in place.
+    let mut nft = if args.nft_trace {
+        Some((
+            NftWatch::open(&args.filter, &filter, &scope)?,
+            RuleDrops::default(),
+        ))
+    } else {
+        None
+    };
     if let Some(path) = &args.ready_file {
         std::fs::write(path, format!("{}\n", std::process::id()))
             .map_err(|e| Error::io(format!("writing --ready-file {}", path.display()), e))?;
@@ -143,6 +157,12 @@ pub fn run(args: DropsArgs) -> Result<ExitCode> {
                 break;
             }
             std::thread::sleep(Duration::from_millis(20));
+            if let Some((watch, rules)) = &mut nft {
+                watch.poll(&mut names, |ev| rules.add(ev))?;
+            }
+        }
+        if let Some((watch, rules)) = &mut nft {
+            watch.poll(&mut names, |ev| rules.add(ev))?;
         }
         let interval = last.elapsed().as_secs_f64();
         last = Instant::now();
@@ -195,6 +215,7 @@ pub fn run(args: DropsArgs) -> Result<ExitCode> {
         table.sort_by(|a, b| b.count.cmp(&a.count).then(b.total.cmp(&a.total)));
         table.truncate(args.top);
         let drops = table.iter().map(|r| r.count).sum();
+        let nft_rules = nft.as_mut().map(|(_, rules)| rules.rows());
         let res = if json {
             let s = Summary {
                 ts_ns: std::time::SystemTime::now()
@@ -203,12 +224,16 @@ pub fn run(args: DropsArgs) -> Result<ExitCode> {
                 interval_s: interval,
                 drops,
                 rows: table,
+                nft_rules,
             };
             serde_json::to_writer(&mut out, &s)
                 .map_err(io::Error::other)
                 .and_then(|()| writeln!(out))
         } else {
-            print_table(&mut out, &table, interval)
+            print_table(&mut out, &table, interval).and_then(|()| match &nft_rules {
+                Some(rules) => nft_trace::print_rules(&mut out, rules, interval),
+                None => Ok(()),
+            })
         };
         match res.and_then(|()| out.flush()) {
             Ok(()) => {}
@@ -223,6 +248,13 @@ pub fn run(args: DropsArgs) -> Result<ExitCode> {
     let lost: u64 = counters.iter().map(|c| c.lost).sum();
     let counted: u64 = counters.iter().map(|c| c.emitted).sum();
     drop(session);
+    if let Some((watch, mut rules)) = nft.take() {
+        let dropped: u64 = rules.rows().iter().map(|r| r.total).sum();
+        tracing::info!(
+            "{}",
+            watch.summary(&format!("{dropped} drops by nftables rules counted"))
+        );
+    }
     let _ = writeln!(
         io::stderr().lock(),
         "netxray: {counted} drops counted{}",

@@ -4,6 +4,7 @@ pub mod doctor;
 pub mod drops;
 pub mod filter;
 pub mod hooks;
+pub mod nft_trace;
 pub mod signals;
 pub mod stats;
 pub mod trace;

@@ -3,6 +3,7 @@
 
 use crate::cli::{MapWhen, OutputFormat, TraceArgs};
 use crate::cmd::filter as cmd_filter;
+use crate::cmd::nft_trace::NftWatch;
 use crate::error::{Error, Result};
 use crate::kernel::btf::KernelBtf;
 use crate::kernel::kallsyms::Kallsyms;
@@ -33,6 +34,9 @@ struct Context {
     syms: Kallsyms,
     stacks: Option<Stacks>,
     wall_offset: i128,
+    /// `--nft-trace`.
+    nft: Option<NftWatch>,
+    nft_shown: u64,
 }
 
 fn names_of(m: HashMap<i64, String>) -> HashMap<i64, Name> {
@@ -170,6 +174,12 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
         }),
     };
     let mut session = TraceSession::open(&cfg, &kbtf)?;
+    // Before the ready file: the tables and the subscription are in place.
+    let nft = if args.nft_trace {
+        Some(NftWatch::open(&args.filter, &filter, &scope)?)
+    } else {
+        None
+    };
     for (h, why) in &session.skipped {
         tracing::warn!("skipping {}: {why}", h.name);
     }
@@ -200,6 +210,8 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
         },
         stacks,
         wall_offset: clock_ns(libc::CLOCK_REALTIME) - clock_ns(libc::CLOCK_MONOTONIC),
+        nft,
+        nft_shown: 0,
     };
     tracing::info!(
         "tracing {} hooks ({}){}",
@@ -284,8 +296,15 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
     let _ = printer.flush();
     let counters = session.counters().unwrap_or_default();
     drop(session); // detach everything before reporting
+    let nft_note = ctx
+        .nft
+        .take()
+        .map(|w| w.summary(&format!("{} nftables trace lines shown", ctx.nft_shown)));
     let unit = if args.journey { "journeys" } else { "events" };
     if let Some(note) = printer.summary_note() {
+        tracing::info!("{note}");
+    }
+    if let Some(note) = nft_note {
         tracing::info!("{note}");
     }
     summary(&state, &counters, &stop, unit);
@@ -367,6 +386,30 @@ fn drain(
     Ok(false)
 }
 
+/// `--nft-trace`: print the rule verdicts waiting. A socket that fails is
+/// reported and given up; the trace goes on.
+fn poll_nft(ctx: &mut Context, printer: &mut dyn Printer) -> io::Result<()> {
+    let Context {
+        nft,
+        names,
+        nft_shown,
+        ..
+    } = ctx;
+    let Some(watch) = nft else { return Ok(()) };
+    let mut res = Ok(());
+    let polled = watch.poll(names, |ev| {
+        if res.is_ok() {
+            res = printer.nft(&ev);
+            *nft_shown += 1;
+        }
+    });
+    if let Err(e) = polled {
+        tracing::warn!("--nft-trace stopped: {e}");
+        *nft = None;
+    }
+    res
+}
+
 /// The last drains before exiting: what the ring holds, in batches, but not
 /// for ever if the traced traffic goes on (at most as many records as the
 /// ring can hold).
@@ -376,6 +419,7 @@ fn drain_all(
     printer: &mut dyn Printer,
     st: &mut LoopState,
 ) {
+    let _ = poll_nft(ctx, printer);
     let most = ring.size() / (netxray_abi::EVENT_HDR_SIZE as u64 + 8);
     for _ in 0..=most / u64::from(DRAIN_BATCH) {
         match drain(ring, ctx, printer, st) {
@@ -471,7 +515,7 @@ async fn event_loop(
                 if ticks.is_multiple_of(20) && stdout_closed() {
                     return Ok(Stop::ClosedStdout);
                 }
-                drain(afd.get_mut(), ctx, printer, st)
+                poll_nft(ctx, printer).and_then(|()| drain(afd.get_mut(), ctx, printer, st))
             }
             _ = status.tick() => {
                 // Journeys that went quiet end now, not at the next event.

@@ -8,6 +8,7 @@ pub mod kallsyms;
 pub mod netfilter;
 pub mod netns;
 pub mod nfhooks;
+pub mod nftables;
 pub mod probe;
 pub mod ring;
 pub mod stats;

@@ -25,8 +25,8 @@ pub fn advice(reason: &str) -> Option<(&'static str, &'static str)> {
             "is the service running and bound to this address/port, in this namespace? (ss -lnup / ss -lntp)",
         ),
         "NETFILTER_DROP" => (
-            "a netfilter rule dropped it",
-            "nft list ruleset / iptables-save in that namespace; netxray trace -t netfilter shows the hook",
+            "a netfilter rule (or conntrack) dropped it, in the hook shown",
+            "that hook's chains: nft -a list ruleset / iptables-save in that namespace; netxray drops --nft-trace names the rule",
         ),
         "SOCKET_RCVBUFF" => (
             "the socket's receive buffer is full: the application reads too slowly",

@@ -7,6 +7,7 @@ pub mod filter;
 pub mod fmt;
 pub mod hook;
 pub mod journey;
+pub mod nft;
 pub mod packet;
 pub mod packet_fields;
 pub mod stats;

@@ -6,6 +6,7 @@ use super::map::{self, MapPath};
 use super::Printer;
 use crate::model::event::TraceEvent;
 use crate::model::journey::{End, Journey, JourneyConfig, Tracker};
+use crate::model::nft::NftEvent;
 use serde::Serialize;
 use serde_json::json;
 use std::io::{self, Write};
@@ -365,6 +366,17 @@ impl<W: Write> Printer for JourneyPrinter<W> {
             }
         }
         Ok(())
+    }
+
+    fn nft(&mut self, ev: &NftEvent) -> io::Result<()> {
+        // Rule verdicts as they come, between the journeys.
+        if self.style.json {
+            let mut buf = Vec::new();
+            super::nft::write_json(&mut buf, ev);
+            self.out.write_all(&buf)
+        } else {
+            super::nft::write_text(&mut self.out, ev)
+        }
     }
 
     fn shown(&self) -> Option<u64> {

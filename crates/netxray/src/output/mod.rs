@@ -5,8 +5,10 @@
 pub mod journey;
 mod json;
 pub mod map;
+pub mod nft;
 
 use crate::model::event::TraceEvent;
+use crate::model::nft::NftEvent;
 use std::io::{self, Write};
 
 pub trait Printer {
@@ -15,6 +17,8 @@ pub trait Printer {
     fn event_owned(&mut self, ev: TraceEvent) -> io::Result<()> {
         self.event(&ev)
     }
+    /// An nftables trace message (`--nft-trace`), printed as it comes.
+    fn nft(&mut self, ev: &NftEvent) -> io::Result<()>;
     fn flush(&mut self) -> io::Result<()>;
     /// Time passes with no event (`now_ns`: wall clock, as event times).
     fn idle(&mut self, _now_ns: u64) -> io::Result<()> {
@@ -71,6 +75,11 @@ impl<W: Write> Printer for JsonPrinter<W> {
         Ok(())
     }
 
+    fn nft(&mut self, ev: &NftEvent) -> io::Result<()> {
+        nft::write_json(&mut self.buf, ev);
+        Ok(())
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         if !self.buf.is_empty() {
             self.write_buf()?;
@@ -105,8 +114,8 @@ pub fn clock(ts_ns: u64) -> String {
     )
 }
 
-impl<W: Write> Printer for TextPrinter<W> {
-    fn event(&mut self, ev: &TraceEvent) -> io::Result<()> {
+impl<W: Write> TextPrinter<W> {
+    fn header(&mut self) -> io::Result<()> {
         if !self.header_done {
             writeln!(
                 self.out,
@@ -115,6 +124,13 @@ impl<W: Write> Printer for TextPrinter<W> {
             )?;
             self.header_done = true;
         }
+        Ok(())
+    }
+}
+
+impl<W: Write> Printer for TextPrinter<W> {
+    fn event(&mut self, ev: &TraceEvent) -> io::Result<()> {
+        self.header()?;
         let netns = match (&ev.netns_name, ev.netns) {
             (Some(n), _) => n.to_string(),
             (None, Some(n)) => n.to_string(),
@@ -151,6 +167,11 @@ impl<W: Write> Printer for TextPrinter<W> {
             writeln!(self.out, "{:>20}{frame}", "")?;
         }
         Ok(())
+    }
+
+    fn nft(&mut self, ev: &NftEvent) -> io::Result<()> {
+        self.header()?;
+        nft::write_text(&mut self.out, ev)
     }
 
     fn flush(&mut self) -> io::Result<()> {

@@ -13,6 +13,7 @@ pub mod btf;
 pub mod caps;
 mod fs;
 mod netns;
+mod nftables;
 mod programs;
 pub mod sys;
 
@@ -39,6 +40,8 @@ pub mod name {
     pub const RINGBUF: &str = "ringbuf";
     pub const PROBE_READ_KERNEL: &str = "probe_read_kernel";
     pub const BPF_LOOP: &str = "bpf_loop";
+    pub const NFT_TRACE: &str = "nftables_trace";
+    pub const NFT_LEFTOVERS: &str = "netxray_tables";
 }
 
 /// The outcome of one check.
@@ -51,6 +54,8 @@ pub enum Status {
     Missing,
     /// Could not be tried (a prerequisite is missing); the detail says which.
     Unknown,
+    /// Works, but something needs a look (the detail says what).
+    Warning,
 }
 
 impl Status {
@@ -60,6 +65,7 @@ impl Status {
             Status::Ok => "ok",
             Status::Missing => "MISSING",
             Status::Unknown => "unknown",
+            Status::Warning => "WARN",
         }
     }
 }
@@ -92,6 +98,9 @@ impl Check {
     }
     pub fn unknown(name: &'static str, detail: impl Into<String>) -> Self {
         Self::new(name, Status::Unknown, detail)
+    }
+    pub fn warning(name: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(name, Status::Warning, detail)
     }
     pub fn is_ok(&self) -> bool {
         self.status == Status::Ok
@@ -173,6 +182,7 @@ pub fn probe_all() -> Report {
     checks.extend([progs.kprobe_multi, progs.fentry]);
     checks.extend(netns::probe());
     checks.extend([progs.ringbuf, progs.probe_read_kernel, progs.bpf_loop]);
+    checks.extend(nftables::probe());
     Report { checks }
 }
 
@@ -196,6 +206,8 @@ fn cost_of(check: &str) -> &'static str {
         name::RINGBUF => "netxray trace: its event channel is a BPF ring buffer",
         name::PROBE_READ_KERNEL => "netxray trace: reading skb/sock fields needs bpf_probe_read_kernel",
         name::BPF_LOOP => "long bounded loops in one program (older kernels need unrolled loops)",
+        name::NFT_TRACE => "--nft-trace: which nftables rule (table, chain, handle) took each packet",
+        name::NFT_LEFTOVERS => "a leftover netxray_* table keeps marking packets for tracing until deleted",
         _ => "",
     }
 }

@@ -1,0 +1,284 @@
+//! `--nft-trace` for `trace` and `drops`: the tracing tables in the
+//! namespace watched, and the trace messages of the packets the filter
+//! matches, as [`NftEvent`]s.
+
+use crate::cli::FilterArgs;
+use crate::cmd::filter::Scope;
+use crate::error::Result;
+use crate::kernel::netns::{self, Names};
+use crate::kernel::nftables::NftTracer;
+use crate::model::event::proto_name;
+use crate::model::filter::Filter;
+use crate::model::nft::{family, marking_protocols, NftEvent, NftTrace, PacketsById};
+use crate::model::value::Name;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::io::{self, Write};
+
+/// Datagrams read per poll (the socket keeps the rest for the next one).
+const READ_BATCH: usize = 4096;
+
+pub struct NftWatch {
+    tracer: NftTracer,
+    filter: Filter,
+    /// `--iface`: only messages with this input or output device (0: any).
+    ifindex: u32,
+    netns: u32,
+    packets: PacketsById,
+    pending: Vec<NftTrace>,
+    overruns_told: u64,
+}
+
+fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+impl NftWatch {
+    /// Tracing tables and subscription in `--netns` (netxray's own namespace
+    /// without it).
+    pub fn open(args: &FilterArgs, filter: &Filter, scope: &Scope) -> Result<Self> {
+        let ns = match &args.netns {
+            Some(spec) => netns::resolve(spec)?,
+            None => netns::current()?,
+        };
+        let path = args.netns.is_some().then_some(ns.path.as_path());
+        let protos = marking_protocols(filter);
+        let tracer = NftTracer::open(path, &protos)?;
+        for (fam, why) in &tracer.skipped {
+            tracing::warn!("--nft-trace: no {} table: {why}", family::name(*fam));
+        }
+        let marking = if protos.is_empty() {
+            "every packet".to_string()
+        } else {
+            let names: Vec<_> = protos.iter().map(|p| proto_name(*p)).collect();
+            format!("{} packets", names.join("/"))
+        };
+        tracing::info!(
+            "--nft-trace: tables {} {} added in network namespace {}, marking {marking} (removed by the kernel when netxray exits)",
+            tracer.families_text(),
+            tracer.table,
+            args.netns.as_deref().unwrap_or("of netxray"),
+        );
+        Ok(Self {
+            tracer,
+            filter: filter.clone(),
+            ifindex: scope.ifindex,
+            netns: ns.inode,
+            packets: PacketsById::default(),
+            pending: Vec::new(),
+            overruns_told: 0,
+        })
+    }
+
+    /// The exit summary line: what was shown, and any loss.
+    pub fn summary(&self, done: &str) -> String {
+        let mut s = format!("--nft-trace: {done}; table {} removed", self.tracer.table);
+        if self.tracer.overruns > 0 {
+            s += &format!(
+                "; trace messages lost {} times (socket buffer full)",
+                self.tracer.overruns
+            );
+        }
+        if self.tracer.undecodable > 0 {
+            s += &format!("; {} undecodable", self.tracer.undecodable);
+        }
+        s
+    }
+
+    /// The trace messages waiting, for packets the filter matches, in the
+    /// order the kernel sent them (netxray's own tables left out).
+    pub fn poll(&mut self, names: &mut Names, mut f: impl FnMut(NftEvent)) -> Result<()> {
+        self.tracer.read(&mut self.pending, READ_BATCH)?;
+        if self.tracer.overruns > self.overruns_told {
+            tracing::warn!(
+                "--nft-trace: the kernel dropped trace messages (socket buffer full, {} times): use a narrower filter",
+                self.tracer.overruns
+            );
+            self.overruns_told = self.tracer.overruns;
+        }
+        let ts = now_ns();
+        for t in self.pending.drain(..) {
+            // Headers come with the first message of each base chain, often
+            // netxray's own: remember them before skipping that message.
+            let Some(packet) = self.packets.packet_of(&t) else {
+                continue;
+            };
+            if t.is_netxray() || !packet.matches(&self.filter) {
+                continue;
+            }
+            let mut ev = NftEvent::new(&t, &packet, ts, self.netns);
+            if self.ifindex != 0 && ev.iif != Some(self.ifindex) && ev.oif != Some(self.ifindex) {
+                continue;
+            }
+            ev.netns_name = names.netns_name(self.netns);
+            ev.iifname = ev.iif.and_then(|i| names.ifname(self.netns, i));
+            ev.oifname = ev.oif.and_then(|i| names.ifname(self.netns, i));
+            f(ev);
+        }
+        Ok(())
+    }
+}
+
+/// A rule (or a chain policy) that dropped packets.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct RuleKey {
+    netns: u32,
+    family: &'static str,
+    table: String,
+    chain: String,
+    handle: Option<u64>,
+    trace_type: &'static str,
+    verdict: String,
+}
+
+/// One row of `drops --nft-trace`: a rule's drops in the interval and
+/// since the start (fields in docs/json.md).
+#[derive(Debug, Serialize)]
+pub struct RuleRow {
+    pub count: u64,
+    pub total: u64,
+    pub netns: u32,
+    pub netns_name: Option<Name>,
+    pub family: &'static str,
+    pub table: String,
+    pub chain: String,
+    /// None for a chain's policy.
+    pub handle: Option<u64>,
+    #[serde(rename = "type")]
+    pub trace_type: &'static str,
+    pub verdict: String,
+    /// The latest packet it dropped.
+    pub sample: String,
+}
+
+/// `drops --nft-trace`: drop verdicts counted per rule.
+#[derive(Debug, Default)]
+pub struct RuleDrops {
+    totals: HashMap<RuleKey, (u64, String, Option<Name>)>,
+    before: HashMap<RuleKey, u64>,
+}
+
+impl RuleDrops {
+    /// Count `ev` if it dropped the packet.
+    pub fn add(&mut self, ev: NftEvent) {
+        if ev.verdict.as_deref() != Some("drop") {
+            return;
+        }
+        let key = RuleKey {
+            netns: ev.netns,
+            family: ev.family,
+            table: ev.table,
+            chain: ev.chain,
+            handle: ev.handle,
+            trace_type: ev.trace_type,
+            verdict: "drop".into(),
+        };
+        let e = self.totals.entry(key).or_default();
+        e.0 += 1;
+        e.1 = ev.summary;
+        e.2 = ev.netns_name;
+    }
+
+    /// Every rule seen, most drops in the interval first (then in all).
+    pub fn rows(&mut self) -> Vec<RuleRow> {
+        let mut rows: Vec<RuleRow> = self
+            .totals
+            .iter()
+            .map(|(k, (total, sample, name))| {
+                let prev = self.before.insert(k.clone(), *total).unwrap_or(0);
+                RuleRow {
+                    count: total - prev,
+                    total: *total,
+                    netns: k.netns,
+                    netns_name: name.clone(),
+                    family: k.family,
+                    table: k.table.clone(),
+                    chain: k.chain.clone(),
+                    handle: k.handle,
+                    trace_type: k.trace_type,
+                    verdict: k.verdict.clone(),
+                    sample: sample.clone(),
+                }
+            })
+            .collect();
+        rows.sort_by(|a, b| b.count.cmp(&a.count).then(b.total.cmp(&a.total)));
+        rows
+    }
+}
+
+/// The rules table under the drops table.
+pub fn print_rules<W: Write>(out: &mut W, rows: &[RuleRow], interval: f64) -> io::Result<()> {
+    writeln!(
+        out,
+        "{:>8} {:>9}  {:<40} {:<14} SAMPLE",
+        format!("/{interval:.0}s"),
+        "TOTAL",
+        "NFT RULE",
+        "NETNS"
+    )?;
+    for r in rows {
+        let rule = match r.handle {
+            Some(h) => format!("{} {} {} handle {h}", r.family, r.table, r.chain),
+            None => format!("{} {} {} policy", r.family, r.table, r.chain),
+        };
+        let ns = r
+            .netns_name
+            .as_ref()
+            .map_or_else(|| r.netns.to_string(), |n| n.to_string());
+        writeln!(
+            out,
+            "{:>8} {:>9}  {:<40} {:<14} {}",
+            r.count,
+            r.total,
+            format!("{rule} ({})", r.verdict),
+            ns,
+            r.sample
+        )?;
+    }
+    writeln!(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drop_at(handle: u64, verdict: &str) -> NftEvent {
+        NftEvent {
+            kind: "nft",
+            netns: 7,
+            family: "inet",
+            table: "filter".into(),
+            chain: "input".into(),
+            handle: Some(handle),
+            trace_type: "rule",
+            verdict: Some(verdict.into()),
+            summary: format!("packet {handle}"),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn counts_drops_per_rule_and_interval() {
+        let mut r = RuleDrops::default();
+        for _ in 0..3 {
+            r.add(drop_at(4, "drop"));
+        }
+        r.add(drop_at(5, "accept"));
+        r.add(drop_at(5, "continue"));
+        let rows = r.rows();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(
+            (rows[0].handle, rows[0].count, rows[0].total),
+            (Some(4), 3, 3)
+        );
+        r.add(drop_at(4, "drop"));
+        let rows = r.rows();
+        assert_eq!((rows[0].count, rows[0].total), (1, 4));
+        let mut out = Vec::new();
+        print_rules(&mut out, &rows, 1.0).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("inet filter input handle 4 (drop)"), "{text}");
+    }
+}

@@ -1,0 +1,206 @@
+//! nftables tracing (`--nft-trace`): which table, chain and rule a packet
+//! met, and the verdict, from the kernel's own trace messages.
+//!
+//! How: in the namespace watched, netxray adds tables of its own
+//! (`inet netxray_<pid>`, and `bridge netxray_<pid>` when the kernel has the
+//! bridge family) whose base chains at prerouting and output, at the
+//! earliest priority, hold one rule, `meta nftrace set 1`. Every packet
+//! entering or leaving the namespace then carries the trace bit, and
+//! nf_tables reports each rule it matches, each chain policy, each return,
+//! on the netlink group NFNLGRP_NFTRACE (what `nft monitor trace` prints).
+//! The user-space filter picks the packets to show.
+//!
+//! The tables are created with NFT_TABLE_F_OWNER by a control socket netxray
+//! keeps open: the kernel deletes them when that socket closes, whatever
+//! ends the process (exit, signal, SIGKILL). Nothing to clean up by hand;
+//! `netxray doctor` reports any `netxray_*` table it finds.
+//!
+//! nfnetlink is spoken directly ([`netlink`], [`socket`]): no crate for it
+//! builds offline here, and the few messages needed are short.
+
+pub mod netlink;
+pub mod ruleset;
+pub mod socket;
+pub mod trace;
+
+use crate::model::nft::{family, NftTrace};
+use socket::NlSocket;
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::path::Path;
+use std::time::Duration;
+use thiserror::Error;
+
+/// NFNLGRP_NFTRACE: the multicast group of trace messages.
+const NFNLGRP_NFTRACE: u32 = 9;
+
+/// What went wrong talking to nf_tables.
+#[derive(Debug, Error)]
+pub enum NftError {
+    #[error("{what}: {source}: nftables tracing needs CAP_NET_ADMIN in that network namespace")]
+    Permission { what: String, source: io::Error },
+    #[error("{what}: {source}: this kernel lacks nftables (CONFIG_NF_TABLES), nfnetlink or this table family")]
+    Unavailable { what: String, source: io::Error },
+    #[error("{what}: {source}")]
+    Io { what: String, source: io::Error },
+    #[error("nftables: undecodable netlink message: {0}")]
+    Decode(String),
+}
+
+impl NftError {
+    pub fn from_io(what: impl Into<String>, source: io::Error) -> Self {
+        let what = what.into();
+        match source.raw_os_error() {
+            Some(libc::EPERM | libc::EACCES) => Self::Permission { what, source },
+            Some(libc::EOPNOTSUPP | libc::EPROTONOSUPPORT | libc::EAFNOSUPPORT) => {
+                Self::Unavailable { what, source }
+            }
+            _ => Self::Io { what, source },
+        }
+    }
+}
+
+impl From<NftError> for crate::error::Error {
+    fn from(e: NftError) -> Self {
+        match e {
+            NftError::Permission { .. } => crate::error::Error::Privileges {
+                missing: "CAP_NET_ADMIN (for --nft-trace)".into(),
+            },
+            e => crate::error::Error::kernel("--nft-trace", e),
+        }
+    }
+}
+
+/// Run `f` in the namespace at `path` (or here).
+fn in_ns<T: Send + 'static>(
+    netns: Option<&Path>,
+    f: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> Result<T, NftError> {
+    match netns {
+        None => f().map_err(|e| NftError::from_io("opening a NETLINK_NETFILTER socket", e)),
+        Some(p) => crate::kernel::netns::in_netns(p, f)
+            .and_then(|r| r)
+            .map_err(|e| {
+                NftError::from_io(
+                    format!("opening a NETLINK_NETFILTER socket in {}", p.display()),
+                    e,
+                )
+            }),
+    }
+}
+
+/// Two netlink sockets of one namespace: control (requests) and trace
+/// (the multicast group).
+fn open_sockets(netns: Option<&Path>) -> Result<(NlSocket, NlSocket), NftError> {
+    in_ns(netns, || {
+        let control = NlSocket::open()?;
+        control.set_recv_timeout(Duration::from_secs(5))?;
+        let trace = NlSocket::open()?;
+        Ok((control, trace))
+    })
+}
+
+/// Tracing in one namespace: the tables (alive as long as this value) and
+/// the subscription.
+#[derive(Debug)]
+pub struct NftTracer {
+    /// Owns the tables: when it closes, the kernel deletes them.
+    _control: NlSocket,
+    trace: NlSocket,
+    /// `netxray_<pid>`.
+    pub table: String,
+    /// The families given a table.
+    pub families: Vec<u8>,
+    /// Families left out, and why (the bridge family is optional).
+    pub skipped: Vec<(u8, String)>,
+    buf: Vec<u8>,
+    /// Times the kernel reported messages lost (ENOBUFS: buffer full).
+    pub overruns: u64,
+    pub undecodable: u64,
+}
+
+impl NftTracer {
+    /// Subscribe to trace messages, then add the tracing tables, in the
+    /// namespace at `netns` (netxray's own when `None`), marking packets of
+    /// the L4 protocols `protos` (all packets when empty).
+    pub fn open(netns: Option<&Path>, protos: &[u8]) -> Result<Self, NftError> {
+        let (control, trace) = open_sockets(netns)?;
+        trace.grow_rcvbuf(socket::TRACE_RCVBUF);
+        trace
+            .join_group(NFNLGRP_NFTRACE)
+            .map_err(|e| NftError::from_io("joining the nftables trace group", e))?;
+        let table = format!("{}{}", ruleset::TABLE_PREFIX, std::process::id());
+        let mut families = Vec::new();
+        let mut skipped = Vec::new();
+        for (fam, chains) in ruleset::TRACE_TABLES {
+            match ruleset::install(&control, *fam, &table, chains, protos) {
+                Ok(()) => families.push(*fam),
+                // The first (inet) is required; others only add coverage.
+                Err(e) if !families.is_empty() => skipped.push((*fam, e.to_string())),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Self {
+            _control: control,
+            trace,
+            table,
+            families,
+            skipped,
+            buf: vec![0u8; 256 * 1024],
+            overruns: 0,
+            undecodable: 0,
+        })
+    }
+
+    /// The messages waiting, without blocking (at most `max` datagrams).
+    pub fn read(&mut self, out: &mut Vec<NftTrace>, max: usize) -> Result<(), NftError> {
+        for _ in 0..max {
+            let n = match self.trace.recv(&mut self.buf, true) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                    self.overruns += 1;
+                    continue;
+                }
+                Err(e) => return Err(NftError::from_io("reading nftables trace messages", e)),
+            };
+            let Ok(msgs) = netlink::messages(&self.buf[..n]) else {
+                self.undecodable += 1;
+                continue;
+            };
+            for m in msgs {
+                match trace::decode(&m) {
+                    Ok(Some(t)) => out.push(t),
+                    Ok(None) => {}
+                    Err(_) => self.undecodable += 1,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The family names given a table, for messages: `inet, bridge`.
+    pub fn families_text(&self) -> String {
+        self.families
+            .iter()
+            .map(|f| family::name(*f))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+impl AsRawFd for NftTracer {
+    fn as_raw_fd(&self) -> RawFd {
+        self.trace.as_raw_fd()
+    }
+}
+
+/// The `netxray_*` tables of the namespace at `netns` (here when `None`).
+pub fn netxray_tables(netns: Option<&Path>) -> Result<Vec<ruleset::TableInfo>, NftError> {
+    let (control, _) = open_sockets(netns)?;
+    Ok(ruleset::list_tables(&control)?
+        .into_iter()
+        .filter(|t| t.name.starts_with(ruleset::TABLE_PREFIX))
+        .collect())
+}
