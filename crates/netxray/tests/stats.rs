@@ -304,3 +304,40 @@ fn counts_survive_a_flood() {
     assert_eq!(row(&snap, "a0", "out")["packets"], sent, "{snap}");
     assert_eq!(snap["flows"][0]["packets"], sent, "{snap}");
 }
+
+#[test]
+fn the_flow_table_is_bounded_and_evictions_are_counted() {
+    let Some(_serial) = e2e() else { return };
+    let t = LinearBridged::new();
+    assert!(ping(t.a(), t.b_ip(false), 0x3305, 1), "warm-up ping");
+    let a_path = t.a().path();
+    let run = stats(&[
+        "--netns",
+        a_path.to_str().expect("path"),
+        "-i",
+        "a0",
+        "--flows",
+        "16",
+        "--once",
+        "--interval",
+        "2",
+        "-o",
+        "json",
+        "udp",
+    ]);
+    // 40 flows: one datagram from each of 40 sockets.
+    for _ in 0..40 {
+        send_from_one_socket(t.a(), t.b_sock4(9000), 1, 10);
+    }
+    let (snap, _) = one_snapshot(run);
+    let table = &snap["flow_table"];
+    assert_eq!(table["capacity"], 16, "{table}");
+    assert!(table["entries"].as_u64().unwrap_or(99) <= 16, "{table}");
+    assert_eq!(
+        table["entries"].as_u64().unwrap_or(0) + table["evicted"].as_u64().unwrap_or(0),
+        40,
+        "every flow is either in the table or counted as evicted: {table}"
+    );
+    // The packets are all counted all the same.
+    assert_eq!(row(&snap, "a0", "out")["packets"], 40, "{snap}");
+}

@@ -235,6 +235,15 @@ pub enum XdpArg {
     Native,
 }
 
+impl From<XdpArg> for crate::kernel::stats::XdpMode {
+    fn from(x: XdpArg) -> Self {
+        match x {
+            XdpArg::Generic => Self::Generic,
+            XdpArg::Native => Self::Native,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct StatsArgs {
     /// Interfaces to watch (repeatable); default: every interface of the

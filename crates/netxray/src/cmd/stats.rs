@@ -3,11 +3,11 @@
 //! (and XDP); a table per interval, or one JSON snapshot per interval.
 
 use crate::cli::FilterArgs;
-use crate::cli::{OutputFormat, StatsArgs, XdpArg};
+use crate::cli::{OutputFormat, StatsArgs};
 use crate::cmd::filter as cmd_filter;
 use crate::error::{Error, Result};
 use crate::kernel::netns;
-use crate::kernel::stats::{StatsConfig, StatsSession, XdpMode};
+use crate::kernel::stats::{StatsConfig, StatsSession};
 use crate::model::stats::{Rates, Report, Sample};
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -33,10 +33,7 @@ pub fn run(args: StatsArgs) -> Result<ExitCode> {
     let mut session = StatsSession::open(StatsConfig {
         filter_bpf,
         flows: args.flows,
-        xdp: args.xdp.map(|x| match x {
-            XdpArg::Generic => XdpMode::Generic,
-            XdpArg::Native => XdpMode::Native,
-        }),
+        xdp: args.xdp.map(Into::into),
         ns: ns.clone(),
         only: args.ifaces.clone(),
     })?;

@@ -168,10 +168,7 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
         ret: args.ret,
         drops: false,
         nf_attribution: args.nf_attribution,
-        xdp: args.xdp.map(|x| match x {
-            crate::cli::XdpArg::Generic => crate::kernel::stats::XdpMode::Generic,
-            crate::cli::XdpArg::Native => crate::kernel::stats::XdpMode::Native,
-        }),
+        xdp: args.xdp.map(Into::into),
     };
     let mut session = TraceSession::open(&cfg, &kbtf)?;
     // Before the ready file: the tables and the subscription are in place.
