@@ -277,7 +277,7 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
     let stop = rt.block_on(event_loop(
         ring,
         signals,
-        &session,
+        &mut session,
         &mut ctx,
         printer.as_mut(),
         &mut state,
@@ -457,7 +457,7 @@ fn print_ready(printer: &mut dyn Printer, st: &mut LoopState) -> io::Result<bool
 async fn event_loop(
     ring: EventRing,
     signals: (tokio::signal::unix::Signal, tokio::signal::unix::Signal),
-    session: &TraceSession,
+    session: &mut TraceSession,
     ctx: &mut Context,
     printer: &mut dyn Printer,
     st: &mut LoopState,
@@ -525,6 +525,14 @@ async fn event_loop(
                     if st.limit.is_some_and(|l| n >= l) {
                         return Ok(Stop::Done);
                     }
+                }
+                // Namespaces created since: their netfilter hooks too.
+                for ns in session.refresh_netfilter() {
+                    tracing::info!(
+                        "netfilter hooks now watched in namespace {} (inode {})",
+                        ns.path.display(),
+                        ns.inode
+                    );
                 }
                 if let Ok(c) = session.counters() {
                     let lost: u64 = c.iter().map(|c| c.lost).sum();
