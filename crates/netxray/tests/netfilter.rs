@@ -48,20 +48,11 @@ fn rule_counter(t: &LinearBridged) -> u64 {
 
 /// The total of the NETFILTER_DROP row in `ns` at `hook` in a drops summary.
 fn nf_drop_total(line: &str, ns: u64, hook: &str) -> u64 {
-    serde_json::from_str::<Value>(line)
-        .ok()
-        .and_then(|v| {
-            v["rows"].as_array().and_then(|rows| {
-                rows.iter()
-                    .find(|r| {
-                        r["reason"] == "NETFILTER_DROP"
-                            && r["netns"].as_u64() == Some(ns)
-                            && r["netfilter_hook"] == hook
-                    })
-                    .and_then(|r| r["total"].as_u64())
-            })
-        })
-        .unwrap_or(0)
+    drops_total(line, |r| {
+        r["reason"] == "NETFILTER_DROP"
+            && r["netns"].as_u64() == Some(ns)
+            && r["netfilter_hook"] == hook
+    })
 }
 
 /// Send `n4` IPv4 and `n6` IPv6 datagrams from A to B's port 7, wait until

@@ -298,32 +298,27 @@ impl TraceSession {
             return Err("needs an interface: -i IFACE (and --netns NS)".into());
         };
         let xdp = prog_name == "nx_xdp";
+        // Load it as its type (both have load() and fd(), but no shared trait).
+        macro_rules! loaded_fd {
+            ($ty:ty) => {{
+                let prog: &mut $ty = self
+                    .ebpf
+                    .program_mut(prog_name)
+                    .ok_or_else(|| format!("trace.bpf.o has no program {prog_name}"))?
+                    .try_into()
+                    .map_err(|e| format!("{e}"))?;
+                prog.load().map_err(|e| format!("loading: {}", chain(&e)))?;
+                prog.fd()
+                    .map_err(|e| format!("{e}"))?
+                    .as_fd()
+                    .try_clone_to_owned()
+                    .map_err(|e| e.to_string())?
+            }};
+        }
         let fd = if xdp {
-            let prog: &mut Xdp = self
-                .ebpf
-                .program_mut(prog_name)
-                .ok_or_else(|| format!("trace.bpf.o has no program {prog_name}"))?
-                .try_into()
-                .map_err(|e| format!("{e}"))?;
-            prog.load().map_err(|e| format!("loading: {}", chain(&e)))?;
-            prog.fd()
-                .map_err(|e| format!("{e}"))?
-                .as_fd()
-                .try_clone_to_owned()
-                .map_err(|e| e.to_string())?
+            loaded_fd!(Xdp)
         } else {
-            let prog: &mut SchedClassifier = self
-                .ebpf
-                .program_mut(prog_name)
-                .ok_or_else(|| format!("trace.bpf.o has no program {prog_name}"))?
-                .try_into()
-                .map_err(|e| format!("{e}"))?;
-            prog.load().map_err(|e| format!("loading: {}", chain(&e)))?;
-            prog.fd()
-                .map_err(|e| format!("{e}"))?
-                .as_fd()
-                .try_clone_to_owned()
-                .map_err(|e| e.to_string())?
+            loaded_fd!(SchedClassifier)
         };
         let (attach, flags) = match prog_name {
             "nx_tc_ingress" => (attach_type::TCX_INGRESS, 0),

@@ -144,3 +144,18 @@ pub fn poll_until<T>(
         std::thread::sleep(every);
     }
 }
+
+/// In one `netxray drops -o json` summary line, the `total` of the first row
+/// `pick` accepts; 0 if none (or not a summary).
+pub fn drops_total(line: &str, pick: impl Fn(&serde_json::Value) -> bool) -> u64 {
+    serde_json::from_str::<serde_json::Value>(line)
+        .ok()
+        .and_then(|v| {
+            v["rows"].as_array().and_then(|rows| {
+                rows.iter()
+                    .find(|r| pick(r))
+                    .and_then(|r| r["total"].as_u64())
+            })
+        })
+        .unwrap_or(0)
+}
