@@ -25,9 +25,10 @@ struct {
 } nx_if_stats SEC(".maps");
 
 /* Bounded: the oldest flows are evicted (counted in user space as
- * inserted - present). The size is set by user space (--flows). */
+ * inserted - present). The size is set by user space (--flows). Per-CPU
+ * values: counting needs no atomic operation. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
 	__uint(max_entries, 65536);
 	__type(key, struct nx_flow_key);
 	__type(value, struct nx_flow_val);
@@ -154,8 +155,8 @@ static __always_inline void nx_count_flow(struct nx_flow_key *fk, __u32 len)
 	struct nx_stats_ctl *ctl;
 
 	if (v) {
-		__sync_fetch_and_add(&v->packets, 1);
-		__sync_fetch_and_add(&v->bytes, len);
+		v->packets++;
+		v->bytes += len;
 		return;
 	}
 	struct nx_flow_val nv = { .packets = 1, .bytes = len };
@@ -169,8 +170,8 @@ static __always_inline void nx_count_flow(struct nx_flow_key *fk, __u32 len)
 	/* Inserted by another CPU meanwhile. */
 	v = bpf_map_lookup_elem(&nx_flows, fk);
 	if (v) {
-		__sync_fetch_and_add(&v->packets, 1);
-		__sync_fetch_and_add(&v->bytes, len);
+		v->packets++;
+		v->bytes += len;
 	} else if (ctl) {
 		ctl->flows_failed++;
 	}

@@ -492,10 +492,11 @@ int BPF_PROG(skb_copy_datagram_iovec, const struct sk_buff *skb, int len)
 /* netxray drops: the packet passed the filters: count it in the kernel,
  * keeping its first bytes as the row's sample. A full map is counted as
  * lost, never silently. */
-/* How often a row's sample packet is refreshed: reading and copying the
- * packet is most of the cost of a drop, and one recent sample per row is
- * what the table shows. */
-#define NX_DROP_SAMPLE_NS 50000000ULL
+/* How often a row's sample packet is refreshed (every this many drops of
+ * the row on a CPU, and its first): reading and copying the packet, and
+ * the clock read that stamps it, are most of the cost of a drop; one recent
+ * sample per row is what the table shows. */
+#define NX_DROP_SAMPLE_EVERY 256
 
 static __always_inline void nx_drop_count(struct nx_ctx *c, struct sk_buff *skb)
 {
@@ -506,7 +507,6 @@ static __always_inline void nx_drop_count(struct nx_ctx *c, struct sk_buff *skb)
 	bool filtered = c->cfg->flags & NX_CFG_FILTER;
 	bool fresh = false;
 	bool irq;
-	__u64 now;
 
 	if (!skb)
 		return;
@@ -541,10 +541,9 @@ static __always_inline void nx_drop_count(struct nx_ctx *c, struct sk_buff *skb)
 		}
 		fresh = true;
 	}
-	now = bpf_ktime_get_ns();
 	v->count++;
 	v->bytes += (skb->len);
-	if (fresh || now - v->last_ns > NX_DROP_SAMPLE_NS) {
+	if (fresh || (v->count & (NX_DROP_SAMPLE_EVERY - 1)) == 0) {
 		if (!filtered)
 			nx_read_skb(c->s, skb, dev);
 		v->protocol = e->protocol;
@@ -553,8 +552,8 @@ static __always_inline void nx_drop_count(struct nx_ctx *c, struct sk_buff *skb)
 		__u32 n = e->cap_len < NX_DROP_SAMPLE ? e->cap_len : NX_DROP_SAMPLE;
 		v->cap_len = n;
 		__builtin_memcpy(v->sample, e->data, NX_DROP_SAMPLE);
+		v->last_ns = bpf_ktime_get_ns();
 	}
-	v->last_ns = now;
 	c->cnt->emitted++;
 }
 

@@ -215,7 +215,7 @@ _Static_assert(sizeof(struct nx_drop_key) == 24, "nx_drop_key size");
 struct nx_drop_val {
 	__u64 count;
 	__u64 bytes;
-	__u64 last_ns;		/* bpf_ktime_get_ns() of the latest */
+	__u64 last_ns;		/* bpf_ktime_get_ns() when the sample was taken */
 	__u16 protocol;		/* the latest packet: skb->protocol, host order */
 	__u16 cap_len;		/* bytes valid in sample[] */
 	__u16 l3_off;
@@ -283,7 +283,7 @@ struct nx_if_stats {
 };
 _Static_assert(sizeof(struct nx_if_stats) == 23 * 8, "nx_if_stats size");
 
-/* Map "nx_flows" (LRU hash): a flow at one interface and direction.
+/* Map "nx_flows" (LRU per-CPU hash): a flow at one interface and direction.
  * Addresses in network order, ports host order; ICMP: type<<8|code in
  * dport, echo id in sport. */
 struct nx_flow_key {

@@ -13,7 +13,7 @@ use crate::kernel::jit;
 use crate::kernel::netns::{self, Netns};
 use crate::kernel::probe::sys::{self, attach_type, LinkExtra};
 use crate::model::filter::ebpf::Insn;
-use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuHashMap};
+use aya::maps::{Array, MapData, PerCpuArray, PerCpuHashMap};
 use aya::programs::{SchedClassifier, Xdp};
 use aya::{Btf, Ebpf, EbpfLoader};
 use netxray_abi::{cfg_flags, Config, FlowKey, FlowVal, IfKey, IfStats, StatsCtl};
@@ -311,10 +311,20 @@ impl StatsSession {
             .ebpf
             .map("nx_flows")
             .ok_or_else(|| Error::usage("internal: no nx_flows"))?;
-        let h: BpfHashMap<&MapData, FlowKey, FlowVal> =
-            BpfHashMap::try_from(map).map_err(|e| Error::kernel("opening nx_flows", e))?;
+        let h: PerCpuHashMap<&MapData, FlowKey, FlowVal> =
+            PerCpuHashMap::try_from(map).map_err(|e| Error::kernel("opening nx_flows", e))?;
         // An entry evicted between listing and reading: skipped.
-        snap.flows.extend(h.iter().flatten());
+        for (k, per_cpu) in h.iter().flatten() {
+            let mut sum = FlowVal::default();
+            for v in per_cpu.iter() {
+                sum.packets += v.packets;
+                sum.bytes += v.bytes;
+                if v.first_ns != 0 && (sum.first_ns == 0 || v.first_ns < sum.first_ns) {
+                    sum.first_ns = v.first_ns;
+                }
+            }
+            snap.flows.push((k, sum));
+        }
         let map = self
             .ebpf
             .map("nx_stats_ctl")
