@@ -1,5 +1,6 @@
 //! One module per subcommand: its run function and little else.
 
+pub mod conn;
 pub mod doctor;
 pub mod drops;
 pub mod filter;
