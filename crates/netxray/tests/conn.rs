@@ -305,7 +305,7 @@ fn conns(out: &str) -> Vec<Value> {
         .collect()
 }
 
-fn find<'a>(records: &'a [Value], local: SocketAddr, remote: SocketAddr) -> Option<&'a Value> {
+fn find(records: &[Value], local: SocketAddr, remote: SocketAddr) -> Option<&Value> {
     records.iter().find(|v| {
         v["laddr"] == local.ip().to_string()
             && v["lport"] == local.port()
@@ -740,19 +740,25 @@ fn byte_counts_agree_with_tcplife() {
             .unwrap_or_else(|| panic!("no tcplife line for {side:?}:\n{text}"));
         let f: Vec<&str> = line.split_whitespace().collect();
         let n = f.len();
-        let (tx_kb, rx_kb): (u64, u64) = (
-            f[n - 3].parse().expect("TX_KB"),
-            f[n - 2].parse().expect("RX_KB"),
-        );
-        assert_eq!(
-            v["bytes_acked"].as_u64().map(|b| b / 1024),
-            Some(tx_kb),
-            "{line} vs {v}"
-        );
-        assert_eq!(
-            v["bytes_received"].as_u64().map(|b| b / 1024),
-            Some(rx_kb),
-            "{line} vs {v}"
-        );
+        // "%.2f" of bytes / 1024.
+        let kb = |s: &str| -> f64 {
+            s.parse()
+                .unwrap_or_else(|_| panic!("not KB: {s} in {line}"))
+        };
+        let (tx_kb, rx_kb) = (kb(f[n - 3]), kb(f[n - 2]));
+        let close = |raw: &Value, shown: f64| {
+            raw.as_u64()
+                .is_some_and(|b| (b as f64 / 1024.0 - shown).abs() < 0.0051)
+        };
+        assert!(close(&v["bytes_acked"], tx_kb), "{line} vs {v}");
+        assert!(close(&v["bytes_received"], rx_kb), "{line} vs {v}");
+        // And to the byte, what the application moved.
+        let (sent, got) = if side.local == d.client.local {
+            (d.c2s, d.s2c)
+        } else {
+            (d.s2c, d.c2s)
+        };
+        assert_eq!(v["tx_bytes"], sent as u64);
+        assert_eq!(v["rx_bytes"], got as u64);
     }
 }
