@@ -374,6 +374,8 @@ int BPF_PROG(inet_sock_set_state, const struct sock *sk, const int oldstate, con
 			return 0;	/* not a connection we can follow */
 		} else {
 			fresh.flags = NX_CONN_F_BEFORE;
+			if (oldstate != ST_SYN_SENT && oldstate != ST_SYN_RECV)
+				fresh.flags |= NX_CONN_F_ESTABLISHED;
 		}
 		fresh.state = oldstate;
 		if (bpf_map_update_elem(&nx_conns, &key, &fresh, BPF_NOEXIST) == 0)

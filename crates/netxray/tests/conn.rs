@@ -762,3 +762,52 @@ fn byte_counts_agree_with_tcplife() {
         assert_eq!(v["rx_bytes"], got as u64);
     }
 }
+
+/// A connection open before netxray started is reported when it closes,
+/// with what cannot be known (start, direction, owner, the SYN's share of
+/// bytes_acked) as null, not guessed.
+#[test]
+fn connections_open_before_start_say_what_is_unknown() {
+    let Some(_serial) = e2e() else { return };
+    let t = LinearBridged::new();
+    let listener = in_netns(t.b(), || {
+        TcpListener::bind(SocketAddr::new(t.b_ip(false), 0))
+    })
+    .expect("listen");
+    let dst = listener.local_addr().expect("port");
+    let mut client =
+        in_netns(t.a(), move || TcpStream::connect_timeout(&dst, WAIT)).expect("connect");
+    let (mut server, _) = listener.accept().expect("accept");
+    client.write_all(b"before").expect("write");
+    let mut buf = [0u8; 6];
+    server.read_exact(&mut buf).expect("read");
+
+    let run = NetxrayRun::new(netxray_bin())
+        .args(["conn", "-o", "json", "--netns"])
+        .arg(t.a().name())
+        .start()
+        .unwrap_or_else(|e| panic!("netxray did not start: {e}"));
+    server.write_all(b"after!!").expect("write");
+    let mut got = [0u8; 7];
+    client.read_exact(&mut got).expect("read");
+    let local = client.local_addr().expect("local");
+    drop(client);
+    let mut rest = Vec::new();
+    server.read_to_end(&mut rest).expect("EOF");
+    drop(server);
+    wait_for(&run, "the old connection", |r| !r.is_empty());
+    let out = run.stop();
+    let recs = conns(&out.stdout);
+    let v = find(&recs, local, dst).unwrap_or_else(|| panic!("{}", out.stdout));
+    assert_eq!(v["open_before"], true, "{v}");
+    assert_eq!(v["direction"], "unknown", "{v}");
+    assert_eq!(v["start_ns"], Value::Null, "{v}");
+    assert_eq!(v["duration_ns"], Value::Null, "{v}");
+    assert_eq!(v["handshake_ns"], Value::Null, "{v}");
+    assert_eq!(v["pid"], Value::Null, "{v}");
+    assert_eq!(v["tx_bytes"], Value::Null, "{v}");
+    // Received bytes need no guess: the whole connection's, FIN left out.
+    assert_eq!(v["rx_bytes"], 7, "{v}");
+    assert_eq!(v["outcome"], "closed-local", "{v}");
+    assert_eq!(v["established"], true, "{v}");
+}
