@@ -112,10 +112,13 @@ pub struct ConnPrinter<W: Write> {
     header: bool,
 }
 
+/// `addr:port`, `[v6]:port`; port 0 (not bound yet: connect() picks it
+/// after its first transition) as `*`.
 fn endpoint(a: IpAddr, p: u16) -> String {
+    let port = if p == 0 { "*".to_string() } else { p.to_string() };
     match a {
-        IpAddr::V6(a) => format!("[{a}]:{p}"),
-        IpAddr::V4(a) => format!("{a}:{p}"),
+        IpAddr::V6(a) => format!("[{a}]:{port}"),
+        IpAddr::V4(a) => format!("{a}:{port}"),
     }
 }
 
@@ -310,11 +313,19 @@ impl<W: Write> ConnPrinter<W> {
                 }
             ),
         };
+        if !self.header {
+            self.header = true;
+            writeln!(
+                self.out,
+                "{:<15} {:<18} {:>7} {:<15} {:<12} {:<24} {:<24} EVENT [TASK RUNNING]",
+                "TIME", "SOCKET", "PID", "COMM", "NETNS", "LOCAL", "REMOTE"
+            )?;
+        }
         let (pid, comm) = owner(c.owner.as_ref());
         let (tpid, tcomm) = owner(c.task.as_ref());
         writeln!(
             self.out,
-            "{:<15} {:<18} {:>7} {:<15} {:<12} {:<24} {:<24} {} [task {} {}]",
+            "{:<15} {:<18} {:>7} {:<15} {:<12} {:<24} {:<24} {} [{} {}]",
             clock((cx.wall_ns)(r.ts_ns)),
             format!("{:#x}", r.sk),
             pid,

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# netxray conn benchmark (root; not part of CI). Short TCP connections
+# between two namespaces, as fast as one client loop opens them, untraced vs
+# with `netxray conn` running (JSON to a file), alternating, ROUNDS times.
+# Prints per round: connections/s untraced and traced, their ratio, records
+# reported vs expected (2 per connection: both ends), records lost, and
+# netxray's CPU time per connection (user space; with BPF_STATS=1 also the
+# kernel programs' run time per connection from kernel.bpf_stats_enabled).
+# Target (issue #6): median ratio >= 0.90, every connection reported.
+#
+#   ROUNDS=5 SECS=3 scripts/bench-conn.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=${ROUNDS:-5}
+SECS=${SECS:-3}
+BPF_STATS=${BPF_STATS:-0}
+cargo build --release -q -p netxray
+BIN=$PWD/target/release/netxray
+A=nxbench-conn-a
+B=nxbench-conn-b
+WORK=$(mktemp -d)
+NX=
+SRV=
+
+cleanup() {
+  [ -n "$NX" ] && kill -INT "$NX" 2>/dev/null && wait "$NX" 2>/dev/null || true
+  [ -n "$SRV" ] && kill "$SRV" 2>/dev/null && wait "$SRV" 2>/dev/null || true
+  ip netns del "$A" 2>/dev/null || true
+  ip netns del "$B" 2>/dev/null || true
+  if [ "$BPF_STATS" = 1 ]; then sysctl -q kernel.bpf_stats_enabled=0 || true; fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+ip netns add "$A"
+ip netns add "$B"
+ip link add va netns "$A" type veth peer name vb netns "$B"
+ip -n "$A" addr add 198.18.7.1/24 dev va
+ip -n "$B" addr add 198.18.7.2/24 dev vb
+for ns in "$A" "$B"; do ip -n "$ns" link set lo up; done
+ip -n "$A" link set va up
+ip -n "$B" link set vb up
+ip netns exec "$A" sysctl -q net.ipv4.tcp_tw_reuse=1 net.ipv4.ip_local_port_range="1024 65000"
+ip netns exec "$B" sysctl -q net.core.somaxconn=4096
+
+cat > "$WORK/server.py" <<'EOF'
+import socket, sys
+l = socket.socket()
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind(("198.18.7.2", 8080))
+l.listen(4096)
+open(sys.argv[1], "w").write("up")
+while True:
+    s, _ = l.accept()
+    s.close()
+EOF
+cat > "$WORK/client.py" <<'EOF'
+import socket, sys, time
+end = time.monotonic() + float(sys.argv[1])
+n = 0
+while time.monotonic() < end:
+    c = socket.create_connection(("198.18.7.2", 8080))
+    c.close()
+    n += 1
+print(n)
+EOF
+
+ip netns exec "$B" python3 "$WORK/server.py" "$WORK/server-up" &
+SRV=$!
+while [ ! -f "$WORK/server-up" ]; do sleep 0.05; done
+ip netns exec "$A" python3 "$WORK/client.py" 0.5 > /dev/null   # warm-up
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+bpf_ns() {
+  # run_time_ns of conn.bpf.o's programs (needs kernel.bpf_stats_enabled=1)
+  bpftool prog show -j 2>/dev/null | python3 -c '
+import json, sys
+names = {"inet_sock_set_s", "tcp_destroy_soc", "tcp_retransmit_", "tcp_send_reset", "tcp_receive_res", "sys_exit_accept"}
+print(sum(p.get("run_time_ns", 0) for p in json.load(sys.stdin) if p.get("name", "")[:15] in names or p.get("name", "").startswith("sys_exit_accept")))'
+}
+[ "$BPF_STATS" = 1 ] && sysctl -q kernel.bpf_stats_enabled=1
+HZ=$(getconf CLK_TCK)
+
+printf '%5s %10s %10s %6s %9s %9s %6s %12s %12s\n' round untraced traced ratio reported expected lost us_cpu/conn bpf_ns/conn
+ratios=()
+for r in $(seq 1 "$ROUNDS"); do
+  u=$(ip netns exec "$A" python3 "$WORK/client.py" "$SECS")
+  rm -f "$WORK/ready"
+  "$BIN" conn -o json --ready-file "$WORK/ready" 'port 8080' > "$WORK/out.json" 2> "$WORK/err" &
+  NX=$!
+  while [ ! -f "$WORK/ready" ]; do sleep 0.05; done
+  b0=0; [ "$BPF_STATS" = 1 ] && b0=$(bpf_ns)
+  c0=$(cpu_ticks "$NX")
+  t=$(ip netns exec "$A" python3 "$WORK/client.py" "$SECS")
+  # The last connections' server ends close after the client's loop.
+  sleep 0.5
+  c1=$(cpu_ticks "$NX")
+  b1=0; [ "$BPF_STATS" = 1 ] && b1=$(bpf_ns)
+  kill -INT "$NX"; wait "$NX" || true; NX=
+  got=$(grep -c '"type":"conn"' "$WORK/out.json" || true)
+  lost=$(sed -n 's/.* \([0-9]*\) lost .*/\1/p' "$WORK/err")
+  python3 - "$r" "$u" "$t" "$got" "$lost" "$c0" "$c1" "$HZ" "$b0" "$b1" <<'EOF'
+import sys
+r, u, t, got, lost, c0, c1, hz, b0, b1 = sys.argv[1:]
+u, t, got = int(u), int(t), int(got)
+cpu_us = (int(c1) - int(c0)) / int(hz) * 1e6 / max(t, 1)
+bpf = (int(b1) - int(b0)) / max(t, 1)
+print(f"{r:>5} {u:>10} {t:>10} {t/max(u,1):6.3f} {got:>9} {2*t:>9} {lost or '?':>6} {cpu_us:12.1f} {bpf:12.0f}")
+EOF
+  ratios+=("$(python3 -c "print($t/max($u,1))")")
+done
+python3 -c '
+import statistics, sys
+r = [float(x) for x in sys.argv[1:]]
+print(f"median ratio traced/untraced: {statistics.median(r):.3f} over {len(r)} rounds")
+' "${ratios[@]}"
