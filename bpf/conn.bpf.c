@@ -378,6 +378,7 @@ int BPF_PROG(inet_sock_set_state, const struct sock *sk, const int oldstate, con
 				fresh.flags |= NX_CONN_F_ESTABLISHED;
 		}
 		fresh.state = oldstate;
+		fresh.netns = netns;
 		if (bpf_map_update_elem(&nx_conns, &key, &fresh, BPF_NOEXIST) == 0)
 			c.cnt->tracked++;
 		else
@@ -496,6 +497,64 @@ SEC("tp_btf/tcp_receive_reset")
 int BPF_PROG(tcp_receive_reset, struct sock *sk)
 {
 	conn_mark(ctx, sk, NX_CONN_F_RST_RECV, NX_CONN_RST_RECV, 0);
+	return 0;
+}
+
+/* --top: bytes moved by the application per connection (send and receive
+ * calls, any API: sock_sendmsg/sock_recvmsg). A socket not seen before is
+ * followed from here (open before netxray started). */
+#define MSG_PEEK 2
+
+static __always_inline void app_bytes(struct sock *sk, int ret, bool tx)
+{
+	struct conn_ctx c;
+	struct nx_conn_state *st;
+	__u64 key = (__u64)sk;
+	__u32 netns;
+
+	if (ret <= 0 || !sk || sk->sk_protocol != IPPROTO_TCP || !conn_begin(&c))
+		return;
+	netns = sk_netns(sk);
+	if (c.cfg->netns && c.cfg->netns != netns)
+		return;
+	st = bpf_map_lookup_elem(&nx_conns, &key);
+	if (!st) {
+		struct nx_conn_state fresh = {};
+		__u8 state = sk->__sk_common.skc_state;
+
+		if (state == ST_CLOSE || state == ST_LISTEN || state == ST_SYN_SENT)
+			return;
+		fresh.flags = NX_CONN_F_BEFORE;
+		if (state != ST_SYN_RECV)
+			fresh.flags |= NX_CONN_F_ESTABLISHED;
+		fresh.state = state;
+		fresh.netns = netns;
+		if (bpf_map_update_elem(&nx_conns, &key, &fresh, BPF_NOEXIST) == 0)
+			c.cnt->tracked++;
+		st = bpf_map_lookup_elem(&nx_conns, &key);
+		if (!st)
+			return;
+	}
+	if (!st->tuple.family)
+		conn_learn(st, sk);
+	if (tx)
+		__sync_fetch_and_add(&st->app_tx, ret);
+	else
+		__sync_fetch_and_add(&st->app_rx, ret);
+}
+
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(sock_send_length, struct sock *sk, int ret, int flags)
+{
+	app_bytes(sk, ret, true);
+	return 0;
+}
+
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(sock_recv_length, struct sock *sk, int ret, int flags)
+{
+	if (!(flags & MSG_PEEK))
+		app_bytes(sk, ret, false);
 	return 0;
 }
 

@@ -318,11 +318,13 @@ struct nx_conn_state {
 	__u16 flags;		/* NX_CONN_F_* */
 	__u8 owner_src;
 	__u8 state;		/* current TCP state */
-	__u32 _pad;
+	__u32 netns;
 	char owner_comm[NX_COMM_LEN];
 	struct nx_tuple tuple;	/* latest full tuple seen (the kernel clears ports at CLOSE) */
+	__u64 app_tx;		/* --top: bytes send calls returned (sock:sock_send_length) */
+	__u64 app_rx;		/* --top: bytes receive calls returned (sock:sock_recv_length) */
 };
-_Static_assert(sizeof(struct nx_conn_state) == 152, "nx_conn_state size");
+_Static_assert(sizeof(struct nx_conn_state) == 168, "nx_conn_state size");
 
 /* Listening sockets' owners (hash "nx_listeners"), for children nobody accepted. */
 struct nx_listen_key {
@@ -362,5 +364,6 @@ _Static_assert(sizeof(struct nx_conn_config) == 16, "nx_conn_config size");
 #define NX_CONN_CFG_STATES (1 << 0)	/* send a STATE record per transition */
 #define NX_CONN_CFG_EVENTS (1 << 1)	/* send RETRANS, RST_*, ACCEPT records */
 #define NX_CONN_CFG_LISTEN (1 << 2)	/* send LISTEN / LISTEN_STOP records */
+#define NX_CONN_CFG_TOP (1 << 3)	/* --top: count application bytes per connection */
 
 #endif

@@ -68,6 +68,7 @@ pub mod conn_cfg {
     pub const STATES: u32 = 1 << 0;
     pub const EVENTS: u32 = 1 << 1;
     pub const LISTEN: u32 = 1 << 2;
+    pub const TOP: u32 = 1 << 3;
 }
 
 /// `struct nx_conn_event`.
@@ -132,10 +133,14 @@ pub struct ConnState {
     pub flags: u16,
     pub owner_src: u8,
     pub state: u8,
-    pub _pad: u32,
+    pub netns: u32,
     pub owner_comm: [u8; COMM_LEN],
     /// The latest full tuple seen (the kernel clears ports at CLOSE).
     pub tuple: RawTuple,
+    /// --top: bytes the send calls returned.
+    pub app_tx: u64,
+    /// --top: bytes the receive calls returned.
+    pub app_rx: u64,
 }
 
 /// `struct nx_conn_counter`.
@@ -177,7 +182,7 @@ pub struct ConnConfig {
 }
 
 const _: () = assert!(std::mem::size_of::<RawConnEvent>() == CONN_EVENT_SIZE);
-const _: () = assert!(std::mem::size_of::<ConnState>() == 152);
+const _: () = assert!(std::mem::size_of::<ConnState>() == 168);
 const _: () = assert!(std::mem::size_of::<ConnCounter>() == 64);
 const _: () = assert!(std::mem::size_of::<ConnConfig>() == 16);
 

@@ -811,3 +811,80 @@ fn connections_open_before_start_say_what_is_unknown() {
     assert_eq!(v["outcome"], "closed-local", "{v}");
     assert_eq!(v["established"], true, "{v}");
 }
+
+/// --top: per-interval snapshots whose byte columns add up, for a
+/// connection, to what its application sent and received.
+#[test]
+fn top_snapshots_add_up_to_the_bytes_moved() {
+    let Some(_serial) = e2e() else { return };
+    let t = LinearBridged::new();
+    let listener = in_netns(t.b(), || {
+        TcpListener::bind(SocketAddr::new(t.b_ip(true), 0))
+    })
+    .expect("listen");
+    let dst = listener.local_addr().expect("port");
+    let run = NetxrayRun::new(netxray_bin())
+        .args([
+            "conn",
+            "--top",
+            "-o",
+            "json",
+            "--interval",
+            "0.2",
+            "--netns",
+        ])
+        .arg(t.b().name())
+        .start()
+        .unwrap_or_else(|e| panic!("netxray did not start: {e}"));
+    let mut client = in_netns(t.a(), move || {
+        set_comm(CLIENT_COMM);
+        TcpStream::connect_timeout(&dst, WAIT)
+    })
+    .expect("connect");
+    let (mut server, peer) = listener.accept().expect("accept");
+    let (up, down) = (150_000usize, 40_000usize);
+    let writer = std::thread::spawn(move || {
+        client.write_all(&payload(up, 1)).expect("write");
+        let mut got = vec![0u8; down];
+        client.read_exact(&mut got).expect("read");
+        client
+    });
+    let mut got = vec![0u8; up];
+    server.read_exact(&mut got).expect("read");
+    server.write_all(&payload(down, 2)).expect("write");
+    let client = writer.join().expect("client thread");
+    let sums = |out: &str| -> (u64, u64) {
+        parse_json_lines(out)
+            .iter()
+            .filter(|v| v["type"] == "top")
+            .flat_map(|v| v["rows"].as_array().cloned().unwrap_or_default())
+            .filter(|r| r["rport"] == peer.port() && r["lport"] == dst.port())
+            .fold((0, 0), |(tx, rx), r| {
+                (
+                    tx + r["tx_bytes"].as_u64().unwrap_or(0),
+                    rx + r["rx_bytes"].as_u64().unwrap_or(0),
+                )
+            })
+    };
+    let ok = poll_until(WAIT, Duration::from_millis(20), || {
+        (sums(&run.stdout_so_far()) == (down as u64, up as u64)).then_some(())
+    });
+    let out = run.stop();
+    drop((client, server));
+    assert!(
+        ok.is_some(),
+        "server row sums {:?}:\n{}",
+        sums(&out.stdout),
+        out.stdout
+    );
+    let row = parse_json_lines(&out.stdout)
+        .iter()
+        .filter(|v| v["type"] == "top")
+        .flat_map(|v| v["rows"].as_array().cloned().unwrap_or_default())
+        .find(|r| r["lport"] == dst.port())
+        .expect("a row");
+    assert_eq!(row["laddr"], t.b_ip(true).to_string());
+    assert_eq!(row["netns"], t.b_inode());
+    // Only B: the client's end is not in the table.
+    assert!(!out.stdout.contains(&format!("\"lport\":{}", peer.port())));
+}

@@ -257,6 +257,17 @@ pub struct ConnArgs {
     /// recently active is evicted, and counted).
     #[arg(long, default_value_t = 65536)]
     pub max_conns: u32,
+    /// A live table of the connections that moved the most bytes (send and
+    /// receive calls) in each interval, like tcptop; refreshed in place on a
+    /// terminal; with -o json one snapshot per interval.
+    #[arg(long, conflicts_with_all = ["events", "states", "listen", "failed"])]
+    pub top: bool,
+    /// Seconds between --top tables.
+    #[arg(long, default_value_t = 1.0, requires = "top")]
+    pub interval: f64,
+    /// Rows per --top table.
+    #[arg(long, default_value_t = 20, requires = "top")]
+    pub rows: usize,
     /// A filter on addresses and ports in tcpdump's language (`host`, `net`,
     /// `port`, `portrange`, `src`/`dst`, `ip`/`ip6`, and/or/not). A
     /// connection matches when a packet of it, either way, would.

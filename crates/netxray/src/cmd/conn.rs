@@ -100,6 +100,7 @@ pub fn run(args: ConnArgs) -> Result<ExitCode> {
         listen: args.listen,
         ring_bytes: args.ring_size.saturating_mul(1024),
         max_conns: args.max_conns,
+        top: args.top,
     };
     let mut session = ConnSession::open(&cfg, &kbtf)?;
     for (name, why) in &session.skipped {
@@ -113,6 +114,9 @@ pub fn run(args: ConnArgs) -> Result<ExitCode> {
         tracing::warn!("accepted connections will show their listener's process, not the one that accepted them");
     }
     let mut ring = session.take_ring()?;
+    if args.top {
+        return crate::cmd::conn_top::run(&args, &session, ring, filter);
+    }
     let sel = Selection {
         filter,
         pid: args.pid,

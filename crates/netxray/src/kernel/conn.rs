@@ -22,6 +22,8 @@ const THREAD_SIZE: u32 = 16384;
 const REQUIRED: &[&str] = &["inet_sock_set_state", "tcp_destroy_sock"];
 /// What they add: retransmissions and resets seen as they happen.
 const OPTIONAL: &[&str] = &["tcp_retransmit_skb", "tcp_send_reset", "tcp_receive_reset"];
+/// --top: bytes per send and receive call.
+const TOP: &[&str] = &["sock_send_length", "sock_recv_length"];
 /// The owner of an accepted connection (syscall tracepoints).
 const ACCEPT: &[&str] = &["sys_exit_accept4", "sys_exit_accept"];
 
@@ -37,6 +39,8 @@ pub struct ConnConfigArgs {
     pub listen: bool,
     pub ring_bytes: u32,
     pub max_conns: u32,
+    /// --top: count application bytes per connection.
+    pub top: bool,
 }
 
 pub struct ConnSession {
@@ -70,6 +74,7 @@ impl ConnSession {
             (cfg.states, conn_cfg::STATES),
             (cfg.events, conn_cfg::EVENTS),
             (cfg.listen, conn_cfg::LISTEN),
+            (cfg.top, conn_cfg::TOP),
         ]
         .iter()
         .filter(|(on, _)| *on)
@@ -109,7 +114,8 @@ impl ConnSession {
                 Err(why) => session.skipped.push((name, why)),
             }
         }
-        for name in REQUIRED {
+        let top: &[&'static str] = if cfg.top { TOP } else { &[] };
+        for name in REQUIRED.iter().chain(top) {
             session
                 .attach_btf(name, &btf, kbtf)
                 .map_err(|why| Error::HookUnavailable {
@@ -178,6 +184,18 @@ impl ConnSession {
             sum += *c;
         }
         Ok(sum)
+    }
+
+    /// Every entry of the connection table, by socket address (--top).
+    pub fn table(&self) -> Result<Vec<(u64, ConnState)>> {
+        let map = self
+            .ebpf
+            .map("nx_conns")
+            .ok_or_else(|| missing_map("nx_conns"))?;
+        let h: BpfHashMap<&MapData, u64, ConnState> =
+            BpfHashMap::try_from(map).map_err(|e| Error::kernel("opening nx_conns", e))?;
+        // An entry deleted while iterating is skipped: it is gone.
+        Ok(h.iter().filter_map(|r| r.ok()).collect())
     }
 
     /// Entries still in the connection table: (open, closed but not yet

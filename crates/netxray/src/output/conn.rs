@@ -115,7 +115,11 @@ pub struct ConnPrinter<W: Write> {
 /// `addr:port`, `[v6]:port`; port 0 (not bound yet: connect() picks it
 /// after its first transition) as `*`.
 fn endpoint(a: IpAddr, p: u16) -> String {
-    let port = if p == 0 { "*".to_string() } else { p.to_string() };
+    let port = if p == 0 {
+        "*".to_string()
+    } else {
+        p.to_string()
+    };
     match a {
         IpAddr::V6(a) => format!("[{a}]:{port}"),
         IpAddr::V4(a) => format!("{a}:{port}"),
