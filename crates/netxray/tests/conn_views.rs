@@ -1,0 +1,276 @@
+//! End to end: `netxray conn`'s views: --states, --events, filters,
+//! connections open before start, --top.
+
+mod common;
+
+use common::conn::*;
+use common::*;
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::time::Duration;
+
+#[test]
+fn states_are_the_textbook_sequence() {
+    let Some(_serial) = e2e() else { return };
+    let t = LinearBridged::new();
+    let run = NetxrayRun::new(netxray_bin())
+        .args(["conn", "--states", "-o", "json", "--netns"])
+        .arg(t.b().name())
+        .start()
+        .unwrap_or_else(|e| panic!("netxray did not start: {e}"));
+    let d = connection(&t, false, 100, 200, Close::ClientFirst, |_| {}, |_| {});
+    let ok = poll_until(WAIT, Duration::from_millis(20), || {
+        run.stdout_so_far().contains("LAST_ACK").then_some(())
+    });
+    assert!(ok.is_some(), "{}", run.stdout_so_far());
+    let out = run.stop();
+    let seq: Vec<(String, String, Option<u64>)> = parse_json_lines(&out.stdout)
+        .iter()
+        .filter(|v| v["type"] == "state" && v["lport"] == d.server.local.port())
+        .map(|v| {
+            (
+                v["old_state"].as_str().unwrap_or("").to_string(),
+                v["new_state"].as_str().unwrap_or("").to_string(),
+                v["in_old_state_ns"].as_u64(),
+            )
+        })
+        .collect();
+    let names: Vec<(&str, &str)> = seq
+        .iter()
+        .map(|(a, b, _)| (a.as_str(), b.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("LISTEN", "SYN_RECV"),
+            ("SYN_RECV", "ESTABLISHED"),
+            ("ESTABLISHED", "CLOSE_WAIT"),
+            ("CLOSE_WAIT", "LAST_ACK"),
+            ("LAST_ACK", "CLOSE"),
+        ],
+        "{}",
+        out.stdout
+    );
+    assert_eq!(seq[0].2, None, "time in LISTEN is the listener's, unknown");
+    assert!(seq[1..].iter().all(|s| s.2.is_some()), "{seq:?}");
+    // Only B: the client's side is in A.
+    assert!(!out.stdout.contains("SYN_SENT"), "{}", out.stdout);
+}
+
+#[test]
+fn client_side_states_and_events_in_text() {
+    let Some(_serial) = e2e() else { return };
+    let t = LinearBridged::new();
+    let run = NetxrayRun::new(netxray_bin())
+        .args(["conn", "--events", "--netns"])
+        .arg(t.a().name())
+        .start()
+        .unwrap_or_else(|e| panic!("netxray did not start: {e}"));
+    let d = connection(&t, true, 100, 200, Close::ClientFirst, |_| {}, |_| {});
+    let port = d.client.local.port().to_string();
+    let ok = poll_until(WAIT, Duration::from_millis(20), || {
+        run.stdout_so_far().contains("closed-local").then_some(())
+    });
+    assert!(ok.is_some(), "{}", run.stdout_so_far());
+    let out = run.stop();
+    let ours: Vec<&str> = out.stdout.lines().filter(|l| l.contains(&port)).collect();
+    let want = [
+        "SYN_SENT -> ESTABLISHED",
+        "ESTABLISHED -> FIN_WAIT1",
+        "FIN_WAIT1 -> FIN_WAIT2",
+        "FIN_WAIT2 -> CLOSE",
+        "closed-local: tx 100 rx 200 bytes",
+    ];
+    let mut at = 0;
+    for l in &ours {
+        if at < want.len() && l.contains(want[at]) {
+            at += 1;
+        }
+    }
+    assert_eq!(at, want.len(), "{}", out.stdout);
+    assert!(
+        ours.iter().all(|l| l.contains(CLIENT_COMM)),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn filters_select_connections() {
+    let Some(_serial) = e2e() else { return };
+    let t = LinearBridged::new();
+    let listener = in_netns(t.b(), || {
+        TcpListener::bind(SocketAddr::new(t.b_ip(false), 0))
+    })
+    .expect("listen");
+    let port = listener.local_addr().expect("port").port();
+    let run = NetxrayRun::new(netxray_bin())
+        .args(["conn", "-o", "json", "--failed", "--comm", CLIENT_COMM])
+        .arg(format!("dst port 9 or port {port}"))
+        .start()
+        .unwrap_or_else(|e| panic!("netxray did not start: {e}"));
+    let dst = SocketAddr::new(t.b_ip(false), port);
+    let refused = SocketAddr::new(t.b_ip(false), 9);
+    let other = SocketAddr::new(t.b_ip(false), 10);
+    in_netns(t.a(), move || {
+        set_comm(CLIENT_COMM);
+        let s = TcpStream::connect_timeout(&dst, WAIT).expect("connect");
+        s.shutdown(Shutdown::Both).expect("shutdown");
+        drop(s);
+        assert!(TcpStream::connect_timeout(&refused, WAIT).is_err());
+        assert!(TcpStream::connect_timeout(&other, WAIT).is_err());
+    });
+    // Accepted and closed by the server: a normal close, not a failure.
+    let (server, _) = listener.accept().expect("accept");
+    drop(server);
+    drop(listener);
+    let ok = poll_until(WAIT, Duration::from_millis(20), || {
+        (!conns(&run.stdout_so_far()).is_empty()).then_some(())
+    });
+    assert!(ok.is_some());
+    let out = run.stop();
+    let recs = conns(&out.stdout);
+    // The refused connect to 9 only: the one to 10 is outside the filter,
+    // the one that worked did not fail, and the server side is not nxt-client's.
+    assert_eq!(recs.len(), 1, "{}", out.stdout);
+    assert_eq!(recs[0]["rport"], 9);
+    assert_eq!(recs[0]["outcome"], "refused");
+}
+
+#[test]
+fn packet_only_filters_are_refused() {
+    let out = std::process::Command::new(netxray_bin())
+        .args(["conn", "tcp[13] = 2"])
+        .output()
+        .expect("run netxray");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("needs packet contents"), "{err}");
+}
+
+/// A connection open before netxray started is reported when it closes,
+/// with what cannot be known (start, direction, owner, the SYN's share of
+/// bytes_acked) as null, not guessed.
+#[test]
+fn connections_open_before_start_say_what_is_unknown() {
+    let Some(_serial) = e2e() else { return };
+    let t = LinearBridged::new();
+    let listener = in_netns(t.b(), || {
+        TcpListener::bind(SocketAddr::new(t.b_ip(false), 0))
+    })
+    .expect("listen");
+    let dst = listener.local_addr().expect("port");
+    let mut client =
+        in_netns(t.a(), move || TcpStream::connect_timeout(&dst, WAIT)).expect("connect");
+    let (mut server, _) = listener.accept().expect("accept");
+    client.write_all(b"before").expect("write");
+    let mut buf = [0u8; 6];
+    server.read_exact(&mut buf).expect("read");
+
+    let run = NetxrayRun::new(netxray_bin())
+        .args(["conn", "-o", "json", "--netns"])
+        .arg(t.a().name())
+        .start()
+        .unwrap_or_else(|e| panic!("netxray did not start: {e}"));
+    server.write_all(b"after!!").expect("write");
+    let mut got = [0u8; 7];
+    client.read_exact(&mut got).expect("read");
+    let local = client.local_addr().expect("local");
+    drop(client);
+    let mut rest = Vec::new();
+    server.read_to_end(&mut rest).expect("EOF");
+    drop(server);
+    wait_for(&run, "the old connection", |r| !r.is_empty());
+    let out = run.stop();
+    let recs = conns(&out.stdout);
+    let v = find(&recs, local, dst).unwrap_or_else(|| panic!("{}", out.stdout));
+    assert_eq!(v["open_before"], true, "{v}");
+    assert_eq!(v["direction"], "unknown", "{v}");
+    assert_eq!(v["start_ns"], Value::Null, "{v}");
+    assert_eq!(v["duration_ns"], Value::Null, "{v}");
+    assert_eq!(v["handshake_ns"], Value::Null, "{v}");
+    assert_eq!(v["pid"], Value::Null, "{v}");
+    assert_eq!(v["tx_bytes"], Value::Null, "{v}");
+    // Received bytes need no guess: the whole connection's, FIN left out.
+    assert_eq!(v["rx_bytes"], 7, "{v}");
+    assert_eq!(v["outcome"], "closed-local", "{v}");
+    assert_eq!(v["established"], true, "{v}");
+}
+
+/// --top: per-interval snapshots whose byte columns add up, for a
+/// connection, to what its application sent and received.
+#[test]
+fn top_snapshots_add_up_to_the_bytes_moved() {
+    let Some(_serial) = e2e() else { return };
+    let t = LinearBridged::new();
+    let listener = in_netns(t.b(), || {
+        TcpListener::bind(SocketAddr::new(t.b_ip(true), 0))
+    })
+    .expect("listen");
+    let dst = listener.local_addr().expect("port");
+    let run = NetxrayRun::new(netxray_bin())
+        .args([
+            "conn",
+            "--top",
+            "-o",
+            "json",
+            "--interval",
+            "0.2",
+            "--netns",
+        ])
+        .arg(t.b().name())
+        .start()
+        .unwrap_or_else(|e| panic!("netxray did not start: {e}"));
+    let mut client = in_netns(t.a(), move || {
+        set_comm(CLIENT_COMM);
+        TcpStream::connect_timeout(&dst, WAIT)
+    })
+    .expect("connect");
+    let (mut server, peer) = listener.accept().expect("accept");
+    let (up, down) = (150_000usize, 40_000usize);
+    let writer = std::thread::spawn(move || {
+        client.write_all(&payload(up, 1)).expect("write");
+        let mut got = vec![0u8; down];
+        client.read_exact(&mut got).expect("read");
+        client
+    });
+    let mut got = vec![0u8; up];
+    server.read_exact(&mut got).expect("read");
+    server.write_all(&payload(down, 2)).expect("write");
+    let client = writer.join().expect("client thread");
+    let sums = |out: &str| -> (u64, u64) {
+        parse_json_lines(out)
+            .iter()
+            .filter(|v| v["type"] == "top")
+            .flat_map(|v| v["rows"].as_array().cloned().unwrap_or_default())
+            .filter(|r| r["rport"] == peer.port() && r["lport"] == dst.port())
+            .fold((0, 0), |(tx, rx), r| {
+                (
+                    tx + r["tx_bytes"].as_u64().unwrap_or(0),
+                    rx + r["rx_bytes"].as_u64().unwrap_or(0),
+                )
+            })
+    };
+    let ok = poll_until(WAIT, Duration::from_millis(20), || {
+        (sums(&run.stdout_so_far()) == (down as u64, up as u64)).then_some(())
+    });
+    let out = run.stop();
+    drop((client, server));
+    assert!(
+        ok.is_some(),
+        "server row sums {:?}:\n{}",
+        sums(&out.stdout),
+        out.stdout
+    );
+    let row = parse_json_lines(&out.stdout)
+        .iter()
+        .filter(|v| v["type"] == "top")
+        .flat_map(|v| v["rows"].as_array().cloned().unwrap_or_default())
+        .find(|r| r["lport"] == dst.port())
+        .expect("a row");
+    assert_eq!(row["laddr"], t.b_ip(true).to_string());
+    assert_eq!(row["netns"], t.b_inode());
+    // Only B: the client's end is not in the table.
+    assert!(!out.stdout.contains(&format!("\"lport\":{}", peer.port())));
+}
