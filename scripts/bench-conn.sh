@@ -14,6 +14,7 @@ cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-5}
 SECS=${SECS:-3}
 BPF_STATS=${BPF_STATS:-0}
+NXENV=${NXENV:-}   # e.g. "env NETXRAY_HIDE_TRACEPOINTS=sys_exit_accept4,sys_exit_accept"
 cargo build --release -q -p netxray
 BIN=$PWD/target/release/netxray
 A=nxbench-conn-a
@@ -21,13 +22,14 @@ B=nxbench-conn-b
 WORK=$(mktemp -d)
 NX=
 SRV=
+STATS_BEFORE=
 
 cleanup() {
   [ -n "$NX" ] && kill -INT "$NX" 2>/dev/null && wait "$NX" 2>/dev/null || true
   [ -n "$SRV" ] && kill "$SRV" 2>/dev/null && wait "$SRV" 2>/dev/null || true
   ip netns del "$A" 2>/dev/null || true
   ip netns del "$B" 2>/dev/null || true
-  if [ "$BPF_STATS" = 1 ]; then sysctl -q kernel.bpf_stats_enabled=0 || true; fi
+  if [ -n "$STATS_BEFORE" ]; then sysctl -q kernel.bpf_stats_enabled="$STATS_BEFORE" || true; fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -78,7 +80,10 @@ import json, sys
 names = {"inet_sock_set_s", "tcp_destroy_soc", "tcp_retransmit_", "tcp_send_reset", "tcp_receive_res", "sys_exit_accept"}
 print(sum(p.get("run_time_ns", 0) for p in json.load(sys.stdin) if p.get("name", "")[:15] in names or p.get("name", "").startswith("sys_exit_accept")))'
 }
-[ "$BPF_STATS" = 1 ] && sysctl -q kernel.bpf_stats_enabled=1
+if [ "$BPF_STATS" = 1 ]; then
+  STATS_BEFORE=$(sysctl -n kernel.bpf_stats_enabled)
+  sysctl -q kernel.bpf_stats_enabled=1
+fi
 HZ=$(getconf CLK_TCK)
 
 printf '%5s %10s %10s %6s %9s %9s %6s %12s %12s\n' round untraced traced ratio reported expected lost us_cpu/conn bpf_ns/conn
@@ -86,19 +91,30 @@ ratios=()
 for r in $(seq 1 "$ROUNDS"); do
   u=$(ip netns exec "$A" python3 "$WORK/client.py" "$SECS")
   rm -f "$WORK/ready"
-  "$BIN" conn -o json --ready-file "$WORK/ready" 'port 8080' > "$WORK/out.json" 2> "$WORK/err" &
+  $NXENV "$BIN" conn -o json --ready-file "$WORK/ready" 'port 8080' > "$WORK/out.json" 2> "$WORK/err" &
   NX=$!
   while [ ! -f "$WORK/ready" ]; do sleep 0.05; done
   b0=0; [ "$BPF_STATS" = 1 ] && b0=$(bpf_ns)
   c0=$(cpu_ticks "$NX")
   t=$(ip netns exec "$A" python3 "$WORK/client.py" "$SECS")
-  # The last connections' server ends close after the client's loop.
-  sleep 0.5
+  # The server accepts (and closes) from its backlog after the client's
+  # loop ended: wait until no connection to 8080 is left in B.
+  for _ in $(seq 100); do
+    [ "$(ip netns exec "$B" ss -Htn state established state close-wait state last-ack state syn-recv '( sport = :8080 )' | wc -l)" = 0 ] && break
+    sleep 0.05
+  done
+  # Then until both ends of every connection are reported (or 5 s).
+  for _ in $(seq 100); do
+    [ "$(grep -c '"type":"conn"' "$WORK/out.json" || true)" -ge $((2 * t)) ] && break
+    sleep 0.05
+  done
   c1=$(cpu_ticks "$NX")
   b1=0; [ "$BPF_STATS" = 1 ] && b1=$(bpf_ns)
   kill -INT "$NX"; wait "$NX" || true; NX=
   got=$(grep -c '"type":"conn"' "$WORK/out.json" || true)
   lost=$(sed -n 's/.* \([0-9]*\) lost .*/\1/p' "$WORK/err")
+  evicted=$(sed -n 's/.* \([0-9]*\) evicted .*/\1/p' "$WORK/err")
+  [ "${evicted:-0}" = 0 ] || echo "round $r: $evicted connections evicted from the table" >&2
   python3 - "$r" "$u" "$t" "$got" "$lost" "$c0" "$c1" "$HZ" "$b0" "$b1" <<'EOF'
 import sys
 r, u, t, got, lost, c0, c1, hz, b0, b1 = sys.argv[1:]

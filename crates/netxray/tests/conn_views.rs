@@ -274,3 +274,29 @@ fn top_snapshots_add_up_to_the_bytes_moved() {
     // Only B: the client's end is not in the table.
     assert!(!out.stdout.contains(&format!("\"lport\":{}", peer.port())));
 }
+
+/// Without the accept() tracepoints a passive connection is owned by the
+/// process that called listen() on its port, and says so.
+#[test]
+fn without_accept_tracepoints_the_listener_owns_passive_connections() {
+    let Some(_serial) = e2e() else { return };
+    let t = LinearBridged::new();
+    let run = NetxrayRun::new(netxray_bin())
+        .env(
+            "NETXRAY_HIDE_TRACEPOINTS",
+            "sys_exit_accept4,sys_exit_accept",
+        )
+        .args(["conn", "-o", "json", "--netns"])
+        .arg(t.b().name())
+        .start()
+        .unwrap_or_else(|e| panic!("netxray did not start: {e}"));
+    let d = connection(&t, false, 10, 20, Close::ClientFirst, |_| {}, |_| {});
+    wait_for(&run, "the server end", |r| !r.is_empty());
+    let out = run.stop();
+    assert!(out.stderr.contains("listener's process"), "{}", out.stderr);
+    let recs = conns(&out.stdout);
+    let v = find(&recs, d.server.local, d.server.peer).unwrap_or_else(|| panic!("{}", out.stdout));
+    assert_eq!(v["owner_source"], "listener", "{v}");
+    assert_eq!(v["pid"], std::process::id(), "{v}");
+    assert_eq!(v["tx_bytes"], 20, "{v}");
+}

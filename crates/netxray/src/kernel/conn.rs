@@ -145,6 +145,12 @@ impl ConnSession {
     }
 
     fn attach_syscall(&mut self, event: &str) -> Result<(), String> {
+        // The test knob KernelBtf honours for BTF tracepoints.
+        if std::env::var("NETXRAY_HIDE_TRACEPOINTS")
+            .is_ok_and(|h| h.split(',').any(|n| n.trim() == event))
+        {
+            return Err(format!("the kernel has no tracepoint syscalls:{event}"));
+        }
         let prog: &mut TracePoint = self
             .ebpf
             .program_mut(event)
