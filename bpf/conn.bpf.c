@@ -164,6 +164,10 @@ static __always_inline void conn_learn(struct nx_conn_state *st, const struct so
 {
 	struct nx_tuple t = {};
 
+	/* Known once complete: a connection's ends do not change. */
+	if (st->tuple.family)
+		return;
+
 	sk_tuple(&t, sk);
 	if (!t.sport)
 		t.sport = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
@@ -190,6 +194,7 @@ static __always_inline struct nx_conn_event *conn_record(struct conn_ctx *c, voi
 		e->flags |= NX_CONN_F_IN_IRQ;
 	else
 		bpf_get_current_comm(e->comm, sizeof(e->comm));
+	/* conn_fill puts the entry's tuple over it when it has one. */
 	sk_tuple(&e->tuple, sk);
 	return e;
 }
@@ -535,8 +540,7 @@ static __always_inline void app_bytes(struct sock *sk, int ret, bool tx)
 		if (!st)
 			return;
 	}
-	if (!st->tuple.family)
-		conn_learn(st, sk);
+	conn_learn(st, sk);
 	if (tx)
 		__sync_fetch_and_add(&st->app_tx, ret);
 	else

@@ -73,12 +73,17 @@ while [ ! -f "$WORK/server-up" ]; do sleep 0.05; done
 ip netns exec "$A" python3 "$WORK/client.py" 0.5 > /dev/null   # warm-up
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+prog_ids() { bpftool prog show -j 2>/dev/null | python3 -c 'import json,sys; print(" ".join(str(p["id"]) for p in json.load(sys.stdin)))'; }
 bpf_ns() {
-  # run_time_ns of conn.bpf.o's programs (needs kernel.bpf_stats_enabled=1)
+  # run_time_ns of the programs loaded since the ids in $1 (netxray's; needs
+  # kernel.bpf_stats_enabled=1)
   bpftool prog show -j 2>/dev/null | python3 -c '
 import json, sys
-names = {"inet_sock_set_s", "tcp_destroy_soc", "tcp_retransmit_", "tcp_send_reset", "tcp_receive_res", "sys_exit_accept"}
-print(sum(p.get("run_time_ns", 0) for p in json.load(sys.stdin) if p.get("name", "")[:15] in names or p.get("name", "").startswith("sys_exit_accept")))'
+before = set(int(x) for x in sys.argv[1].split())
+names = ("inet_sock_set_state", "tcp_destroy_sock", "tcp_retransmit_skb", "tcp_send_reset",
+         "tcp_receive_reset", "sys_exit_accept4", "sys_exit_accept")
+print(sum(p.get("run_time_ns", 0) for p in json.load(sys.stdin)
+          if p["id"] not in before and p.get("name", "") in names))' "$1"
 }
 if [ "$BPF_STATS" = 1 ]; then
   STATS_BEFORE=$(sysctl -n kernel.bpf_stats_enabled)
@@ -91,10 +96,11 @@ ratios=()
 for r in $(seq 1 "$ROUNDS"); do
   u=$(ip netns exec "$A" python3 "$WORK/client.py" "$SECS")
   rm -f "$WORK/ready"
+  ids0=$(prog_ids)
   $NXENV "$BIN" conn -o json --ready-file "$WORK/ready" 'port 8080' > "$WORK/out.json" 2> "$WORK/err" &
   NX=$!
   while [ ! -f "$WORK/ready" ]; do sleep 0.05; done
-  b0=0; [ "$BPF_STATS" = 1 ] && b0=$(bpf_ns)
+  b0=0; [ "$BPF_STATS" = 1 ] && b0=$(bpf_ns "$ids0")
   c0=$(cpu_ticks "$NX")
   t=$(ip netns exec "$A" python3 "$WORK/client.py" "$SECS")
   # The server accepts (and closes) from its backlog after the client's
@@ -109,7 +115,7 @@ for r in $(seq 1 "$ROUNDS"); do
     sleep 0.05
   done
   c1=$(cpu_ticks "$NX")
-  b1=0; [ "$BPF_STATS" = 1 ] && b1=$(bpf_ns)
+  b1=0; [ "$BPF_STATS" = 1 ] && b1=$(bpf_ns "$ids0")
   kill -INT "$NX"; wait "$NX" || true; NX=
   got=$(grep -c '"type":"conn"' "$WORK/out.json" || true)
   lost=$(sed -n 's/.* \([0-9]*\) lost .*/\1/p' "$WORK/err")
