@@ -300,3 +300,28 @@ fn without_accept_tracepoints_the_listener_owns_passive_connections() {
     assert_eq!(v["pid"], std::process::id(), "{v}");
     assert_eq!(v["tx_bytes"], 20, "{v}");
 }
+
+#[test]
+fn duration_ends_the_run_and_bad_arguments_are_usage_errors() {
+    let Some(_serial) = e2e() else { return };
+    let out = std::process::Command::new(netxray_bin())
+        .args(["conn", "--duration", "0.3"])
+        .output()
+        .expect("run netxray");
+    assert!(out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("netxray: done:"), "{err}");
+    assert!(err.contains(" 0 lost"), "{err}");
+    for bad in [
+        vec!["conn", "--netns", "no-such-namespace-nxt"],
+        vec!["conn", "--ring-size", "3"],
+        vec!["conn", "--pid", "0"],
+        vec!["conn", "--top", "--interval", "0"],
+    ] {
+        let out = std::process::Command::new(netxray_bin())
+            .args(&bad)
+            .output()
+            .expect("run netxray");
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {out:?}");
+    }
+}

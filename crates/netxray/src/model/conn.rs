@@ -109,10 +109,18 @@ pub struct Ends {
 }
 
 impl Ends {
+    /// An IPv6 socket talking IPv4 (`::ffff:a.b.c.d` on both ends) shows
+    /// IPv4 addresses: that is what is on the wire, and what filters test.
     pub fn from_tuple(t: &RawTuple) -> Self {
+        let mapped = t.family == 10
+            && [&t.saddr, &t.daddr]
+                .iter()
+                .all(|b| Ipv6Addr::from(**b).to_ipv4_mapped().is_some());
         let ip = |b: &[u8; 16]| -> IpAddr {
-            if t.family == 10 {
+            if t.family == 10 && !mapped {
                 IpAddr::V6(Ipv6Addr::from(*b))
+            } else if mapped {
+                IpAddr::V4(Ipv4Addr::new(b[12], b[13], b[14], b[15]))
             } else {
                 IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]))
             }
@@ -414,6 +422,24 @@ mod tests {
         );
         assert!(Outcome::Refused.is_failure());
         assert!(!Outcome::ClosedRemote.is_failure());
+    }
+
+    #[test]
+    fn v4_mapped_ends_are_ipv4() {
+        let mut t = RawTuple {
+            family: 10,
+            sport: 1,
+            dport: 2,
+            ..Default::default()
+        };
+        t.saddr[10..].copy_from_slice(&[0xff, 0xff, 198, 18, 0, 1]);
+        t.daddr[10..].copy_from_slice(&[0xff, 0xff, 198, 18, 0, 2]);
+        let e = Ends::from_tuple(&t);
+        assert_eq!(e.laddr, "198.18.0.1".parse::<IpAddr>().unwrap());
+        assert!(e.matches(&Filter::parse("host 198.18.0.2").unwrap()));
+        t.daddr = [0; 16];
+        t.daddr[..2].copy_from_slice(&[0x20, 0x01]);
+        assert!(Ends::from_tuple(&t).laddr.is_ipv6());
     }
 
     #[test]
