@@ -147,6 +147,9 @@ static __always_inline void sk_tuple(struct nx_tuple *t, const struct sock *sk)
 	t->family = family;
 	t->l4proto = IPPROTO_TCP;
 	t->sport = sk->__sk_common.skc_num;
+	/* Released at CLOSE (skc_num 0); inet_sport survives until tcp_disconnect. */
+	if (!t->sport)
+		t->sport = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
 	t->dport = bpf_ntohs(sk->__sk_common.skc_dport);
 	if (family == AF_INET) {
 		bpf_probe_read_kernel(t->saddr, 4, &sk->__sk_common.skc_rcv_saddr);
@@ -169,8 +172,6 @@ static __always_inline void conn_learn(struct nx_conn_state *st, const struct so
 		return;
 
 	sk_tuple(&t, sk);
-	if (!t.sport)
-		t.sport = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
 	if (t.sport && t.dport)
 		__builtin_memcpy(&st->tuple, &t, sizeof(t));
 }

@@ -325,3 +325,38 @@ fn duration_ends_the_run_and_bad_arguments_are_usage_errors() {
         assert_eq!(out.status.code(), Some(2), "{bad:?}: {out:?}");
     }
 }
+
+#[test]
+fn listen_shows_listeners_starting_and_stopping() {
+    let Some(_serial) = e2e() else { return };
+    let t = LinearBridged::new();
+    let run = NetxrayRun::new(netxray_bin())
+        .args(["conn", "--listen", "-o", "json", "--netns"])
+        .arg(t.b().name())
+        .start()
+        .unwrap_or_else(|e| panic!("netxray did not start: {e}"));
+    let port = in_netns(t.b(), || {
+        set_comm(SERVER_COMM);
+        let l = TcpListener::bind(SocketAddr::new(t.b_ip(true), 0)).expect("listen");
+        l.local_addr().expect("port").port()
+    });
+    let ok = poll_until(WAIT, Duration::from_millis(20), || {
+        run.stdout_so_far().contains("listen_stop").then_some(())
+    });
+    let out = run.stop();
+    assert!(ok.is_some(), "{}", out.stdout);
+    let recs: Vec<Value> = parse_json_lines(&out.stdout)
+        .into_iter()
+        .filter(|v| v["lport"] == port)
+        .collect();
+    let kinds: Vec<&str> = recs
+        .iter()
+        .map(|v| v["type"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(kinds, ["listen", "listen_stop"], "{}", out.stdout);
+    for v in &recs {
+        assert_eq!(v["pid"], std::process::id(), "{v}");
+        assert_eq!(v["comm"], SERVER_COMM, "{v}");
+        assert_eq!(v["laddr"], t.b_ip(true).to_string(), "{v}");
+    }
+}
