@@ -12,7 +12,7 @@ use crate::kernel::conn::{ConnConfigArgs, ConnSession};
 use crate::kernel::netns::{self, Names};
 use crate::kernel::ring::EventRing;
 use crate::model::conn::Conn;
-use crate::model::filter::Filter;
+use crate::model::filter::{Filter, Prepared};
 use crate::output::conn::{ConnPrinter, Context};
 use netxray_abi::conn::{ConnCounter, ConnEvent, ConnKind};
 use std::io::{self, Write};
@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 /// What is shown, after the kernel's netns test.
 struct Selection {
-    filter: Filter,
+    filter: Prepared,
     pid: Option<u32>,
     comm: Option<String>,
     failed: bool,
@@ -118,7 +118,7 @@ pub fn run(args: ConnArgs) -> Result<ExitCode> {
         return crate::cmd::conn_top::run(&args, &session, ring, filter);
     }
     let sel = Selection {
-        filter,
+        filter: filter.prepare(),
         pid: args.pid,
         comm: args.comm.clone(),
         failed: args.failed,

@@ -11,7 +11,7 @@ use crate::kernel::conn::ConnSession;
 use crate::kernel::netns::Names;
 use crate::kernel::ring::EventRing;
 use crate::model::conn::Ends;
-use crate::model::filter::Filter;
+use crate::model::filter::{Filter, Prepared};
 use netxray_abi::c_str;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -55,6 +55,7 @@ pub fn run(
     mut ring: EventRing,
     filter: Filter,
 ) -> Result<ExitCode> {
+    let filter: Prepared = filter.prepare();
     if args.interval.is_nan() || args.interval <= 0.0 {
         return Err(Error::usage("--interval must be more than 0"));
     }

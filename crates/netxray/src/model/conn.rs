@@ -3,7 +3,7 @@
 //! connection (who opened it, who owns it, how much went each way, how it
 //! ended), and the flow filter applied to them.
 
-use crate::model::filter::{Filter, Frame};
+use crate::model::filter::{Frame, Prepared};
 use netxray_abi::conn::{conn_flags as f, owner_src, ConnEvent, ConnKind, RawConnEvent};
 use netxray_abi::{c_str, RawTuple};
 use serde::Serialize;
@@ -135,7 +135,7 @@ impl Ends {
 
     /// Whether a packet of this connection, either way, passes `filter`
     /// (addresses, ports and protocols only: see `Expr::check_flow_only`).
-    pub fn matches(&self, filter: &Filter) -> bool {
+    pub fn matches(&self, filter: &Prepared) -> bool {
         if filter.matches_all() {
             return true;
         }
@@ -345,6 +345,7 @@ impl Conn {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::filter::Filter;
     use netxray_abi::conn::CONN_ABI_VERSION;
 
     fn conn(flags: u16, err: i32, acked: u64, received: u64) -> Conn {
@@ -436,7 +437,7 @@ mod tests {
         t.daddr[10..].copy_from_slice(&[0xff, 0xff, 198, 18, 0, 2]);
         let e = Ends::from_tuple(&t);
         assert_eq!(e.laddr, "198.18.0.1".parse::<IpAddr>().unwrap());
-        assert!(e.matches(&Filter::parse("host 198.18.0.2").unwrap()));
+        assert!(e.matches(&Filter::parse("host 198.18.0.2").unwrap().prepare()));
         t.daddr = [0; 16];
         t.daddr[..2].copy_from_slice(&[0x20, 0x01]);
         assert!(Ends::from_tuple(&t).laddr.is_ipv6());
@@ -445,7 +446,7 @@ mod tests {
     #[test]
     fn flow_filter_either_direction() {
         let c = conn(f::ACTIVE, 0, 0, 0);
-        let ok = |t: &str| c.ends.matches(&Filter::parse(t).unwrap());
+        let ok = |t: &str| c.ends.matches(&Filter::parse(t).unwrap().prepare());
         assert!(ok("tcp port 8080"));
         assert!(ok("src port 8080"), "the reply direction counts");
         assert!(ok("host 198.18.0.2 and dst port 8080"));
