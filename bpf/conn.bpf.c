@@ -19,12 +19,10 @@
  * softirq/timer context on a socket the application still holds (peer reset,
  * timeout, FIN after shutdown) is final: sent at once.
  */
-#include "vmlinux.h"
-#include <bpf/bpf_helpers.h>
-#include <bpf/bpf_core_read.h>
-#include <bpf/bpf_tracing.h>
-#include <bpf/bpf_endian.h>
-#include "abi.h"
+/* The filter placeholder (nx_filter_jit) and the scratch it reads; the
+ * shared maps this brings (nx_config, nx_counters, nx_events) are unused
+ * here, and user space loads nx_events at its smallest. */
+#include "nx_packet.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -225,6 +223,52 @@ static __always_inline void conn_fill(struct nx_conn_event *e, const struct nx_c
 	__builtin_memcpy(e->owner_comm, st->owner_comm, NX_COMM_LEN);
 }
 
+/*
+ * The user's address/port filter (compiled by user space, spliced into
+ * nx_filter_jit as in trace.bpf.o), on a packet synthesised from the
+ * record's tuple, one way then the other: a connection matches when a
+ * packet of it would. An IPv6 socket talking IPv4 (::ffff:a.b.c.d on both
+ * ends) is filtered as IPv4, what is on the wire.
+ */
+static __always_inline bool conn_wanted(struct conn_ctx *c)
+{
+	struct nx_tuple *t = &c->s->ev.tuple;
+	struct nx_scratch *s;
+	__u32 zero = 0;
+	__u16 port;
+	__u8 a[16];
+
+	if (!(c->cfg->flags & NX_CONN_CFG_FILTER))
+		return true;
+	s = bpf_map_lookup_elem(&nx_scratch, &zero);
+	if (!s)
+		return true;
+	__builtin_memcpy(&s->ev.tuple, t, sizeof(*t));
+	t = &s->ev.tuple;
+	if (t->family == AF_INET6 &&
+	    *(__u64 *)&t->saddr[0] == 0 && *(__u32 *)&t->saddr[8] == bpf_htonl(0xffff) &&
+	    *(__u64 *)&t->daddr[0] == 0 && *(__u32 *)&t->daddr[8] == bpf_htonl(0xffff)) {
+		t->family = AF_INET;
+		__builtin_memcpy(&t->saddr[0], &t->saddr[12], 4);
+		__builtin_memcpy(&t->daddr[0], &t->daddr[12], 4);
+	}
+	s->ev.flags = 0;
+	nx_synth_from_tuple(s);
+	s->ev.len = s->ev.cap_len;
+	if (nx_filter_jit(s))
+		return true;
+	__builtin_memcpy(a, t->saddr, 16);
+	__builtin_memcpy(t->saddr, t->daddr, 16);
+	__builtin_memcpy(t->daddr, a, 16);
+	port = t->sport;
+	t->sport = t->dport;
+	t->dport = port;
+	s->ev.flags = 0;
+	nx_synth_from_tuple(s);
+	s->ev.len = s->ev.cap_len;
+	return nx_filter_jit(s) != 0;
+}
+
 /* Hand the record to the ring buffer; wake-ups as nx_emit (nx_common.bpf.h):
  * at the quarter-mark crossing, and for every record past three quarters. */
 static __always_inline bool conn_emit(struct conn_ctx *c)
@@ -232,6 +276,11 @@ static __always_inline bool conn_emit(struct conn_ctx *c)
 	__u64 flags = BPF_RB_NO_WAKEUP;
 	__u64 pending = bpf_ringbuf_query(&nx_conn_events, BPF_RB_AVAIL_DATA);
 	__u32 wake = c->cfg->wakeup_bytes;
+
+	if (!conn_wanted(c)) {
+		c->cnt->filtered++;
+		return false;
+	}
 
 	if (pending < wake) {
 		if (pending + RINGBUF_REC_HDR + sizeof(struct nx_conn_event) >= wake)

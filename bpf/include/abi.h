@@ -350,8 +350,9 @@ struct nx_conn_counter {
 	__u64 lost;		/* records lost: ring buffer full */
 	__u64 close_lost;	/* of which CLOSE records */
 	__u64 accepts;		/* accept() exits that found their connection */
+	__u64 filtered;		/* records the filter (nx_filter_jit) kept from user space */
 };
-_Static_assert(sizeof(struct nx_conn_counter) == 64, "nx_conn_counter size");
+_Static_assert(sizeof(struct nx_conn_counter) == 72, "nx_conn_counter size");
 
 /* Configuration (array "nx_conn_config", one slot), written before attaching. */
 struct nx_conn_config {
@@ -365,5 +366,6 @@ _Static_assert(sizeof(struct nx_conn_config) == 16, "nx_conn_config size");
 #define NX_CONN_CFG_EVENTS (1 << 1)	/* send RETRANS, RST_*, ACCEPT records */
 #define NX_CONN_CFG_LISTEN (1 << 2)	/* send LISTEN / LISTEN_STOP records */
 #define NX_CONN_CFG_TOP (1 << 3)	/* --top: count application bytes per connection */
+#define NX_CONN_CFG_FILTER (1 << 4)	/* run the filter spliced into nx_filter_jit on each record's tuple */
 
 #endif

@@ -69,6 +69,7 @@ pub mod conn_cfg {
     pub const EVENTS: u32 = 1 << 1;
     pub const LISTEN: u32 = 1 << 2;
     pub const TOP: u32 = 1 << 3;
+    pub const FILTER: u32 = 1 << 4;
 }
 
 /// `struct nx_conn_event`.
@@ -155,6 +156,8 @@ pub struct ConnCounter {
     pub lost: u64,
     pub close_lost: u64,
     pub accepts: u64,
+    /// Records the in-kernel filter kept from user space.
+    pub filtered: u64,
 }
 
 impl std::ops::AddAssign for ConnCounter {
@@ -167,6 +170,7 @@ impl std::ops::AddAssign for ConnCounter {
         self.lost += o.lost;
         self.close_lost += o.close_lost;
         self.accepts += o.accepts;
+        self.filtered += o.filtered;
     }
 }
 
@@ -183,7 +187,7 @@ pub struct ConnConfig {
 
 const _: () = assert!(std::mem::size_of::<RawConnEvent>() == CONN_EVENT_SIZE);
 const _: () = assert!(std::mem::size_of::<ConnState>() == 168);
-const _: () = assert!(std::mem::size_of::<ConnCounter>() == 64);
+const _: () = assert!(std::mem::size_of::<ConnCounter>() == 72);
 const _: () = assert!(std::mem::size_of::<ConnConfig>() == 16);
 
 // SAFETY: plain-old-data: repr(C), only integers and byte arrays, explicit

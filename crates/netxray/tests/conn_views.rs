@@ -135,6 +135,8 @@ fn filters_select_connections() {
     // the one that worked did not fail, and the server side is not nxt-client's.
     assert_eq!(recs.len(), 1, "{}", out.stdout);
     assert_eq!(recs[0]["rport"], 9);
+    // The connection to port 10 never left the kernel.
+    assert!(!out.stderr.contains(" 0 filtered out"), "{}", out.stderr);
     assert_eq!(recs[0]["outcome"], "refused");
 }
 
@@ -359,4 +361,49 @@ fn listen_shows_listeners_starting_and_stopping() {
         assert_eq!(v["comm"], SERVER_COMM, "{v}");
         assert_eq!(v["laddr"], t.b_ip(true).to_string(), "{v}");
     }
+}
+
+/// The filter runs in the kernel on each connection's tuple, both ways
+/// (`src port` of the server selects the client's end too), and sees an
+/// IPv6 socket talking IPv4 as IPv4.
+#[test]
+fn kernel_filter_matches_either_direction_and_mapped_ipv4() {
+    let Some(_serial) = e2e() else { return };
+    let t = LinearBridged::new();
+    let listener = in_netns(t.b(), || {
+        TcpListener::bind(SocketAddr::new(t.b_ip(false), 0))
+    })
+    .expect("listen");
+    let port = listener.local_addr().expect("port").port();
+    let run = NetxrayRun::new(netxray_bin())
+        .args(["conn", "-o", "json"])
+        .arg(format!("src port {port} and host {}", t.b_ip(false)))
+        .start()
+        .unwrap_or_else(|e| panic!("netxray did not start: {e}"));
+    // An AF_INET6 socket to ::ffff:198.18.0.2.
+    let mapped: SocketAddr = format!("[::ffff:{}]:{port}", t.b_ip(false))
+        .parse()
+        .expect("mapped address");
+    let local = in_netns(t.a(), move || {
+        let s = TcpStream::connect_timeout(&mapped, WAIT).expect("connect");
+        let local = s.local_addr().expect("local");
+        assert!(local.is_ipv6(), "a dual-stack socket");
+        local.port()
+    });
+    let (server, _) = listener.accept().expect("accept");
+    drop(server);
+    wait_for(&run, "both ends", |r| r.len() >= 2);
+    let out = run.stop();
+    let recs = conns(&out.stdout);
+    assert_eq!(recs.len(), 2, "{}", out.stdout);
+    let client = recs
+        .iter()
+        .find(|v| v["direction"] == "active")
+        .unwrap_or_else(|| panic!("{}", out.stdout));
+    assert_eq!(client["lport"], local);
+    assert_eq!(client["raddr"], t.b_ip(false).to_string());
+    assert_eq!(client["family"], "ipv4");
+    assert!(recs
+        .iter()
+        .any(|v| v["direction"] == "passive" && v["lport"] == port));
 }

@@ -81,6 +81,9 @@ pub fn run(args: ConnArgs) -> Result<ExitCode> {
         .expr
         .check_flow_only(&filter.text)
         .map_err(|e| Error::usage(format!("bad filter: {e}")))?;
+    let filter_bpf = filter
+        .to_ebpf()
+        .map_err(|e| Error::usage(format!("bad filter: {e}")))?;
     if args.duration.is_some_and(|d| d.is_nan() || d < 0.0) {
         return Err(Error::usage("--duration must be 0 or more seconds"));
     }
@@ -101,6 +104,7 @@ pub fn run(args: ConnArgs) -> Result<ExitCode> {
         ring_bytes: args.ring_size.saturating_mul(1024),
         max_conns: args.max_conns,
         top: args.top,
+        filter_bpf,
     };
     let mut session = ConnSession::open(&cfg, &kbtf)?;
     for (name, why) in &session.skipped {
@@ -302,11 +306,12 @@ fn summary(why: &Stop, shown: u64, bad: u64, c: &ConnCounter, (open, pending): (
     let _ = writeln!(
         err,
         "netxray: {why}: {shown} records shown; kernel: {} connections followed, {} reported, {} still open, \
-         {} records sent, {} lost (ring buffer full; {} of them final records), {} evicted (table full, --max-conns){}{}{}",
+         {} records sent, {} filtered out, {} lost (ring buffer full; {} of them final records), {} evicted (table full, --max-conns){}{}{}",
         c.tracked,
         c.removed,
         open,
         c.emitted,
+        c.filtered,
         c.lost,
         c.close_lost,
         evicted,

@@ -7,7 +7,9 @@
 
 use crate::error::{Error, Result};
 use crate::kernel::btf::KernelBtf;
+use crate::kernel::jit;
 use crate::kernel::ring::EventRing;
+use crate::model::filter::ebpf::Insn;
 use aya::maps::{Array, HashMap as BpfHashMap, Map, MapData, PerCpuArray};
 use aya::programs::{BtfTracePoint, TracePoint};
 use aya::{Btf, Ebpf, EbpfLoader};
@@ -28,7 +30,7 @@ const TOP: &[&str] = &["sock_send_length", "sock_recv_length"];
 const ACCEPT: &[&str] = &["sys_exit_accept4", "sys_exit_accept"];
 
 /// What to load and how: the typed result of the CLI.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ConnConfigArgs {
     pub netns: u32,
     /// A STATE record per transition.
@@ -41,6 +43,9 @@ pub struct ConnConfigArgs {
     pub max_conns: u32,
     /// --top: count application bytes per connection.
     pub top: bool,
+    /// The address/port filter compiled to BPF, spliced into the object and
+    /// run on each record's tuple; None: no filter.
+    pub filter_bpf: Option<Vec<Insn>>,
 }
 
 pub struct ConnSession {
@@ -64,17 +69,27 @@ impl ConnSession {
         if cfg.max_conns == 0 {
             return Err(Error::usage("--max-conns must be at least 1"));
         }
+        let patched = match &cfg.filter_bpf {
+            Some(prog) => {
+                Some(jit::splice(CONN_OBJ, prog).map_err(|e| Error::usage(e.to_string()))?)
+            }
+            None => None,
+        };
+        let object = patched.as_ref().map_or(CONN_OBJ, |p| p.bytes());
         let mut ebpf = EbpfLoader::new()
             .btf(Some(&btf))
             .map_max_entries("nx_conn_events", cfg.ring_bytes)
             .map_max_entries("nx_conns", cfg.max_conns)
-            .load(CONN_OBJ)
+            // trace.bpf.o's ring, brought in with the filter's header: unused.
+            .map_max_entries("nx_events", 4096)
+            .load(object)
             .map_err(|e| Error::kernel("loading conn.bpf.o", e))?;
         let flags = [
             (cfg.states, conn_cfg::STATES),
             (cfg.events, conn_cfg::EVENTS),
             (cfg.listen, conn_cfg::LISTEN),
             (cfg.top, conn_cfg::TOP),
+            (patched.is_some(), conn_cfg::FILTER),
         ]
         .iter()
         .filter(|(on, _)| *on)
