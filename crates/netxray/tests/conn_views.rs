@@ -303,15 +303,46 @@ fn without_accept_tracepoints_the_listener_owns_passive_connections() {
     assert_eq!(v["tx_bytes"], 20, "{v}");
 }
 
-#[test]
-fn duration_ends_the_run_and_bad_arguments_are_usage_errors() {
-    let Some(_serial) = e2e() else { return };
-    let out = std::process::Command::new(netxray_bin())
-        .args(["conn", "--duration", "0.3"])
+/// Ids of the BPF programs loaded now (bpftool), or None without bpftool.
+fn prog_ids() -> Option<Vec<u64>> {
+    let out = std::process::Command::new("bpftool")
+        .args(["prog", "show", "-j"])
         .output()
-        .expect("run netxray");
+        .ok()?;
+    let v: Value = serde_json::from_slice(&out.stdout).ok()?;
+    Some(
+        v.as_array()?
+            .iter()
+            .filter_map(|p| p["id"].as_u64())
+            .collect(),
+    )
+}
+
+#[test]
+fn duration_ends_the_run_leaving_nothing_attached_and_bad_arguments_are_usage_errors() {
+    let Some(_serial) = e2e() else { return };
+    let before = prog_ids();
+    let mut run = NetxrayRun::new(netxray_bin())
+        .args(["conn", "--duration", "1"])
+        .start()
+        .unwrap_or_else(|e| panic!("netxray did not start: {e}"));
+    let during = prog_ids();
+    let out = run
+        .wait_exit(Duration::from_secs(10))
+        .expect("--duration ends the run");
+    if let (Some(before), Some(during), Some(after)) = (before, during, prog_ids()) {
+        let ours: Vec<u64> = during
+            .into_iter()
+            .filter(|id| !before.contains(id))
+            .collect();
+        assert!(ours.len() >= 2, "conn's programs were loaded: {ours:?}");
+        assert!(
+            ours.iter().all(|id| !after.contains(id)),
+            "programs left behind: {ours:?} in {after:?}"
+        );
+    }
     assert!(out.status.success(), "{out:?}");
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = &out.stderr;
     assert!(err.contains("netxray: done:"), "{err}");
     assert!(err.contains(" 0 lost"), "{err}");
     for bad in [
