@@ -350,6 +350,9 @@ fn duration_ends_the_run_leaving_nothing_attached_and_bad_arguments_are_usage_er
         vec!["conn", "--ring-size", "3"],
         vec!["conn", "--pid", "0"],
         vec!["conn", "--top", "--interval", "0"],
+        vec!["conn", "--top", "--interval", "1e300"],
+        vec!["conn", "--duration", "inf"],
+        vec!["conn", "--duration", "-1"],
     ] {
         let out = std::process::Command::new(netxray_bin())
             .args(&bad)

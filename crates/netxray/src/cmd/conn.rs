@@ -84,9 +84,13 @@ pub fn run(args: ConnArgs) -> Result<ExitCode> {
     let filter_bpf = filter
         .to_ebpf()
         .map_err(|e| Error::usage(format!("bad filter: {e}")))?;
-    if args.duration.is_some_and(|d| d.is_nan() || d < 0.0) {
-        return Err(Error::usage("--duration must be 0 or more seconds"));
-    }
+    let duration = args
+        .duration
+        .map(|d| {
+            Duration::try_from_secs_f64(d)
+                .map_err(|_| Error::usage("--duration must be a number of seconds, 0 or more"))
+        })
+        .transpose()?;
     if args.pid == Some(0) {
         return Err(Error::usage("--pid 0: no such process"));
     }
@@ -119,7 +123,7 @@ pub fn run(args: ConnArgs) -> Result<ExitCode> {
     }
     let mut ring = session.take_ring()?;
     if args.top {
-        return crate::cmd::conn_top::run(&args, &session, ring, filter);
+        return crate::cmd::conn_top::run(&args, duration, &session, ring, filter);
     }
     let sel = Selection {
         filter: filter.prepare(),
@@ -146,7 +150,7 @@ pub fn run(args: ConnArgs) -> Result<ExitCode> {
         args.events,
     );
     let started = Instant::now();
-    let deadline = args.duration.map(|d| started + Duration::from_secs_f64(d));
+    let deadline = duration.and_then(|d| started.checked_add(d));
     let mut shown = 0u64;
     let mut bad = 0u64;
     let mut last_lost = 0u64;

@@ -51,14 +51,16 @@ struct Snapshot<'a> {
 
 pub fn run(
     args: &ConnArgs,
+    duration: Option<Duration>,
     session: &ConnSession,
     mut ring: EventRing,
     filter: Filter,
 ) -> Result<ExitCode> {
     let filter: Prepared = filter.prepare();
-    if args.interval.is_nan() || args.interval <= 0.0 {
-        return Err(Error::usage("--interval must be more than 0"));
-    }
+    let every = Duration::try_from_secs_f64(args.interval)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| Error::usage("--interval must be a number of seconds, more than 0"))?;
     let stop = crate::cmd::signals::StopFlag::install()?;
     if let Some(path) = &args.ready_file {
         std::fs::write(path, format!("{}\n", std::process::id()))
@@ -73,14 +75,10 @@ pub fn run(
     let mut last = Instant::now();
     let mut shown = 0u64;
     loop {
-        let deadline = last + Duration::from_secs_f64(args.interval);
+        let deadline = last.checked_add(every);
         let mut ended = false;
-        while Instant::now() < deadline {
-            if stop.raised()
-                || args
-                    .duration
-                    .is_some_and(|d| started.elapsed() >= Duration::from_secs_f64(d))
-            {
+        while deadline.is_none_or(|d| Instant::now() < d) {
+            if stop.raised() || duration.is_some_and(|d| started.elapsed() >= d) {
                 ended = true;
                 break;
             }
