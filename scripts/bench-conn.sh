@@ -8,7 +8,7 @@
 # kernel programs' run time per connection from kernel.bpf_stats_enabled).
 # Target (issue #6): median ratio >= 0.90, every connection reported.
 #
-#   ROUNDS=5 SECS=3 scripts/bench-conn.sh
+#   ROUNDS=5 SECS=3 [CLIENT=c] [BPF_STATS=1] scripts/bench-conn.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-5}
@@ -67,10 +67,21 @@ while time.monotonic() < end:
 print(n)
 EOF
 
-ip netns exec "$B" python3 "$WORK/server.py" "$WORK/server-up" &
+# CLIENT=c: the loops in C (scripts/bench-conn-loops.c, needs cc), several
+# times the Python loops' rate: the kernel's share, and netxray's, weigh more.
+if [ "${CLIENT:-python}" = c ]; then
+  cc -O2 -o "$WORK/loops" scripts/bench-conn-loops.c
+  SERVER_CMD=("$WORK/loops" server)
+  CLIENT_CMD=("$WORK/loops")
+else
+  SERVER_CMD=(python3 "$WORK/server.py")
+  CLIENT_CMD=(python3 "$WORK/client.py")
+fi
+
+ip netns exec "$B" "${SERVER_CMD[@]}" "$WORK/server-up" &
 SRV=$!
 while [ ! -f "$WORK/server-up" ]; do sleep 0.05; done
-ip netns exec "$A" python3 "$WORK/client.py" 0.5 > /dev/null   # warm-up
+ip netns exec "$A" "${CLIENT_CMD[@]}" 0.5 > /dev/null   # warm-up
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 prog_ids() { bpftool prog show -j 2>/dev/null | python3 -c 'import json,sys; print(" ".join(str(p["id"]) for p in json.load(sys.stdin)))'; }
@@ -94,7 +105,7 @@ HZ=$(getconf CLK_TCK)
 printf '%5s %10s %10s %6s %9s %9s %6s %12s %12s\n' round untraced traced ratio reported expected lost us_cpu/conn bpf_ns/conn
 ratios=()
 for r in $(seq 1 "$ROUNDS"); do
-  u=$(ip netns exec "$A" python3 "$WORK/client.py" "$SECS")
+  u=$(ip netns exec "$A" "${CLIENT_CMD[@]}" "$SECS")
   rm -f "$WORK/ready"
   ids0=$(prog_ids)
   $NXENV "$BIN" conn -o json --ready-file "$WORK/ready" 'port 8080' > "$WORK/out.json" 2> "$WORK/err" &
@@ -102,7 +113,7 @@ for r in $(seq 1 "$ROUNDS"); do
   while [ ! -f "$WORK/ready" ]; do sleep 0.05; done
   b0=0; [ "$BPF_STATS" = 1 ] && b0=$(bpf_ns "$ids0")
   c0=$(cpu_ticks "$NX")
-  t=$(ip netns exec "$A" python3 "$WORK/client.py" "$SECS")
+  t=$(ip netns exec "$A" "${CLIENT_CMD[@]}" "$SECS")
   # The server accepts (and closes) from its backlog after the client's
   # loop ended: wait until no connection to 8080 is left in B.
   for _ in $(seq 100); do
