@@ -281,11 +281,14 @@ impl Conn {
         )
     }
 
-    /// SYN to ESTABLISHED (active side: connect() to the SYN-ACK; passive
-    /// side: the child socket's creation, at the handshake's last ACK, to
-    /// ESTABLISHED, which is about zero).
+    /// SYN to ESTABLISHED, on the active side (connect() to the SYN-ACK).
+    /// Unknown on the passive side: its socket is born at the handshake's
+    /// last ACK (request sockets have no tracepoint), so the SYN's arrival
+    /// is not seen.
     pub fn handshake_ns(&self) -> Option<u64> {
-        (self.raw.start_ns != 0 && self.raw.established_ns != 0)
+        (self.direction == Direction::Active
+            && self.raw.start_ns != 0
+            && self.raw.established_ns != 0)
             .then(|| self.raw.established_ns.saturating_sub(self.raw.start_ns))
     }
 
