@@ -441,3 +441,41 @@ fn kernel_filter_matches_either_direction_and_mapped_ipv4() {
         .iter()
         .any(|v| v["direction"] == "passive" && v["lport"] == port));
 }
+
+/// More connections at once than --max-conns: evictions are counted and
+/// reported, not silent.
+#[test]
+fn evictions_from_a_full_table_are_counted() {
+    let Some(_serial) = e2e() else { return };
+    let t = LinearBridged::new();
+    let listener = in_netns(t.b(), || {
+        TcpListener::bind(SocketAddr::new(t.b_ip(false), 0))
+    })
+    .expect("listen");
+    let dst = listener.local_addr().expect("port");
+    let run = NetxrayRun::new(netxray_bin())
+        .args(["conn", "-o", "json", "--max-conns", "4", "--netns"])
+        .arg(t.a().name())
+        .start()
+        .unwrap_or_else(|e| panic!("netxray did not start: {e}"));
+    let clients = in_netns(t.a(), move || {
+        (0..16)
+            .map(|_| TcpStream::connect_timeout(&dst, WAIT).expect("connect"))
+            .collect::<Vec<_>>()
+    });
+    let servers: Vec<TcpStream> = (0..16)
+        .map(|_| listener.accept().expect("accept").0)
+        .collect();
+    drop(clients);
+    drop(servers);
+    wait_for(&run, "the connections", |r| r.len() >= 4);
+    let out = run.stop();
+    let evicted: u64 = out
+        .stderr
+        .split(" evicted")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no eviction count: {}", out.stderr));
+    assert!(evicted > 0, "{}", out.stderr);
+}
