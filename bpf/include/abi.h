@@ -315,5 +315,155 @@ struct nx_stats_ctl {
 	__u64 flows_failed;
 };
 
+/* ---- netxray conn (bpf/conn.bpf.c): the life of every TCP connection ----
+ * Its own object, maps and ring buffer; nothing above is shared with it
+ * except struct nx_tuple and the sizes. Versioned on its own. */
+
+#define NX_CONN_ABI_VERSION 1
+
+/* nx_conn_event.kind */
+enum nx_conn_kind {
+	NX_CONN_STATE = 1,	/* a state transition (--events, --states) */
+	NX_CONN_RETRANS = 2,	/* tcp:tcp_retransmit_skb (--events) */
+	NX_CONN_RST_SENT = 3,	/* tcp:tcp_send_reset (--events) */
+	NX_CONN_RST_RECV = 4,	/* tcp:tcp_receive_reset (--events) */
+	NX_CONN_ACCEPT = 5,	/* accept(2) returned it: owner known (--events) */
+	NX_CONN_CLOSE = 6,	/* the final record, always sent */
+	NX_CONN_LISTEN = 7,	/* a socket started listening (--listen) */
+	NX_CONN_LISTEN_STOP = 8,	/* a listening socket closed (--listen) */
+};
+
+/* nx_conn_event.flags and nx_conn_state.flags */
+#define NX_CONN_F_ACTIVE (1 << 0)	/* connect(): CLOSE -> SYN_SENT seen */
+#define NX_CONN_F_PASSIVE (1 << 1)	/* accepted: LISTEN -> SYN_RECV seen */
+#define NX_CONN_F_BEFORE (1 << 2)	/* open before netxray started (start unknown) */
+#define NX_CONN_F_ESTABLISHED (1 << 3)	/* reached ESTABLISHED */
+#define NX_CONN_F_RST_SENT (1 << 4)	/* this side sent a reset */
+#define NX_CONN_F_RST_RECV (1 << 5)	/* this side received a reset */
+#define NX_CONN_F_FIN_SENT (1 << 6)	/* this side sent a FIN (FIN_WAIT1 or LAST_ACK) */
+#define NX_CONN_F_LOCAL_FIRST (1 << 7)	/* this side closed first: ESTABLISHED -> FIN_WAIT1 */
+#define NX_CONN_F_REMOTE_FIRST (1 << 8)	/* the peer closed first: ESTABLISHED -> CLOSE_WAIT */
+#define NX_CONN_F_FIN_RECV (1 << 9)	/* a FIN was received (SOCK_DONE at close) */
+#define NX_CONN_F_FIN_ACKED (1 << 10)	/* this side's FIN was acknowledged (snd_una == write_seq) */
+#define NX_CONN_F_IN_IRQ (1 << 11)	/* the event was raised in interrupt/softirq context */
+#define NX_CONN_F_CLOSED (1 << 12)	/* state: CLOSE seen, stats snapshotted, record pending */
+#define NX_CONN_F_STATS (1 << 13)	/* the tcp_sock counters are valid */
+
+/* nx_conn_event.owner_src: how the owning process was found */
+#define NX_CONN_OWNER_NONE 0
+#define NX_CONN_OWNER_CONNECT 1	/* the task calling connect() (CLOSE -> SYN_SENT) */
+#define NX_CONN_OWNER_ACCEPT 2	/* the task whose accept()/accept4() returned it */
+#define NX_CONN_OWNER_LISTENER 3	/* not accepted (yet): the task that called listen() on its port */
+#define NX_CONN_OWNER_LISTEN 4	/* a listening socket: the task calling listen() */
+
+/* One ring-buffer record of map "nx_conn_events". Addresses as nx_tuple:
+ * tuple.saddr/sport local, tuple.daddr/dport remote. */
+struct nx_conn_event {
+	__u64 ts_ns;		/* bpf_ktime_get_ns() of the event */
+	__u64 sk;		/* the socket's address: the connection's identity while it lives */
+	__u64 start_ns;		/* first state seen (SYN_SENT / SYN_RECV); 0: open before netxray */
+	__u64 established_ns;	/* reached ESTABLISHED; 0: never, or before netxray */
+	__u64 close_ns;		/* CLOSE (CLOSE record); 0 otherwise */
+	__u64 prev_ns;		/* STATE: the previous transition (time in oldstate); 0: unknown */
+	__u64 bytes_acked;	/* tcp_sock counters at CLOSE (as TCP_INFO, RFC 4898) */
+	__u64 bytes_received;
+	__u32 segs_in;
+	__u32 segs_out;
+	__u32 data_segs_in;
+	__u32 data_segs_out;
+	__u32 total_retrans;
+	__u32 srtt_us;		/* smoothed RTT at CLOSE, microseconds */
+	__u32 retrans_seen;	/* tcp_retransmit_skb calls seen by netxray */
+	__u32 netns;
+	__u32 owner_tgid;	/* the owning process (see owner_src); 0 unknown */
+	__u32 owner_tid;
+	__u32 tgid;		/* the task running when the event was raised */
+	__u32 tid;
+	__s32 sk_err;		/* sk->sk_err at CLOSE (ETIMEDOUT, ECONNREFUSED, ...) */
+	__u32 rst_reason;	/* RST_SENT: enum sk_rst_reason */
+	__u16 flags;		/* NX_CONN_F_* */
+	__u8 abi_version;	/* NX_CONN_ABI_VERSION */
+	__u8 kind;		/* enum nx_conn_kind */
+	__u8 oldstate;		/* STATE: TCP_* numbering (1 ESTABLISHED ... 12 NEW_SYN_RECV) */
+	__u8 newstate;
+	__u8 owner_src;		/* NX_CONN_OWNER_* */
+	__u8 _pad;
+	char owner_comm[NX_COMM_LEN];
+	char comm[NX_COMM_LEN];	/* of tgid; empty in interrupt context */
+	struct nx_tuple tuple;
+};
+#define NX_CONN_EVENT_SIZE 200
+_Static_assert(sizeof(struct nx_conn_event) == NX_CONN_EVENT_SIZE, "nx_conn_event size");
+
+/* Per-connection state (LRU hash "nx_conns", key: the sock address). */
+struct nx_conn_state {
+	__u64 start_ns;
+	__u64 established_ns;
+	__u64 state_ns;		/* latest transition */
+	__u64 close_ns;
+	__u64 bytes_acked;	/* snapshot at CLOSE (tcp_disconnect zeroes them after) */
+	__u64 bytes_received;
+	__u32 segs_in;
+	__u32 segs_out;
+	__u32 data_segs_in;
+	__u32 data_segs_out;
+	__u32 total_retrans;
+	__u32 srtt_us;
+	__u32 retrans_seen;
+	__u32 owner_tgid;
+	__u32 owner_tid;
+	__s32 sk_err;
+	__u16 flags;		/* NX_CONN_F_* */
+	__u8 owner_src;
+	__u8 state;		/* current TCP state */
+	__u32 netns;
+	char owner_comm[NX_COMM_LEN];
+	struct nx_tuple tuple;	/* latest full tuple seen (the kernel clears ports at CLOSE) */
+	__u64 app_tx;		/* --top: bytes send calls returned (sock:sock_send_length) */
+	__u64 app_rx;		/* --top: bytes receive calls returned (sock:sock_recv_length) */
+};
+_Static_assert(sizeof(struct nx_conn_state) == 168, "nx_conn_state size");
+
+/* Listening sockets' owners (hash "nx_listeners"), for children nobody accepted. */
+struct nx_listen_key {
+	__u32 netns;
+	__u16 port;
+	__u16 _pad;
+};
+struct nx_listen_owner {
+	__u32 tgid;
+	__u32 tid;
+	char comm[NX_COMM_LEN];
+};
+_Static_assert(sizeof(struct nx_listen_key) == 8, "nx_listen_key size");
+_Static_assert(sizeof(struct nx_listen_owner) == 24, "nx_listen_owner size");
+
+/* Counters, per CPU (array "nx_conn_counters", one slot). */
+struct nx_conn_counter {
+	__u64 transitions;	/* TCP inet_sock_set_state calls seen (after the netns test) */
+	__u64 tracked;		/* connections inserted into nx_conns */
+	__u64 untracked;	/* insertions refused (should stay 0: the map is LRU) */
+	__u64 removed;		/* entries deleted after their CLOSE record */
+	__u64 emitted;		/* records handed to the ring buffer */
+	__u64 lost;		/* records lost: ring buffer full */
+	__u64 close_lost;	/* of which CLOSE records */
+	__u64 accepts;		/* accept() exits that found their connection */
+	__u64 filtered;		/* records the filter (nx_filter_jit) kept from user space */
+};
+_Static_assert(sizeof(struct nx_conn_counter) == 72, "nx_conn_counter size");
+
+/* Configuration (array "nx_conn_config", one slot), written before attaching. */
+struct nx_conn_config {
+	__u32 netns;		/* only this netns inode (0: any) */
+	__u32 flags;		/* NX_CONN_CFG_* */
+	__u32 wakeup_bytes;	/* wake the reader once this much data is pending */
+	__u32 thread_size;	/* kernel stack size, for the interrupt-context test */
+};
+_Static_assert(sizeof(struct nx_conn_config) == 16, "nx_conn_config size");
+#define NX_CONN_CFG_STATES (1 << 0)	/* send a STATE record per transition */
+#define NX_CONN_CFG_EVENTS (1 << 1)	/* send RETRANS, RST_*, ACCEPT records */
+#define NX_CONN_CFG_LISTEN (1 << 2)	/* send LISTEN / LISTEN_STOP records */
+#define NX_CONN_CFG_TOP (1 << 3)	/* --top: count application bytes per connection */
+#define NX_CONN_CFG_FILTER (1 << 4)	/* run the filter spliced into nx_filter_jit on each record's tuple */
 
 #endif

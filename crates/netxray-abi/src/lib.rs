@@ -8,6 +8,8 @@
 
 use thiserror::Error;
 
+pub mod conn;
+
 pub const ABI_VERSION: u8 = 5;
 pub const CAP_BYTES: usize = 128;
 pub const IFNAMSIZ: usize = 16;

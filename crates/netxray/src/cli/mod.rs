@@ -30,6 +30,10 @@ pub enum Command {
     /// XDP), by protocol, with the top flows and sources: counted in the
     /// kernel.
     Stats(Box<StatsArgs>),
+    /// The life of every TCP connection: one record per connection when it
+    /// closes (who opened and owns it, bytes, retransmissions, RTT, how it
+    /// ended), or every event as it happens.
+    Conn(Box<ConnArgs>),
     /// Show the hook tree: groups, hooks, and whether this kernel has them.
     Hooks(HooksArgs),
     /// Check what this kernel and these privileges allow netxray to do.
@@ -296,4 +300,68 @@ pub struct HooksArgs {
 pub struct DoctorArgs {
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ConnArgs {
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Also a line per event as it happens: state transitions,
+    /// retransmissions, resets sent and received, accept().
+    #[arg(long)]
+    pub events: bool,
+    /// Every state transition with the time spent in the previous state
+    /// (instead of one record per connection).
+    #[arg(long, conflicts_with = "events")]
+    pub states: bool,
+    /// Also show sockets starting and stopping to listen.
+    #[arg(long)]
+    pub listen: bool,
+    /// Only connections owned by this process (the one that called
+    /// connect(), or accept() on the passive side).
+    #[arg(long)]
+    pub pid: Option<u32>,
+    /// Only connections owned by a process with this command name.
+    #[arg(long)]
+    pub comm: Option<String>,
+    /// Only this network namespace: an inode number, a name under
+    /// /run/netns, or a path such as /proc/PID/ns/net (tested in the kernel).
+    #[arg(long)]
+    pub netns: Option<String>,
+    /// Only connections that failed: never established (refused, timed out,
+    /// aborted), reset, or timed out later.
+    #[arg(long)]
+    pub failed: bool,
+    /// Stop after this many connections (with --events/--states: records).
+    #[arg(short = 'c', long)]
+    pub count: Option<u64>,
+    /// Stop after this many seconds.
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Write this file once every tracepoint is attached.
+    #[arg(long)]
+    pub ready_file: Option<PathBuf>,
+    /// Ring buffer size in KiB (a power of two, at least 4).
+    #[arg(long, default_value_t = 4096)]
+    pub ring_size: u32,
+    /// Connections followed at once (the kernel's table; past it the least
+    /// recently active is evicted, and counted).
+    #[arg(long, default_value_t = 65536)]
+    pub max_conns: u32,
+    /// A live table of the connections that moved the most bytes (send and
+    /// receive calls) in each interval, like tcptop; refreshed in place on a
+    /// terminal; with -o json one snapshot per interval.
+    #[arg(long, conflicts_with_all = ["events", "states", "listen", "failed"])]
+    pub top: bool,
+    /// Seconds between --top tables.
+    #[arg(long, default_value_t = 1.0, requires = "top")]
+    pub interval: f64,
+    /// Rows per --top table.
+    #[arg(long, default_value_t = 20, requires = "top")]
+    pub rows: usize,
+    /// A filter on addresses and ports in tcpdump's language (`host`, `net`,
+    /// `port`, `portrange`, `src`/`dst`, `ip`/`ip6`, and/or/not). A
+    /// connection matches when a packet of it, either way, would.
+    #[arg(value_name = "EXPRESSION")]
+    pub expression: Vec<String>,
 }

@@ -1,5 +1,7 @@
 //! One module per subcommand: its run function and little else.
 
+pub mod conn;
+pub mod conn_top;
 pub mod doctor;
 pub mod drops;
 pub mod filter;

@@ -2,6 +2,7 @@
 
 pub mod btf;
 pub mod caps;
+pub mod conn;
 pub mod filter_twin;
 pub mod jit;
 pub mod kallsyms;

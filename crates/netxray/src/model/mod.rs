@@ -1,5 +1,6 @@
 //! Pure domain types and decoding: packets, hooks, drop reasons.
 
+pub mod conn;
 pub mod correlate;
 pub mod drops;
 pub mod event;

@@ -2,6 +2,7 @@
 //! text for people or JSON lines for programs. Data goes to stdout only;
 //! status and warnings go to stderr through `tracing`.
 
+pub mod conn;
 pub mod journey;
 mod json;
 pub mod map;

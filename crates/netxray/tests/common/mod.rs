@@ -27,6 +27,7 @@
 // Not every test binary uses every helper or re-export.
 #![allow(dead_code, unused_imports)]
 
+pub mod conn;
 pub mod filter_corpus;
 pub mod leftovers;
 pub mod netns;

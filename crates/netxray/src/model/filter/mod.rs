@@ -255,6 +255,21 @@ impl Expr {
     }
 }
 
+/// A filter lowered once ([`Filter::prepare`]); None matches everything.
+#[derive(Debug)]
+pub struct Prepared(Option<lower::Low>);
+
+impl Prepared {
+    pub fn matches_all(&self) -> bool {
+        self.0.is_none()
+    }
+
+    /// [`Filter::matches`], without lowering again.
+    pub fn matches(&self, frame: &Frame<'_>) -> bool {
+        self.0.as_ref().is_none_or(|l| eval::matches(l, frame))
+    }
+}
+
 /// A parsed filter, with the text it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Filter {
@@ -289,6 +304,15 @@ impl Filter {
     /// Evaluate in user space, with the kernel's exact semantics.
     pub fn matches(&self, frame: &Frame<'_>) -> bool {
         eval::matches(&lower::lower(&self.expr), frame)
+    }
+
+    /// Lowered once, to evaluate many records (`conn`: one per connection).
+    pub fn prepare(&self) -> Prepared {
+        Prepared(if self.matches_all() {
+            None
+        } else {
+            Some(lower::lower(&self.expr))
+        })
     }
 
     /// Compile for the kernel; None when the filter matches everything.

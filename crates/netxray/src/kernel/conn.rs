@@ -1,0 +1,263 @@
+//! The conn session: load conn.bpf.o, configure it, attach its tracepoints,
+//! and hand out its ring buffer and counters.
+//!
+//! Every attachment is fd-based (tp_btf links, syscall tracepoints through
+//! perf events) and owned by the [`aya::Ebpf`] inside [`ConnSession`]:
+//! dropping it, exiting or being killed detaches everything.
+
+use crate::error::{Error, Result};
+use crate::kernel::btf::KernelBtf;
+use crate::kernel::jit;
+use crate::kernel::ring::EventRing;
+use crate::model::filter::ebpf::Insn;
+use aya::maps::{Array, HashMap as BpfHashMap, Map, MapData, PerCpuArray};
+use aya::programs::{BtfTracePoint, TracePoint};
+use aya::{Btf, Ebpf, EbpfLoader};
+use netxray_abi::conn::{conn_cfg, ConnConfig, ConnCounter, ConnState};
+
+static CONN_OBJ: &[u8] = aya::include_bytes_aligned!("../../../../bpf/conn.bpf.o");
+
+/// x86-64 kernel stack size (THREAD_SIZE without KASAN).
+const THREAD_SIZE: u32 = 16384;
+
+/// The tracepoints `conn` needs: without them there is no connection to show.
+const REQUIRED: &[&str] = &["inet_sock_set_state", "tcp_destroy_sock"];
+/// What they add: retransmissions and resets seen as they happen.
+const OPTIONAL: &[&str] = &["tcp_retransmit_skb", "tcp_send_reset", "tcp_receive_reset"];
+/// --top: bytes per send and receive call.
+const TOP: &[&str] = &["sock_send_length", "sock_recv_length"];
+/// The owner of an accepted connection (syscall tracepoints).
+const ACCEPT: &[&str] = &["sys_exit_accept4", "sys_exit_accept"];
+
+/// What to load and how: the typed result of the CLI.
+#[derive(Debug, Clone)]
+pub struct ConnConfigArgs {
+    pub netns: u32,
+    /// A STATE record per transition.
+    pub states: bool,
+    /// RETRANS, RST_*, ACCEPT records.
+    pub events: bool,
+    /// LISTEN / LISTEN_STOP records.
+    pub listen: bool,
+    pub ring_bytes: u32,
+    pub max_conns: u32,
+    /// --top: count application bytes per connection.
+    pub top: bool,
+    /// The address/port filter compiled to BPF, spliced into the object and
+    /// run on each record's tuple; None: no filter.
+    pub filter_bpf: Option<Vec<Insn>>,
+}
+
+pub struct ConnSession {
+    ebpf: Ebpf,
+    ring_bytes: u32,
+    /// Tracepoints attached, by name.
+    pub attached: Vec<&'static str>,
+    /// Optional tracepoints that could not be attached, with why.
+    pub skipped: Vec<(&'static str, String)>,
+}
+
+impl ConnSession {
+    pub fn open(cfg: &ConnConfigArgs, kbtf: &KernelBtf) -> Result<Self> {
+        let btf = Btf::from_sys_fs().map_err(|_| Error::NoBtf)?;
+        if !cfg.ring_bytes.is_power_of_two() || cfg.ring_bytes < 4096 {
+            return Err(Error::usage(format!(
+                "--ring-size must be a power of two of at least 4 KiB, got {} bytes",
+                cfg.ring_bytes
+            )));
+        }
+        if cfg.max_conns == 0 {
+            return Err(Error::usage("--max-conns must be at least 1"));
+        }
+        let patched = match &cfg.filter_bpf {
+            Some(prog) => {
+                Some(jit::splice(CONN_OBJ, prog).map_err(|e| Error::usage(e.to_string()))?)
+            }
+            None => None,
+        };
+        let object = patched.as_ref().map_or(CONN_OBJ, |p| p.bytes());
+        let mut ebpf = EbpfLoader::new()
+            .btf(Some(&btf))
+            .map_max_entries("nx_conn_events", cfg.ring_bytes)
+            .map_max_entries("nx_conns", cfg.max_conns)
+            // trace.bpf.o's ring, brought in with the filter's header: unused.
+            .map_max_entries("nx_events", 4096)
+            .load(object)
+            .map_err(|e| Error::kernel("loading conn.bpf.o", e))?;
+        let flags = [
+            (cfg.states, conn_cfg::STATES),
+            (cfg.events, conn_cfg::EVENTS),
+            (cfg.listen, conn_cfg::LISTEN),
+            (cfg.top, conn_cfg::TOP),
+            (patched.is_some(), conn_cfg::FILTER),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .fold(0, |f, (_, bit)| f | bit);
+        let config = ConnConfig {
+            netns: cfg.netns,
+            flags,
+            wakeup_bytes: cfg.ring_bytes / 4,
+            thread_size: THREAD_SIZE,
+        };
+        {
+            let map = ebpf
+                .map_mut("nx_conn_config")
+                .ok_or_else(|| missing_map("nx_conn_config"))?;
+            let mut arr: Array<&mut MapData, ConnConfig> =
+                Array::try_from(map).map_err(|e| Error::kernel("opening nx_conn_config", e))?;
+            arr.set(0, config, 0)
+                .map_err(|e| Error::kernel("writing nx_conn_config", e))?;
+        }
+        let mut session = ConnSession {
+            ebpf,
+            ring_bytes: cfg.ring_bytes,
+            attached: Vec::new(),
+            skipped: Vec::new(),
+        };
+        // The optional ones first: a connection's end must not be seen
+        // before its resets are.
+        for name in OPTIONAL {
+            match session.attach_btf(name, &btf, kbtf) {
+                Ok(()) => session.attached.push(name),
+                Err(why) => session.skipped.push((name, why)),
+            }
+        }
+        for name in ACCEPT {
+            match session.attach_syscall(name) {
+                Ok(()) => session.attached.push(name),
+                Err(why) => session.skipped.push((name, why)),
+            }
+        }
+        let top: &[&'static str] = if cfg.top { TOP } else { &[] };
+        for name in REQUIRED.iter().chain(top) {
+            session
+                .attach_btf(name, &btf, kbtf)
+                .map_err(|why| Error::HookUnavailable {
+                    hook: (*name).into(),
+                    why,
+                })?;
+            session.attached.push(name);
+        }
+        Ok(session)
+    }
+
+    fn attach_btf(&mut self, event: &str, btf: &Btf, kbtf: &KernelBtf) -> Result<(), String> {
+        if !kbtf.has_tracepoint(event) {
+            return Err(format!("the kernel has no tracepoint {event}"));
+        }
+        let prog: &mut BtfTracePoint = self
+            .ebpf
+            .program_mut(event)
+            .ok_or_else(|| format!("conn.bpf.o has no program {event}"))?
+            .try_into()
+            .map_err(|e| format!("{e}"))?;
+        prog.load(event, btf)
+            .map_err(|e| format!("loading: {}", chain(&e)))?;
+        prog.attach()
+            .map_err(|e| format!("attaching: {}", chain(&e)))?;
+        Ok(())
+    }
+
+    fn attach_syscall(&mut self, event: &str) -> Result<(), String> {
+        // The test knob KernelBtf honours for BTF tracepoints.
+        if std::env::var("NETXRAY_HIDE_TRACEPOINTS")
+            .is_ok_and(|h| h.split(',').any(|n| n.trim() == event))
+        {
+            return Err(format!("the kernel has no tracepoint syscalls:{event}"));
+        }
+        let prog: &mut TracePoint = self
+            .ebpf
+            .program_mut(event)
+            .ok_or_else(|| format!("conn.bpf.o has no program {event}"))?
+            .try_into()
+            .map_err(|e| format!("{e}"))?;
+        prog.load().map_err(|e| format!("loading: {}", chain(&e)))?;
+        prog.attach("syscalls", event)
+            .map_err(|e| format!("attaching syscalls:{event}: {}", chain(&e)))?;
+        Ok(())
+    }
+
+    /// The ring buffer (can be taken once).
+    pub fn take_ring(&mut self) -> Result<EventRing> {
+        match self.ebpf.take_map("nx_conn_events") {
+            Some(Map::RingBuf(data)) => EventRing::new(data, self.ring_bytes),
+            Some(_) => Err(Error::usage(
+                "internal: nx_conn_events is not a ring buffer",
+            )),
+            None => Err(missing_map("nx_conn_events")),
+        }
+    }
+
+    /// The counters summed over CPUs.
+    pub fn counters(&self) -> Result<ConnCounter> {
+        let map = self
+            .ebpf
+            .map("nx_conn_counters")
+            .ok_or_else(|| missing_map("nx_conn_counters"))?;
+        let arr: PerCpuArray<&MapData, ConnCounter> =
+            PerCpuArray::try_from(map).map_err(|e| Error::kernel("opening nx_conn_counters", e))?;
+        let per_cpu = arr
+            .get(&0, 0)
+            .map_err(|e| Error::kernel("reading nx_conn_counters", e))?;
+        let mut sum = ConnCounter::default();
+        for c in per_cpu.iter() {
+            sum += *c;
+        }
+        Ok(sum)
+    }
+
+    /// Every entry of the connection table, by socket address (--top).
+    pub fn table(&self) -> Result<Vec<(u64, ConnState)>> {
+        let map = self
+            .ebpf
+            .map("nx_conns")
+            .ok_or_else(|| missing_map("nx_conns"))?;
+        let h: BpfHashMap<&MapData, u64, ConnState> =
+            BpfHashMap::try_from(map).map_err(|e| Error::kernel("opening nx_conns", e))?;
+        // An entry deleted while iterating is skipped: it is gone.
+        Ok(h.iter().filter_map(|r| r.ok()).collect())
+    }
+
+    /// Entries still in the connection table: (open, closed but not yet
+    /// reported). With the counters this gives the LRU evictions:
+    /// tracked - removed - entries left.
+    pub fn entries_left(&self) -> Result<(u64, u64)> {
+        let map = self
+            .ebpf
+            .map("nx_conns")
+            .ok_or_else(|| missing_map("nx_conns"))?;
+        let h: BpfHashMap<&MapData, u64, ConnState> =
+            BpfHashMap::try_from(map).map_err(|e| Error::kernel("opening nx_conns", e))?;
+        let (mut open, mut closed) = (0, 0);
+        for item in h.iter() {
+            match item {
+                Ok((_, st)) if st.flags & netxray_abi::conn::conn_flags::CLOSED != 0 => closed += 1,
+                Ok(_) => open += 1,
+                // An entry deleted while iterating: gone, not left.
+                Err(_) => {}
+            }
+        }
+        Ok((open, closed))
+    }
+}
+
+fn missing_map(name: &str) -> Error {
+    Error::usage(format!("internal: conn.bpf.o has no map {name}"))
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    let lines: Vec<&str> = s.lines().filter(|l| !l.trim().is_empty()).collect();
+    if lines.len() <= 4 {
+        return s;
+    }
+    tracing::debug!("{s}");
+    format!("{} ... {}", lines[0], lines[lines.len() - 3..].join(" | "))
+}
