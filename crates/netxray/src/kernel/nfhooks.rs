@@ -4,10 +4,12 @@
 //!
 //! Precisely, per hook: the kernel's nfnetlink_hook dump (5.14+ with
 //! CONFIG_NETFILTER_NETLINK_HOOK, what `nft list hooks` shows). Without it
-//! (this development kernel): per namespace, whether it has any nftables
-//! table or legacy x_tables table; if so every hook is covered (conntrack's
-//! own hooks can drop where no chain is). Both over a NETLINK_NETFILTER
-//! socket and /proc files opened inside the namespace and kept open.
+//! (this development kernel): the hooks of the namespace's nftables base
+//! chains (an `inet` chain covers both families) and of its legacy x_tables
+//! tables (by table: filter, nat, mangle, raw, security). A drop by
+//! conntrack or defrag at a hook without a chain is then not attributed.
+//! Both over a NETLINK_NETFILTER socket and /proc files opened inside the
+//! namespace and kept open.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -15,7 +17,11 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 const NETLINK_NETFILTER: i32 = 12;
 const NFNL_SUBSYS_HOOK: u16 = 12;
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
-const NFT_MSG_GETTABLE: u16 = 1;
+const NFT_MSG_GETCHAIN: u16 = 4;
+const NFTA_CHAIN_TABLE: u16 = 1;
+const NFTA_CHAIN_HOOK: u16 = 4;
+const NFTA_HOOK_HOOKNUM: u16 = 1;
+const NFPROTO_INET: u8 = 1;
 const NFNL_MSG_HOOK_GET: u16 = 0;
 const NLM_F_REQUEST: u16 = 0x1;
 const NLM_F_DUMP: u16 = 0x300;
@@ -42,9 +48,9 @@ pub struct HookEntry {
 pub struct HookQuery {
     fd: OwnedFd,
     seq: u32,
-    /// /proc/net/{ip,ip6,arp}_tables_names of the namespace (those that
-    /// exist), re-read from the start each time.
-    legacy: Vec<std::fs::File>,
+    /// /proc/net/{ip,ip6}_tables_names of the namespace (those that
+    /// exist) with their family, re-read from the start each time.
+    legacy: Vec<(u8, std::fs::File)>,
     /// The hook dump works here (None: not tried yet).
     per_hook: Option<bool>,
 }
@@ -73,9 +79,13 @@ impl HookQuery {
         }
         // SAFETY: raw is a new descriptor nobody else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let legacy = ["ip_tables_names", "ip6_tables_names", "arp_tables_names"]
+        let legacy = [(2u8, "ip_tables_names"), (10, "ip6_tables_names")]
             .iter()
-            .filter_map(|f| std::fs::File::open(format!("/proc/thread-self/net/{f}")).ok())
+            .filter_map(|(pf, f)| {
+                std::fs::File::open(format!("/proc/thread-self/net/{f}"))
+                    .ok()
+                    .map(|file| (*pf, file))
+            })
             .collect();
         Ok(Self {
             fd,
@@ -108,37 +118,56 @@ impl HookQuery {
                 return Ok(out);
             }
         }
-        Ok(if self.has_rules()? {
-            all_hooks()
-        } else {
-            Vec::new()
-        })
+        self.chain_hooks()
     }
 
-    /// Any nftables table, or any legacy iptables/ip6tables/arptables table.
-    pub fn has_rules(&mut self) -> io::Result<bool> {
+    /// The hooks of the base chains: nftables (all families but netxray's
+    /// own tables) and legacy x_tables tables.
+    pub fn chain_hooks(&mut self) -> io::Result<Vec<(u8, u8)>> {
         use std::io::{Read, Seek};
-        for f in &mut self.legacy {
+        let mut out = std::collections::BTreeSet::new();
+        for (pf, f) in &mut self.legacy {
             let mut text = String::new();
-            if f.rewind().is_ok() && f.read_to_string(&mut text).is_ok() && !text.trim().is_empty()
-            {
-                return Ok(true);
+            if f.rewind().is_ok() && f.read_to_string(&mut text).is_ok() {
+                for table in text.lines() {
+                    for h in legacy_table_hooks(table.trim()) {
+                        out.insert((*pf, *h));
+                    }
+                }
             }
         }
         self.seq = self.seq.wrapping_add(1);
-        let req = nft_gettable(self.seq);
-        Ok(!self.dump(&req)?.is_empty())
+        let req = nft_dump(NFT_MSG_GETCHAIN, self.seq);
+        for m in self.dump(&req)? {
+            let Some((table, hook)) = chain_hook(&m) else {
+                continue;
+            };
+            if table.starts_with("netxray_") || hook > 4 {
+                continue;
+            }
+            match m.family {
+                NFPROTO_INET => {
+                    out.insert((2, hook));
+                    out.insert((10, hook));
+                }
+                2 | 10 => {
+                    out.insert((m.family, hook));
+                }
+                _ => {}
+            }
+        }
+        Ok(out.into_iter().collect())
     }
 
     /// Everything registered at (pf, hooknum).
     pub fn registered(&mut self, pf: u8, hooknum: u8) -> io::Result<Vec<HookEntry>> {
         self.seq = self.seq.wrapping_add(1);
         let req = request(pf, hooknum, self.seq);
-        self.dump(&req)
+        Ok(self.dump(&req)?.iter().map(hook_entry).collect())
     }
 
-    /// Send a dump request; the replies' attributes, one entry per message.
-    fn dump(&mut self, req: &[u8]) -> io::Result<Vec<HookEntry>> {
+    /// Send a dump request; the replies.
+    fn dump(&mut self, req: &[u8]) -> io::Result<Vec<Msg>> {
         // SAFETY: send(2) of a buffer we own, on our socket (to the kernel:
         // an unbound netlink socket is autobound on first send).
         let n = unsafe { libc::send(self.fd.as_raw_fd(), req.as_ptr().cast(), req.len(), 0) };
@@ -175,11 +204,22 @@ impl HookQuery {
     }
 }
 
-/// NFT_MSG_GETTABLE dump, every family.
-fn nft_gettable(seq: u32) -> Vec<u8> {
+/// The hooks a legacy x_tables table registers.
+fn legacy_table_hooks(table: &str) -> &'static [u8] {
+    match table {
+        "filter" | "security" => &[1, 2, 3],
+        "nat" => &[0, 1, 3, 4],
+        "raw" => &[0, 3],
+        "" => &[],
+        _ => &[0, 1, 2, 3, 4], // mangle, and any other
+    }
+}
+
+/// An nftables dump request (`NFT_MSG_GET*`), every family.
+fn nft_dump(msg: u16, seq: u32) -> Vec<u8> {
     let mut m = Vec::with_capacity(20);
     m.extend_from_slice(&20u32.to_ne_bytes());
-    m.extend_from_slice(&((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETTABLE).to_ne_bytes());
+    m.extend_from_slice(&((NFNL_SUBSYS_NFTABLES << 8) | msg).to_ne_bytes());
     m.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
     m.extend_from_slice(&seq.to_ne_bytes());
     m.extend_from_slice(&0u32.to_ne_bytes());
@@ -228,8 +268,65 @@ fn attrs(mut b: &[u8]) -> Vec<(u16, &[u8])> {
     out
 }
 
+/// One reply of a dump: the nfgenmsg family and the attributes after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Msg {
+    family: u8,
+    attrs: Vec<u8>,
+}
+
+fn hook_entry(m: &Msg) -> HookEntry {
+    let mut h = HookEntry {
+        priority: 0,
+        function: String::new(),
+        bpf: false,
+    };
+    for (t, v) in attrs(&m.attrs) {
+        match t {
+            NFNLA_HOOK_PRIORITY if v.len() >= 4 => {
+                h.priority = i32::from_be_bytes([v[0], v[1], v[2], v[3]]);
+            }
+            NFNLA_HOOK_FUNCTION_NAME => {
+                let end = v.iter().position(|&c| c == 0).unwrap_or(v.len());
+                h.function = String::from_utf8_lossy(&v[..end]).into_owned();
+            }
+            NFNLA_HOOK_CHAIN_INFO => {
+                h.bpf = attrs(v).iter().any(|(t, v)| {
+                    *t == NFNLA_HOOK_INFO_TYPE
+                        && v.len() >= 4
+                        && u32::from_be_bytes([v[0], v[1], v[2], v[3]]) == NFNL_HOOK_TYPE_BPF
+                });
+            }
+            _ => {}
+        }
+    }
+    h
+}
+
+/// A base chain's table and hook number (regular chains have no hook).
+fn chain_hook(m: &Msg) -> Option<(String, u8)> {
+    let mut table = None;
+    let mut hook = None;
+    for (t, v) in attrs(&m.attrs) {
+        match t {
+            NFTA_CHAIN_TABLE => {
+                let end = v.iter().position(|&c| c == 0).unwrap_or(v.len());
+                table = Some(String::from_utf8_lossy(&v[..end]).into_owned());
+            }
+            NFTA_CHAIN_HOOK => {
+                hook = attrs(v)
+                    .iter()
+                    .find(|(t, v)| *t == NFTA_HOOK_HOOKNUM && v.len() >= 4)
+                    .map(|(_, v)| u32::from_be_bytes([v[0], v[1], v[2], v[3]]) as u8);
+            }
+            _ => {}
+        }
+    }
+    Some((table?, hook?))
+}
+
 /// Parse one datagram of the dump into `out`; true when the dump is done.
-fn parse(mut b: &[u8], seq: u32, out: &mut Vec<HookEntry>) -> io::Result<bool> {
+fn parse(mut b: &[u8], seq: u32, out: &mut Vec<Msg>) -> io::Result<bool> {
     while b.len() >= 16 {
         let len = u32_at(b, 0).unwrap_or(0) as usize;
         let ty = u16_at(b, 4).unwrap_or(0);
@@ -248,34 +345,10 @@ fn parse(mut b: &[u8], seq: u32, out: &mut Vec<HookEntry>) -> io::Result<bool> {
                     }
                     return Ok(true);
                 }
-                _ if payload.len() >= 4 => {
-                    let mut h = HookEntry {
-                        priority: 0,
-                        function: String::new(),
-                        bpf: false,
-                    };
-                    for (t, v) in attrs(&payload[4..]) {
-                        match t {
-                            NFNLA_HOOK_PRIORITY if v.len() >= 4 => {
-                                h.priority = i32::from_be_bytes([v[0], v[1], v[2], v[3]]);
-                            }
-                            NFNLA_HOOK_FUNCTION_NAME => {
-                                let end = v.iter().position(|&c| c == 0).unwrap_or(v.len());
-                                h.function = String::from_utf8_lossy(&v[..end]).into_owned();
-                            }
-                            NFNLA_HOOK_CHAIN_INFO => {
-                                h.bpf = attrs(v).iter().any(|(t, v)| {
-                                    *t == NFNLA_HOOK_INFO_TYPE
-                                        && v.len() >= 4
-                                        && u32::from_be_bytes([v[0], v[1], v[2], v[3]])
-                                            == NFNL_HOOK_TYPE_BPF
-                                });
-                            }
-                            _ => {}
-                        }
-                    }
-                    out.push(h);
-                }
+                _ if payload.len() >= 4 => out.push(Msg {
+                    family: payload[0],
+                    attrs: payload[4..].to_vec(),
+                }),
                 _ => {}
             }
         }
@@ -336,8 +409,9 @@ mod tests {
         ));
         let mut dgram = msg(0x0c00, 9, &body);
         dgram.extend(msg(0x0c00, 9, &bpf));
-        let mut out = Vec::new();
-        assert!(!parse(&dgram, 9, &mut out).expect("parse"));
+        let mut msgs = Vec::new();
+        assert!(!parse(&dgram, 9, &mut msgs).expect("parse"));
+        let out: Vec<HookEntry> = msgs.iter().map(hook_entry).collect();
         assert_eq!(
             out,
             vec![
@@ -353,9 +427,30 @@ mod tests {
                 }
             ]
         );
-        assert!(parse(&msg(NLMSG_DONE, 9, &[0; 4]), 9, &mut out).expect("done"));
+        assert!(parse(&msg(NLMSG_DONE, 9, &[0; 4]), 9, &mut msgs).expect("done"));
         let err = msg(NLMSG_ERROR, 9, &(-(libc::EPERM)).to_ne_bytes());
-        assert!(parse(&err, 9, &mut out).is_err());
+        assert!(parse(&err, 9, &mut msgs).is_err());
+    }
+
+    #[test]
+    fn base_chains_give_their_hook() {
+        // inet table "filter", chain with hook input (1) priority 0.
+        let mut body = vec![NFPROTO_INET, 0, 0, 0];
+        body.extend(nla(NFTA_CHAIN_TABLE, b"filter\0"));
+        let mut hook = nla(NFTA_HOOK_HOOKNUM, &1u32.to_be_bytes());
+        hook.extend(nla(2, &0i32.to_be_bytes()));
+        body.extend(nla(NFTA_CHAIN_HOOK | 0x8000, &hook));
+        let mut regular = vec![2, 0, 0, 0];
+        regular.extend(nla(NFTA_CHAIN_TABLE, b"t\0"));
+        let mut dgram = msg(0x0a03, 5, &body);
+        dgram.extend(msg(0x0a03, 5, &regular));
+        let mut msgs = Vec::new();
+        parse(&dgram, 5, &mut msgs).expect("parse");
+        assert_eq!(msgs.len(), 2);
+        assert_eq!(msgs[0].family, NFPROTO_INET);
+        assert_eq!(chain_hook(&msgs[0]), Some(("filter".to_string(), 1)));
+        assert_eq!(chain_hook(&msgs[1]), None, "a regular chain has no hook");
+        assert_eq!(legacy_table_hooks("raw"), &[0, 3]);
     }
 
     #[test]
