@@ -94,6 +94,19 @@ fn usage_errors_exit_2() {
         2,
         "no namespace with that inode",
     );
+    assert_fails(&netxray(&["trace", "-t", "tc"]), 2, "give it with -i IFACE");
+    assert_fails(
+        &netxray(&["stats", "-i", "nxnosuch0"]),
+        2,
+        "unknown interface 'nxnosuch0'",
+    );
+    assert_fails(&netxray(&["stats", "--interval", "0"]), 2, "--interval");
+    assert_fails(&netxray(&["stats", "--flows", "3"]), 2, "--flows");
+    assert_fails(
+        &netxray(&["stats", "--netns", "nx-no-such-ns"]),
+        2,
+        "unknown network namespace",
+    );
     assert_fails(
         &netxray(&["trace", "-i", "nxnosuch0"]),
         2,

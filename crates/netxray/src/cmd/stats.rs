@@ -29,6 +29,21 @@ pub fn run(args: StatsArgs) -> Result<ExitCode> {
         Some(spec) => netns::resolve(spec)?,
         None => netns::current()?,
     };
+    // Interfaces named must exist (before loading anything).
+    let present = crate::kernel::stats::interfaces(&ns).map_err(|e| {
+        Error::io(
+            format!("entering network namespace {}", ns.path.display()),
+            e,
+        )
+    })?;
+    for name in &args.ifaces {
+        if !present.iter().any(|(_, n)| n == name) {
+            return Err(Error::usage(format!(
+                "unknown interface '{name}' in network namespace {}",
+                ns.path.display()
+            )));
+        }
+    }
     crate::kernel::caps::require_bpf_privileges()?;
     let mut session = StatsSession::open(StatsConfig {
         filter_bpf,

@@ -12,7 +12,7 @@ use crate::kernel::ring::EventRing;
 use crate::kernel::trace::{available_hooks, TraceConfig, TraceSession};
 use crate::model::correlate::Correlator;
 use crate::model::event::{Resolver, TraceEvent};
-use crate::model::hook::{self, HookPoint};
+use crate::model::hook::{self, Backend, HookPoint};
 use crate::model::journey::JourneyConfig;
 use crate::model::value::{Name, NameCache};
 use crate::output::journey::{JourneyPrinter, JourneyStyle};
@@ -147,6 +147,19 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
         }
     }
     let scope = cmd_filter::scope(&args.filter)?;
+    if scope.ifindex == 0 {
+        if let Some(h) = hooks
+            .iter()
+            .find(|h| matches!(h.backend, Backend::Tc { .. } | Backend::Xdp))
+        {
+            if required.contains(&h.id) || args.hooks.iter().any(|w| w == "tc" || w == "xdp") {
+                return Err(Error::usage(format!(
+                    "{} attaches to one interface: give it with -i IFACE (and --netns NS)",
+                    h.name
+                )));
+            }
+        }
+    }
     if args.snaplen == 0 {
         return Err(Error::usage("--snaplen must be at least 1"));
     }

@@ -69,7 +69,7 @@ pub struct StatsSession {
 }
 
 /// Interfaces (index, name) in a namespace.
-fn interfaces(ns: &Netns) -> std::io::Result<Vec<(u32, String)>> {
+pub fn interfaces(ns: &Netns) -> std::io::Result<Vec<(u32, String)>> {
     netns::in_netns(&ns.path, || {
         let mut out = Vec::new();
         // SAFETY: if_nameindex returns an array ended by a zero entry,
