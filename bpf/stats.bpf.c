@@ -41,6 +41,24 @@ struct {
 	__type(value, struct nx_stats_ctl);
 } nx_stats_ctl SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct nx_flow_last);
+} nx_flow_last SEC(".maps");
+
+static __always_inline bool nx_flow_key_eq(const struct nx_flow_key *a, const struct nx_flow_key *b)
+{
+	const __u32 *x = (const __u32 *)a, *y = (const __u32 *)b;
+	__u32 diff = 0;
+
+#pragma unroll
+	for (int i = 0; i < (int)(sizeof(*a) / 4); i++)
+		diff |= x[i] ^ y[i];
+	return diff == 0;
+}
+
 struct nx_parsed {
 	__u32 l3;
 	__u32 l4;
@@ -148,18 +166,19 @@ static __always_inline void nx_parse(const __u8 *d, __u32 n, struct nx_parsed *p
 	}
 }
 
-static __always_inline void nx_count_flow(struct nx_flow_key *fk, __u32 len)
+/* Add n packets of len bytes to a flow in the table (inserting it). */
+static __always_inline void nx_flow_add(struct nx_flow_key *fk, __u64 n, __u64 len)
 {
 	struct nx_flow_val *v = bpf_map_lookup_elem(&nx_flows, fk);
 	__u32 zero = 0;
 	struct nx_stats_ctl *ctl;
 
 	if (v) {
-		v->packets++;
+		v->packets += n;
 		v->bytes += len;
 		return;
 	}
-	struct nx_flow_val nv = { .packets = 1, .bytes = len };
+	struct nx_flow_val nv = { .packets = n, .bytes = len };
 	nv.first_ns = bpf_ktime_get_ns();
 	ctl = bpf_map_lookup_elem(&nx_stats_ctl, &zero);
 	if (bpf_map_update_elem(&nx_flows, fk, &nv, BPF_NOEXIST) == 0) {
@@ -167,14 +186,36 @@ static __always_inline void nx_count_flow(struct nx_flow_key *fk, __u32 len)
 			ctl->flows_inserted++;
 		return;
 	}
-	/* Inserted by another CPU meanwhile. */
 	v = bpf_map_lookup_elem(&nx_flows, fk);
 	if (v) {
-		v->packets++;
+		v->packets += n;
 		v->bytes += len;
 	} else if (ctl) {
 		ctl->flows_failed++;
 	}
+}
+
+/* The last flow of this CPU is counted in nx_flow_last; another one flushes
+ * it into the table and takes its place. */
+static __always_inline void nx_count_flow(struct nx_flow_key *fk, __u32 len)
+{
+	__u32 zero = 0;
+	struct nx_flow_last *last = bpf_map_lookup_elem(&nx_flow_last, &zero);
+
+	if (!last) {
+		nx_flow_add(fk, 1, len);
+		return;
+	}
+	if (last->packets && nx_flow_key_eq(&last->key, fk)) {
+		last->packets++;
+		last->bytes += len;
+		return;
+	}
+	if (last->packets)
+		nx_flow_add(&last->key, last->packets, last->bytes);
+	__builtin_memcpy(&last->key, fk, sizeof(*fk));
+	last->packets = 1;
+	last->bytes = len;
 }
 
 /* Count one packet whose first n bytes are in s->ev.data. */

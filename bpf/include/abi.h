@@ -307,6 +307,18 @@ struct nx_flow_val {
 };
 _Static_assert(sizeof(struct nx_flow_val) == 32, "nx_flow_val size");
 
+/* Map "nx_flow_last" (per-CPU array, one slot): the flow this CPU counted
+ * last. Its packets since it became the last are counted here, not in
+ * "nx_flows" (a flood of one flow then skips the hash lookup): user space adds
+ * them to that flow when it reads. packets == 0: nothing pending. */
+struct nx_flow_last {
+	struct nx_flow_key key;
+	__u32 _pad;
+	__u64 packets;
+	__u64 bytes;
+};
+_Static_assert(sizeof(struct nx_flow_last) == 64, "nx_flow_last size");
+
 /* Map "nx_stats_ctl" (per-CPU array, one slot): flows inserted (new
  * entries; evictions = inserted - entries present), flows that could not
  * be inserted. */

@@ -381,6 +381,17 @@ pub struct FlowVal {
     pub last_ns: u64,
 }
 
+/// `struct nx_flow_last`: a CPU's last flow and its packets not yet in the
+/// flow table.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FlowLast {
+    pub key: FlowKey,
+    pub _pad: u32,
+    pub packets: u64,
+    pub bytes: u64,
+}
+
 /// `struct nx_stats_ctl`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -393,6 +404,7 @@ const _: () = assert!(std::mem::size_of::<IfKey>() == 8);
 const _: () = assert!(std::mem::size_of::<IfStats>() == 23 * 8);
 const _: () = assert!(std::mem::size_of::<FlowKey>() == 44);
 const _: () = assert!(std::mem::size_of::<FlowVal>() == 32);
+const _: () = assert!(std::mem::size_of::<FlowLast>() == 64);
 
 // SAFETY: plain-old-data: repr(C), only integers and byte arrays, explicit
 // padding fields, so any bit pattern is valid and no byte is uninitialised.
@@ -407,6 +419,7 @@ mod pod {
     unsafe impl aya::Pod for super::FlowKey {}
     unsafe impl aya::Pod for super::FlowVal {}
     unsafe impl aya::Pod for super::StatsCtl {}
+    unsafe impl aya::Pod for super::FlowLast {}
 }
 
 /// Why a ring-buffer record could not be decoded.

@@ -98,6 +98,7 @@ pub fn run(args: StatsArgs) -> Result<ExitCode> {
                 flows_inserted: snap.ctl.flows_inserted,
                 flows_failed: snap.ctl.flows_failed,
                 capacity: args.flows,
+                entries: snap.table_entries,
             },
             interval,
             args.top,

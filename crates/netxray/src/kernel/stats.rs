@@ -16,7 +16,7 @@ use crate::model::filter::ebpf::Insn;
 use aya::maps::{Array, MapData, PerCpuArray, PerCpuHashMap};
 use aya::programs::{SchedClassifier, Xdp};
 use aya::{Btf, Ebpf, EbpfLoader};
-use netxray_abi::{cfg_flags, Config, FlowKey, FlowVal, IfKey, IfStats, StatsCtl};
+use netxray_abi::{cfg_flags, Config, FlowKey, FlowLast, FlowVal, IfKey, IfStats, StatsCtl};
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
@@ -58,6 +58,9 @@ pub struct Watched {
 pub struct Snapshot {
     pub ifaces: BTreeMap<IfKey, IfStats>,
     pub flows: Vec<(FlowKey, FlowVal)>,
+    /// Flows in the kernel's table (the others in `flows` are only in a
+    /// CPU's last-flow slot so far).
+    pub table_entries: u64,
     pub ctl: StatsCtl,
 }
 
@@ -324,6 +327,33 @@ impl StatsSession {
                 }
             }
             snap.flows.push((k, sum));
+        }
+        snap.table_entries = snap.flows.len() as u64;
+        // Each CPU's last flow: its pending packets belong to that flow.
+        let map = self
+            .ebpf
+            .map("nx_flow_last")
+            .ok_or_else(|| Error::usage("internal: no nx_flow_last"))?;
+        let a: PerCpuArray<&MapData, FlowLast> =
+            PerCpuArray::try_from(map).map_err(|e| Error::kernel("opening nx_flow_last", e))?;
+        let per_cpu = a
+            .get(&0, 0)
+            .map_err(|e| Error::kernel("reading nx_flow_last", e))?;
+        for last in per_cpu.iter().filter(|l| l.packets > 0) {
+            match snap.flows.iter_mut().find(|(k, _)| *k == last.key) {
+                Some((_, v)) => {
+                    v.packets += last.packets;
+                    v.bytes += last.bytes;
+                }
+                None => snap.flows.push((
+                    last.key,
+                    FlowVal {
+                        packets: last.packets,
+                        bytes: last.bytes,
+                        ..Default::default()
+                    },
+                )),
+            }
         }
         let map = self
             .ebpf

@@ -69,6 +69,9 @@ pub struct FlowTable {
     pub evicted: u64,
     /// Flows that could not be inserted at all.
     pub failed: u64,
+    /// Flows seen but not in the table yet: the last flow of a CPU is
+    /// counted on that CPU until another flow comes.
+    pub pending: u64,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -118,6 +121,9 @@ pub struct Sample<'a> {
     pub flows_inserted: u64,
     pub flows_failed: u64,
     pub capacity: u32,
+    /// Flows in the kernel's table (the rest of `flows` waits in a CPU's
+    /// last-flow slot).
+    pub entries: u64,
 }
 
 impl Rates {
@@ -234,7 +240,8 @@ impl Rates {
                 .then(a.saddr.cmp(&b.saddr))
         });
         sources.truncate(top);
-        let entries = s.flows.len() as u64;
+        let entries = s.entries;
+        let pending = (s.flows.len() as u64).saturating_sub(entries);
         self.prev_if = s.ifaces.clone();
         self.prev_flows = now;
         Report {
@@ -252,6 +259,7 @@ impl Rates {
                 capacity: s.capacity,
                 evicted: s.flows_inserted.saturating_sub(entries),
                 failed: s.flows_failed,
+                pending,
             },
         }
     }
@@ -323,6 +331,7 @@ mod tests {
                     flows_inserted: 3,
                     flows_failed: 0,
                     capacity: 16,
+                    entries: 2,
                 },
                 2.0,
                 10,
