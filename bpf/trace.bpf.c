@@ -29,6 +29,13 @@ struct {
 	__uint(value_size, 127 * sizeof(__u64));
 } nx_stacks SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct nx_drop_last);
+} nx_drop_last SEC(".maps");
+
 /* netxray drops: counts per (reason, location, netns, ifindex). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
@@ -498,6 +505,24 @@ int BPF_PROG(skb_copy_datagram_iovec, const struct sk_buff *skb, int len)
  * sample per row is what the table shows. */
 #define NX_DROP_SAMPLE_EVERY 256
 
+/* A row's sample: the packet now (read unless the filter read it). */
+static __always_inline void nx_drop_sample(struct nx_ctx *c, struct nx_drop_val *v,
+					   struct sk_buff *skb, const struct net_device *dev,
+					   bool filtered)
+{
+	struct nx_event *e = &c->s->ev;
+
+	if (!filtered)
+		nx_read_skb(c->s, skb, dev);
+	v->protocol = e->protocol;
+	v->l3_off = e->l3_off;
+	v->flags = e->flags;
+	__u32 n = e->cap_len < NX_DROP_SAMPLE ? e->cap_len : NX_DROP_SAMPLE;
+	v->cap_len = n;
+	__builtin_memcpy(v->sample, e->data, NX_DROP_SAMPLE);
+	v->last_ns = bpf_ktime_get_ns();
+}
+
 static __always_inline void nx_drop_count(struct nx_ctx *c, struct sk_buff *skb)
 {
 	struct nx_event *e = &c->s->ev;
@@ -526,6 +551,38 @@ static __always_inline void nx_drop_count(struct nx_ctx *c, struct sk_buff *skb)
 	key.netns = e->netns;
 	key.ifindex = e->ifindex;
 	key.nf_at = e->aux;
+	__u32 zero = 0;
+	struct nx_drop_last *last = bpf_map_lookup_elem(&nx_drop_last, &zero);
+	if (last && last->valid && last->key.location == key.location &&
+	    last->key.reason == key.reason && last->key.netns == key.netns &&
+	    last->key.ifindex == key.ifindex && last->key.nf_at == key.nf_at) {
+		/* The same row as the last drop on this CPU. */
+		last->count++;
+		last->bytes += (skb->len);
+		if ((last->count & (NX_DROP_SAMPLE_EVERY - 1)) == 0) {
+			v = bpf_map_lookup_elem(&nx_drops, &key);
+			if (v)
+				nx_drop_sample(c, v, skb, dev, filtered);
+		}
+		c->cnt->emitted++;
+		return;
+	}
+	if (last && last->count) {
+		/* Another row: the last one's drops go to the table. */
+		v = bpf_map_lookup_elem(&nx_drops, &last->key);
+		if (v) {
+			v->count += last->count;
+			v->bytes += last->bytes;
+		} else {
+			c->cnt->lost += last->count;
+		}
+	}
+	if (last) {
+		__builtin_memcpy(&last->key, &key, sizeof(key));
+		last->count = 0;
+		last->bytes = 0;
+		last->valid = 1;
+	}
 	v = bpf_map_lookup_elem(&nx_drops, &key);
 	if (!v) {
 		struct nx_drop_val zero = {};
@@ -543,17 +600,10 @@ static __always_inline void nx_drop_count(struct nx_ctx *c, struct sk_buff *skb)
 	}
 	v->count++;
 	v->bytes += (skb->len);
-	if (fresh || (v->count & (NX_DROP_SAMPLE_EVERY - 1)) == 0) {
-		if (!filtered)
-			nx_read_skb(c->s, skb, dev);
-		v->protocol = e->protocol;
-		v->l3_off = e->l3_off;
-		v->flags = e->flags;
-		__u32 n = e->cap_len < NX_DROP_SAMPLE ? e->cap_len : NX_DROP_SAMPLE;
-		v->cap_len = n;
-		__builtin_memcpy(v->sample, e->data, NX_DROP_SAMPLE);
-		v->last_ns = bpf_ktime_get_ns();
-	}
+	/* This drop is in the table; the next ones of this row on this CPU
+	 * go to the last-row slot. */
+	if (fresh || (v->count & (NX_DROP_SAMPLE_EVERY - 1)) == 0)
+		nx_drop_sample(c, v, skb, dev, filtered);
 	c->cnt->emitted++;
 }
 

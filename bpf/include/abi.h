@@ -225,6 +225,18 @@ struct nx_drop_val {
 };
 _Static_assert(sizeof(struct nx_drop_val) == 128, "nx_drop_val size");
 
+/* Map "nx_drop_last" (per-CPU array, one slot): the row this CPU counted
+ * last. Its drops after the first are counted here, not in "nx_drops" (a
+ * flood of one kind of drop then skips the hash lookup): user space adds
+ * them to that row when it reads. */
+struct nx_drop_last {
+	struct nx_drop_key key;
+	__u64 count;		/* drops of the row not in "nx_drops" yet */
+	__u64 bytes;
+	__u64 valid;		/* key holds a row */
+};
+_Static_assert(sizeof(struct nx_drop_last) == 48, "nx_drop_last size");
+
 /*
  * Per-CPU scratch: the record under construction. Part of the contract
  * because the filter compiled by user space (crates/netxray/src/model/filter/

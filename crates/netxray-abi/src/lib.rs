@@ -167,6 +167,17 @@ impl Default for DropVal {
     }
 }
 
+/// `struct nx_drop_last`: a CPU's last row and its drops not yet in the table.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DropLast {
+    pub key: DropKey,
+    pub count: u64,
+    pub bytes: u64,
+    pub valid: u64,
+}
+
+const _: () = assert!(std::mem::size_of::<DropLast>() == 48);
 const _: () = assert!(std::mem::size_of::<DropKey>() == 24);
 const _: () = assert!(std::mem::size_of::<DropVal>() == 128);
 
@@ -414,6 +425,7 @@ mod pod {
     unsafe impl aya::Pod for super::Counter {}
     unsafe impl aya::Pod for super::DropKey {}
     unsafe impl aya::Pod for super::DropVal {}
+    unsafe impl aya::Pod for super::DropLast {}
     unsafe impl aya::Pod for super::IfKey {}
     unsafe impl aya::Pod for super::IfStats {}
     unsafe impl aya::Pod for super::FlowKey {}

@@ -18,7 +18,7 @@ use crate::model::hook::{Backend, Group, HookPoint, HOOKS};
 use aya::maps::{Array, Map, MapData, PerCpuArray, PerCpuHashMap, StackTraceMap};
 use aya::programs::{BtfTracePoint, SchedClassifier, Xdp};
 use aya::{Btf, Ebpf, EbpfLoader};
-use netxray_abi::{cfg_flags, hook_id, Config, Counter, DropKey, DropVal, CAP_BYTES};
+use netxray_abi::{cfg_flags, hook_id, Config, Counter, DropKey, DropLast, DropVal, CAP_BYTES};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 static TRACE_OBJ: &[u8] = aya::include_bytes_aligned!("../../../../bpf/trace.bpf.o");
@@ -392,6 +392,32 @@ impl TraceSession {
                 }
             }
             out.push((k, sum));
+        }
+        // Each CPU's last row: its drops after the first are counted there.
+        let map = self
+            .ebpf
+            .map("nx_drop_last")
+            .ok_or_else(|| missing_map("nx_drop_last"))?;
+        let a: PerCpuArray<&MapData, DropLast> =
+            PerCpuArray::try_from(map).map_err(|e| Error::kernel("opening nx_drop_last", e))?;
+        let per_cpu = a
+            .get(&0, 0)
+            .map_err(|e| Error::kernel("reading nx_drop_last", e))?;
+        for last in per_cpu.iter().filter(|l| l.valid != 0 && l.count > 0) {
+            match out.iter_mut().find(|(k, _)| *k == last.key) {
+                Some((_, v)) => {
+                    v.count += last.count;
+                    v.bytes += last.bytes;
+                }
+                None => out.push((
+                    last.key,
+                    DropVal {
+                        count: last.count,
+                        bytes: last.bytes,
+                        ..Default::default()
+                    },
+                )),
+            }
         }
         Ok(out)
     }
