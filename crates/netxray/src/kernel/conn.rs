@@ -9,9 +9,10 @@ use crate::error::{Error, Result};
 use crate::kernel::btf::KernelBtf;
 use crate::kernel::jit;
 use crate::kernel::ring::EventRing;
+use crate::kernel::trace::{attach_tp_btf, chain};
 use crate::model::filter::ebpf::Insn;
 use aya::maps::{Array, HashMap as BpfHashMap, Map, MapData, PerCpuArray};
-use aya::programs::{BtfTracePoint, TracePoint};
+use aya::programs::TracePoint;
 use aya::{Btf, Ebpf, EbpfLoader};
 use netxray_abi::conn::{conn_cfg, ConnConfig, ConnCounter, ConnState};
 
@@ -143,20 +144,7 @@ impl ConnSession {
     }
 
     fn attach_btf(&mut self, event: &str, btf: &Btf, kbtf: &KernelBtf) -> Result<(), String> {
-        if !kbtf.has_tracepoint(event) {
-            return Err(format!("the kernel has no tracepoint {event}"));
-        }
-        let prog: &mut BtfTracePoint = self
-            .ebpf
-            .program_mut(event)
-            .ok_or_else(|| format!("conn.bpf.o has no program {event}"))?
-            .try_into()
-            .map_err(|e| format!("{e}"))?;
-        prog.load(event, btf)
-            .map_err(|e| format!("loading: {}", chain(&e)))?;
-        prog.attach()
-            .map_err(|e| format!("attaching: {}", chain(&e)))?;
-        Ok(())
+        attach_tp_btf(&mut self.ebpf, "conn.bpf.o", event, btf, kbtf)
     }
 
     fn attach_syscall(&mut self, event: &str) -> Result<(), String> {
@@ -244,20 +232,4 @@ impl ConnSession {
 
 fn missing_map(name: &str) -> Error {
     Error::usage(format!("internal: conn.bpf.o has no map {name}"))
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(inner) = src {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        src = inner.source();
-    }
-    let lines: Vec<&str> = s.lines().filter(|l| !l.trim().is_empty()).collect();
-    if lines.len() <= 4 {
-        return s;
-    }
-    tracing::debug!("{s}");
-    format!("{} ... {}", lines[0], lines[lines.len() - 3..].join(" | "))
 }

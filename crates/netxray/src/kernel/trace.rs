@@ -274,21 +274,7 @@ impl TraceSession {
             Backend::Xdp => return self.attach_dev(cfg, "nx_xdp"),
             _ => {}
         }
-        let event = hook.event();
-        if !kbtf.has_tracepoint(event) {
-            return Err(format!("the kernel has no tracepoint {}", hook.name));
-        }
-        let prog: &mut BtfTracePoint = self
-            .ebpf
-            .program_mut(event)
-            .ok_or_else(|| format!("trace.bpf.o has no program {event}"))?
-            .try_into()
-            .map_err(|e| format!("{e}"))?;
-        prog.load(event, btf)
-            .map_err(|e| format!("loading: {}", chain(&e)))?;
-        prog.attach()
-            .map_err(|e| format!("attaching: {}", chain(&e)))?;
-        Ok(())
+        attach_tp_btf(&mut self.ebpf, "trace.bpf.o", hook.event(), btf, kbtf)
     }
 
     /// A tcx or XDP program on the interface of -i, as a link made inside
@@ -469,9 +455,33 @@ fn missing_map(name: &str) -> Error {
     Error::usage(format!("internal: trace.bpf.o has no map {name}"))
 }
 
+/// Load and attach the tp_btf program named after tracepoint `event` in a
+/// loaded object (trace.bpf.o, conn.bpf.o). Err: why, for the user.
+pub(crate) fn attach_tp_btf(
+    ebpf: &mut Ebpf,
+    object: &str,
+    event: &str,
+    btf: &Btf,
+    kbtf: &KernelBtf,
+) -> Result<(), String> {
+    if !kbtf.has_tracepoint(event) {
+        return Err(format!("the kernel has no tracepoint {event}"));
+    }
+    let prog: &mut BtfTracePoint = ebpf
+        .program_mut(event)
+        .ok_or_else(|| format!("{object} has no program {event}"))?
+        .try_into()
+        .map_err(|e| format!("{e}"))?;
+    prog.load(event, btf)
+        .map_err(|e| format!("loading: {}", chain(&e)))?;
+    prog.attach()
+        .map_err(|e| format!("attaching: {}", chain(&e)))?;
+    Ok(())
+}
+
 /// An error with its sources; a verifier log is cut to its last lines (the
 /// reason), the whole log goes to the debug log (-v).
-fn chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
     while let Some(inner) = src {
