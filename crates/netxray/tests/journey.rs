@@ -300,11 +300,15 @@ fn without_follow_the_journey_stops_at_the_rewrite() {
         !p.iter().any(|(ns, _)| ns == t.b().name()),
         "B (past the rewrite) is not reached without --follow: {req}"
     );
-    assert!(req["hops"]
-        .as_array()
-        .expect("hops")
-        .iter()
-        .all(|h| h["followed"] == false && h["rewrite"].is_null()));
+    assert!(
+        req["hops"]
+            .as_array()
+            .expect("hops")
+            .iter()
+            .all(|h| h["followed"] == false && h["rewrite"].is_null()),
+        "no rewrite seen without --follow: {req}\n{}",
+        out.stdout
+    );
 }
 
 #[test]

@@ -162,6 +162,17 @@ impl std::fmt::Display for Flow {
     }
 }
 
+impl Flow {
+    fn reversed(self) -> Flow {
+        Flow {
+            s: self.d,
+            d: self.s,
+            sp: self.dp,
+            dp: self.sp,
+        }
+    }
+}
+
 fn flow(e: &TraceEvent) -> Option<Flow> {
     Some(Flow {
         s: e.saddr?,
@@ -363,8 +374,16 @@ impl Tracker {
                 // packet (UDP frees what it delivered without a tracepoint,
                 // and the reply often gets both back).
                 let reused = is_delivered(&o.journey) && !after_delivery(ev.hook);
+                // NAT rewrites addresses and ports but never turns a packet
+                // around: the reverse flow in the same skb and buffer is the
+                // answer, built in them after the request's end went
+                // unseen (a filter that stopped matching past a rewrite).
+                let turned = ev.kind == "packet"
+                    && o.flow
+                        .zip(flow(&ev))
+                        .is_some_and(|(a, b)| a != b && a.reversed() == b);
                 // Socket-side views carry no packet contents to compare.
-                if !reused && (same_skb || clone || ev.kind != "packet") {
+                if !reused && !turned && (same_skb || clone || ev.kind != "packet") {
                     id = Some(j);
                 } else {
                     // Its buffer was freed untraced and reused.
@@ -836,6 +855,36 @@ mod tests {
                 "198.18.0.1.1000 > 198.18.0.2.5353".into()
             ))
         );
+    }
+
+    #[test]
+    fn a_reply_built_in_the_requests_buffer_is_its_own_journey() {
+        let mut t = Tracker::new(JourneyConfig::default());
+        let mut done = Vec::new();
+        let mut a = ev(100, "net:net_dev_queue", 1, 10, "a", "a0");
+        a.proto = Some("udp".into());
+        a.icmp_type = None;
+        a.icmp_seq = None;
+        a.icmp_id = None;
+        a.sport = Some(1000);
+        a.dport = Some(5353);
+        t.push(a.clone(), &mut done);
+        // Its end went unseen (the filter stopped matching past a DNAT);
+        // the answer came back in the same skb and buffer, un-NATted.
+        let mut b = a;
+        b.ts_ns = 300;
+        b.netns_name = Some(Name::from("br"));
+        std::mem::swap(&mut b.saddr, &mut b.daddr);
+        std::mem::swap(&mut b.sport, &mut b.dport);
+        t.push(b, &mut done);
+        t.finish(&mut done);
+        assert_eq!(done.len(), 2, "{done:?}");
+        let req = done.iter().find(|j| j.hops[0].event.ts_ns == 100).unwrap();
+        let rep = done.iter().find(|j| j.hops[0].event.ts_ns == 300).unwrap();
+        assert_eq!(req.hops.len(), 1);
+        assert_eq!(req.end, End::BufferReused);
+        assert!(rep.hops.iter().all(|h| h.rewrite.is_none()));
+        assert_eq!(rep.reply_to.map(|r| r.0), Some(req.id));
     }
 
     #[test]
