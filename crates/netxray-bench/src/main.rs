@@ -753,12 +753,15 @@ fn main() -> Result<()> {
     let names = program_names(&bins[0]);
     let stats_was =
         std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled").unwrap_or_default();
-    std::fs::write("/proc/sys/kernel/bpf_stats_enabled", "1").ok();
+    // Off while rates are measured (it costs every program two clock reads
+    // per run); on only in each run's cost window.
+    std::fs::write("/proc/sys/kernel/bpf_stats_enabled", "0").ok();
 
     let mut ratios: Vec<Vec<f64>> = vec![Vec::new(); runs.len()];
     let mut untraced_all = Vec::new();
     let mut lost: Vec<u64> = vec![0; runs.len()];
     let mut unsteady: Vec<u32> = vec![0; runs.len()];
+    // Per run, the cost rows of every round's window.
     let mut costs: Vec<Vec<(String, f64, u64)>> = vec![Vec::new(); runs.len()];
     let mut peak: Vec<u64> = vec![0; runs.len()];
     // drops modes: (counted by netxray, counted by the rule) per run.
@@ -787,7 +790,7 @@ fn main() -> Result<()> {
             // costs time on every run, so it is off while rates are measured.
             std::fs::write(STATS, "1").ok();
             measure(1.0, m.dropped)?;
-            costs[i] = bpf_stats(&names);
+            costs[i].extend(bpf_stats(&names));
             std::fs::write(STATS, "0").ok();
             if let Some(c) = &t.child {
                 peak[i] = peak[i].max(peak_rss_kib(c.id()));
@@ -877,8 +880,25 @@ fn main() -> Result<()> {
                 if all_exact { "exact" } else { "NOT EXACT" }
             );
         }
-        for (name, ns, cnt) in &costs[i] {
-            println!("    {name:<16} {ns:>7.1} ns/run over {cnt} runs");
+        // Each program's median over the rounds' windows (one window is
+        // a second: too noisy alone), with the range.
+        let mut seen: Vec<&str> = Vec::new();
+        for (name, _, _) in &costs[i] {
+            if seen.contains(&name.as_str()) {
+                continue;
+            }
+            seen.push(name);
+            let rows: Vec<&(String, f64, u64)> = costs[i].iter().filter(|r| &r.0 == name).collect();
+            let mut ns: Vec<f64> = rows.iter().map(|r| r.1).collect();
+            let cnt: u64 = rows.iter().map(|r| r.2).sum();
+            let (lo, hi) = ns
+                .iter()
+                .fold((f64::MAX, f64::MIN), |(l, h), &v| (l.min(v), h.max(v)));
+            let med = median(&mut ns);
+            println!(
+                "    {name:<16} {med:>7.1} ns/run (median of {} windows, {lo:.0}-{hi:.0}) over {cnt} runs",
+                rows.len()
+            );
         }
     }
     Ok(())
