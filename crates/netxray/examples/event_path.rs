@@ -5,11 +5,18 @@
 //! or a file. The flood benchmark (scripts/bench.sh) is noisy on 2 cores;
 //! this is not, so it is the figure to watch when changing that path.
 //!
-//!     cargo run --release --example event_path [-- EVENTS [OUTPUT-FILE]]
+//!     cargo run --release --example event_path [-- EVENTS [OUTPUT-FILE [journey]]]
+//!
+//! With `journey`, the events go through `--journey -o json` instead (each
+//! packet is two events, its datagrams in buffers reused every 64 packets
+//! as the kernel's slab does; no life hook ends them, so they are closed
+//! when a buffer is reused, as in the benchmark's seed-hook mode).
 
 use netxray::model::correlate::Correlator;
 use netxray::model::event::{Resolver, TraceEvent};
+use netxray::model::journey::JourneyConfig;
 use netxray::model::value::{Name, NameCache};
+use netxray::output::journey::{JourneyPrinter, JourneyStyle};
 use netxray::output::{JsonPrinter, Printer};
 use netxray_abi::{hook_id, Event, RawEventHeader, ABI_VERSION};
 use std::io::BufWriter;
@@ -103,6 +110,7 @@ fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let n: u64 = args.next().map_or(Ok(2_000_000), |a| a.parse())?;
     let path = args.next().unwrap_or_else(|| "/dev/null".into());
+    let journey = args.next().as_deref() == Some("journey");
     let records: Vec<Vec<u8>> = (0..1024u64)
         .map(|i| {
             let hook = if i % 2 == 0 {
@@ -117,7 +125,20 @@ fn main() -> anyhow::Result<()> {
     let mut correlator = Correlator::new(false);
     let mut ready: Vec<TraceEvent> = Vec::new();
     let out = BufWriter::with_capacity(1 << 16, std::fs::File::create(&path)?);
-    let mut printer = JsonPrinter::new(out);
+    let mut printer: Box<dyn Printer> = if journey {
+        Box::new(JourneyPrinter::new(
+            out,
+            JourneyStyle {
+                json: true,
+                detail: false,
+                map: false,
+                map_each: false,
+            },
+            JourneyConfig::default(),
+        ))
+    } else {
+        Box::new(JsonPrinter::new(out))
+    };
 
     let t0 = Instant::now();
     let cpu0 = cpu_seconds();

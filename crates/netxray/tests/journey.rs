@@ -395,3 +395,34 @@ fn journeys_in_flight_stay_bounded_under_a_flood() {
     assert!(evicted > 0, "{}", out.stderr);
     assert!(rss < 64 * 1024, "peak memory {rss} KiB");
 }
+
+#[test]
+fn without_life_hooks_each_datagram_of_a_flow_is_a_journey_of_its_own() {
+    let Some(_serial) = e2e() else { return };
+    let t = LinearBridged::new();
+    assert!(ping(t.a(), t.b_ip(false), 0x3139, 1), "warm-up ping");
+    // No life or socket hook ends a packet: one flow's datagrams get the
+    // same skb and buffer back every few packets.
+    let run = NetxrayRun::new(netxray_bin())
+        .args(["trace", "--journey", "-t", "link-in,link-out", "-o", "json"])
+        .args(["udp port 6001"])
+        .start()
+        .unwrap_or_else(|e| panic!("netxray did not start: {e}"));
+    let _sink = udp_receiver(t.b(), t.b_sock4(6001));
+    let sender = udp_receiver(t.a(), std::net::SocketAddr::from((LinearBridged::A_IP4, 0)));
+    sender.connect(t.b_sock4(6001)).expect("connect");
+    const N: usize = 300;
+    for i in 0..N as u32 {
+        sender.send(&i.to_be_bytes()).expect("send");
+    }
+    // The last ones end when the run does.
+    let ok = wait_journeys(&run, N - 8, Duration::from_secs(10));
+    let out = run.stop();
+    assert!(ok, "{}\n{}", out.stdout, out.stderr);
+    let js = journeys(&out.stdout);
+    assert_eq!(js.len(), N, "one journey per datagram: {}", out.stderr);
+    for j in &js {
+        assert_eq!(path(j), forward(&t), "{j}");
+        check_times(j);
+    }
+}

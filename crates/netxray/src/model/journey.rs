@@ -232,6 +232,23 @@ fn is_delivered(j: &Journey) -> bool {
     j.hops.iter().any(|h| is_socket_hook(h.event.hook))
 }
 
+/// Hooks a packet passes once per device it enters or leaves (a requeued
+/// packet repeats net_dev_start_xmit, never these).
+fn is_entry_hook(hook: &str) -> bool {
+    matches!(
+        hook,
+        "net:net_dev_queue"
+            | "net:netif_rx"
+            | "net:netif_rx_entry"
+            | "net:netif_receive_skb"
+            | "net:netif_receive_skb_entry"
+            | "net:netif_receive_skb_list_entry"
+            | "net:napi_gro_receive_entry"
+            | "tc:ingress"
+            | "tc:egress"
+    )
+}
+
 /// The hooks a packet still passes once a socket has it.
 fn after_delivery(hook: &str) -> bool {
     is_socket_hook(hook) || matches!(hook, "skb:kfree_skb" | "skb:consume_skb")
@@ -382,8 +399,21 @@ impl Tracker {
                     && o.flow
                         .zip(flow(&ev))
                         .is_some_and(|(a, b)| a != b && a.reversed() == b);
+                // A packet enters a device once: the same skb at the same
+                // entry hook of the same device again is the next packet in
+                // a buffer freed untraced (no life hook, or a filter that
+                // skipped its end) and reused for the same flow.
+                let again = ev.kind == "packet"
+                    && is_entry_hook(ev.hook)
+                    && o.journey.hops.iter().any(|h| {
+                        h.event.hook == ev.hook
+                            && h.event.ifindex == ev.ifindex
+                            && h.event.netns == ev.netns
+                            && h.event.ifname == ev.ifname
+                            && h.event.netns_name == ev.netns_name
+                    });
                 // Socket-side views carry no packet contents to compare.
-                if !reused && !turned && (same_skb || clone || ev.kind != "packet") {
+                if !reused && !turned && !again && (same_skb || clone || ev.kind != "packet") {
                     id = Some(j);
                 } else {
                     // Its buffer was freed untraced and reused.
@@ -885,6 +915,35 @@ mod tests {
         assert_eq!(req.end, End::BufferReused);
         assert!(rep.hops.iter().all(|h| h.rewrite.is_none()));
         assert_eq!(rep.reply_to.map(|r| r.0), Some(req.id));
+    }
+
+    #[test]
+    fn the_next_datagram_in_a_reused_buffer_is_a_new_journey() {
+        // Seed hooks only: no life hook ends a packet, and a flood of one
+        // flow gets its skb and buffer back every few packets.
+        let mut t = Tracker::new(JourneyConfig::default());
+        let mut done = Vec::new();
+        let udp = |ts, hook, ns, ifname| {
+            let mut e = ev(ts, hook, 1, 10, ns, ifname);
+            e.proto = Some("udp".into());
+            (e.icmp_type, e.icmp_seq, e.icmp_id) = (None, None, None);
+            (e.sport, e.dport) = (Some(40000), Some(9));
+            e
+        };
+        let mut ifx = |mut e: TraceEvent, i| {
+            e.ifindex = Some(i);
+            e
+        };
+        for k in 0..3u64 {
+            let q = ifx(udp(100 + 10 * k, "net:net_dev_queue", "a", "a0"), 2);
+            t.push(q, &mut done);
+            let r = ifx(udp(105 + 10 * k, "net:netif_rx", "b", "b0"), 3);
+            t.push(r, &mut done);
+        }
+        t.finish(&mut done);
+        assert_eq!(done.len(), 3, "{done:?}");
+        assert!(done.iter().all(|j| j.hops.len() == 2));
+        assert_eq!(done[0].end, End::BufferReused);
     }
 
     #[test]
