@@ -930,7 +930,7 @@ mod tests {
             (e.sport, e.dport) = (Some(40000), Some(9));
             e
         };
-        let mut ifx = |mut e: TraceEvent, i| {
+        let ifx = |mut e: TraceEvent, i| {
             e.ifindex = Some(i);
             e
         };
