@@ -86,7 +86,10 @@ fn record(i: u64, hook: u16, frame: &[u8]) -> Vec<u8> {
     });
     let hdr = RawEventHeader {
         ts_ns: 1_000_000 + i * 2_000,
-        skb: 0xffff_8881_09af_e200 + (i % 64) * 0x100,
+        // Both hooks of a packet see one skb and buffer; the kernel hands
+        // them out again every 64 packets.
+        skb: 0xffff_8881_09af_e200 + (i / 2 % 64) * 0x100,
+        head: 0xffff_8881_2000_0000 + (i / 2 % 64) * 0x800,
         abi_version: ABI_VERSION,
         kind: 1,
         hook,
@@ -145,10 +148,12 @@ fn main() -> anyhow::Result<()> {
     for i in 0..n {
         let rec = &records[(i % records.len() as u64) as usize];
         let ev = Event::decode(rec)?;
-        let te = TraceEvent::from_raw(&ev, &mut names);
+        let mut te = TraceEvent::from_raw(&ev, &mut names);
+        // Time moves on as the records repeat.
+        te.ts_ns = 1_000_000 + i * 2_000;
         correlator.push(te, ev.hdr.hook, ev.hdr.cpu, ev.hdr.skb, &mut ready);
         for te in ready.drain(..) {
-            printer.event(&te)?;
+            printer.event_owned(te)?;
         }
         if i % 4096 == 0 {
             printer.flush()?;

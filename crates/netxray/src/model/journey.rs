@@ -21,7 +21,11 @@
 //! counted), or when the run ends.
 
 use crate::model::event::TraceEvent;
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
+
+/// Maps keyed by kernel addresses and ids, on the per-event path: foldhash,
+/// not SipHash (no untrusted keys here).
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 use std::net::IpAddr;
 
 /// Limits: how long a journey may sit without a hop, how many may be open.
@@ -269,7 +273,8 @@ fn delivered(j: &Journey) -> Option<End> {
 struct Open {
     journey: Journey,
     head: Option<u64>,
-    skbs: HashSet<u64>,
+    /// Few (the skb and its clones): a list beats a hash set.
+    skbs: Vec<u64>,
     last_ts: u64,
     flow: Option<Flow>,
 }
@@ -316,13 +321,13 @@ impl Tracker {
         Self {
             cfg,
             next_id: 1,
-            open: HashMap::new(),
-            by_head: HashMap::new(),
-            by_skb: HashMap::new(),
+            open: HashMap::default(),
+            by_head: HashMap::default(),
+            by_skb: HashMap::default(),
             idle: BTreeSet::new(),
-            pending: HashMap::new(),
+            pending: HashMap::default(),
             pending_order: VecDeque::new(),
-            last_on_cpu: HashMap::new(),
+            last_on_cpu: HashMap::default(),
             evicted: 0,
         }
     }
@@ -481,7 +486,7 @@ impl Tracker {
                     reply_to,
                 },
                 head,
-                skbs: HashSet::new(),
+                skbs: Vec::new(),
                 last_ts: ev.ts_ns,
                 flow: if ev.kind == "packet" { flow(ev) } else { None },
             },
@@ -522,7 +527,8 @@ impl Tracker {
             }
         }
         if let Some(s) = skb {
-            if ev.kind != "fib" && ev.kind != "neigh" && o.skbs.insert(s) {
+            if ev.kind != "fib" && ev.kind != "neigh" && !o.skbs.contains(&s) {
+                o.skbs.push(s);
                 self.by_skb.insert(s, id);
             }
         }
@@ -566,7 +572,7 @@ impl Tracker {
         });
         let shared = o.journey.hops.last().is_some_and(|h| h.event.shared);
         if let (Some(end), Some(s)) = (end, skb) {
-            o.skbs.remove(&s);
+            o.skbs.retain(|&x| x != s);
             if self.by_skb.get(&s) == Some(&id) {
                 self.by_skb.remove(&s);
             }

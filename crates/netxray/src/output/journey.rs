@@ -2,11 +2,13 @@
 //! journey, printed when the journey ends; `--map` draws the paths at the
 //! end of the run.
 
+use super::json::{json_object, Field};
 use super::map::{self, MapPath};
 use super::Printer;
 use crate::model::event::TraceEvent;
 use crate::model::journey::{End, Journey, JourneyConfig, Tracker};
 use crate::model::nft::NftEvent;
+use crate::model::value::SkbAddr;
 use serde::Serialize;
 use serde_json::json;
 use std::io::{self, Write};
@@ -28,6 +30,8 @@ type Path = Vec<(String, String)>;
 
 pub struct JourneyPrinter<W: Write> {
     out: W,
+    /// JSON gathered before a write (as the event printer does).
+    buf: Vec<u8>,
     style: JourneyStyle,
     tracker: Tracker,
     done: Vec<Journey>,
@@ -78,6 +82,7 @@ impl<W: Write> JourneyPrinter<W> {
     pub fn new(out: W, style: JourneyStyle, cfg: JourneyConfig) -> Self {
         Self {
             out,
+            buf: Vec::new(),
             style,
             tracker: Tracker::new(cfg),
             done: Vec::new(),
@@ -93,8 +98,11 @@ impl<W: Write> JourneyPrinter<W> {
                 self.note_path(&j);
             }
             if self.style.json {
-                serde_json::to_writer(&mut self.out, &to_json(&j))?;
-                writeln!(self.out)?;
+                to_json(&j).put(&mut self.buf);
+                self.buf.push(b'\n');
+                if self.buf.len() >= super::JSON_CHUNK {
+                    self.write_buf()?;
+                }
             } else {
                 write_text(&mut self.out, &j, self.style.detail)?;
                 if self.style.map_each {
@@ -113,6 +121,12 @@ impl<W: Write> JourneyPrinter<W> {
             self.printed += 1;
         }
         Ok(())
+    }
+
+    fn write_buf(&mut self) -> io::Result<()> {
+        let r = self.out.write_all(&self.buf);
+        self.buf.clear();
+        r
     }
 
     fn note_path(&mut self, j: &Journey) {
@@ -232,7 +246,7 @@ struct HopJson<'a> {
     since_first_ns: u64,
     hook: &'static str,
     kind: &'static str,
-    skb: Option<String>,
+    skb: Option<SkbAddr>,
     netns: Option<u32>,
     netns_name: Option<&'a str>,
     ifindex: Option<u32>,
@@ -266,7 +280,7 @@ fn to_json(j: &Journey) -> JourneyJson<'_> {
                 since_first_ns: h.since_first_ns,
                 hook: e.hook,
                 kind: e.kind,
-                skb: e.skb.map(|s| s.to_string()),
+                skb: e.skb,
                 netns: e.netns,
                 netns_name: e.netns_name.as_ref().map(|n| n.as_str()),
                 ifindex: e.ifindex,
@@ -320,6 +334,34 @@ fn to_json(j: &Journey) -> JourneyJson<'_> {
     }
 }
 
+// Written by hand (output/json.rs) as the events are; serde's rendering of
+// the same structs is the reference (tests).
+impl Field for JourneyJson<'_> {
+    fn put(&self, out: &mut Vec<u8>) {
+        json_object!(out, self; journey, summary, first_ts_ns, duration_ns, reply_to, rtt_ns, end, hops);
+    }
+}
+
+impl Field for EndJson<'_> {
+    fn put(&self, out: &mut Vec<u8>) {
+        json_object!(out, self; kind, reason, location, at, to, text);
+    }
+}
+
+impl Field for HopJson<'_> {
+    fn put(&self, out: &mut Vec<u8>) {
+        json_object!(out, self;
+            ts_ns, delta_ns, since_first_ns, hook, kind, skb, netns, netns_name, ifindex,
+            ifname, cpu, pid, comm, followed, rewrite, ret, detail, stack, summary);
+    }
+}
+
+impl Field for RewriteJson<'_> {
+    fn put(&self, out: &mut Vec<u8>) {
+        json_object!(out, self; from, to);
+    }
+}
+
 impl<W: Write> Printer for JourneyPrinter<W> {
     fn event(&mut self, ev: &TraceEvent) -> io::Result<()> {
         self.event_owned(ev.clone())
@@ -338,6 +380,7 @@ impl<W: Write> Printer for JourneyPrinter<W> {
     fn finish(&mut self) -> io::Result<()> {
         self.tracker.finish(&mut self.done);
         self.write_done()?;
+        self.write_buf()?;
         if self.style.map && !self.paths.is_empty() {
             let mut drawings = Vec::new();
             for (req, rep) in &self.paths {
@@ -371,9 +414,8 @@ impl<W: Write> Printer for JourneyPrinter<W> {
     fn nft(&mut self, ev: &NftEvent) -> io::Result<()> {
         // Rule verdicts as they come, between the journeys.
         if self.style.json {
-            let mut buf = Vec::new();
-            super::nft::write_json(&mut buf, ev);
-            self.out.write_all(&buf)
+            super::nft::write_json(&mut self.buf, ev);
+            Ok(())
         } else {
             super::nft::write_text(&mut self.out, ev)
         }
@@ -395,6 +437,75 @@ impl<W: Write> Printer for JourneyPrinter<W> {
     }
 
     fn flush(&mut self) -> io::Result<()> {
+        if !self.buf.is_empty() {
+            self.write_buf()?;
+        }
         self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::journey::Hop;
+
+    fn hop(ts: u64, hook: &'static str, ifname: &str) -> Hop {
+        Hop {
+            event: TraceEvent {
+                ts_ns: ts,
+                hook,
+                kind: "packet",
+                skb: Some(SkbAddr(0xffff_8881_09af_e200)),
+                netns: Some(4026532246),
+                netns_name: Some("we\"ird\\ns".into()),
+                ifindex: Some(2),
+                ifname: Some(ifname.into()),
+                cpu: 1,
+                pid: Some(7),
+                comm: Some("nétx".into()),
+                ret: Some(-22),
+                stack: Some(vec!["a+0x1".into(), "b\t+0x2".into()]),
+                summary: "IP 198.18.0.1.35803 > 198.18.0.2.9: UDP, length 5".into(),
+                ..Default::default()
+            },
+            delta_ns: 5,
+            since_first_ns: 5,
+            rewrite: Some(("a > b".into(), "a > c\n".into())),
+        }
+    }
+
+    #[test]
+    fn journey_json_is_serdes() {
+        let ends = [
+            End::Dropped {
+                reason: "NO_SOCKET".into(),
+                location: "udp_rcv".into(),
+                at: "b vb".into(),
+            },
+            End::Delivered {
+                at: "b vb".into(),
+                to: "nc (7)".into(),
+            },
+            End::BufferReused,
+        ];
+        for (i, end) in ends.into_iter().enumerate() {
+            let mut j = Journey {
+                id: 3 + i as u64,
+                hops: vec![
+                    hop(100, "net:net_dev_queue", "va"),
+                    hop(105, "net:netif_rx", "vb"),
+                ],
+                end,
+                reply_to: (i == 1).then_some((2, 77)),
+            };
+            if i == 2 {
+                j.hops[0].event = TraceEvent::default();
+                j.hops[1].rewrite = None;
+            }
+            let mut ours = Vec::new();
+            to_json(&j).put(&mut ours);
+            let reference = serde_json::to_string(&to_json(&j)).expect("serde");
+            assert_eq!(String::from_utf8(ours).expect("UTF-8"), reference);
+        }
     }
 }

@@ -2,7 +2,8 @@
 //! events a second the generic serializer was the largest cost of a full
 //! trace (perf). The field list and order are those of `TraceEvent` (and of
 //! docs/json.md); a test checks the output against serde_json's rendering of
-//! the same event, which stays the reference.
+//! the same event, which stays the reference. `trace --journey` writes its
+//! objects with the same pieces ([`json_object!`]).
 
 use crate::model::event::TraceEvent;
 use crate::model::value::{Name, SkbAddr};
@@ -11,7 +12,7 @@ use std::net::IpAddr;
 
 /// A JSON value for one field, appended to a byte buffer (always UTF-8:
 /// only text and ASCII are written).
-trait Field {
+pub(crate) trait Field {
     fn put(&self, out: &mut Vec<u8>);
     /// `null` (an absent optional field): written with its key at once.
     fn is_null(&self) -> bool {
@@ -109,9 +110,12 @@ impl Field for String {
     }
 }
 
-impl Field for &str {
+impl<T: Field + ?Sized> Field for &T {
     fn put(&self, out: &mut Vec<u8>) {
         (**self).put(out);
+    }
+    fn is_null(&self) -> bool {
+        (**self).is_null()
     }
 }
 
@@ -173,7 +177,7 @@ impl Field for IpAddr {
     }
 }
 
-impl Field for Vec<String> {
+impl<T: Field> Field for [T] {
     fn put(&self, out: &mut Vec<u8>) {
         out.push(b'[');
         for (i, s) in self.iter().enumerate() {
@@ -183,6 +187,12 @@ impl Field for Vec<String> {
             s.put(out);
         }
         out.push(b']');
+    }
+}
+
+impl<T: Field> Field for Vec<T> {
+    fn put(&self, out: &mut Vec<u8>) {
+        self.as_slice().put(out);
     }
 }
 
@@ -207,27 +217,34 @@ impl<T: Field> Field for Option<T> {
     }
 }
 
+/// Append `$v`'s fields, in the order given, as a JSON object to the byte
+/// buffer `$out` (each field's type implements [`Field`]; keys are the field
+/// names, as serde's derive writes them).
+macro_rules! json_object {
+    ($out:expr, $v:expr; $first:ident $(, $name:ident)* $(,)?) => {{
+        let out: &mut Vec<u8> = $out;
+        let v = $v;
+        out.extend_from_slice(concat!("{\"", stringify!($first), "\":").as_bytes());
+        v.$first.put(out);
+        $(
+            if v.$name.is_null() {
+                out.extend_from_slice(concat!(",\"", stringify!($name), "\":null").as_bytes());
+            } else {
+                out.extend_from_slice(concat!(",\"", stringify!($name), "\":").as_bytes());
+                v.$name.put(out);
+            }
+        )*
+        out.push(b'}');
+    }};
+}
+pub(crate) use json_object;
+
 /// Append one event as a JSON object (no newline).
 pub fn write_event(out: &mut Vec<u8>, e: &TraceEvent) {
     // Room for the keys and the short values: one reallocation check here
     // rather than a growth in the middle of the line.
     out.reserve(1024 + e.summary.len());
-    macro_rules! fields {
-        ($first:ident $(, $name:ident)* $(,)?) => {
-            out.extend_from_slice(concat!("{\"", stringify!($first), "\":").as_bytes());
-            e.$first.put(out);
-            $(
-                if e.$name.is_null() {
-                    out.extend_from_slice(concat!(",\"", stringify!($name), "\":null").as_bytes());
-                } else {
-                    out.extend_from_slice(concat!(",\"", stringify!($name), "\":").as_bytes());
-                    e.$name.put(out);
-                }
-            )*
-            out.push(b'}');
-        };
-    }
-    fields!(
+    json_object!(out, e;
         ts_ns,
         hook,
         group,

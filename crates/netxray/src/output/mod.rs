@@ -49,7 +49,7 @@ pub struct JsonPrinter<W: Write> {
 
 /// Bytes of JSON gathered before a write (a full trace writes hundreds of
 /// MB/s: fewer, larger writes).
-const JSON_CHUNK: usize = 1 << 20;
+pub(crate) const JSON_CHUNK: usize = 1 << 20;
 
 impl<W: Write> JsonPrinter<W> {
     pub fn new(out: W) -> Self {
