@@ -13,6 +13,8 @@
 //! 7: `netxray stats` on the receiving interface (issue #7; its count of
 //! packets received is checked against the interface's own RX counter),
 //! 8: `tcpdump -i vb -w /dev/null` on the same flood, for comparison.
+//! 9: an empty tcx program (returns TCX_NEXT) on the receiving interface:
+//! the floor for 7.
 //! Given several netxray binaries, it runs each mode with each of them in
 //! every round (an A/B comparison under the same conditions).
 //!
@@ -168,6 +170,14 @@ fn modes() -> Vec<Mode> {
         Mode {
             name: "tcpdump -i vb -w /dev/null (for comparison)",
             cmd: "tcpdump",
+            dropped: false,
+            args: vec![],
+            to_file: false,
+        },
+        Mode {
+            // What any tcx program costs there: stats' floor (issue #7).
+            name: "empty tcx program on vb (floor for stats)",
+            cmd: "tcx-floor",
             dropped: false,
             args: vec![],
             to_file: false,
@@ -414,6 +424,8 @@ struct Traced {
     /// None once stopped.
     child: Option<Child>,
     ready: PathBuf,
+    /// The tcx floor mode: the program's link, held by the bench itself.
+    link: Option<std::os::fd::OwnedFd>,
 }
 
 impl Drop for Traced {
@@ -426,6 +438,45 @@ impl Drop for Traced {
         }
         let _ = std::fs::remove_file(&self.ready);
     }
+}
+
+/// The floor for counting at tcx: a program that only returns TCX_NEXT,
+/// linked at tcx ingress of the receiving interface (netxray's own
+/// bpf(2) wrappers, as `doctor` uses them).
+fn start_tcx_floor() -> Result<Traced> {
+    use netxray::kernel::probe::sys::{self, attach_type, prog_type, Insn, LinkExtra, ProgSpec};
+    use std::os::fd::AsFd;
+    const TCX_NEXT: i32 = -1;
+    let insns = [Insn::mov64_imm(0, TCX_NEXT), Insn::exit()];
+    let prog = sys::prog_load(&ProgSpec {
+        prog_type: prog_type::SCHED_CLS,
+        expected_attach_type: attach_type::TCX_INGRESS,
+        attach_btf_id: 0,
+        name: "nxbench_floor",
+        insns: &insns,
+    })
+    .map_err(|e| anyhow::anyhow!("loading the tcx floor program: {e}"))?;
+    let link = std::thread::scope(|sc| {
+        sc.spawn(|| -> Result<std::os::fd::OwnedFd> {
+            enter(NS_B)?;
+            let vb = sys::ifindex(c"vb").map_err(|e| anyhow::anyhow!("vb: {e}"))?;
+            sys::link_create(
+                prog.as_fd(),
+                vb,
+                attach_type::TCX_INGRESS,
+                0,
+                LinkExtra::None,
+            )
+            .map_err(|e| anyhow::anyhow!("tcx link on vb: {e}"))
+        })
+        .join()
+        .map_err(|_| anyhow::anyhow!("tcx attach thread panicked"))?
+    })?;
+    Ok(Traced {
+        child: None,
+        ready: PathBuf::new(),
+        link: Some(link),
+    })
 }
 
 /// tcpdump on the receiving interface, ready once it says it listens.
@@ -465,6 +516,7 @@ fn start_tcpdump() -> Result<Traced> {
     Ok(Traced {
         child: Some(child),
         ready: std::env::temp_dir().join("nxbench-none"),
+        link: None,
     })
 }
 
@@ -496,6 +548,9 @@ fn start_netxray(bin: &Path, mode: &Mode, out_file: &Path) -> Result<Traced> {
     if mode.cmd == "tcpdump" {
         return start_tcpdump();
     }
+    if mode.cmd == "tcx-floor" {
+        return start_tcx_floor();
+    }
     let ready = std::env::temp_dir().join(format!("nxbench-ready-{}", std::process::id()));
     let _ = std::fs::remove_file(&ready);
     let stdout = if mode.to_file {
@@ -515,6 +570,7 @@ fn start_netxray(bin: &Path, mode: &Mode, out_file: &Path) -> Result<Traced> {
     let mut t = Traced {
         child: Some(child),
         ready,
+        link: None,
     };
     let t0 = Instant::now();
     while !t.ready.exists() {
@@ -539,6 +595,9 @@ fn start_netxray(bin: &Path, mode: &Mode, out_file: &Path) -> Result<Traced> {
 
 /// Stop netxray; returns its exit summary line (events lost etc.).
 fn stop_netxray(mut t: Traced) -> Result<String> {
+    if t.link.take().is_some() {
+        return Ok(String::new());
+    }
     let child = t.child.take().context("netxray already stopped")?;
     // SAFETY: kill(2) on our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
@@ -739,7 +798,7 @@ fn main() -> Result<()> {
         .map(|(_, m)| m)
         .collect();
     if modes.is_empty() {
-        bail!("--modes selects no mode (0-8)");
+        bail!("--modes selects no mode (0-9)");
     }
     if modes.iter().any(|m| m.to_file) {
         warm_page_cache(3 << 30)?;
