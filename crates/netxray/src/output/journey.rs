@@ -63,7 +63,7 @@ fn end_text(e: &End) -> String {
             "no hop for the idle time: freed where no tracepoint fires (TCP receive buffers) or still queued".into()
         }
         End::BufferReused => {
-            "freed where no tracepoint fires: a later packet got its buffer (TCP frees ACKs and delivered data so)".into()
+            "freed where no tracepoint fires (or outside the hooks traced): a later packet got its buffer".into()
         }
         End::Evicted => "closed early: too many journeys in flight (--max-journeys)".into(),
         End::RunEnded => "still in flight when the run ended".into(),
