@@ -48,6 +48,55 @@ struct {
 	__type(value, struct nx_flow_last);
 } nx_flow_last SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, NX_DIR_MAX);
+	__type(key, __u32);
+	__type(value, struct nx_if_last);
+} nx_if_last SEC(".maps");
+
+/* The table's entry for an interface and direction, inserted if new. */
+static __always_inline struct nx_if_stats *nx_if_entry(const struct nx_if_key *key)
+{
+	struct nx_if_stats *st = bpf_map_lookup_elem(&nx_if_stats, key);
+
+	if (!st) {
+		struct nx_if_stats zero = {};
+		bpf_map_update_elem(&nx_if_stats, key, &zero, BPF_NOEXIST);
+		st = bpf_map_lookup_elem(&nx_if_stats, key);
+	}
+	return st;
+}
+
+/* Where to count a packet of this interface and direction: this CPU's slot
+ * for the direction (an array lookup, inlined by the verifier), which
+ * first hands the counts of the interface it held to the table. */
+static __always_inline struct nx_if_stats *nx_if_counts(__u32 ifindex, __u32 dir)
+{
+	struct nx_if_key key = { .ifindex = ifindex, .dir = dir };
+	struct nx_if_last *last = bpf_map_lookup_elem(&nx_if_last, &dir);
+	struct nx_if_stats *st;
+
+	if (!last)
+		return nx_if_entry(&key);
+	if (last->key.ifindex == ifindex)
+		return &last->st;
+	if (last->key.ifindex) {
+		__u64 *to, *from = (__u64 *)&last->st;
+
+		st = nx_if_entry(&last->key);
+		if (!st)	/* The table is full: the slot keeps its counts. */
+			return nx_if_entry(&key);
+		to = (__u64 *)st;
+#pragma unroll
+		for (int i = 0; i < (int)(sizeof(*st) / 8); i++)
+			to[i] += from[i];
+	}
+	__builtin_memset(&last->st, 0, sizeof(last->st));
+	last->key = key;
+	return &last->st;
+}
+
 static __always_inline bool nx_flow_key_eq(const struct nx_flow_key *a, const struct nx_flow_key *b)
 {
 	const __u32 *x = (const __u32 *)a, *y = (const __u32 *)b;
@@ -222,19 +271,12 @@ static __always_inline void nx_count_flow(struct nx_flow_key *fk, __u32 len)
 static __always_inline void nx_count(struct nx_scratch *s, struct nx_config *cfg, __u32 ifindex,
 				     __u32 dir, __u32 len, __u32 n)
 {
-	struct nx_if_key key = { .ifindex = ifindex, .dir = dir };
 	struct nx_flow_key fk = {};
 	struct nx_parsed p = {};
-	struct nx_if_stats *st;
+	struct nx_if_stats *st = nx_if_counts(ifindex, dir);
 
-	st = bpf_map_lookup_elem(&nx_if_stats, &key);
-	if (!st) {
-		struct nx_if_stats zero = {};
-		bpf_map_update_elem(&nx_if_stats, &key, &zero, BPF_NOEXIST);
-		st = bpf_map_lookup_elem(&nx_if_stats, &key);
-		if (!st)
-			return;
-	}
+	if (!st)
+		return;
 	if (cfg->flags & NX_CFG_FILTER) {
 		s->ev.flags = NX_F_L2;
 		s->ev.l3_off = 14;

@@ -268,6 +268,7 @@ enum nx_stats_dir {
 	NX_DIR_XDP = 0,		/* XDP, receive */
 	NX_DIR_TC_INGRESS = 1,	/* tcx ingress: received */
 	NX_DIR_TC_EGRESS = 2,	/* tcx egress: sent */
+	NX_DIR_MAX = 3,
 };
 
 /* Protocol slots of struct nx_if_stats. */
@@ -294,6 +295,18 @@ struct nx_if_stats {
 	__u64 filtered;		/* did not match the filter: not counted above */
 };
 _Static_assert(sizeof(struct nx_if_stats) == 23 * 8, "nx_if_stats size");
+
+/* Map "nx_if_last" (per-CPU array, one slot per enum nx_stats_dir): the
+ * interface this CPU counted last in that direction, and its counts since it
+ * took the slot. They are added to "nx_if_stats" when another interface
+ * takes the slot (a flood on one interface then skips the hash lookup); user
+ * space adds them when it reads, after reading "nx_if_stats".
+ * key.ifindex == 0: empty. */
+struct nx_if_last {
+	struct nx_if_key key;
+	struct nx_if_stats st;
+};
+_Static_assert(sizeof(struct nx_if_last) == 8 + 23 * 8, "nx_if_last size");
 
 /* Map "nx_flows" (LRU per-CPU hash): a flow at one interface and direction.
  * Addresses in network order, ports host order; ICMP: type<<8|code in

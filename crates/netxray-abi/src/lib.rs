@@ -367,6 +367,18 @@ impl IfStats {
     }
 }
 
+/// `struct nx_if_last`: a CPU's last interface in one direction and its
+/// counts not yet in the `nx_if_stats` table (`key.ifindex == 0`: empty).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IfLast {
+    pub key: IfKey,
+    pub st: IfStats,
+}
+
+/// Slots of `nx_if_last`: one per direction (`NX_DIR_MAX`).
+pub const DIR_MAX: u32 = 3;
+
 /// `struct nx_flow_key`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -413,6 +425,7 @@ pub struct StatsCtl {
 
 const _: () = assert!(std::mem::size_of::<IfKey>() == 8);
 const _: () = assert!(std::mem::size_of::<IfStats>() == 23 * 8);
+const _: () = assert!(std::mem::size_of::<IfLast>() == 8 + 23 * 8);
 const _: () = assert!(std::mem::size_of::<FlowKey>() == 44);
 const _: () = assert!(std::mem::size_of::<FlowVal>() == 32);
 const _: () = assert!(std::mem::size_of::<FlowLast>() == 64);
@@ -428,6 +441,7 @@ mod pod {
     unsafe impl aya::Pod for super::DropLast {}
     unsafe impl aya::Pod for super::IfKey {}
     unsafe impl aya::Pod for super::IfStats {}
+    unsafe impl aya::Pod for super::IfLast {}
     unsafe impl aya::Pod for super::FlowKey {}
     unsafe impl aya::Pod for super::FlowVal {}
     unsafe impl aya::Pod for super::StatsCtl {}

@@ -133,6 +133,57 @@ fn once_counts_exactly_per_direction_and_protocol_on_both_ends() {
     }
 }
 
+#[test]
+fn traffic_both_ways_through_a_bridge_is_counted_exactly_on_each_port() {
+    let Some(_serial) = e2e() else { return };
+    let t = LinearBridged::new();
+    assert!(ping(t.a(), t.b_ip(false), 0x3303, 1), "warm-up ping");
+    let br_path = t.br().path();
+    // Every port of the bridge namespace, both directions: each CPU's
+    // per-direction slot changes hands between the ports at every packet.
+    let run = stats(&[
+        "--netns",
+        br_path.to_str().expect("path"),
+        "--once",
+        "--interval",
+        "3",
+        "-o",
+        "json",
+        "udp",
+    ]);
+    let a = udp_receiver(t.a(), SocketAddr::from((LinearBridged::A_IP4, 0)));
+    let b = udp_receiver(t.b(), SocketAddr::from((LinearBridged::B_IP4, 0)));
+    let (to_b, to_a) = (
+        t.b_sock4(9100),
+        SocketAddr::from((LinearBridged::A_IP4, 9101)),
+    );
+    const N: u64 = 40;
+    let (mut from_a, mut from_b) = (0u64, 0u64);
+    for i in 0..N {
+        from_a += u64::from(a.send_to(&[1; 20], to_b).is_ok());
+        if i % 2 == 0 {
+            from_b += u64::from(b.send_to(&[2; 30], to_a).is_ok());
+        }
+    }
+    assert_eq!((from_a, from_b), (N, N / 2));
+    let (snap, out) = one_snapshot(run);
+    assert!(out.status.success(), "{}", out.stderr);
+    for (ifname, dir, n, payload) in [
+        (LinearBridged::BR_A, "in", from_a, 20),
+        (LinearBridged::BR_B, "out", from_a, 20),
+        (LinearBridged::BR_B, "in", from_b, 30),
+        (LinearBridged::BR_A, "out", from_b, 30),
+    ] {
+        let r = row(&snap, ifname, dir);
+        assert_eq!(r["packets"], n, "{ifname} {dir}: {r}");
+        assert_eq!(
+            r["bytes"],
+            n * (14 + 20 + 8 + payload),
+            "{ifname} {dir}: {r}"
+        );
+    }
+}
+
 fn repo_file(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../..")

@@ -16,7 +16,9 @@ use crate::model::filter::ebpf::Insn;
 use aya::maps::{Array, MapData, PerCpuArray, PerCpuHashMap};
 use aya::programs::{SchedClassifier, Xdp};
 use aya::{Btf, Ebpf, EbpfLoader};
-use netxray_abi::{cfg_flags, Config, FlowKey, FlowLast, FlowVal, IfKey, IfStats, StatsCtl};
+use netxray_abi::{
+    cfg_flags, Config, FlowKey, FlowLast, FlowVal, IfKey, IfLast, IfStats, StatsCtl, DIR_MAX,
+};
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
@@ -309,6 +311,23 @@ impl StatsSession {
                 sum += *v;
             }
             snap.ifaces.insert(k, sum);
+        }
+        // Each CPU's last interface per direction: its counts since it took
+        // the slot belong to it (read after the table: a slot handed over
+        // in between shows next time, never twice).
+        let map = self
+            .ebpf
+            .map("nx_if_last")
+            .ok_or_else(|| Error::usage("internal: no nx_if_last"))?;
+        let a: PerCpuArray<&MapData, IfLast> =
+            PerCpuArray::try_from(map).map_err(|e| Error::kernel("opening nx_if_last", e))?;
+        for dir in 0..DIR_MAX {
+            let per_cpu = a
+                .get(&dir, 0)
+                .map_err(|e| Error::kernel("reading nx_if_last", e))?;
+            for last in per_cpu.iter().filter(|l| l.key.ifindex != 0) {
+                *snap.ifaces.entry(last.key).or_default() += last.st;
+            }
         }
         let map = self
             .ebpf
