@@ -22,11 +22,11 @@
 
 use crate::model::event::TraceEvent;
 use std::collections::{BTreeSet, VecDeque};
+use std::net::IpAddr;
 
 /// Maps keyed by kernel addresses and ids, on the per-event path: foldhash,
 /// not SipHash (no untrusted keys here).
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
-use std::net::IpAddr;
 
 /// Limits: how long a journey may sit without a hop, how many may be open.
 #[derive(Debug, Clone, Copy)]
