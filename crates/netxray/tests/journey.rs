@@ -10,8 +10,12 @@ use serde_json::Value;
 use std::time::Duration;
 
 fn start(args: &[&str]) -> NetxrayRun {
+    start_on("link-in,link-out,life,socket", args)
+}
+
+fn start_on(hooks: &str, args: &[&str]) -> NetxrayRun {
     NetxrayRun::new(netxray_bin())
-        .args(["trace", "--journey", "-t", "link-in,link-out,life,socket"])
+        .args(["trace", "--journey", "-t", hooks])
         .args(args)
         .start()
         .unwrap_or_else(|e| panic!("netxray did not start: {e}"))
@@ -403,11 +407,7 @@ fn without_life_hooks_each_datagram_of_a_flow_is_a_journey_of_its_own() {
     assert!(ping(t.a(), t.b_ip(false), 0x3139, 1), "warm-up ping");
     // No life or socket hook ends a packet: one flow's datagrams get the
     // same skb and buffer back every few packets.
-    let run = NetxrayRun::new(netxray_bin())
-        .args(["trace", "--journey", "-t", "link-in,link-out", "-o", "json"])
-        .args(["udp port 6001"])
-        .start()
-        .unwrap_or_else(|e| panic!("netxray did not start: {e}"));
+    let run = start_on("link-in,link-out", &["-o", "json", "udp port 6001"]);
     let _sink = udp_receiver(t.b(), t.b_sock4(6001));
     let sender = udp_receiver(t.a(), std::net::SocketAddr::from((LinearBridged::A_IP4, 0)));
     sender.connect(t.b_sock4(6001)).expect("connect");
