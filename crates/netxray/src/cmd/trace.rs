@@ -16,6 +16,7 @@ use crate::model::hook::{self, Backend, HookPoint};
 use crate::model::journey::JourneyConfig;
 use crate::model::value::{Name, NameCache};
 use crate::output::journey::{JourneyPrinter, JourneyStyle};
+use crate::output::threaded::ThreadedPrinter;
 use crate::output::{JsonPrinter, Printer, TextPrinter};
 use aya::maps::{MapData, StackTraceMap};
 use netxray_abi::{hook_id, Counter, Event};
@@ -239,25 +240,42 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
         }
     );
 
-    let stdout = io::stdout().lock();
-    let out = io::BufWriter::with_capacity(1 << 16, stdout);
-    let mut printer: Box<dyn Printer> = match (args.journey, args.output.output) {
-        (true, format) => Box::new(JourneyPrinter::new(
-            out,
-            JourneyStyle {
-                json: format == OutputFormat::Json,
-                detail: args.detail,
-                map: args.map.is_some(),
-                map_each: args.map == Some(MapWhen::Each),
-            },
-            JourneyConfig {
-                max_in_flight: args.max_journeys.max(1),
-                ..JourneyConfig::default()
-            },
-        )),
-        (false, OutputFormat::Json) => Box::new(JsonPrinter::new(out)),
-        (false, OutputFormat::Text) => Box::new(TextPrinter::new(out)),
+    // Rendering and writing run on a thread of their own (output/threaded.rs).
+    let (journey, format, detail, map, max_journeys, count) = (
+        args.journey,
+        args.output.output,
+        args.detail,
+        args.map,
+        args.max_journeys,
+        args.count,
+    );
+    let make = move || -> Box<dyn Printer> {
+        let stdout = io::stdout().lock();
+        let out = io::BufWriter::with_capacity(1 << 16, stdout);
+        match (journey, format) {
+            (true, format) => Box::new(
+                JourneyPrinter::new(
+                    out,
+                    JourneyStyle {
+                        json: format == OutputFormat::Json,
+                        detail,
+                        map: map.is_some(),
+                        map_each: map == Some(MapWhen::Each),
+                    },
+                    JourneyConfig {
+                        max_in_flight: max_journeys.max(1),
+                        ..JourneyConfig::default()
+                    },
+                )
+                .with_limit(count),
+            ),
+            (false, OutputFormat::Json) => Box::new(JsonPrinter::new(out)),
+            (false, OutputFormat::Text) => Box::new(TextPrinter::new(out)),
+        }
     };
+    let mut printer: Box<dyn Printer> = Box::new(
+        ThreadedPrinter::spawn(make).map_err(|e| Error::io("starting the output thread", e))?,
+    );
 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

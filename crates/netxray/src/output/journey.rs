@@ -36,6 +36,8 @@ pub struct JourneyPrinter<W: Write> {
     tracker: Tracker,
     done: Vec<Journey>,
     printed: u64,
+    /// `--count`: journeys beyond it are not printed (nor drawn).
+    limit: Option<u64>,
     /// Distinct request paths and the reply path paired with each, for --map.
     paths: Vec<(Path, Option<Path>)>,
     /// Paths of journeys by id, kept while their reply may come.
@@ -87,13 +89,24 @@ impl<W: Write> JourneyPrinter<W> {
             tracker: Tracker::new(cfg),
             done: Vec::new(),
             printed: 0,
+            limit: None,
             paths: Vec::new(),
             recent: std::collections::VecDeque::new(),
         }
     }
 
+    /// Print at most `n` journeys (`--count`): one event may end several,
+    /// and the end of the run ends all those in flight.
+    pub fn with_limit(mut self, n: Option<u64>) -> Self {
+        self.limit = n;
+        self
+    }
+
     fn write_done(&mut self) -> io::Result<()> {
         for j in std::mem::take(&mut self.done) {
+            if self.limit.is_some_and(|l| self.printed >= l) {
+                break;
+            }
             if self.style.map {
                 self.note_path(&j);
             }
@@ -507,5 +520,34 @@ mod tests {
             let reference = serde_json::to_string(&to_json(&j)).expect("serde");
             assert_eq!(String::from_utf8(ours).expect("UTF-8"), reference);
         }
+    }
+    #[test]
+    fn count_limits_the_journeys_printed_even_when_one_event_ends_several() {
+        let style = JourneyStyle {
+            json: true,
+            detail: false,
+            map: true,
+            map_each: false,
+        };
+        let mut p =
+            JourneyPrinter::new(Vec::new(), style, JourneyConfig::default()).with_limit(Some(2));
+        for id in 1..=3 {
+            p.done.push(Journey {
+                id,
+                hops: vec![hop(100, "net:net_dev_queue", "va")],
+                end: End::BufferReused,
+                reply_to: None,
+            });
+        }
+        p.write_done().expect("write");
+        p.finish().expect("finish");
+        p.flush().expect("flush");
+        assert_eq!(p.shown(), Some(2));
+        let out = String::from_utf8(p.out.clone()).expect("UTF-8");
+        let journeys = out
+            .lines()
+            .filter(|l| l.starts_with("{\"journey\""))
+            .count();
+        assert_eq!(journeys, 2, "{out}");
     }
 }

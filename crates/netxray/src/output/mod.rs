@@ -7,6 +7,7 @@ pub mod journey;
 mod json;
 pub mod map;
 pub mod nft;
+pub mod threaded;
 
 use crate::model::event::TraceEvent;
 use crate::model::nft::NftEvent;
