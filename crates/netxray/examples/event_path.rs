@@ -7,6 +7,10 @@
 //!
 //!     cargo run --release --example event_path [-- EVENTS [OUTPUT-FILE [journey]]]
 //!
+//! With `stages`, only the two halves apart (building events, rendering
+//! JSON into memory), each timed: under `valgrind --tool=cachegrind` their
+//! instruction counts are the steady figure on a noisy machine.
+//!
 //! With `journey`, the events go through `--journey -o json` instead (each
 //! packet is two events, its datagrams in buffers reused every 64 packets
 //! as the kernel's slab does; no life hook ends them, so they are closed
@@ -113,7 +117,9 @@ fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let n: u64 = args.next().map_or(Ok(2_000_000), |a| a.parse())?;
     let path = args.next().unwrap_or_else(|| "/dev/null".into());
-    let journey = args.next().as_deref() == Some("journey");
+    let mode = args.next();
+    let journey = mode.as_deref() == Some("journey");
+    let only_stages = mode.as_deref() == Some("stages");
     let records: Vec<Vec<u8>> = (0..1024u64)
         .map(|i| {
             let hook = if i % 2 == 0 {
@@ -125,6 +131,9 @@ fn main() -> anyhow::Result<()> {
         })
         .collect();
     let mut names = Names(NameCache::default(), Name::from("nxbench-a"));
+    if only_stages {
+        return stages(n, &records, &mut names);
+    }
     let mut correlator = Correlator::new(false);
     let mut ready: Vec<TraceEvent> = Vec::new();
     let out = BufWriter::with_capacity(1 << 16, std::fs::File::create(&path)?);
@@ -168,6 +177,38 @@ fn main() -> anyhow::Result<()> {
         dt.as_nanos() as f64 / n as f64,
         cpu * 1e9 / n as f64,
     );
+    if !journey {
+        stages(n, &records, &mut names)?;
+    }
+    Ok(())
+}
+
+/// The two halves apart, as `trace` splits them between its reader and
+/// writer threads: building events (decode, names, packet) and rendering
+/// them as JSON (into memory, no write).
+fn stages(n: u64, records: &[Vec<u8>], names: &mut Names) -> anyhow::Result<()> {
+    let t0 = Instant::now();
+    let mut built = Vec::with_capacity(records.len());
+    for i in 0..n {
+        let rec = &records[(i % records.len() as u64) as usize];
+        let ev = Event::decode(rec)?;
+        let te = std::hint::black_box(TraceEvent::from_raw(&ev, names));
+        if built.len() < records.len() {
+            built.push(te);
+        }
+    }
+    let build = t0.elapsed().as_nanos() as f64 / n as f64;
+    let mut buf = Vec::with_capacity(1 << 21);
+    let t0 = Instant::now();
+    for i in 0..n {
+        netxray::output::render_json(&mut buf, &built[(i % built.len() as u64) as usize]);
+        if buf.len() > 1 << 20 {
+            std::hint::black_box(&buf);
+            buf.clear();
+        }
+    }
+    let render = t0.elapsed().as_nanos() as f64 / n as f64;
+    println!("stages: build {build:.0} ns/event, render {render:.0} ns/event");
     Ok(())
 }
 

@@ -13,6 +13,12 @@ use crate::model::event::TraceEvent;
 use crate::model::nft::NftEvent;
 use std::io::{self, Write};
 
+/// One event as a JSON object (no newline), appended to `out`: what `-o
+/// json` prints per line.
+pub fn render_json(out: &mut Vec<u8>, ev: &TraceEvent) {
+    json::write_event(out, ev);
+}
+
 pub trait Printer {
     fn event(&mut self, ev: &TraceEvent) -> io::Result<()>;
     /// The same, for a printer that keeps events (journeys): no copy.
