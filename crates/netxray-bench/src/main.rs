@@ -544,6 +544,50 @@ fn stats_total(out_file: &Path) -> u64 {
         .sum()
 }
 
+/// Where a full trace writes (modes 4 and 5): a file on tmpfs whose pages
+/// were written once before the rounds, opened without truncating, so that
+/// netxray's writes land on pages the VM already backs. This guest's
+/// balloon reports freed pages to the host (free page reporting), so a
+/// fresh page-cache page costs a host fault: dd wrote 274 MB/s to new
+/// pages and 3.3 GB/s to pages just freed, and a full trace writes about
+/// 500 MB/s of JSON. On tmpfs nothing is written back to disk during a
+/// later run either. (Before, the output went to a new file in the temp
+/// directory for every run; see BENCHMARKS.md.)
+fn full_trace_output() -> PathBuf {
+    let shm = Path::new("/dev/shm");
+    let dir = if shm.is_dir() {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    };
+    dir.join(format!("nxbench-full-trace-{}.json", std::process::id()))
+}
+
+/// A file removed when dropped (also when the run fails).
+struct Removed(PathBuf);
+
+impl Drop for Removed {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Write `bytes` of newlines to `path` once: the pages the runs reuse.
+fn preallocate(path: &Path, bytes: u64) -> Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path)?;
+    let chunk = vec![b'\n'; 1 << 20];
+    for _ in 0..bytes / chunk.len() as u64 {
+        f.write_all(&chunk)?;
+    }
+    Ok(())
+}
+
+/// A full trace: the lines go to the preallocated file.
+fn is_full_trace(mode: &Mode) -> bool {
+    mode.cmd == "trace" && mode.to_file
+}
+
 fn start_netxray(bin: &Path, mode: &Mode, out_file: &Path) -> Result<Traced> {
     if mode.cmd == "tcpdump" {
         return start_tcpdump();
@@ -553,7 +597,9 @@ fn start_netxray(bin: &Path, mode: &Mode, out_file: &Path) -> Result<Traced> {
     }
     let ready = std::env::temp_dir().join(format!("nxbench-ready-{}", std::process::id()));
     let _ = std::fs::remove_file(&ready);
-    let stdout = if mode.to_file {
+    let stdout = if is_full_trace(mode) {
+        Stdio::from(std::fs::OpenOptions::new().write(true).open(out_file)?)
+    } else if mode.to_file {
         Stdio::from(std::fs::File::create(out_file)?)
     } else {
         Stdio::null()
@@ -800,8 +846,12 @@ fn main() -> Result<()> {
     if modes.is_empty() {
         bail!("--modes selects no mode (0-9)");
     }
-    if modes.iter().any(|m| m.to_file) {
+    if modes.iter().any(|m| m.to_file && !is_full_trace(m)) {
         warm_page_cache(3 << 30)?;
+    }
+    let full_out = Removed(full_trace_output());
+    if modes.iter().any(is_full_trace) {
+        preallocate(&full_out.0, 3 << 30)?;
     }
     // Every (mode, binary) pair, run in turn in every round: several
     // binaries given are compared under the same conditions.
@@ -841,7 +891,15 @@ fn main() -> Result<()> {
                     b
                 }
             };
-            let t = start_netxray(bin, m, &out_file)?;
+            let t = start_netxray(
+                bin,
+                m,
+                if is_full_trace(m) {
+                    &full_out.0
+                } else {
+                    &out_file
+                },
+            )?;
             let counter_at_start = if m.dropped { dropped_counter()? } else { 0 };
             let rx_at_start = if m.cmd == "stats" { rx_packets()? } else { 0 };
             let rate = measure(secs, m.dropped)?;
@@ -864,7 +922,7 @@ fn main() -> Result<()> {
                 let rx = rx_packets()? - rx_at_start;
                 exact[i].push((stats_total(&out_file), rx));
             }
-            if m.to_file {
+            if m.to_file && !is_full_trace(m) {
                 // Dropped before the kernel writes it back (it would
                 // otherwise be written back during a later run).
                 let _ = std::fs::remove_file(&out_file);
@@ -906,6 +964,7 @@ fn main() -> Result<()> {
     }
     std::fs::write(STATS, stats_was.trim()).ok();
     let _ = std::fs::remove_file(&out_file);
+    drop(full_out);
 
     println!("UDP {PAYLOAD}-byte datagrams over veth between two namespaces; {repeat} rounds of {secs} s each");
     println!(
