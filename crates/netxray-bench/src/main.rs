@@ -14,7 +14,8 @@
 //! packets received is checked against the interface's own RX counter),
 //! 8: `tcpdump -i vb -w /dev/null` on the same flood, for comparison.
 //! 9: an empty tcx program (returns TCX_NEXT) on the receiving interface:
-//! the floor for 7.
+//! the floor for 7. 10: an empty tp_btf program on each of the seed hooks:
+//! the floor for any tracepoint tracer there (the reference of 1 and 2).
 //! Given several netxray binaries, it runs each mode with each of them in
 //! every round (an A/B comparison under the same conditions).
 //!
@@ -178,6 +179,15 @@ fn modes() -> Vec<Mode> {
             // What any tcx program costs there: stats' floor (issue #7).
             name: "empty tcx program on vb (floor for stats)",
             cmd: "tcx-floor",
+            dropped: false,
+            args: vec![],
+            to_file: false,
+        },
+        Mode {
+            // What any tracepoint tracer costs on the seed hooks: the
+            // floor issues #2 and #3 measure against ("about 0.94 here").
+            name: "do-nothing tp_btf on the 4 seed hooks (floor)",
+            cmd: "tp-floor",
             dropped: false,
             args: vec![],
             to_file: false,
@@ -424,8 +434,8 @@ struct Traced {
     /// None once stopped.
     child: Option<Child>,
     ready: PathBuf,
-    /// The tcx floor mode: the program's link, held by the bench itself.
-    link: Option<std::os::fd::OwnedFd>,
+    /// The floor modes: the programs' links, held by the bench itself.
+    links: Vec<std::os::fd::OwnedFd>,
 }
 
 impl Drop for Traced {
@@ -475,7 +485,42 @@ fn start_tcx_floor() -> Result<Traced> {
     Ok(Traced {
         child: None,
         ready: PathBuf::new(),
-        link: Some(link),
+        links: vec![link],
+    })
+}
+
+/// The floor for any tracepoint tracer on the seed hooks: a tp_btf program
+/// that only returns 0 on each (named after its hook, so its cost shows
+/// with the others), attached with BPF_RAW_TRACEPOINT_OPEN.
+fn start_tp_floor() -> Result<Traced> {
+    use netxray::kernel::probe::btf;
+    use netxray::kernel::probe::sys::{self, attach_type, prog_type, Insn, ProgSpec};
+    use std::os::fd::AsFd;
+    let vmlinux = btf::vmlinux().map_err(|e| anyhow::anyhow!("kernel BTF: {e}"))?;
+    let insns = [Insn::mov64_imm(0, 0), Insn::exit()];
+    let mut links = Vec::new();
+    for hook in SEED_HOOKS.split(',') {
+        let tp = hook.trim_start_matches("net:");
+        let id = btf::tp_btf_id(&vmlinux, tp)
+            .with_context(|| format!("no btf_trace_{tp} in the kernel's BTF"))?;
+        let prog = sys::prog_load(&ProgSpec {
+            prog_type: prog_type::TRACING,
+            expected_attach_type: attach_type::TRACE_RAW_TP,
+            attach_btf_id: id,
+            name: tp,
+            insns: &insns,
+        })
+        .map_err(|e| anyhow::anyhow!("loading the floor program for {tp}: {e}"))?;
+        // The link holds the program.
+        links.push(
+            sys::raw_tracepoint_open(None, prog.as_fd())
+                .map_err(|e| anyhow::anyhow!("attaching the floor program to {tp}: {e}"))?,
+        );
+    }
+    Ok(Traced {
+        child: None,
+        ready: PathBuf::new(),
+        links,
     })
 }
 
@@ -516,7 +561,7 @@ fn start_tcpdump() -> Result<Traced> {
     Ok(Traced {
         child: Some(child),
         ready: std::env::temp_dir().join("nxbench-none"),
-        link: None,
+        links: Vec::new(),
     })
 }
 
@@ -592,6 +637,9 @@ fn start_netxray(bin: &Path, mode: &Mode, out_file: &Path) -> Result<Traced> {
     if mode.cmd == "tcpdump" {
         return start_tcpdump();
     }
+    if mode.cmd == "tp-floor" {
+        return start_tp_floor();
+    }
     if mode.cmd == "tcx-floor" {
         return start_tcx_floor();
     }
@@ -616,7 +664,7 @@ fn start_netxray(bin: &Path, mode: &Mode, out_file: &Path) -> Result<Traced> {
     let mut t = Traced {
         child: Some(child),
         ready,
-        link: None,
+        links: Vec::new(),
     };
     let t0 = Instant::now();
     while !t.ready.exists() {
@@ -641,7 +689,8 @@ fn start_netxray(bin: &Path, mode: &Mode, out_file: &Path) -> Result<Traced> {
 
 /// Stop netxray; returns its exit summary line (events lost etc.).
 fn stop_netxray(mut t: Traced) -> Result<String> {
-    if t.link.take().is_some() {
+    if !t.links.is_empty() {
+        t.links.clear();
         return Ok(String::new());
     }
     let child = t.child.take().context("netxray already stopped")?;
@@ -844,7 +893,7 @@ fn main() -> Result<()> {
         .map(|(_, m)| m)
         .collect();
     if modes.is_empty() {
-        bail!("--modes selects no mode (0-9)");
+        bail!("--modes selects no mode (0-10)");
     }
     if modes.iter().any(|m| m.to_file && !is_full_trace(m)) {
         warm_page_cache(3 << 30)?;
