@@ -71,7 +71,9 @@ pub struct TraceEvent {
     /// ("ip input"): with NETFILTER_DROP, the hook whose chains dropped it.
     pub nf_hook: Option<String>,
     /// Netfilter *_done hooks: the packet's conntrack entry.
-    pub ct: Option<Conntrack>,
+    /// Boxed: rare, and the largest field (events are moved several times
+    /// on their way to the output).
+    pub ct: Option<Box<Conntrack>>,
     pub detail: Option<String>,
     /// Where the fields came from: "packet" (bytes), "socket" (the socket's
     /// view of the flow), "flow" (a routing lookup), or null.
@@ -340,11 +342,11 @@ impl TraceEvent {
                         .filter(|(bit, _)| (h.ret as u32) & (1 << bit) != 0)
                         .map(|(_, n)| *n)
                         .collect();
-                    out.ct = Some(Conntrack {
+                    out.ct = Some(Box::new(Conntrack {
                         state,
                         status,
                         orig,
-                    });
+                    }));
                 }
                 let forward = matches!(h.hook, hook_id::NF_FORWARD | hook_id::NF_FORWARD_DONE);
                 if forward && h.aux != 0 {

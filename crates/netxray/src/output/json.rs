@@ -300,6 +300,15 @@ impl<T: Field> Field for [T] {
     }
 }
 
+impl<T: Field + ?Sized> Field for Box<T> {
+    fn put(&self, out: &mut Vec<u8>) {
+        (**self).put(out);
+    }
+    fn is_null(&self) -> bool {
+        (**self).is_null()
+    }
+}
+
 impl<T: Field> Field for Vec<T> {
     fn put(&self, out: &mut Vec<u8>) {
         self.as_slice().put(out);
