@@ -548,8 +548,14 @@ async fn event_loop(
             _ = status.tick() => {
                 // Journeys that went quiet end now, not at the next event.
                 let now = ctx.wall_ns(clock_ns(libc::CLOCK_MONOTONIC).max(0) as u64);
-                if let Err(e) = printer.idle(now).and_then(|()| printer.flush()) {
-                    return Err(Error::io("writing output", e));
+                // A write error found by the output thread comes back at any
+                // call: a closed stdout here too is the end of the run.
+                match printer.idle(now).and_then(|()| printer.flush()) {
+                    Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                        return Ok(Stop::ClosedStdout)
+                    }
+                    Err(e) => return Err(Error::io("writing output", e)),
+                    Ok(()) => {}
                 }
                 if let Some(n) = printer.shown() {
                     st.shown = n;
