@@ -296,12 +296,16 @@ impl StatsSession {
         .map_err(|_| sys::Errno(libc::EIO))?
     }
 
+    /// One of the program's maps by name (its absence is a build error).
+    fn map(&self, name: &str) -> Result<&aya::maps::Map> {
+        self.ebpf
+            .map(name)
+            .ok_or_else(|| Error::usage(format!("internal: no {name}")))
+    }
+
     pub fn snapshot(&self) -> Result<Snapshot> {
         let mut snap = Snapshot::default();
-        let map = self
-            .ebpf
-            .map("nx_if_stats")
-            .ok_or_else(|| Error::usage("internal: no nx_if_stats"))?;
+        let map = self.map("nx_if_stats")?;
         let h: PerCpuHashMap<&MapData, IfKey, IfStats> =
             PerCpuHashMap::try_from(map).map_err(|e| Error::kernel("opening nx_if_stats", e))?;
         for item in h.iter() {
@@ -315,10 +319,7 @@ impl StatsSession {
         // Each CPU's last interface per direction: its counts since it took
         // the slot belong to it (read after the table: a slot handed over
         // in between shows next time, never twice).
-        let map = self
-            .ebpf
-            .map("nx_if_last")
-            .ok_or_else(|| Error::usage("internal: no nx_if_last"))?;
+        let map = self.map("nx_if_last")?;
         let a: PerCpuArray<&MapData, IfLast> =
             PerCpuArray::try_from(map).map_err(|e| Error::kernel("opening nx_if_last", e))?;
         for dir in 0..DIR_MAX {
@@ -329,10 +330,7 @@ impl StatsSession {
                 *snap.ifaces.entry(last.key).or_default() += last.st;
             }
         }
-        let map = self
-            .ebpf
-            .map("nx_flows")
-            .ok_or_else(|| Error::usage("internal: no nx_flows"))?;
+        let map = self.map("nx_flows")?;
         let h: PerCpuHashMap<&MapData, FlowKey, FlowVal> =
             PerCpuHashMap::try_from(map).map_err(|e| Error::kernel("opening nx_flows", e))?;
         // An entry evicted between listing and reading: skipped.
@@ -349,10 +347,7 @@ impl StatsSession {
         }
         snap.table_entries = snap.flows.len() as u64;
         // Each CPU's last flow: its pending packets belong to that flow.
-        let map = self
-            .ebpf
-            .map("nx_flow_last")
-            .ok_or_else(|| Error::usage("internal: no nx_flow_last"))?;
+        let map = self.map("nx_flow_last")?;
         let a: PerCpuArray<&MapData, FlowLast> =
             PerCpuArray::try_from(map).map_err(|e| Error::kernel("opening nx_flow_last", e))?;
         let per_cpu = a
@@ -374,10 +369,7 @@ impl StatsSession {
                 )),
             }
         }
-        let map = self
-            .ebpf
-            .map("nx_stats_ctl")
-            .ok_or_else(|| Error::usage("internal: no nx_stats_ctl"))?;
+        let map = self.map("nx_stats_ctl")?;
         let a: PerCpuArray<&MapData, StatsCtl> =
             PerCpuArray::try_from(map).map_err(|e| Error::kernel("opening nx_stats_ctl", e))?;
         let per_cpu = a
