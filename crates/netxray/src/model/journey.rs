@@ -21,7 +21,7 @@
 //! counted), or when the run ends.
 
 use crate::model::event::TraceEvent;
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::net::IpAddr;
 
 /// Maps keyed by kernel addresses and ids, on the per-event path: foldhash,
@@ -295,8 +295,13 @@ pub struct Tracker {
     open: HashMap<u64, Open>,
     by_head: HashMap<u64, u64>,
     by_skb: HashMap<u64, u64>,
-    /// (last hop time, id): the oldest first, for expiry and eviction.
-    idle: BTreeSet<(u64, u64)>,
+    /// (hop time, id) of every hop, in arrival order: the oldest first, for
+    /// expiry and eviction. An entry is live while it is its journey's
+    /// latest (`Open::last_ts`); older ones are skipped when they come to
+    /// the front (cheaper than a sorted set updated at every hop). Events
+    /// from different CPUs may arrive a little out of time order: a journey
+    /// then expires that much later.
+    idle: VecDeque<(u64, u64)>,
     /// Requests by the key their reply will have.
     pending: HashMap<ReplyKey, VecDeque<Pending>>,
     pending_order: VecDeque<(u64, ReplyKey)>,
@@ -324,7 +329,7 @@ impl Tracker {
             open: HashMap::default(),
             by_head: HashMap::default(),
             by_skb: HashMap::default(),
-            idle: BTreeSet::new(),
+            idle: VecDeque::new(),
             pending: HashMap::default(),
             pending_order: VecDeque::new(),
             last_on_cpu: HashMap::default(),
@@ -442,7 +447,7 @@ impl Tracker {
         };
         self.add_hop(id, ev, head, skb, done);
         while self.open.len() > self.cfg.max_in_flight {
-            let Some(&(_, oldest)) = self.idle.iter().next() else {
+            let Some(oldest) = self.oldest_live() else {
                 break;
             };
             self.evicted += 1;
@@ -491,7 +496,6 @@ impl Tracker {
                 flow: if ev.kind == "packet" { flow(ev) } else { None },
             },
         );
-        self.idle.insert((ev.ts_ns, id));
         if let Some(h) = head {
             self.by_head.insert(h, id);
         }
@@ -545,9 +549,8 @@ impl Tracker {
                 self.by_head.insert(h, id);
             }
         }
-        self.idle.remove(&(o.last_ts, id));
         o.last_ts = ts;
-        self.idle.insert((ts, id));
+        self.idle.push_back((ts, id));
         let hook = ev.hook;
         let end = match hook {
             "skb:kfree_skb" => Some(End::Dropped {
@@ -589,7 +592,6 @@ impl Tracker {
         let Some(mut o) = self.open.remove(&id) else {
             return;
         };
-        self.idle.remove(&(o.last_ts, id));
         if let Some(h) = o.head {
             if self.by_head.get(&h) == Some(&id) {
                 self.by_head.remove(&h);
@@ -616,13 +618,40 @@ impl Tracker {
         done.push(o.journey);
     }
 
+    /// Whether an `idle` entry is its journey's latest hop.
+    fn is_live(&self, ts: u64, id: u64) -> bool {
+        self.open.get(&id).is_some_and(|o| o.last_ts == ts)
+    }
+
+    /// Take the journey idle the longest off the queue.
+    fn oldest_live(&mut self) -> Option<u64> {
+        while let Some((ts, id)) = self.idle.pop_front() {
+            if self.is_live(ts, id) {
+                return Some(id);
+            }
+        }
+        None
+    }
+
     /// Close journeys idle for longer than the limit, as of `now_ns`.
     pub fn expire(&mut self, now_ns: u64, done: &mut Vec<Journey>) {
-        while let Some(&(last, id)) = self.idle.iter().next() {
+        while let Some(&(last, id)) = self.idle.front() {
+            if !self.is_live(last, id) {
+                self.idle.pop_front();
+                continue;
+            }
             if now_ns.saturating_sub(last) <= self.cfg.idle_ns {
                 break;
             }
+            self.idle.pop_front();
             self.close(id, End::TimedOut, done);
+        }
+        // Journeys that end by themselves leave their entries behind:
+        // keep the queue within a small multiple of what is open.
+        if self.idle.len() > 4 * self.open.len() + 1024 {
+            let open = &self.open;
+            self.idle
+                .retain(|&(ts, id)| open.get(&id).is_some_and(|o| o.last_ts == ts));
         }
         while let Some((ts, _)) = self.pending_order.front() {
             if now_ns.saturating_sub(*ts) <= REPLY_WINDOW_NS
@@ -643,8 +672,14 @@ impl Tracker {
 
     /// Close everything still open (the run is over).
     pub fn finish(&mut self, done: &mut Vec<Journey>) {
-        let ids: Vec<u64> = self.idle.iter().map(|&(_, id)| id).collect();
-        for id in ids {
+        while let Some(id) = self.oldest_live() {
+            self.close(id, End::RunEnded, done);
+        }
+        // Every open journey has its live entry; should one not, it still
+        // ends here.
+        let mut rest: Vec<(u64, u64)> = self.open.iter().map(|(&id, o)| (o.last_ts, id)).collect();
+        rest.sort_unstable();
+        for (_, id) in rest {
             self.close(id, End::RunEnded, done);
         }
     }
