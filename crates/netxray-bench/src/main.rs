@@ -16,6 +16,9 @@
 //! 9: an empty tcx program (returns TCX_NEXT) on the receiving interface:
 //! the floor for 7. 10: an empty tp_btf program on each of the seed hooks:
 //! the floor for any tracepoint tracer there (the reference of 1 and 2).
+//! 11: bpftrace printing a line per event on the seed hooks into a file,
+//! the issue's reference for a printing tracer (0.13-0.17 where the targets
+//! were set; by default only when bpftrace is installed).
 //! Given several netxray binaries, it runs each mode with each of them in
 //! every round (an A/B comparison under the same conditions).
 //!
@@ -191,6 +194,17 @@ fn modes() -> Vec<Mode> {
             dropped: false,
             args: vec![],
             to_file: false,
+        },
+        Mode {
+            // The issue's reference for a printing tracer ("bpftrace
+            // printing one line per event on those 4 hooks holds about
+            // 0.13-0.17"): tells whether this machine, today, is in the
+            // state the targets were set in.
+            name: "bpftrace, a line per event on the 4 seed hooks",
+            cmd: "bpftrace",
+            dropped: false,
+            args: vec![],
+            to_file: true,
         },
     ]
 }
@@ -565,6 +579,15 @@ fn start_tcpdump() -> Result<Traced> {
     })
 }
 
+/// Whether a program is on the PATH.
+fn have(prog: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {prog}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 /// Packets vb has received (its own counter).
 fn rx_packets() -> Result<u64> {
     let out = Command::new("ip")
@@ -633,9 +656,55 @@ fn is_full_trace(mode: &Mode) -> bool {
     mode.cmd == "trace" && mode.to_file
 }
 
+/// bpftrace printing one line per event of the seed hooks into `out_file`,
+/// ready once its four programs are loaded (and a moment for the attach
+/// that follows: bpftrace has no ready signal).
+fn start_bpftrace(out_file: &Path) -> Result<Traced> {
+    if !Path::new("/sys/kernel/tracing/events").is_dir() {
+        let _ = Command::new("mount")
+            .args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"])
+            .status();
+    }
+    let probes: Vec<String> = SEED_HOOKS
+        .split(',')
+        .map(|h| format!("tracepoint:{h}"))
+        .collect();
+    let prog = format!(
+        "{} {{ printf(\"%s %s %d\\n\", probe, str(args->name), args->len); }}",
+        probes.join(",")
+    );
+    let before = tracing_programs();
+    let child = Command::new("bpftrace")
+        .args(["-e", &prog])
+        .stdout(Stdio::from(std::fs::File::create(out_file)?))
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting bpftrace (apt-get install bpftrace)")?;
+    let mut t = Traced {
+        child: Some(child),
+        ready: std::env::temp_dir().join("nxbench-none"),
+        links: Vec::new(),
+    };
+    let t0 = Instant::now();
+    while tracing_programs() < before + 4 {
+        if let Some(st) = t.child.as_mut().map(Child::try_wait).transpose()?.flatten() {
+            bail!("bpftrace exited before it was ready: {st}");
+        }
+        if t0.elapsed() > Duration::from_secs(30) {
+            bail!("bpftrace not ready after 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    Ok(t)
+}
+
 fn start_netxray(bin: &Path, mode: &Mode, out_file: &Path) -> Result<Traced> {
     if mode.cmd == "tcpdump" {
         return start_tcpdump();
+    }
+    if mode.cmd == "bpftrace" {
+        return start_bpftrace(out_file);
     }
     if mode.cmd == "tp-floor" {
         return start_tp_floor();
@@ -890,10 +959,12 @@ fn main() -> Result<()> {
         .into_iter()
         .enumerate()
         .filter(|(i, _)| only.as_ref().is_none_or(|o| o.contains(i)))
+        // The bpftrace reference runs by default only where it is installed.
+        .filter(|(_, m)| only.is_some() || m.cmd != "bpftrace" || have("bpftrace"))
         .map(|(_, m)| m)
         .collect();
     if modes.is_empty() {
-        bail!("--modes selects no mode (0-10)");
+        bail!("--modes selects no mode (0-11)");
     }
     if modes.iter().any(|m| m.to_file && !is_full_trace(m)) {
         warm_page_cache(3 << 30)?;
