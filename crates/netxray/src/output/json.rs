@@ -158,8 +158,50 @@ fn word_needs_escape(w: u64) -> bool {
     (less_than_space | zero(quote) | zero(backslash)) & HIGH != 0
 }
 
-/// Whether a string must be escaped anywhere, 8 bytes at a time.
+/// Whether a string must be escaped anywhere: 16 bytes at a time with SSE2
+/// (part of x86-64), shorter strings and other machines a word at a time.
+#[cfg(target_arch = "x86_64")]
 fn any_needs_escape(bytes: &[u8]) -> bool {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128,
+        _mm_set1_epi8,
+    };
+    let n = bytes.len();
+    if n < 16 {
+        return any_needs_escape_words(bytes);
+    }
+    let p = bytes.as_ptr();
+    // SAFETY: SSE2 is part of the x86-64 baseline; every load reads 16
+    // bytes inside `bytes` (the last one overlaps the ones before).
+    unsafe {
+        let quote = _mm_set1_epi8(b'"' as i8);
+        let backslash = _mm_set1_epi8(b'\\' as i8);
+        let space = _mm_set1_epi8(0x20);
+        let test = |at: usize| {
+            let v = _mm_loadu_si128(p.add(at).cast::<__m128i>());
+            let special = _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash));
+            // max(v, 0x20) == v, unsigned: the byte is 0x20 or above.
+            let printable = _mm_cmpeq_epi8(_mm_max_epu8(v, space), v);
+            _mm_movemask_epi8(special) != 0 || _mm_movemask_epi8(printable) != 0xffff
+        };
+        let mut at = 0;
+        while at + 16 <= n {
+            if test(at) {
+                return true;
+            }
+            at += 16;
+        }
+        at < n && test(n - 16)
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn any_needs_escape(bytes: &[u8]) -> bool {
+    any_needs_escape_words(bytes)
+}
+
+/// Whether a string must be escaped anywhere, 8 bytes at a time.
+fn any_needs_escape_words(bytes: &[u8]) -> bool {
     let mut words = bytes.chunks_exact(8);
     for w in words.by_ref() {
         let mut a = [0u8; 8];
@@ -465,20 +507,24 @@ mod tests {
                 );
             }
         }
-        // Strings of every length around the word size, the odd byte last.
-        for len in 0..20 {
+        // Strings of every length around the word and vector sizes, the odd
+        // byte last.
+        for len in 0..40 {
             for b in [b'"', b'\\', b'\n', 0x1f, 0x7f, 0xc3, b'a'] {
                 let mut s = vec![b'x'; len];
                 s.push(b);
                 assert_eq!(any_needs_escape(&s), needs_escape(b), "{s:?}");
+                assert_eq!(any_needs_escape_words(&s), needs_escape(b), "{s:?}");
             }
         }
-        // The odd byte at every position (the tail word overlaps the rest).
-        for len in 1..20 {
+        // Every byte value at every position (the tail overlaps the rest).
+        for len in 1..40 {
             for pos in 0..len {
-                let mut s = vec![b'x'; len];
-                s[pos] = b'"';
-                assert!(any_needs_escape(&s), "{s:?}");
+                for b in 0..=255u8 {
+                    let mut s = vec![b'x'; len];
+                    s[pos] = b;
+                    assert_eq!(any_needs_escape(&s), needs_escape(b), "{s:?}");
+                }
             }
         }
     }
