@@ -6,11 +6,12 @@ use super::json::{json_object, Field};
 use super::map::{self, MapPath};
 use super::Printer;
 use crate::model::event::TraceEvent;
-use crate::model::journey::{End, Journey, JourneyConfig, Tracker};
+use crate::model::journey::{End, Hop, Journey, JourneyConfig, Tracker};
 use crate::model::nft::NftEvent;
 use crate::model::value::SkbAddr;
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 use serde_json::json;
+use std::borrow::Cow;
 use std::io::{self, Write};
 
 /// How journeys are shown.
@@ -48,7 +49,7 @@ fn us(ns: u64) -> String {
     format!("{:.1} us", ns as f64 / 1000.0)
 }
 
-fn end_text(e: &End) -> String {
+fn end_text(e: &End) -> Cow<'static, str> {
     match e {
         End::Dropped {
             reason,
@@ -57,10 +58,10 @@ fn end_text(e: &End) -> String {
         } => {
             let note = crate::model::drops::advice_at(reason, location)
                 .map_or_else(String::new, |(means, _)| format!(" ({means})"));
-            format!("dropped: {reason} at {location} in {at}{note}")
+            format!("dropped: {reason} at {location} in {at}{note}").into()
         }
-        End::Delivered { at, to } => format!("delivered in {at} to {to}"),
-        End::Consumed { location, at } => format!("consumed at {location} in {at}"),
+        End::Delivered { at, to } => format!("delivered in {at} to {to}").into(),
+        End::Consumed { location, at } => format!("consumed at {location} in {at}").into(),
         End::TimedOut => {
             "no hop for the idle time: freed where no tracepoint fires (TCP receive buffers) or still queued".into()
         }
@@ -103,7 +104,16 @@ impl<W: Write> JourneyPrinter<W> {
     }
 
     fn write_done(&mut self) -> io::Result<()> {
-        for j in std::mem::take(&mut self.done) {
+        // Taken and given back: the list keeps its room for the next ones.
+        let mut done = std::mem::take(&mut self.done);
+        let r = self.write_journeys(&mut done);
+        done.clear();
+        self.done = done;
+        r
+    }
+
+    fn write_journeys(&mut self, done: &mut Vec<Journey>) -> io::Result<()> {
+        for j in done.drain(..) {
             if self.limit.is_some_and(|l| self.printed >= l) {
                 break;
             }
@@ -239,7 +249,30 @@ struct JourneyJson<'a> {
     reply_to: Option<u64>,
     rtt_ns: Option<u64>,
     end: EndJson<'a>,
-    hops: Vec<HopJson<'a>>,
+    hops: HopsJson<'a>,
+}
+
+/// A journey's hops, each rendered as `HopJson` where it is written (no
+/// list of them built first).
+struct HopsJson<'a>(&'a [Hop]);
+
+impl Serialize for HopsJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(hop_json))
+    }
+}
+
+impl Field for HopsJson<'_> {
+    fn put(&self, out: &mut Vec<u8>) {
+        out.push(b'[');
+        for (i, h) in self.0.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            hop_json(h).put(out);
+        }
+        out.push(b']');
+    }
 }
 
 #[derive(Serialize)]
@@ -249,7 +282,7 @@ struct EndJson<'a> {
     location: Option<&'a str>,
     at: Option<&'a str>,
     to: Option<&'a str>,
-    text: String,
+    text: Cow<'static, str>,
 }
 
 #[derive(Serialize)]
@@ -281,38 +314,36 @@ struct RewriteJson<'a> {
     to: &'a str,
 }
 
+fn hop_json(h: &Hop) -> HopJson<'_> {
+    let e = &h.event;
+    HopJson {
+        ts_ns: e.ts_ns,
+        delta_ns: h.delta_ns,
+        since_first_ns: h.since_first_ns,
+        hook: e.hook,
+        kind: e.kind,
+        skb: e.skb,
+        netns: e.netns,
+        netns_name: e.netns_name.as_ref().map(|n| n.as_str()),
+        ifindex: e.ifindex,
+        ifname: e.ifname.as_ref().map(|n| n.as_str()),
+        cpu: e.cpu,
+        pid: e.pid,
+        comm: e.comm.as_ref().map(|n| n.as_str()),
+        followed: e.followed,
+        rewrite: h
+            .rewrite
+            .as_ref()
+            .map(|(from, to)| RewriteJson { from, to }),
+        ret: e.ret,
+        detail: e.detail.as_deref(),
+        stack: e.stack.as_deref(),
+        summary: &e.summary,
+    }
+}
+
 fn to_json(j: &Journey) -> JourneyJson<'_> {
-    let hops = j
-        .hops
-        .iter()
-        .map(|h| {
-            let e = &h.event;
-            HopJson {
-                ts_ns: e.ts_ns,
-                delta_ns: h.delta_ns,
-                since_first_ns: h.since_first_ns,
-                hook: e.hook,
-                kind: e.kind,
-                skb: e.skb,
-                netns: e.netns,
-                netns_name: e.netns_name.as_ref().map(|n| n.as_str()),
-                ifindex: e.ifindex,
-                ifname: e.ifname.as_ref().map(|n| n.as_str()),
-                cpu: e.cpu,
-                pid: e.pid,
-                comm: e.comm.as_ref().map(|n| n.as_str()),
-                followed: e.followed,
-                rewrite: h
-                    .rewrite
-                    .as_ref()
-                    .map(|(from, to)| RewriteJson { from, to }),
-                ret: e.ret,
-                detail: e.detail.as_deref(),
-                stack: e.stack.as_deref(),
-                summary: &e.summary,
-            }
-        })
-        .collect();
+    let hops = HopsJson(&j.hops);
     let (reason, location, at, to) = match &j.end {
         End::Dropped {
             reason,

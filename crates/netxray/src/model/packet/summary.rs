@@ -96,7 +96,8 @@ impl Packet {
             Some(L4::Udp(u)) => {
                 out.push_str("UDP");
                 if let Some(n) = u.payload_len() {
-                    write!(out, ", length {n}")?;
+                    out.push_str(", length ");
+                    out.push_str(itoa::Buffer::new().format(n));
                 }
             }
             Some(L4::Icmp(m)) => {
