@@ -82,6 +82,17 @@ impl NetxrayRunBuilder {
             // Own process group: signals reach its children too, and a Ctrl-C in the
             // terminal running `cargo test` is not delivered to it twice.
             .process_group(0);
+        // SIGINT and SIGQUIT at their defaults: a test suite started in the
+        // background by a non-interactive shell (`.ci/run &`, nohup) passes
+        // them on ignored, and `stop` relies on SIGINT.
+        // SAFETY: signal(2) is async-signal-safe, as pre_exec requires.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::signal(libc::SIGINT, libc::SIG_DFL);
+                libc::signal(libc::SIGQUIT, libc::SIG_DFL);
+                Ok(())
+            });
+        }
         let shown = format!("{cmd:?}");
         let mut child = cmd.spawn().map_err(|e| format!("spawn {shown}: {e}"))?;
         let live = Arc::new(Mutex::new(Vec::new()));
