@@ -788,6 +788,39 @@ fn peak_rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// The records the kernel handed over ("N sent" in netxray's summary).
+fn sent_of(summary: &str) -> u64 {
+    let words: Vec<&str> = summary.split_whitespace().collect();
+    words
+        .windows(2)
+        .find(|w| w[1].trim_end_matches(',') == "sent")
+        .and_then(|w| w[0].parse().ok())
+        .unwrap_or(0)
+}
+
+/// User plus system CPU time of a process, all its threads, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces), from field 3.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    // utime and stime are fields 14 and 15: 11 and 12 after the name.
+    f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)
+}
+
+fn clock_ticks() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as f64
+    } else {
+        100.0
+    }
+}
+
 fn lost_of(summary: &str) -> u64 {
     if summary.contains("dropped by kernel") || summary.is_empty() {
         // tcpdump: "N packets dropped by kernel"; stats: no summary line.
@@ -993,6 +1026,8 @@ fn main() -> Result<()> {
     // Per run, the cost rows of every round's window.
     let mut costs: Vec<Vec<(String, f64, u64)>> = vec![Vec::new(); runs.len()];
     let mut peak: Vec<u64> = vec![0; runs.len()];
+    // netxray's CPU time (all threads) per event sent, per round.
+    let mut cpu_per_event: Vec<Vec<f64>> = vec![Vec::new(); runs.len()];
     // drops modes: (counted by netxray, counted by the rule) per run.
     let mut exact: Vec<Vec<(u64, u64)>> = vec![Vec::new(); runs.len()];
     for round in 0..repeat {
@@ -1020,6 +1055,7 @@ fn main() -> Result<()> {
                     &out_file
                 },
             )?;
+            let cpu_at_start = t.child.as_ref().map_or(0, |c| cpu_ticks(c.id()));
             let counter_at_start = if m.dropped { dropped_counter()? } else { 0 };
             let rx_at_start = if m.cmd == "stats" { rx_packets()? } else { 0 };
             let rate = measure(secs, m.dropped)?;
@@ -1029,10 +1065,16 @@ fn main() -> Result<()> {
             measure(1.0, m.dropped)?;
             costs[i].extend(bpf_stats(&names));
             std::fs::write(STATS, "0").ok();
+            let mut cpu_used = 0;
             if let Some(c) = &t.child {
                 peak[i] = peak[i].max(peak_rss_kib(c.id()));
+                cpu_used = cpu_ticks(c.id()).saturating_sub(cpu_at_start);
             }
             let summary = stop_netxray(t)?;
+            let sent = sent_of(&summary);
+            if sent > 10_000 {
+                cpu_per_event[i].push(cpu_used as f64 * 1e9 / clock_ticks() / sent as f64);
+            }
             lost[i] = lost[i].saturating_add(lost_of(&summary));
             if m.dropped {
                 let by_rule = dropped_counter()? - counter_at_start;
@@ -1106,6 +1148,19 @@ fn main() -> Result<()> {
             peak[i] as f64 / 1024.0,
             label(&bins, bin)
         );
+        if !cpu_per_event[i].is_empty() {
+            let mut v = cpu_per_event[i].clone();
+            let (lo, hi) = v
+                .iter()
+                .fold((f64::MAX, 0f64), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+            println!(
+                "    netxray CPU time per event: {:.0} ns (median of {}, {:.0}-{:.0})",
+                median(&mut v),
+                v.len(),
+                lo,
+                hi
+            );
+        }
         if !exact[i].is_empty() {
             let all_exact = exact[i].iter().all(|(a, b)| a == b);
             println!(

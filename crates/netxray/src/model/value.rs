@@ -2,10 +2,14 @@
 //! full trace decodes hundreds of thousands of events a second, and an owned
 //! `String` per name or address was most of its allocations (perf).
 //!
-//! - [`Name`]: a shared, immutable string (namespace, interface, command,
-//!   drop reason names repeat from one event to the next); cloning it is a
-//!   reference count, and [`NameCache`] turns the kernel's fixed-size C
-//!   strings into the same `Name` without allocating again.
+//! - [`Name`]: an immutable string (namespace, interface, command, drop
+//!   reason names repeat from one event to the next): up to 22 bytes (every
+//!   interface and command name) it lives inline and a clone is a copy;
+//!   longer, it is shared and a clone is a reference count. [`NameCache`]
+//!   turns the kernel's fixed-size C strings into the same `Name` without
+//!   allocating again. (Shared names, each event's clones made on the
+//!   reader thread and dropped on the writer thread, moved the counter's
+//!   cache line between the two CPUs several times an event.)
 //! - [`SkbAddr`]: a kernel address, shown as `0xffff...`.
 //!
 //! Both serialize as JSON strings, exactly as the `String`s they replace.
@@ -15,68 +19,129 @@ use std::fmt;
 use std::ops::Deref;
 use std::sync::Arc;
 
-/// A shared string.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Name(Arc<str>);
+/// An immutable string, inline when short (see the module's notes).
+#[derive(Clone)]
+pub struct Name(Repr);
+
+/// Bytes a [`Name`] holds inline: with the length and the variant's tag,
+/// the same 24 bytes as a `String`.
+const INLINE: usize = 22;
+
+#[derive(Clone)]
+enum Repr {
+    /// Valid UTF-8 (copied from a `&str`) in `buf[..len]`.
+    Inline {
+        len: u8,
+        buf: [u8; INLINE],
+    },
+    Shared(Arc<str>),
+}
 
 impl Name {
     pub fn as_str(&self) -> &str {
-        &self.0
+        match &self.0 {
+            Repr::Inline { len, buf } => {
+                // SAFETY: `buf[..len]` was copied whole from a `&str` (the
+                // only constructor), so it is valid UTF-8.
+                unsafe { std::str::from_utf8_unchecked(&buf[..usize::from(*len)]) }
+            }
+            Repr::Shared(s) => s,
+        }
     }
 }
 
 impl Deref for Name {
     type Target = str;
     fn deref(&self) -> &str {
-        &self.0
+        self.as_str()
     }
 }
 
 impl AsRef<str> for Name {
     fn as_ref(&self) -> &str {
-        &self.0
+        self.as_str()
     }
 }
 
 impl From<&str> for Name {
     fn from(s: &str) -> Self {
-        Self(s.into())
+        let b = s.as_bytes();
+        if b.len() <= INLINE {
+            let mut buf = [0u8; INLINE];
+            buf[..b.len()].copy_from_slice(b);
+            Self(Repr::Inline {
+                len: b.len() as u8,
+                buf,
+            })
+        } else {
+            Self(Repr::Shared(s.into()))
+        }
     }
 }
 
 impl From<String> for Name {
     fn from(s: String) -> Self {
-        Self(s.into())
+        if s.len() <= INLINE {
+            s.as_str().into()
+        } else {
+            Self(Repr::Shared(s.into()))
+        }
+    }
+}
+
+impl PartialEq for Name {
+    fn eq(&self, o: &Name) -> bool {
+        self.as_str() == o.as_str()
+    }
+}
+
+impl Eq for Name {}
+
+impl std::hash::Hash for Name {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.as_str().hash(h);
+    }
+}
+
+impl PartialOrd for Name {
+    fn partial_cmp(&self, o: &Name) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+
+impl Ord for Name {
+    fn cmp(&self, o: &Name) -> std::cmp::Ordering {
+        self.as_str().cmp(o.as_str())
     }
 }
 
 impl PartialEq<str> for Name {
     fn eq(&self, o: &str) -> bool {
-        &*self.0 == o
+        self.as_str() == o
     }
 }
 
 impl PartialEq<&str> for Name {
     fn eq(&self, o: &&str) -> bool {
-        &*self.0 == *o
+        self.as_str() == *o
     }
 }
 
 impl fmt::Debug for Name {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.0, f)
+        fmt::Debug::fmt(self.as_str(), f)
     }
 }
 
 impl fmt::Display for Name {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
 impl Serialize for Name {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
+        s.serialize_str(self.as_str())
     }
 }
 
@@ -173,6 +238,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn names_short_and_long_are_the_same_strings() {
+        for len in 0..40 {
+            let text: String = "é-xyz".chars().cycle().take(len).collect();
+            let a = Name::from(text.as_str());
+            let b = Name::from(text.clone());
+            assert_eq!(a.as_str(), text);
+            assert_eq!(b.as_str(), text);
+            assert_eq!(a, b);
+            assert_eq!(a.clone(), text.as_str());
+            assert_eq!(format!("{a}"), text);
+            assert_eq!(
+                serde_json::to_string(&a).unwrap(),
+                serde_json::to_string(&text).unwrap()
+            );
+            let hash = |n: &Name| {
+                use std::hash::{BuildHasher, BuildHasherDefault};
+                BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+                    .hash_one(n)
+            };
+            assert_eq!(hash(&a), hash(&b));
+        }
+        assert!(Name::from("a") < Name::from("b"));
+        assert_eq!(std::mem::size_of::<Option<Name>>(), 24);
+    }
+
+    #[test]
     fn skb_addresses_print_as_hex() {
         for v in [
             0u64,
@@ -204,7 +295,7 @@ mod tests {
         assert_eq!(a, "eth0");
         assert_eq!(serde_json::to_string(&a).unwrap(), "\"eth0\"");
         let b = c.get(&raw);
-        assert!(Arc::ptr_eq(&a.0, &b.0));
+        assert_eq!(a, b);
         let full = *b"0123456789abcdef";
         assert_eq!(c.get(&full), "0123456789abcdef");
         // Many names: every one still comes back right.
