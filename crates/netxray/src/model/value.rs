@@ -259,7 +259,8 @@ mod tests {
             };
             assert_eq!(hash(&a), hash(&b));
         }
-        assert!(Name::from("a") < Name::from("b"));
+        let (a, b) = (Name::from("a"), Name::from("b"));
+        assert!(a < b);
         assert_eq!(std::mem::size_of::<Option<Name>>(), 24);
     }
 
