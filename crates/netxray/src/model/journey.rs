@@ -308,9 +308,34 @@ pub struct Tracker {
     /// The journey of the last packet hop on each CPU, and when: a socket
     /// hook with no skb (`sk_data_ready`) joins the packet just delivered on
     /// the same CPU.
-    last_on_cpu: HashMap<u32, (u64, u64)>,
+    last_on_cpu: PerCpu,
+    /// Event time of the last expiry pass: `push` runs one when time has
+    /// moved on by a 64th of the idle time, not at every event.
+    expired_at: u64,
     /// Journeys closed to respect `max_in_flight`.
     pub evicted: u64,
+}
+
+/// (time, journey) of the last packet hop on each CPU, by CPU number.
+#[derive(Default)]
+struct PerCpu(Vec<Option<(u64, u64)>>);
+
+impl PerCpu {
+    fn get(&self, cpu: &u32) -> Option<&(u64, u64)> {
+        self.0.get(*cpu as usize).and_then(Option::as_ref)
+    }
+    fn insert(&mut self, cpu: u32, v: (u64, u64)) {
+        let i = cpu as usize;
+        if i >= self.0.len() {
+            // CPU numbers are small (the kernel's nr_cpu_ids); past a
+            // sane bound, forget rather than grow.
+            if i >= 1 << 16 {
+                return;
+            }
+            self.0.resize(i + 1, None);
+        }
+        self.0[i] = Some(v);
+    }
 }
 
 /// How close a socket hook must follow its packet on the same CPU.
@@ -332,7 +357,8 @@ impl Tracker {
             idle: VecDeque::new(),
             pending: HashMap::default(),
             pending_order: VecDeque::new(),
-            last_on_cpu: HashMap::default(),
+            last_on_cpu: PerCpu::default(),
+            expired_at: 0,
             evicted: 0,
         }
     }
@@ -343,7 +369,9 @@ impl Tracker {
 
     /// Add an event; returns the journeys it (or time) closed, in order.
     pub fn push(&mut self, ev: TraceEvent, done: &mut Vec<Journey>) {
-        self.expire(ev.ts_ns, done);
+        if ev.ts_ns.saturating_sub(self.expired_at) >= (self.cfg.idle_ns / 64).max(1) {
+            self.expire(ev.ts_ns, done);
+        }
         // Route and neighbour records join the packet they were linked to.
         let skb = if ev.kind == "fib" || ev.kind == "neigh" {
             match ev.linked_skb {
@@ -635,6 +663,7 @@ impl Tracker {
 
     /// Close journeys idle for longer than the limit, as of `now_ns`.
     pub fn expire(&mut self, now_ns: u64, done: &mut Vec<Journey>) {
+        self.expired_at = now_ns;
         while let Some(&(last, id)) = self.idle.front() {
             if !self.is_live(last, id) {
                 self.idle.pop_front();
@@ -659,14 +688,7 @@ impl Tracker {
             {
                 break;
             }
-            if let Some((_, key)) = self.pending_order.pop_front() {
-                if let Some(q) = self.pending.get_mut(&key) {
-                    q.pop_front();
-                    if q.is_empty() {
-                        self.pending.remove(&key);
-                    }
-                }
-            }
+            self.forget_oldest_request();
         }
     }
 
@@ -752,6 +774,20 @@ impl Tracker {
                 seq,
             });
         self.pending_order.push_back((ev.ts_ns, as_request));
+        if self.pending_order.len() > MAX_PENDING {
+            self.forget_oldest_request();
+        }
+    }
+
+    fn forget_oldest_request(&mut self) {
+        if let Some((_, key)) = self.pending_order.pop_front() {
+            if let Some(q) = self.pending.get_mut(&key) {
+                q.pop_front();
+                if q.is_empty() {
+                    self.pending.remove(&key);
+                }
+            }
+        }
     }
 
     fn match_reply(&mut self, ev: &TraceEvent) -> Option<Pending> {
