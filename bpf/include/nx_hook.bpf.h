@@ -29,6 +29,27 @@ struct {
 	__type(value, struct nx_followed);
 } nx_follow SEC(".maps");
 
+/* --follow: the skbs of followed packets, with the packet's fingerprint
+ * (nx_fingerprint), to keep following one the kernel moves to a new data
+ * buffer (pskb_expand_head: NAT writing into a cloned TCP segment, which
+ * TCP keeps to retransmit; a device needing more headroom). */
+struct nx_followed_skb {
+	__u64 ts;	/* last seen */
+	__u64 head;	/* its buffer then */
+	__u64 fp;	/* nx_fingerprint() */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct nx_followed_skb);
+} nx_follow_skb SEC(".maps");
+
+/* How soon after its last hop a followed skb may show up in a new buffer
+ * and still be the same packet (user space's journeys use the same). */
+#define NX_FOLLOW_MOVED_NS 10000000ULL
+
 /* Netfilter: the last skbs that entered a netfilter hook on this CPU (at
  * the first priority). A NETFILTER_DROP happens inside a hook, on the CPU
  * running it, so the newest entry for the dropped skb in the same namespace
@@ -140,9 +161,83 @@ static __always_inline void nx_set_dev_name(struct nx_event *e, const struct net
 		__builtin_memcpy(e->ifname, dev->name, sizeof(e->ifname));
 }
 
+static __always_inline __u64 nx_be16(const __u8 *p)
+{
+	return ((__u64)p[0] << 8) | p[1];
+}
+
+/* What NAT leaves alone in a packet and the next packet would change: the
+ * IP length, IPv4 identification and protocol, and for TCP, ICMP and
+ * ICMPv6 the 4 bytes at offset 4 (sequence number, echo id and sequence),
+ * from the record's bytes. 0: none (not IP, or too short). A subprogram:
+ * inlined, its three call sites in every program grew the object by half. */
+static __noinline __u64 nx_fingerprint(struct nx_scratch *s)
+{
+	struct nx_event *e = &s->ev;
+	__u64 cap = e->cap_len, l3 = 0, l4, et = s->ethertype, fp, proto;
+
+	if (e->flags & NX_F_SYNTH)
+		return 0;
+	if (e->flags & NX_F_L2) {
+		l3 = e->l3_off;
+		asm volatile("" : "+r"(l3));
+		if (l3 < 2 || l3 > NX_CAP_BYTES - 48)
+			return 0;
+		et = nx_be16(&e->data[l3 - 2]);
+	}
+	asm volatile("" : "+r"(l3));
+	if (l3 > NX_CAP_BYTES - 48)
+		return 0;
+	if (et == NX_ETH_P_IP) {
+		if (cap < l3 + 20)
+			return 0;
+		proto = e->data[l3 + 9];
+		fp = nx_be16(&e->data[l3 + 2]) << 48 | nx_be16(&e->data[l3 + 4]) << 32 | proto << 24;
+		l4 = l3 + (e->data[l3] & 0xf) * 4;
+	} else if (et == NX_ETH_P_IPV6) {
+		if (cap < l3 + 40)
+			return 0;
+		proto = e->data[l3 + 6];
+		fp = nx_be16(&e->data[l3 + 4]) << 48 | 1ULL << 40 | proto << 24;
+		l4 = l3 + 40;
+	} else {
+		return 0;
+	}
+	asm volatile("" : "+r"(l4));
+	if (l4 <= NX_CAP_BYTES - 8 && cap >= l4 + 8 && (proto == 6 || proto == 1 || proto == 58))
+		fp ^= (__u64)e->data[l4 + 4] << 24 | (__u64)e->data[l4 + 5] << 16 |
+		      (__u64)e->data[l4 + 6] << 8 | e->data[l4 + 7];
+	return fp | 1;
+}
+
+/* Remember a followed packet's skb, buffer and fingerprint. */
+static __always_inline void nx_follow_mark_skb(struct nx_ctx *c, const struct sk_buff *skb,
+					       __u64 head, __u64 ts)
+{
+	struct nx_followed_skb v = { .ts = ts, .head = head, .fp = nx_fingerprint(c->s) };
+	__u64 key = (__u64)skb;
+
+	if (v.fp)
+		bpf_map_update_elem(&nx_follow_skb, &key, &v, BPF_ANY);
+}
+
+/* A followed skb in another buffer than when last seen, moments ago, with
+ * the same fingerprint: the same packet, moved. */
+static __always_inline bool nx_follow_moved(struct nx_ctx *c, const struct sk_buff *skb,
+					    __u64 head, __u64 now)
+{
+	__u64 key = (__u64)skb;
+	struct nx_followed_skb *v = bpf_map_lookup_elem(&nx_follow_skb, &key);
+
+	if (!v || v->head == head || now - v->ts > NX_FOLLOW_MOVED_NS)
+		return false;
+	return v->fp == nx_fingerprint(c->s);
+}
+
 /* --follow: a packet that matched marks its data buffer; a later hop of the
- * same buffer (the same skb after NAT, or a clone) is kept and flagged.
- * Returns whether to keep the record. */
+ * same buffer (the same skb after NAT, or a clone) is kept and flagged, as
+ * is the same skb moved to a new buffer. Returns whether to keep the
+ * record. */
 static __always_inline bool nx_follow_check_x(struct nx_ctx *c, const struct sk_buff *skb,
 					      bool matched, bool probed)
 {
@@ -154,11 +249,18 @@ static __always_inline bool nx_follow_check_x(struct nx_ctx *c, const struct sk_
 	now.ts = bpf_ktime_get_ns();
 	if (matched) {
 		bpf_map_update_elem(&nx_follow, &head, &now, BPF_ANY);
+		nx_follow_mark_skb(c, skb, head, now.ts);
 		return true;
 	}
 	seen = bpf_map_lookup_elem(&nx_follow, &head);
-	if (!seen || now.ts - seen->ts > c->cfg->follow_ns)
-		return false;
+	if (!seen || now.ts - seen->ts > c->cfg->follow_ns) {
+		if (!nx_follow_moved(c, skb, head, now.ts))
+			return false;
+		bpf_map_update_elem(&nx_follow, &head, &now, BPF_ANY);
+		nx_follow_mark_skb(c, skb, head, now.ts);
+		c->s->ev.flags |= NX_F_FOLLOWED;
+		return true;
+	}
 	/* The same skb (rewritten by NAT, crossing a veth), or a clone of it
 	 * (cloned: an AF_PACKET listener's copy). Another skb in the same
 	 * buffer is a new packet: the buffer was freed untraced and reused. */
@@ -170,6 +272,8 @@ static __always_inline bool nx_follow_check_x(struct nx_ctx *c, const struct sk_
 			return false;
 	}
 	seen->ts = now.ts;
+	if (seen->skb == (__u64)skb)
+		nx_follow_mark_skb(c, skb, head, now.ts);
 	c->s->ev.flags |= NX_F_FOLLOWED;
 	return true;
 }
@@ -190,6 +294,8 @@ static __always_inline void nx_follow_end(struct nx_config *cfg, struct sk_buff 
 		return;
 	head = (__u64)(skb->head);
 	bpf_map_delete_elem(&nx_follow, &head);
+	head = (__u64)skb;
+	bpf_map_delete_elem(&nx_follow_skb, &head);
 }
 
 #endif

@@ -426,3 +426,126 @@ fn without_life_hooks_each_datagram_of_a_flow_is_a_journey_of_its_own() {
         check_times(j);
     }
 }
+
+/// ```text
+///  ns A                ns R (forwards)              ns B
+///  a0 ──── veth ──── r0        r1 ──── veth ──── b0
+///  198.18.10.1/24    .254/24   198.18.11.254/24  198.18.11.1/24
+/// ```
+/// Forwarding a segment TCP keeps to retransmit (the one on the wire is a
+/// clone) copies it to a new data buffer (ip_forward's skb_cow): the same
+/// skb goes on in another buffer. With `dnat`, R rewrites TCP port 8080
+/// to 8081 on the way.
+fn routed(dnat: bool) -> Topology {
+    let mut t = Topology::new();
+    for ns in ["a", "r", "b"] {
+        t.add_netns(ns);
+    }
+    t.veth("a", "a0", "r", "r0");
+    t.veth("r", "r1", "b", "b0");
+    for (ns, ifname, cidr) in [
+        ("a", "a0", "198.18.10.1/24"),
+        ("r", "r0", "198.18.10.254/24"),
+        ("r", "r1", "198.18.11.254/24"),
+        ("b", "b0", "198.18.11.1/24"),
+    ] {
+        t.addr(ns, ifname, cidr);
+        t.up(ns, ifname);
+    }
+    t.ns("r").sysctl("net.ipv4.ip_forward", "1");
+    t.ns("a")
+        .ip(&["route", "add", "198.18.11.0/24", "via", "198.18.10.254"]);
+    t.ns("b")
+        .ip(&["route", "add", "198.18.10.0/24", "via", "198.18.11.254"]);
+    for (ns, ifname) in [("a", "a0"), ("r", "r0"), ("r", "r1"), ("b", "b0")] {
+        t.ns(ns).wait_ready(ifname);
+    }
+    if dnat {
+        for cmd in [
+            "add table ip nxt",
+            "add chain ip nxt pre { type nat hook prerouting priority dstnat; }",
+            "add rule ip nxt pre tcp dport 8080 dnat to 198.18.11.1:8081",
+        ] {
+            let argv: Vec<&str> = std::iter::once("nft").chain(cmd.split(' ')).collect();
+            t.run("r", &argv);
+        }
+    }
+    t
+}
+
+/// The journey of the first SYN to `port` from A, once it has `hops`
+/// interfaces on its path.
+fn tcp_syn_journey(t: &Topology, args: &[&str], port: u16) -> (Value, String) {
+    let server_at = std::net::SocketAddr::from(([198, 18, 11, 1], 8081));
+    let _server = TcpEchoServer::start(t.ns("b"), server_at);
+    let to = std::net::SocketAddr::from(([198, 18, 11, 1], port));
+    // Neighbours resolved before tracing.
+    tcp_exchange(t.ns("a"), to, 1).expect("warm-up connection");
+    let run = start(args);
+    let ex = tcp_exchange(t.ns("a"), to, 100).expect("tcp through R");
+    assert_eq!(ex.echoed, 100);
+    let want = format!(
+        "198.18.10.1.{} > 198.18.11.1.{port}: Flags [S]",
+        ex.local_port()
+    );
+    let syn_of = |js: &[Value]| {
+        js.iter()
+            .find(|j| j["summary"].as_str().unwrap_or("").contains(&want))
+            .cloned()
+    };
+    poll_until(Duration::from_secs(10), Duration::from_millis(50), || {
+        syn_of(&journeys(&run.stdout_so_far())).filter(|j| path(j).len() >= 4)
+    });
+    let out = run.stop();
+    let syn = syn_of(&journeys(&out.stdout))
+        .unwrap_or_else(|| panic!("no journey of {want}: {}\n{}", out.stdout, out.stderr));
+    (syn, out.stdout)
+}
+
+fn routed_path(t: &Topology) -> Vec<(String, String)> {
+    [("a", "a0"), ("r", "r0"), ("r", "r1"), ("b", "b0")]
+        .iter()
+        .map(|(ns, i)| (t.ns(ns).name().to_string(), i.to_string()))
+        .collect()
+}
+
+#[test]
+fn a_tcp_segment_forwarded_into_a_new_buffer_stays_one_journey() {
+    let Some(_serial) = e2e() else { return };
+    let t = routed(false);
+    let (syn, _) = tcp_syn_journey(&t, &["-o", "json", "tcp dst port 8081"], 8081);
+    assert_eq!(path(&syn), routed_path(&t), "{syn}");
+}
+
+#[test]
+fn follow_keeps_a_tcp_syn_through_dnat_when_the_kernel_moves_its_buffer() {
+    let Some(_serial) = e2e() else { return };
+    let t = routed(true);
+    let (syn, _) = tcp_syn_journey(&t, &["-o", "json", "--follow", "tcp dst port 8080"], 8080);
+    assert_eq!(path(&syn), routed_path(&t), "{syn}");
+    let hops = syn["hops"].as_array().expect("hops");
+    let rewritten: Vec<&Value> = hops.iter().filter(|h| !h["rewrite"].is_null()).collect();
+    assert_eq!(rewritten.len(), 1, "one rewrite: {syn}");
+    let r = rewritten[0];
+    assert_eq!(r["netns_name"], t.ns("r").name(), "{r}");
+    assert!(
+        r["rewrite"]["from"]
+            .as_str()
+            .unwrap_or("")
+            .ends_with(".8080")
+            && r["rewrite"]["to"].as_str().unwrap_or("").ends_with(".8081"),
+        "{r}"
+    );
+    // Past the rewrite, outside the filter: every packet hop kept by --follow.
+    let at = hops
+        .iter()
+        .position(|h| !h["rewrite"].is_null())
+        .expect("rewrite");
+    assert!(
+        hops[at..]
+            .iter()
+            .filter(|h| h["kind"] == "packet")
+            .all(|h| h["followed"] == true),
+        "{syn}"
+    );
+}

@@ -95,6 +95,10 @@ pub struct TraceEvent {
     /// The skb is a clone or was cloned: it shares its data buffer.
     #[serde(skip)]
     pub cloned: bool,
+    /// IPv4 identification: the same across NAT and buffer reallocation,
+    /// different for the next datagram (journeys tell packets apart by it).
+    #[serde(skip)]
+    pub ip_id: Option<u16>,
     pub truncated: bool,
     pub summary: String,
 }
@@ -539,6 +543,9 @@ impl TraceEvent {
         self.tcp_seq = from.tcp_seq;
         self.tcp_ack = from.tcp_ack;
         self.vlan = from.vlan;
+        self.ip_id = from.ip_id;
+        // Kept by --follow at its start, kept by it here too.
+        self.followed |= from.followed;
         self.source = Some("start_xmit");
         self.summary = match &self.detail {
             Some(d) => format!("{}; {d}", from.summary),

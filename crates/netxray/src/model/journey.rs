@@ -198,10 +198,12 @@ struct ReplyKey {
 }
 
 /// What stays the same across NAT and identifies one packet's contents:
-/// protocol, TCP sequence and acknowledgement, ICMP sequence and type.
+/// protocol, IPv4 identification, TCP sequence and acknowledgement, ICMP
+/// sequence and type.
 #[derive(Debug, PartialEq, Eq)]
 struct Contents<'a> {
     proto: Option<&'a str>,
+    ip_id: Option<u16>,
     tcp: (Option<u32>, Option<u32>),
     icmp: (Option<u16>, Option<u8>),
 }
@@ -209,10 +211,29 @@ struct Contents<'a> {
 fn contents(e: &TraceEvent) -> Contents<'_> {
     Contents {
         proto: e.proto.as_deref(),
+        ip_id: e.ip_id,
         tcp: (e.tcp_seq, e.tcp_ack),
         icmp: (e.icmp_seq, e.icmp_type),
     }
 }
+
+/// A packet enters a device once: the same skb at the same entry hook of
+/// the same device again is the next packet in a buffer freed untraced.
+fn entered_again(j: &Journey, ev: &TraceEvent) -> bool {
+    ev.kind == "packet"
+        && is_entry_hook(ev.hook)
+        && j.hops.iter().any(|h| {
+            h.event.hook == ev.hook
+                && h.event.ifindex == ev.ifindex
+                && h.event.netns == ev.netns
+                && h.event.ifname == ev.ifname
+                && h.event.netns_name == ev.netns_name
+        })
+}
+
+/// How soon after its last hop a packet may show up in a new buffer and
+/// still be the same packet.
+const REALLOC_NS: u64 = 10_000_000;
 
 /// The socket-side hooks: a packet reaching them was delivered.
 fn is_socket_hook(hook: &str) -> bool {
@@ -229,6 +250,23 @@ fn place(e: &TraceEvent) -> String {
         Some(i) => format!("{ns} {i}"),
         None => ns,
     }
+}
+
+/// Where an event happened; an event that names no namespace (a free after
+/// the stack let go of the device: TCP's receive path) happened where the
+/// packet last was.
+fn place_in(e: &TraceEvent, j: &Journey) -> String {
+    if e.netns.is_none() && e.netns_name.is_none() {
+        if let Some(h) = j
+            .hops
+            .iter()
+            .rev()
+            .find(|h| h.event.netns.is_some() || h.event.netns_name.is_some())
+        {
+            return place(&h.event);
+        }
+    }
+    place(e)
 }
 
 /// Whether a socket hook had the packet.
@@ -441,15 +479,7 @@ impl Tracker {
                 // entry hook of the same device again is the next packet in
                 // a buffer freed untraced (no life hook, or a filter that
                 // skipped its end) and reused for the same flow.
-                let again = ev.kind == "packet"
-                    && is_entry_hook(ev.hook)
-                    && o.journey.hops.iter().any(|h| {
-                        h.event.hook == ev.hook
-                            && h.event.ifindex == ev.ifindex
-                            && h.event.netns == ev.netns
-                            && h.event.ifname == ev.ifname
-                            && h.event.netns_name == ev.netns_name
-                    });
+                let again = entered_again(&o.journey, &ev);
                 // Socket-side views carry no packet contents to compare.
                 if !reused && !turned && !again && (same_skb || clone || ev.kind != "packet") {
                     id = Some(j);
@@ -463,6 +493,16 @@ impl Tracker {
             id = skb
                 .and_then(|s| self.by_skb.get(&s).copied())
                 .filter(|j| !is_delivered(&self.open[j].journey) || after_delivery(ev.hook));
+        }
+        // The same skb in a new buffer: the kernel moved the packet
+        // (pskb_expand_head), as NAT does before writing into a cloned TCP
+        // segment (TCP keeps the original to retransmit) or a device that
+        // needs more headroom does. Same skb, same contents, moments after
+        // its last hop, not a device entered twice.
+        if id.is_none() && head.is_some() && ev.kind == "packet" {
+            id = skb
+                .and_then(|s| self.by_skb.get(&s).copied())
+                .filter(|j| self.reallocated(*j, &ev, head));
         }
         let id = match id {
             Some(j) => j,
@@ -481,6 +521,23 @@ impl Tracker {
             self.evicted += 1;
             self.close(oldest, End::Evicted, done);
         }
+    }
+
+    /// Whether `ev`, with the skb of journey `j` in buffer `head`, is that
+    /// journey's packet moved to a new buffer.
+    fn reallocated(&self, j: u64, ev: &TraceEvent, head: Option<u64>) -> bool {
+        let Some(o) = self.open.get(&j) else {
+            return false;
+        };
+        o.head != head
+            && ev.ts_ns.saturating_sub(o.last_ts) <= REALLOC_NS
+            && !is_delivered(&o.journey)
+            && !entered_again(&o.journey, ev)
+            && o.journey
+                .hops
+                .iter()
+                .find(|h| h.event.kind == "packet")
+                .is_some_and(|f| contents(&f.event) == contents(ev))
     }
 
     /// The journey that just had a hop on this CPU, if its packet has the
@@ -587,11 +644,11 @@ impl Tracker {
                     .as_ref()
                     .map_or_else(|| "?".into(), |r| r.to_string()),
                 location: ev.location.clone().unwrap_or_default(),
-                at: place(&ev),
+                at: place_in(&ev, &o.journey),
             }),
             "skb:consume_skb" => Some(delivered(&o.journey).unwrap_or_else(|| End::Consumed {
                 location: ev.location.clone().unwrap_or_default(),
-                at: place(&ev),
+                at: place_in(&ev, &o.journey),
             })),
             _ => None,
         };
@@ -962,6 +1019,76 @@ mod tests {
                 "198.18.0.1.1000 > 198.18.0.2.5353".into()
             ))
         );
+    }
+
+    /// A TCP SYN from A, its DNAT in the bridge namespace after the
+    /// kernel moved it to a new buffer (NAT writing into a cloned segment).
+    fn syn_through_nat() -> (TraceEvent, TraceEvent, TraceEvent) {
+        let mut a = ev(100, "net:net_dev_queue", 1, 10, "a", "a0");
+        a.proto = Some("tcp".into());
+        a.icmp_type = None;
+        a.icmp_id = None;
+        a.icmp_seq = None;
+        a.ip_id = Some(4242);
+        a.sport = Some(40000);
+        a.dport = Some(8080);
+        a.tcp_seq = Some(1000);
+        a.tcp_ack = Some(0);
+        a.tcp_flags = Some("S".into());
+        let mut b = a.clone();
+        b.ts_ns = 200;
+        b.hook = "net:netif_receive_skb";
+        b.netns_name = Some(Name::from("br"));
+        b.ifname = Some(Name::from("br-a"));
+        let mut c = b.clone();
+        c.ts_ns = 300;
+        c.hook = "net:net_dev_queue";
+        c.ifname = Some(Name::from("br-b"));
+        c.head = Some(SkbAddr(11));
+        c.dport = Some(80);
+        c.followed = true;
+        (a, b, c)
+    }
+
+    #[test]
+    fn the_same_skb_moved_to_a_new_buffer_stays_one_journey() {
+        let mut t = Tracker::new(JourneyConfig::default());
+        let mut done = Vec::new();
+        let (a, b, c) = syn_through_nat();
+        t.push(a, &mut done);
+        t.push(b, &mut done);
+        t.push(c, &mut done);
+        t.finish(&mut done);
+        assert_eq!(done.len(), 1, "{done:?}");
+        let j = &done[0];
+        assert_eq!(j.hops.len(), 3);
+        assert_eq!(
+            j.hops[2].rewrite,
+            Some((
+                "198.18.0.1.40000 > 198.18.0.2.8080".into(),
+                "198.18.0.1.40000 > 198.18.0.2.80".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn the_same_skb_in_a_new_buffer_with_other_contents_is_another_packet() {
+        for change in 0..3 {
+            let mut t = Tracker::new(JourneyConfig::default());
+            let mut done = Vec::new();
+            let (a, b, mut c) = syn_through_nat();
+            match change {
+                0 => c.ip_id = Some(4243),
+                1 => c.tcp_seq = Some(2000),
+                // Long after: the skb was freed untraced and reused.
+                _ => c.ts_ns += 10 * REALLOC_NS,
+            }
+            t.push(a, &mut done);
+            t.push(b, &mut done);
+            t.push(c, &mut done);
+            t.finish(&mut done);
+            assert_eq!(done.len(), 2, "change {change}: {done:?}");
+        }
     }
 
     #[test]

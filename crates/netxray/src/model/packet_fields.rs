@@ -11,6 +11,10 @@ pub fn apply(ev: &mut TraceEvent, pkt: &Packet) {
         Some(L3::Other(_)) => Some("other"),
         None => None,
     };
+    ev.ip_id = match &pkt.l3 {
+        Some(L3::Ipv4(ip)) => Some(ip.id),
+        _ => None,
+    };
     ev.saddr = pkt.src_addr();
     ev.daddr = pkt.dst_addr();
     ev.proto = pkt.l4_proto().map(proto_name);

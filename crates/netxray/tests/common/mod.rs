@@ -39,7 +39,7 @@ pub mod traffic;
 
 pub use netns::{in_netns, spawn_in_netns, veth, Netns};
 pub use netxray::{netxray_bin, parse_json_lines, NetxrayOutput, NetxrayRun};
-pub use topology::LinearBridged;
+pub use topology::{LinearBridged, Topology};
 pub use traffic::{
     drain_socket, packet_listener, ping, ping_with, send_frame, tagged_udp4_frame, tcp_exchange,
     udp_receiver, udp_recv, udp_send, TcpEchoServer, TcpExchange,
