@@ -234,6 +234,16 @@ static __always_inline void nx_sock_tuple(struct nx_tuple *t, const struct sock 
 	}
 }
 
+/* IP sockets only at the socket hooks: a packet socket's copy (tcpdump) is
+ * not the packet delivered, and unix or netlink sockets are not the
+ * network's. */
+static __always_inline bool nx_sock_is_ip(const struct sock *sk)
+{
+	__u16 family = (sk->__sk_common.skc_family);
+
+	return family == NX_AF_INET || family == NX_AF_INET6;
+}
+
 static __always_inline void nx_sock_event(struct nx_ctx *c, const struct sock *sk,
 					  const struct sk_buff *skb, bool rx, __u32 ifindex)
 {
@@ -241,6 +251,8 @@ static __always_inline void nx_sock_event(struct nx_ctx *c, const struct sock *s
 	bool irq;
 
 	if (!sk)
+		return;
+	if (!nx_sock_is_ip(sk))
 		return;
 	if (!nx_prefilter(c, nx_netns_of_sock(sk), ifindex, &irq))
 		return;
@@ -471,8 +483,9 @@ int BPF_PROG(sk_data_ready, const struct sock *sk)
 			last = tail;
 	}
 	nx_sock_event(&c, sk, last, true, 0);
-	/* Queued to a reader: the packet's trip is over (--follow). */
-	if (last && c.cfg->follow_ns) {
+	/* Queued to a reader: the packet's trip is over (--follow). (Not a
+	 * capture's copy: the packet it copies goes on in the same buffer.) */
+	if (last && c.cfg->follow_ns && nx_sock_is_ip(sk)) {
 		__u64 head = (__u64)(last->head);
 		bpf_map_delete_elem(&nx_follow, &head);
 	}
@@ -489,7 +502,7 @@ int BPF_PROG(skb_copy_datagram_iovec, const struct sk_buff *skb, int len)
 	nx_sock_event(&c, (skb->sk), skb, true, (skb->skb_iif));
 	/* Copied to the reader: the packet's trip is over. (UDP then frees the
 	 * buffer without a tracepoint, and the next datagram may reuse it.) */
-	if (c.cfg->follow_ns) {
+	if (c.cfg->follow_ns && skb->sk && nx_sock_is_ip(skb->sk)) {
 		__u64 head = (__u64)(skb->head);
 		bpf_map_delete_elem(&nx_follow, &head);
 	}

@@ -20,6 +20,7 @@
 struct nx_followed {
 	__u64 ts;	/* last seen */
 	__u64 skb;	/* the skb that matched */
+	__u64 fp;	/* nx_fingerprint() of the packet, 0 if none */
 };
 
 struct {
@@ -211,32 +212,40 @@ static __noinline __u64 nx_fingerprint(struct nx_scratch *s)
 }
 
 /* Remember a followed packet's skb, buffer and fingerprint. */
-static __always_inline void nx_follow_mark_skb(struct nx_ctx *c, const struct sk_buff *skb,
-					       __u64 head, __u64 ts)
+static __always_inline void nx_follow_mark_skb(const struct sk_buff *skb, __u64 head, __u64 ts,
+					       __u64 fp)
 {
-	struct nx_followed_skb v = { .ts = ts, .head = head, .fp = nx_fingerprint(c->s) };
+	struct nx_followed_skb v = { .ts = ts, .head = head, .fp = fp };
 	__u64 key = (__u64)skb;
 
-	if (v.fp)
+	if (fp)
 		bpf_map_update_elem(&nx_follow_skb, &key, &v, BPF_ANY);
 }
 
 /* A followed skb in another buffer than when last seen, moments ago, with
  * the same fingerprint: the same packet, moved. */
-static __always_inline bool nx_follow_moved(struct nx_ctx *c, const struct sk_buff *skb,
-					    __u64 head, __u64 now)
+static __always_inline bool nx_follow_moved(const struct sk_buff *skb, __u64 head, __u64 now,
+					    __u64 fp)
 {
 	__u64 key = (__u64)skb;
 	struct nx_followed_skb *v = bpf_map_lookup_elem(&nx_follow_skb, &key);
 
-	if (!v || v->head == head || now - v->ts > NX_FOLLOW_MOVED_NS)
+	if (!v || !fp || v->head == head || now - v->ts > NX_FOLLOW_MOVED_NS)
 		return false;
-	return v->fp == nx_fingerprint(c->s);
+	return v->fp == fp;
+}
+
+/* Two fingerprints of the same packet (or one unknown). */
+static __always_inline bool nx_same_fp(__u64 a, __u64 b)
+{
+	return !a || !b || a == b;
 }
 
 /* --follow: a packet that matched marks its data buffer; a later hop of the
- * same buffer (the same skb after NAT, or a clone) is kept and flagged, as
- * is the same skb moved to a new buffer. Returns whether to keep the
+ * same buffer (the same skb after NAT, or a clone of it: an AF_PACKET
+ * listener's copy) is kept and flagged, as is the same skb moved to a new
+ * buffer. The packet's fingerprint must agree: a buffer (or skb) freed
+ * untraced and reused holds another packet. Returns whether to keep the
  * record. */
 static __always_inline bool nx_follow_check_x(struct nx_ctx *c, const struct sk_buff *skb,
 					      bool matched, bool probed)
@@ -247,33 +256,33 @@ static __always_inline bool nx_follow_check_x(struct nx_ctx *c, const struct sk_
 	if (!c->cfg->follow_ns || !head || !skb)
 		return matched;
 	now.ts = bpf_ktime_get_ns();
+	now.fp = nx_fingerprint(c->s);
 	if (matched) {
 		bpf_map_update_elem(&nx_follow, &head, &now, BPF_ANY);
-		nx_follow_mark_skb(c, skb, head, now.ts);
+		nx_follow_mark_skb(skb, head, now.ts, now.fp);
 		return true;
 	}
 	seen = bpf_map_lookup_elem(&nx_follow, &head);
-	if (!seen || now.ts - seen->ts > c->cfg->follow_ns) {
-		if (!nx_follow_moved(c, skb, head, now.ts))
-			return false;
-		bpf_map_update_elem(&nx_follow, &head, &now, BPF_ANY);
-		nx_follow_mark_skb(c, skb, head, now.ts);
-		c->s->ev.flags |= NX_F_FOLLOWED;
-		return true;
-	}
-	/* The same skb (rewritten by NAT, crossing a veth), or a clone of it
-	 * (cloned: an AF_PACKET listener's copy). Another skb in the same
-	 * buffer is a new packet: the buffer was freed untraced and reused. */
-	if (seen->skb != (__u64)skb) {
+	if (seen && (now.ts - seen->ts > c->cfg->follow_ns || !nx_same_fp(seen->fp, now.fp)))
+		seen = NULL;
+	if (seen && seen->skb != (__u64)skb) {
 		/* A BTF pointer is read directly; a plain address (tc) probed. */
 		bool cloned = probed ? BPF_CORE_READ_BITFIELD_PROBED(skb, cloned)
 				     : BPF_CORE_READ_BITFIELD(skb, cloned);
 		if (!cloned)
+			seen = NULL;
+	}
+	if (!seen) {
+		if (!nx_follow_moved(skb, head, now.ts, now.fp))
 			return false;
+		bpf_map_update_elem(&nx_follow, &head, &now, BPF_ANY);
+		nx_follow_mark_skb(skb, head, now.ts, now.fp);
+		c->s->ev.flags |= NX_F_FOLLOWED;
+		return true;
 	}
 	seen->ts = now.ts;
 	if (seen->skb == (__u64)skb)
-		nx_follow_mark_skb(c, skb, head, now.ts);
+		nx_follow_mark_skb(skb, head, now.ts, now.fp);
 	c->s->ev.flags |= NX_F_FOLLOWED;
 	return true;
 }

@@ -473,9 +473,9 @@ fn routed(dnat: bool) -> Topology {
     t
 }
 
-/// The journey of the first SYN to `port` from A, once it has `hops`
-/// interfaces on its path.
-fn tcp_syn_journey(t: &Topology, args: &[&str], port: u16) -> (Value, String) {
+/// The journey of the SYN of a connection from A to B's `port` (through R),
+/// with the run's journeys and the client's port.
+fn tcp_syn_journey(t: &Topology, args: &[&str], port: u16) -> (Value, Vec<Value>, u16) {
     let server_at = std::net::SocketAddr::from(([198, 18, 11, 1], 8081));
     let _server = TcpEchoServer::start(t.ns("b"), server_at);
     let to = std::net::SocketAddr::from(([198, 18, 11, 1], port));
@@ -497,9 +497,10 @@ fn tcp_syn_journey(t: &Topology, args: &[&str], port: u16) -> (Value, String) {
         syn_of(&journeys(&run.stdout_so_far())).filter(|j| path(j).len() >= 4)
     });
     let out = run.stop();
-    let syn = syn_of(&journeys(&out.stdout))
+    let js = journeys(&out.stdout);
+    let syn = syn_of(&js)
         .unwrap_or_else(|| panic!("no journey of {want}: {}\n{}", out.stdout, out.stderr));
-    (syn, out.stdout)
+    (syn, js, ex.local_port())
 }
 
 fn routed_path(t: &Topology) -> Vec<(String, String)> {
@@ -513,7 +514,7 @@ fn routed_path(t: &Topology) -> Vec<(String, String)> {
 fn a_tcp_segment_forwarded_into_a_new_buffer_stays_one_journey() {
     let Some(_serial) = e2e() else { return };
     let t = routed(false);
-    let (syn, _) = tcp_syn_journey(&t, &["-o", "json", "tcp dst port 8081"], 8081);
+    let (syn, _, _) = tcp_syn_journey(&t, &["-o", "json", "tcp dst port 8081"], 8081);
     assert_eq!(path(&syn), routed_path(&t), "{syn}");
 }
 
@@ -521,8 +522,34 @@ fn a_tcp_segment_forwarded_into_a_new_buffer_stays_one_journey() {
 fn follow_keeps_a_tcp_syn_through_dnat_when_the_kernel_moves_its_buffer() {
     let Some(_serial) = e2e() else { return };
     let t = routed(true);
-    let (syn, _) = tcp_syn_journey(&t, &["-o", "json", "--follow", "tcp dst port 8080"], 8080);
+    // Capture sockets on R's and B's side clone every packet there (as
+    // tcpdump does): clones share the buffer, and buffers freed untraced
+    // come back holding other packets.
+    let _captures = [
+        packet_listener(t.ns("r"), "r1"),
+        packet_listener(t.ns("b"), "b0"),
+    ];
+    let (syn, js, client) =
+        tcp_syn_journey(&t, &["-o", "json", "--follow", "tcp dst port 8080"], 8080);
     assert_eq!(path(&syn), routed_path(&t), "{syn}");
+    // The request's data segment too, moved to a new buffer at R.
+    let data = format!("198.18.10.1.{client} > 198.18.11.1.8080: Flags [P.]");
+    let seg = js
+        .iter()
+        .find(|j| j["summary"].as_str().unwrap_or("").contains(&data))
+        .unwrap_or_else(|| panic!("no journey of {data}: {js:?}"));
+    assert_eq!(path(seg), routed_path(&t), "{seg}");
+    // Nothing B sends is followed before R turns it back into port 8080:
+    // a buffer or skb reused, or cloned by a capture, is not the request.
+    for j in &js {
+        for h in j["hops"].as_array().expect("hops") {
+            let from_b = h["summary"]
+                .as_str()
+                .unwrap_or("")
+                .contains("198.18.11.1.8081 >");
+            assert!(!(from_b && h["followed"] == true), "followed: {h}\n{j}");
+        }
+    }
     let hops = syn["hops"].as_array().expect("hops");
     let rewritten: Vec<&Value> = hops.iter().filter(|h| !h["rewrite"].is_null()).collect();
     assert_eq!(rewritten.len(), 1, "one rewrite: {syn}");

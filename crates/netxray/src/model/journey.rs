@@ -269,6 +269,13 @@ fn place_in(e: &TraceEvent, j: &Journey) -> String {
     place(e)
 }
 
+/// A packet socket's copy (tcpdump's clone) used up after it was copied to
+/// the listener: that copy's end, not the packet's.
+fn is_capture_copy(end: &End) -> bool {
+    matches!(end, End::Consumed { location, .. }
+        if location.starts_with("tpacket_rcv") || location.starts_with("packet_rcv"))
+}
+
 /// Whether a socket hook had the packet.
 fn is_delivered(j: &Journey) -> bool {
     j.hops.iter().any(|h| is_socket_hook(h.event.hook))
@@ -664,10 +671,11 @@ impl Tracker {
             if self.by_skb.get(&s) == Some(&id) {
                 self.by_skb.remove(&s);
             }
-            // A clone still holds the buffer: its hops are to come.
+            // A clone still holds the buffer: its hops are to come. A
+            // capture's copy used up is not the packet's end.
             if o.skbs.is_empty() && !shared {
                 self.close(id, end, done);
-            } else {
+            } else if !is_capture_copy(&end) {
                 o.journey.end = end;
             }
         }
@@ -695,6 +703,12 @@ impl Tracker {
                 End::TimedOut | End::RunEnded | End::BufferReused,
                 prev @ (End::Dropped { .. } | End::Delivered { .. } | End::Consumed { .. }),
             ) => prev.clone(),
+            // The capture's copy went last: the packet ended where it did.
+            (e, prev @ (End::Dropped { .. } | End::Delivered { .. } | End::Consumed { .. }))
+                if is_capture_copy(&e) =>
+            {
+                prev.clone()
+            }
             (e @ (End::TimedOut | End::RunEnded | End::BufferReused), _) => {
                 delivered(&o.journey).unwrap_or(e)
             }
@@ -992,6 +1006,51 @@ mod tests {
         assert_eq!(done.len(), 1);
         assert_eq!(done[0].hops.len(), 3);
         assert!(matches!(done[0].end, End::Dropped { .. }));
+    }
+
+    #[test]
+    fn a_capture_copy_used_up_is_not_the_packets_end() {
+        // The copy first, then the packet times out (TCP frees it untraced):
+        // the end is not the copy's.
+        let mut t = Tracker::new(JourneyConfig::default());
+        let mut done = Vec::new();
+        t.push(ev(100, "net:net_dev_queue", 1, 10, "r", "r1"), &mut done);
+        let mut copy = ev(110, "skb:consume_skb", 2, 10, "r", "r1");
+        copy.cloned = true;
+        copy.location = Some("tpacket_rcv+0x7a".into());
+        t.push(copy.clone(), &mut done);
+        t.finish(&mut done);
+        assert_eq!(done.len(), 1);
+        assert_eq!(done[0].hops.len(), 2);
+        assert_eq!(done[0].end, End::RunEnded, "{:?}", done[0].end);
+
+        // The packet first (a clone still holds the buffer), then the copy:
+        // the packet's end.
+        let mut t = Tracker::new(JourneyConfig::default());
+        let mut done = Vec::new();
+        t.push(
+            ev(100, "net:netif_receive_skb", 1, 10, "b", "b0"),
+            &mut done,
+        );
+        copy.ts_ns = 105;
+        copy.hook = "net:netif_receive_skb";
+        copy.location = None;
+        t.push(copy.clone(), &mut done);
+        let mut used = ev(120, "skb:consume_skb", 1, 10, "b", "b0");
+        used.shared = true;
+        used.location = Some("icmp_rcv+0x259".into());
+        t.push(used, &mut done);
+        assert!(done.is_empty());
+        copy.ts_ns = 130;
+        copy.hook = "skb:consume_skb";
+        copy.location = Some("tpacket_rcv+0x7a".into());
+        t.push(copy, &mut done);
+        assert_eq!(done.len(), 1, "{done:?}");
+        assert!(
+            matches!(&done[0].end, End::Consumed { location, .. } if location.starts_with("icmp_rcv")),
+            "{:?}",
+            done[0].end
+        );
     }
 
     #[test]
