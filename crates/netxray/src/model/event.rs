@@ -513,12 +513,28 @@ impl TraceEvent {
                     Some(port) => format!("{a}.{port}"),
                     None => a.to_string(),
                 };
-                format!(
-                    "{} {} > {} (from the socket)",
-                    self.proto.as_deref().unwrap_or("ip").to_uppercase(),
-                    p(s, self.sport),
-                    p(d, self.dport)
-                )
+                let proto = self.proto.as_deref().unwrap_or("ip").to_uppercase();
+                // A side the socket does not know (an unconnected UDP or raw
+                // socket has no peer; a raw socket may be unbound): not shown
+                // as 0.0.0.0, which would read as an address.
+                let unset =
+                    |a: IpAddr, port: Option<u16>| a.is_unspecified() && port.unwrap_or(0) == 0;
+                match (unset(s, self.sport), unset(d, self.dport)) {
+                    (true, true) => format!("{proto} (an unbound socket: no addresses in it)"),
+                    (true, false) => format!(
+                        "{proto} to {} (an unconnected socket: no peer in it)",
+                        p(d, self.dport)
+                    ),
+                    (false, true) => format!(
+                        "{proto} from {} (an unconnected socket: no peer in it)",
+                        p(s, self.sport)
+                    ),
+                    (false, false) => format!(
+                        "{proto} {} > {} (from the socket)",
+                        p(s, self.sport),
+                        p(d, self.dport)
+                    ),
+                }
             }
             _ => String::new(),
         }
@@ -558,5 +574,49 @@ impl TraceEvent {
 impl TraceEvent {
     pub fn apply_packet(&mut self, pkt: &Packet) {
         crate::model::packet_fields::apply(self, pkt);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn socket_event(s: &str, sport: u16, d: &str, dport: u16) -> TraceEvent {
+        TraceEvent {
+            kind: "socket",
+            proto: Some("udp".into()),
+            saddr: Some(s.parse().unwrap()),
+            daddr: Some(d.parse().unwrap()),
+            sport: Some(sport),
+            dport: Some(dport),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_socket_without_a_peer_is_not_shown_as_address_zero() {
+        let e = socket_event("198.18.0.1", 4000, "198.18.0.2", 53);
+        assert_eq!(
+            e.make_summary(),
+            "UDP 198.18.0.1.4000 > 198.18.0.2.53 (from the socket)"
+        );
+        let e = socket_event("0.0.0.0", 0, "0.0.0.0", 53);
+        assert_eq!(
+            e.make_summary(),
+            "UDP to 0.0.0.0.53 (an unconnected socket: no peer in it)"
+        );
+        let e = socket_event("198.18.0.1", 4000, "::", 0);
+        assert_eq!(
+            e.make_summary(),
+            "UDP from 198.18.0.1.4000 (an unconnected socket: no peer in it)"
+        );
+        let mut e = socket_event("0.0.0.0", 0, "0.0.0.0", 0);
+        e.proto = Some("icmp".into());
+        e.sport = None;
+        e.dport = None;
+        assert_eq!(
+            e.make_summary(),
+            "ICMP (an unbound socket: no addresses in it)"
+        );
     }
 }
