@@ -152,7 +152,9 @@ pub struct TraceArgs {
     pub max_journeys: usize,
     /// Keep following a packet that matched the filter after NAT or a clone
     /// takes it outside the filter (its data buffer is followed, for up to
-    /// 2 s between hops); such hops are marked `followed`.
+    /// 2 s between hops, and its skb when the kernel moves it to a new
+    /// buffer, as forwarding a TCP segment does); such hops are marked
+    /// `followed`.
     #[arg(long)]
     pub follow: bool,
     /// Also show what the receive functions returned (`netif_rx`,
