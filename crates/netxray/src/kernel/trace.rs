@@ -94,6 +94,10 @@ impl TraceSession {
             .map_max_entries("nx_events", cfg.ring_bytes)
             // 1 KiB per stack: room only when stacks are wanted.
             .map_max_entries("nx_stacks", if cfg.stack_hooks != 0 { 4096 } else { 1 })
+            // --follow's tables (LRU hashes are preallocated): room only
+            // when following.
+            .map_max_entries("nx_follow", if cfg.follow_ns != 0 { 65536 } else { 1 })
+            .map_max_entries("nx_follow_skb", if cfg.follow_ns != 0 { 65536 } else { 1 })
             .load(object)
             .map_err(|e| Error::kernel("loading trace.bpf.o", e))?;
 
