@@ -244,9 +244,9 @@ static __always_inline bool nx_same_fp(__u64 a, __u64 b)
 /* --follow: a packet that matched marks its data buffer; a later hop of the
  * same buffer (the same skb after NAT, or a clone of it: an AF_PACKET
  * listener's copy) is kept and flagged, as is the same skb moved to a new
- * buffer. The packet's fingerprint must agree: a buffer (or skb) freed
- * untraced and reused holds another packet. Returns whether to keep the
- * record. */
+ * buffer. For a clone or a move the packet's fingerprint must agree: a
+ * buffer (or skb) freed untraced and reused holds another packet. Returns
+ * whether to keep the record. */
 static __always_inline bool nx_follow_check_x(struct nx_ctx *c, const struct sk_buff *skb,
 					      bool matched, bool probed)
 {
@@ -263,13 +263,17 @@ static __always_inline bool nx_follow_check_x(struct nx_ctx *c, const struct sk_
 		return true;
 	}
 	seen = bpf_map_lookup_elem(&nx_follow, &head);
-	if (seen && (now.ts - seen->ts > c->cfg->follow_ns || !nx_same_fp(seen->fp, now.fp)))
+	if (seen && now.ts - seen->ts > c->cfg->follow_ns)
 		seen = NULL;
+	/* The same skb in the same buffer is the packet, whatever its bytes
+	 * now say (NAT, or a tunnel's headers pushed in front). Another skb
+	 * there must be a clone of it with its fingerprint: a capture clones
+	 * every packet, reused buffers included. */
 	if (seen && seen->skb != (__u64)skb) {
 		/* A BTF pointer is read directly; a plain address (tc) probed. */
 		bool cloned = probed ? BPF_CORE_READ_BITFIELD_PROBED(skb, cloned)
 				     : BPF_CORE_READ_BITFIELD(skb, cloned);
-		if (!cloned)
+		if (!cloned || !nx_same_fp(seen->fp, now.fp))
 			seen = NULL;
 	}
 	if (!seen) {
