@@ -217,6 +217,15 @@ fn contents(e: &TraceEvent) -> Contents<'_> {
     }
 }
 
+/// Whether `ev` carries the contents of the journey's packet (its first
+/// packet hop).
+fn same_packet_contents(j: &Journey, ev: &TraceEvent) -> bool {
+    j.hops
+        .iter()
+        .find(|h| h.event.kind == "packet")
+        .is_some_and(|f| contents(&f.event) == contents(ev))
+}
+
 /// A packet enters a device once: the same skb at the same entry hook of
 /// the same device again is the next packet in a buffer freed untraced.
 fn entered_again(j: &Journey, ev: &TraceEvent) -> bool {
@@ -453,8 +462,7 @@ impl Tracker {
         if let Some(h) = head.filter(|_| id.is_none()) {
             if let Some(&j) = self.by_head.get(&h) {
                 let o = &self.open[&j];
-                let first = o.journey.hops.iter().find(|h| h.event.kind == "packet");
-                let same_contents = || first.is_some_and(|f| contents(&f.event) == contents(&ev));
+                let same_contents = || same_packet_contents(&o.journey, &ev);
                 // XDP names no skb (generic XDP runs on the skb's buffer; an
                 // skb built after native XDP keeps it): same buffer and same
                 // contents is the same packet.
@@ -465,10 +473,7 @@ impl Tracker {
                 // A clone: the same contents and the same flow as the packet
                 // now (UDP has no sequence number to tell two datagrams of a
                 // flow apart, the direction at least tells a reply).
-                let clone = ev.cloned
-                    && first.is_some_and(|f| contents(&f.event) == contents(&ev))
-                    && o.flow.is_some()
-                    && o.flow == flow(&ev);
+                let clone = ev.cloned && same_contents() && o.flow.is_some() && o.flow == flow(&ev);
                 // After a socket had it, the packet only gets read and
                 // freed: the same skb and buffer leaving again is a new
                 // packet (UDP frees what it delivered without a tracepoint,
@@ -540,11 +545,7 @@ impl Tracker {
             && ev.ts_ns.saturating_sub(o.last_ts) <= REALLOC_NS
             && !is_delivered(&o.journey)
             && !entered_again(&o.journey, ev)
-            && o.journey
-                .hops
-                .iter()
-                .find(|h| h.event.kind == "packet")
-                .is_some_and(|f| contents(&f.event) == contents(ev))
+            && same_packet_contents(&o.journey, ev)
     }
 
     /// The journey that just had a hop on this CPU, if its packet has the
@@ -556,14 +557,7 @@ impl Tracker {
                 ev.ts_ns.saturating_sub(*ts) <= SAME_CPU_NS && self.open.contains_key(j)
             })
             .map(|&(_, j)| j)
-            .filter(|j| {
-                self.open[j]
-                    .journey
-                    .hops
-                    .iter()
-                    .find(|h| h.event.kind == "packet")
-                    .is_some_and(|f| contents(&f.event) == contents(ev))
-            })
+            .filter(|j| same_packet_contents(&self.open[j].journey, ev))
     }
 
     fn start(&mut self, ev: &TraceEvent, head: Option<u64>) -> u64 {
@@ -907,6 +901,17 @@ mod tests {
         }
     }
 
+    /// `e` as a TCP or UDP packet between the same addresses.
+    fn with_ports(mut e: TraceEvent, proto: &'static str, sport: u16, dport: u16) -> TraceEvent {
+        e.proto = Some(proto.into());
+        e.icmp_type = None;
+        e.icmp_id = None;
+        e.icmp_seq = None;
+        e.sport = Some(sport);
+        e.dport = Some(dport);
+        e
+    }
+
     fn reply(mut e: TraceEvent) -> TraceEvent {
         std::mem::swap(&mut e.saddr, &mut e.daddr);
         e.icmp_type = Some(0);
@@ -1083,14 +1088,13 @@ mod tests {
     /// A TCP SYN from A, its DNAT in the bridge namespace after the
     /// kernel moved it to a new buffer (NAT writing into a cloned segment).
     fn syn_through_nat() -> (TraceEvent, TraceEvent, TraceEvent) {
-        let mut a = ev(100, "net:net_dev_queue", 1, 10, "a", "a0");
-        a.proto = Some("tcp".into());
-        a.icmp_type = None;
-        a.icmp_id = None;
-        a.icmp_seq = None;
+        let mut a = with_ports(
+            ev(100, "net:net_dev_queue", 1, 10, "a", "a0"),
+            "tcp",
+            40000,
+            8080,
+        );
         a.ip_id = Some(4242);
-        a.sport = Some(40000);
-        a.dport = Some(8080);
         a.tcp_seq = Some(1000);
         a.tcp_ack = Some(0);
         a.tcp_flags = Some("S".into());
@@ -1154,13 +1158,12 @@ mod tests {
     fn a_reply_built_in_the_requests_buffer_is_its_own_journey() {
         let mut t = Tracker::new(JourneyConfig::default());
         let mut done = Vec::new();
-        let mut a = ev(100, "net:net_dev_queue", 1, 10, "a", "a0");
-        a.proto = Some("udp".into());
-        a.icmp_type = None;
-        a.icmp_seq = None;
-        a.icmp_id = None;
-        a.sport = Some(1000);
-        a.dport = Some(5353);
+        let a = with_ports(
+            ev(100, "net:net_dev_queue", 1, 10, "a", "a0"),
+            "udp",
+            1000,
+            5353,
+        );
         t.push(a.clone(), &mut done);
         // Its end went unseen (the filter stopped matching past a DNAT);
         // the answer came back in the same skb and buffer, un-NATted.
