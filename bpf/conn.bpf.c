@@ -255,7 +255,7 @@ static __always_inline bool conn_wanted(struct conn_ctx *c)
 	s->ev.flags = 0;
 	nx_synth_from_tuple(s);
 	s->ev.len = s->ev.cap_len;
-	if (nx_filter_jit(s))
+	if (nx_filter_jit(s, s->ev.data))
 		return true;
 	__builtin_memcpy(a, t->saddr, 16);
 	__builtin_memcpy(t->saddr, t->daddr, 16);
@@ -266,7 +266,7 @@ static __always_inline bool conn_wanted(struct conn_ctx *c)
 	s->ev.flags = 0;
 	nx_synth_from_tuple(s);
 	s->ev.len = s->ev.cap_len;
-	return nx_filter_jit(s) != 0;
+	return nx_filter_jit(s, s->ev.data) != 0;
 }
 
 /* Hand the record to the ring buffer; wake-ups as nx_emit (nx_common.bpf.h):

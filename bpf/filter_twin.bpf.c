@@ -44,7 +44,7 @@ int nx_filter_twin(struct __sk_buff *skb)
 		s->ev.data[13] = skb->priority & 0xff;
 	}
 	s->ev.cap_len = cap;
-	return nx_filter_jit(s);
+	return nx_filter_jit(s, s->ev.data);
 }
 
 char LICENSE[] SEC("license") = "GPL";

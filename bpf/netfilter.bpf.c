@@ -114,8 +114,7 @@ static __always_inline int nx_nf(struct bpf_nf_ctx *ctx, bool last)
 		e->flags |= NX_F_NO_DEV;
 	if (other)
 		e->aux = other->ifindex;
-	nx_read_skb(c.s, skb, dev);
-	if (!nx_follow_check(&c, skb, nx_filter_match(c.s, c.cfg)))
+	if (!nx_skb_wanted(&c, skb, dev))
 		return NX_NF_ACCEPT;
 	if (e->cap_len > cfg->cap_bytes)
 		e->cap_len = cfg->cap_bytes;

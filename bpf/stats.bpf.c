@@ -283,7 +283,7 @@ static __always_inline void nx_count(struct nx_scratch *s, struct nx_config *cfg
 		s->ev.len = len;
 		s->ev.cap_len = n;
 		s->ethertype = 0;
-		if (!nx_filter_jit(s)) {
+		if (!nx_filter_jit(s, s->ev.data)) {
 			st->filtered++;
 			return;
 		}

@@ -195,8 +195,7 @@ static __always_inline bool nx_skb_event(struct nx_ctx *c, struct sk_buff *skb,
 		e->flags |= NX_F_NO_DEV;
 	}
 	e->kind = NX_KIND_PACKET;
-	nx_read_skb(c->s, skb, dev);
-	if (!nx_follow_check(c, skb, nx_filter_match(c->s, c->cfg)))
+	if (!nx_skb_wanted(c, skb, dev))
 		return false;
 	if (e->hook == NX_HOOK_KFREE_SKB || e->hook == NX_HOOK_CONSUME_SKB)
 		nx_mark_shared(e, skb);
@@ -554,9 +553,10 @@ static __always_inline void nx_drop_count(struct nx_ctx *c, struct sk_buff *skb)
 	/* The filter needs the bytes; without one they are read only for a
 	 * row's sample. */
 	if (filtered) {
-		nx_read_skb(c->s, skb, dev);
-		if (!nx_filter_match(c->s, c->cfg))
+		const unsigned char *bytes = nx_skb_bytes(c->s, skb, dev);
+		if (!nx_filter_skb(c->s, c->cfg, bytes))
 			return;
+		nx_copy_skb(c->s, bytes);
 	}
 	c->cnt->matched++;
 	key.location = e->location;

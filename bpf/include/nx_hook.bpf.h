@@ -12,6 +12,7 @@
 #ifndef NX_HOOK_BPF_H
 #define NX_HOOK_BPF_H
 
+#define NX_PACKET_HOOKS
 #include "nx_packet.bpf.h"
 
 /* --follow: data buffers (skb->head, shared by clones) of packets that
@@ -296,6 +297,22 @@ static __always_inline bool nx_follow_check(struct nx_ctx *c, const struct sk_bu
 					    bool matched)
 {
 	return nx_follow_check_x(c, skb, matched, false);
+}
+
+/* Whether to report this packet (the filter, then --follow), its bytes in
+ * the record if so. The filter reads the packet where it lies where the
+ * kernel allows it: a packet it rejects is not copied (unless --follow must
+ * look at it). */
+static __always_inline bool nx_skb_wanted(struct nx_ctx *c, struct sk_buff *skb,
+					  const struct net_device *dev)
+{
+	const unsigned char *bytes = nx_skb_bytes(c->s, skb, dev);
+	bool matched = nx_filter_skb(c->s, c->cfg, bytes);
+
+	if (!matched && !c->cfg->follow_ns)
+		return false;
+	nx_copy_skb(c->s, bytes);
+	return nx_follow_check(c, skb, matched);
 }
 
 /* End of a packet's life: forget its buffer unless a clone still holds it. */

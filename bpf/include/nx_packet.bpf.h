@@ -15,17 +15,37 @@
 #include "nx_common.bpf.h"
 
 /*
- * Copy up to NX_CAP_BYTES of the packet into s->ev.data for the filter (the
- * record is cut to the snaplen after it). A VLAN tag the kernel stripped into
- * skb->vlan_tci is put back into the bytes, so the filter and the decoder see
- * the frame as tcpdump shows it. dev may be NULL (then the MAC header is not
- * trusted).
+ * Whether the filter may read a packet where it lies. Since 6.17 a char
+ * pointer read from a BTF struct (skb->head) is read-only untrusted memory
+ * that plain loads may read (each one a PROBE_MEM load: a fault reads 0),
+ * where before it was a number only a probe-read helper could follow. That
+ * came with BPF_FEAT_RDONLY_CAST_TO_VOID (bpf-next, June-July 2025), the
+ * kernel's flag for the feature. Older kernels: the bytes are copied for the
+ * filter first, as before. A CO-RE constant: the verifier never walks the
+ * branch this kernel cannot take.
+ *
+ * Why: the copy (a bpf_probe_read_kernel of up to 128 bytes) was 35-55 ns of
+ * the ~150-175 ns a packet outside the filter cost at a hook (bpf_stats,
+ * bench mode 1, 2026-12-06); the filter reads a few bytes.
  */
-static __always_inline void nx_read_skb(struct nx_scratch *s, struct sk_buff *skb,
-					const struct net_device *dev)
+#define NX_DIRECT_LOADS bpf_core_enum_value_exists(enum bpf_features, BPF_FEAT_RDONLY_CAST_TO_VOID)
+
+/*
+ * The packet's metadata into the record, and where its bytes are: up to
+ * NX_CAP_BYTES from the first header we trust (ev.cap_len says how many).
+ * Returns the bytes in the packet's own buffer, for the filter to read only
+ * what it tests (nx_filter_skb) and nx_copy_skb to copy afterwards for a
+ * record that is kept; NULL when they are already copied into ev.data (an
+ * older kernel, or a VLAN tag the kernel stripped into skb->vlan_tci, put
+ * back into the bytes so the filter and the decoder see the frame as
+ * tcpdump shows it). dev may be NULL (then the MAC header is not trusted).
+ */
+static __always_inline const unsigned char *nx_skb_bytes(struct nx_scratch *s,
+							 struct sk_buff *skb,
+							 const struct net_device *dev)
 {
 	struct nx_event *e = &s->ev;
-	unsigned char *head = (skb->head);
+	const unsigned char *head = (skb->head);
 	__u16 mac = (skb->mac_header);
 	__u16 net = (skb->network_header);
 	__u32 tail = (skb->tail);
@@ -63,6 +83,23 @@ static __always_inline void nx_read_skb(struct nx_scratch *s, struct sk_buff *sk
 
 	avail = tail > start ? tail - start : 0;
 	cap = avail < NX_CAP_BYTES ? avail : NX_CAP_BYTES;
+	e->cap_len = cap;
+	if (e->flags & NX_F_L2) {
+		s->ethertype = 0;
+	} else {
+		/* A locally built skb may have no protocol yet: look at the version. */
+		__u16 et = e->protocol;
+		if (et == 0 && cap >= 1) {
+			__u8 v;
+			if (bpf_probe_read_kernel(&v, 1, head + start) != 0)
+				v = 0;
+			v >>= 4;
+			et = v == 4 ? NX_ETH_P_IP : v == 6 ? NX_ETH_P_IPV6 : 0;
+		}
+		s->ethertype = et;
+	}
+	if (NX_DIRECT_LOADS && !tag)
+		return head + start;
 	if (tag && cap >= 12) {
 		/* dst, src | TPID, TCI | the rest, shifted by 4. */
 		__u32 rest = cap - 12;
@@ -83,17 +120,30 @@ static __always_inline void nx_read_skb(struct nx_scratch *s, struct sk_buff *sk
 		cap = 0;
 	}
 	e->cap_len = cap;
-	if (e->flags & NX_F_L2) {
-		s->ethertype = 0;
-	} else {
-		/* A locally built skb may have no protocol yet: look at the version. */
-		__u16 et = e->protocol;
-		if (et == 0 && cap >= 1) {
-			__u8 v = e->data[0] >> 4;
-			et = v == 4 ? NX_ETH_P_IP : v == 6 ? NX_ETH_P_IPV6 : 0;
-		}
-		s->ethertype = et;
-	}
+	return NULL;
+}
+
+/* The bytes nx_skb_bytes left in the packet, into the record (nothing to do
+ * if it copied them). */
+static __always_inline void nx_copy_skb(struct nx_scratch *s, const unsigned char *bytes)
+{
+	struct nx_event *e = &s->ev;
+	__u32 cap = e->cap_len;
+
+	if (!bytes)
+		return;
+	if (cap > NX_CAP_BYTES)
+		cap = NX_CAP_BYTES;
+	if (bpf_probe_read_kernel(e->data, cap, bytes) != 0)
+		e->cap_len = 0;
+}
+
+/* The packet into the record, for paths that want the bytes whatever the
+ * filter says. */
+static __always_inline void nx_read_skb(struct nx_scratch *s, struct sk_buff *skb,
+					const struct net_device *dev)
+{
+	nx_copy_skb(s, nx_skb_bytes(s, skb, dev));
 }
 
 /* Build a minimal IPv4/IPv6 + ports header from a tuple so the same filter
@@ -136,30 +186,62 @@ static __always_inline void nx_synth_from_tuple(struct nx_scratch *s)
 }
 
 /*
- * The compiled filter. This body is a placeholder: user space overwrites it
- * in the ELF, before loading, with the filter compiled to BPF instructions
- * (kernel/jit.rs); the verifier checks that code like any other. It is
- * called with r1 = the scratch and returns 1 to keep the record. Layout the
- * patcher checks: a 64-bit load of NX_JIT_MAGIC into r0, then slots of
+ * The compiled filter. These bodies are placeholders: user space overwrites
+ * them in the ELF, before loading, with the filter compiled to BPF
+ * instructions (kernel/jit.rs); the verifier checks that code like any
+ * other. Called with r1 = the scratch and r2 = the packet's bytes, they
+ * return 1 to keep the record. Two copies of the same code: the verifier
+ * wants one pointer type at each load instruction, and the bytes are either
+ * in the scratch (nx_filter_jit: a map value) or in the packet's own buffer
+ * (nx_filter_jit_direct: read-only untrusted memory, nx_skb_bytes). Layout
+ * the patcher checks: a 64-bit load of NX_JIT_MAGIC into r0, then slots of
  * `goto +0`, then `r0 = 1; exit` (accept all), NX_JIT_SLOTS in all.
  */
 #define NX_JIT_MAGIC 0x4e584a4954464c54ULL /* "NXJITFLT" */
 #define NX_STR2(x) #x
 #define NX_STR(x) NX_STR2(x)
-__attribute__((naked, noinline, used)) static int nx_filter_jit(struct nx_scratch *s)
+#define NX_JIT_PLACEHOLDER                                   \
+	asm volatile("r0 = " NX_STR(NX_JIT_MAGIC) " ll;"     \
+		     ".rept " NX_STR(NX_JIT_SLOTS) " - 4;"   \
+		     "goto +0;"                              \
+		     ".endr;"                                \
+		     "r0 = 1;"                               \
+		     "exit;" ::: "r0", "r1", "r2", "r3", "r4", "r5", "memory")
+
+__attribute__((naked, noinline, used)) static int nx_filter_jit(struct nx_scratch *s,
+								   const void *bytes)
 {
-	asm volatile("r0 = " NX_STR(NX_JIT_MAGIC) " ll;"
-		     ".rept " NX_STR(NX_JIT_SLOTS) " - 4;"
-		     "goto +0;"
-		     ".endr;"
-		     "r0 = 1;"
-		     "exit;" ::: "r0", "r1", "r2", "r3", "r4", "r5", "memory");
+	NX_JIT_PLACEHOLDER;
 }
 
-/* Run the user's filter over the record in s. Returns true to keep it. */
+/* Objects with packet hooks (nx_hook.bpf.h) only: the others would carry
+ * it unused. */
+#ifdef NX_PACKET_HOOKS
+__attribute__((naked, noinline, used)) static int nx_filter_jit_direct(struct nx_scratch *s,
+									  const void *bytes)
+{
+	NX_JIT_PLACEHOLDER;
+}
+#endif
+
+/* Run the user's filter over the record in s, its bytes in ev.data.
+ * Returns true to keep it. */
 static __always_inline bool nx_filter_match(struct nx_scratch *s, struct nx_config *cfg)
 {
-	return !(cfg->flags & NX_CFG_FILTER) || nx_filter_jit(s) != 0;
+	return !(cfg->flags & NX_CFG_FILTER) || nx_filter_jit(s, s->ev.data) != 0;
 }
+
+#ifdef NX_PACKET_HOOKS
+/* Run the user's filter over a packet, its bytes where nx_skb_bytes said. */
+static __always_inline bool nx_filter_skb(struct nx_scratch *s, struct nx_config *cfg,
+					  const unsigned char *bytes)
+{
+	if (!(cfg->flags & NX_CFG_FILTER))
+		return true;
+	if (bytes)
+		return nx_filter_jit_direct(s, bytes) != 0;
+	return nx_filter_jit(s, s->ev.data) != 0;
+}
+#endif
 
 #endif

@@ -1,16 +1,23 @@
-//! Splicing the compiled filter into trace.bpf.o before it is loaded.
+//! Splicing the compiled filter into a BPF object before it is loaded.
 //!
-//! The object has a placeholder subprogram `nx_filter_jit` (a magic 64-bit
-//! load, `goto +0` slots, `r0 = 1; exit`). We overwrite it, in a copy of the
-//! ELF, with `goto +0` padding followed by the compiled filter, so it keeps its
-//! size, symbol and BTF line info. The verifier then checks the filter like
-//! the rest of the program. (freplace would be the kernel's way, but it is
-//! refused under lockdown.)
+//! The objects have placeholder subprograms (a magic 64-bit load, `goto +0`
+//! slots, `r0 = 1; exit`): `nx_filter_jit`, called with the packet's bytes
+//! in the scratch record, and in the packet objects `nx_filter_jit_direct`,
+//! called with them where they lie in the packet (the verifier wants one
+//! pointer type per load instruction, so each way of calling has its own
+//! copy). We overwrite each, in a copy of the ELF, with `goto +0` padding
+//! followed by the compiled filter, so it keeps its size, symbol and BTF
+//! line info. The verifier then checks the filter like the rest of the
+//! program. (freplace would be the kernel's way, but it is refused under
+//! lockdown.)
 
 use crate::model::filter::ebpf::Insn;
 use object::{Object, ObjectSection, ObjectSymbol};
 
+/// The placeholder every object has.
 pub const SYMBOL: &str = "nx_filter_jit";
+/// The placeholder for packet bytes read in place (nx_packet.bpf.h).
+pub const SYMBOL_DIRECT: &str = "nx_filter_jit_direct";
 /// NX_JIT_SLOTS in abi.h.
 pub const SLOTS: usize = 1024;
 /// `r0 = NX_JIT_MAGIC ll` as two instruction slots.
@@ -45,12 +52,12 @@ impl Patched {
     }
 }
 
-fn placeholder_range(obj: &[u8]) -> Result<std::ops::Range<usize>, JitError> {
+/// Where the placeholder `name` is in the file, None if the object has none.
+fn placeholder_range(obj: &[u8], name: &str) -> Result<Option<std::ops::Range<usize>>, JitError> {
     let file = object::File::parse(obj).map_err(|e| JitError::Elf(e.to_string()))?;
-    let sym = file
-        .symbols()
-        .find(|s| s.name() == Ok(SYMBOL))
-        .ok_or(JitError::NoPlaceholder)?;
+    let Some(sym) = file.symbols().find(|s| s.name() == Ok(name)) else {
+        return Ok(None);
+    };
     let idx = sym.section_index().ok_or(JitError::NoPlaceholder)?;
     let section = file
         .section_by_index(idx)
@@ -61,40 +68,47 @@ fn placeholder_range(obj: &[u8]) -> Result<std::ops::Range<usize>, JitError> {
     if sym.address() as usize + SLOTS * 8 > sec_len as usize || end > obj.len() {
         return Err(JitError::BadPlaceholder);
     }
-    Ok(start..end)
+    Ok(Some(start..end))
+}
+
+/// Every placeholder in the object, `SYMBOL`'s first (it must exist).
+fn placeholders(obj: &[u8]) -> Result<Vec<std::ops::Range<usize>>, JitError> {
+    let main = placeholder_range(obj, SYMBOL)?.ok_or(JitError::NoPlaceholder)?;
+    let mut all = vec![main];
+    all.extend(placeholder_range(obj, SYMBOL_DIRECT)?);
+    Ok(all)
 }
 
 pub fn splice(obj: &[u8], prog: &[Insn]) -> Result<Patched, JitError> {
     if prog.len() > SLOTS {
         return Err(JitError::TooLong(prog.len()));
     }
-    let range = placeholder_range(obj)?;
-    if obj[range.start..range.start + 16] != MAGIC {
+    let ranges = placeholders(obj)?;
+    if ranges.iter().any(|r| obj[r.start..r.start + 16] != MAGIC) {
         return Err(JitError::BadPlaceholder);
     }
     let mut words = vec![0u64; obj.len().div_ceil(8)];
-    let mut p = Patched {
-        len: obj.len(),
-        words: Vec::new(),
-    };
     {
         // SAFETY: words has room for obj.len() bytes.
         let bytes =
             unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), obj.len()) };
         bytes.copy_from_slice(obj);
-        let region = &mut bytes[range];
         let pad = SLOTS - prog.len();
-        for (slot, chunk) in region.chunks_exact_mut(8).enumerate() {
-            let insn = if slot < pad {
-                NOP
-            } else {
-                prog[slot - pad].to_bytes()
-            };
-            chunk.copy_from_slice(&insn);
+        for range in ranges {
+            for (slot, chunk) in bytes[range].chunks_exact_mut(8).enumerate() {
+                let insn = if slot < pad {
+                    NOP
+                } else {
+                    prog[slot - pad].to_bytes()
+                };
+                chunk.copy_from_slice(&insn);
+            }
         }
     }
-    p.words = words;
-    Ok(p)
+    Ok(Patched {
+        words,
+        len: obj.len(),
+    })
 }
 
 #[cfg(test)]
@@ -105,26 +119,38 @@ mod tests {
     static OBJ: &[u8] = aya::include_bytes_aligned!("../../../../bpf/trace.bpf.o");
 
     #[test]
-    fn splices_into_the_placeholder_only() {
+    fn splices_into_the_placeholders_only() {
         let prog = Filter::parse("tcp").unwrap().to_ebpf().unwrap().unwrap();
         let patched = splice(OBJ, &prog).unwrap();
         let out = patched.bytes();
         assert_eq!(out.len(), OBJ.len());
-        let range = placeholder_range(OBJ).unwrap();
-        assert_eq!(&out[..range.start], &OBJ[..range.start]);
-        assert_eq!(&out[range.end..], &OBJ[range.end..]);
-        let region = &out[range.clone()];
-        assert_eq!(&region[..8], &NOP);
-        let tail = &region[region.len() - 8 * prog.len()..];
-        assert_eq!(
-            tail,
-            prog.iter()
-                .flat_map(|i| i.to_bytes())
-                .collect::<Vec<u8>>()
-                .as_slice()
-        );
+        let mut ranges = placeholders(OBJ).unwrap();
+        assert_eq!(ranges.len(), 2, "trace.bpf.o has both placeholders");
+        ranges.sort_by_key(|r| r.start);
+        let mut from = 0;
+        for range in &ranges {
+            assert_eq!(&out[from..range.start], &OBJ[from..range.start]);
+            from = range.end;
+            let region = &out[range.clone()];
+            assert_eq!(&region[..8], &NOP);
+            let tail = &region[region.len() - 8 * prog.len()..];
+            assert_eq!(
+                tail,
+                prog.iter()
+                    .flat_map(|i| i.to_bytes())
+                    .collect::<Vec<u8>>()
+                    .as_slice()
+            );
+        }
+        assert_eq!(&out[from..], &OBJ[from..]);
         // The patched object no longer has the magic: it cannot be patched twice.
         assert_eq!(splice(out, &prog).err(), Some(JitError::BadPlaceholder));
+    }
+
+    #[test]
+    fn objects_without_packets_have_one_placeholder() {
+        static CONN: &[u8] = aya::include_bytes_aligned!("../../../../bpf/conn.bpf.o");
+        assert_eq!(placeholders(CONN).unwrap().len(), 1);
     }
 
     #[test]

@@ -4,11 +4,16 @@
 //! few loads and compares: no interpreter loop.
 //!
 //! Calling convention: r1 = `struct nx_scratch *` (a map value, never
-//! written), r0 = verdict (1 keep, 0 drop). r6 holds `ev.cap_len`; r0 is the
-//! scratch register of loads; arithmetic lives in r2-r5, r7-r9 as a stack
-//! (r6-r9 are saved by the JIT in this subprogram's frame). Packet loads
-//! check the offset against `ev.cap_len` (outside: reject the packet, as BPF
-//! does) and against the buffer size (for the verifier).
+//! written), r2 = the packet's bytes, `ev.cap_len` of them: `ev.data` in the
+//! scratch, or the packet's own buffer where the kernel lets a program load
+//! through `skb->head` (then the filter reads only the bytes it tests and
+//! nothing is copied for a packet it rejects); r0 = verdict (1 keep, 0
+//! drop). The prologue moves r2 to r9 and loads `ev.cap_len` into r6; r0 is
+//! the scratch register of loads; arithmetic lives in r2-r5, r7, r8 as a
+//! stack (r6-r9 are saved by the JIT in this subprogram's frame). Packet
+//! loads check the offset against `ev.cap_len` (outside: reject the packet,
+//! as BPF does) and against NX_CAP_BYTES (for the verifier, when r9 points
+//! into the scratch).
 //!
 //! The formula is compiled twice, for a record with an Ethernet header and
 //! for one without, and the entry branches once on which it is: in each
@@ -24,7 +29,6 @@ mod off {
     pub const LEN: i16 = 48;
     pub const CAP_LEN: i16 = 70;
     pub const FLAGS: i16 = 74;
-    pub const DATA: i16 = 176;
     pub const ETHERTYPE: i16 = 312;
 }
 
@@ -76,6 +80,7 @@ const MOV32_IMM: u8 = 0xb4;
 const MOV64_IMM: u8 = 0xb7;
 const ADD64_IMM: u8 = 0x07;
 const ADD64_REG: u8 = 0x0f;
+const MOV64_REG: u8 = 0xbf;
 const AND64_IMM: u8 = 0x57;
 const ALU32_IMM: u8 = 0x04;
 const ALU32_REG: u8 = 0x0c;
@@ -107,9 +112,11 @@ const J_SET: u8 = 0x40;
 const J_LT: u8 = 0xa0;
 
 /// Registers for values, innermost last.
-const POOL: [u8; 7] = [2, 3, 4, 5, 7, 8, 9];
+const POOL: [u8; 6] = [2, 3, 4, 5, 7, 8];
 /// `ev.cap_len`, loaded once.
 const CAP: u8 = 6;
+/// The packet's first byte (the second argument, moved out of the pool).
+const PKT: u8 = 9;
 
 #[derive(Debug, Clone, Copy)]
 enum Item {
@@ -150,7 +157,10 @@ type R = Result<(), String>;
 
 fn reg(d: usize) -> Result<u8, String> {
     POOL.get(d).copied().ok_or_else(|| {
-        "filter arithmetic nested too deeply for the kernel (at most 8 levels)".into()
+        format!(
+            "filter arithmetic nested too deeply for the kernel (at most {} levels)",
+            POOL.len()
+        )
     })
 }
 
@@ -201,7 +211,7 @@ impl Gen {
             return;
         }
         self.jmp(JMP32_IMM | J_LT, CAP, 0, end as i32, rej);
-        self.fetch(r, 1, off::DATA + at as i16, size);
+        self.fetch(r, PKT, at as i16, size);
     }
 
     /// r = the `size` bytes at [base + off], big endian.
@@ -227,8 +237,8 @@ impl Gen {
         self.jmp(JGT64_IMM, r, 0, CAP_BYTES as i32 - size as i32, rej);
         self.ins(i(ADD64_IMM, r, 0, 0, size as i32));
         self.jmp(JGT64_REG, r, CAP, 0, rej);
-        self.ins(i(ADD64_REG, r, 1, 0, 0));
-        self.fetch(r, r, off::DATA - size as i16, size);
+        self.ins(i(ADD64_REG, r, PKT, 0, 0));
+        self.fetch(r, r, -(size as i16), size);
     }
 
     /// Compute `v` into POOL[d] (zero-extended 32-bit).
@@ -413,6 +423,7 @@ pub(super) fn compile(low: &Low) -> Result<Vec<Insn>, String> {
     g.reject = g.label();
     let rej = g.reject;
     let no_l2 = g.label();
+    g.ins(i(MOV64_REG, PKT, 2, 0, 0));
     g.ins(i(LDXH, CAP, 1, off::CAP_LEN, 0));
     g.ins(i(LDXB, 0, 1, off::FLAGS, 0));
     g.ins(i(AND64_IMM, 0, 0, 0, F_L2));
@@ -609,6 +620,7 @@ mod tests {
                 }
                 if x.code & 0x07 != 0x05 && x.code & 0x07 != 0x06 {
                     assert_ne!(x.dst, 1, "{e}: r1 written at {pc}");
+                    assert!(x.dst != PKT || pc == 0, "{e}: r9 written at {pc}");
                 }
                 assert!(x.dst <= 9 && x.src <= 9, "{e}: bad register at {pc}");
             }
@@ -620,6 +632,18 @@ mod tests {
         let deep = "1 + (1 + (1 + (1 + (1 + (1 + (1 + (1 + ip[0]))))))) = 9";
         let e = Filter::parse(deep).unwrap().to_ebpf().unwrap_err();
         assert!(e.msg.contains("nested too deeply"), "{e}");
+    }
+
+    #[test]
+    fn the_nesting_limit_is_what_the_message_says() {
+        let nest = |n: usize| format!("{}ip[0]{} = 9", "1 + (".repeat(n - 1), ")".repeat(n - 1));
+        let limit = 6;
+        assert!(Filter::parse(&nest(limit)).unwrap().to_ebpf().is_ok());
+        let e = Filter::parse(&nest(limit + 1))
+            .unwrap()
+            .to_ebpf()
+            .unwrap_err();
+        assert!(e.msg.contains(&format!("at most {limit} levels")), "{e}");
     }
 
     #[test]
