@@ -76,6 +76,7 @@ const fn i(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
 const LDXB: u8 = 0x71;
 const LDXH: u8 = 0x69;
 const LDXW: u8 = 0x61;
+const STXH: u8 = 0x6b;
 const MOV32_IMM: u8 = 0xb4;
 const MOV64_IMM: u8 = 0xb7;
 const ADD64_IMM: u8 = 0x07;
@@ -141,6 +142,33 @@ struct Gen {
     /// A value POOL[0] holds on every path into the current point (set
     /// after a chain's single test: the next test of the same load reuses it).
     cached: Option<Val>,
+    /// In the Ethernet version: the outer ethertype was loaded once, at
+    /// entry, into the stack slot `ETHERTYPE_SLOT` (a packet load is a
+    /// checked PROBE_MEM load when the bytes are read in place; a filter
+    /// tests the ethertype once per protocol it names).
+    ethertype_on_stack: bool,
+}
+
+/// The frame-pointer offset of the outer ethertype's copy.
+const ETHERTYPE_SLOT: i16 = -8;
+
+/// How many times `low` reads the outer ethertype.
+fn ethertype_reads(low: &Low) -> usize {
+    fn val(v: &Val) -> usize {
+        match v {
+            Val::EtherType(0) => 1,
+            Val::Load { index, .. } => val(index),
+            Val::Bin(_, a, b) => val(a) + val(b),
+            Val::Neg(a) => val(a),
+            _ => 0,
+        }
+    }
+    match low {
+        Low::True => 0,
+        Low::Cmp(a, _, b) => val(a) + val(b),
+        Low::And(parts) | Low::Or(parts) => parts.iter().map(ethertype_reads).sum(),
+        Low::Not(l) => ethertype_reads(l),
+    }
 }
 
 /// The value a part of a chain leaves in POOL[0] whichever way it goes: a
@@ -247,6 +275,11 @@ impl Gen {
         match v {
             Val::K(k) => self.ins(i(MOV32_IMM, r, 0, 0, *k as i32)),
             Val::Len => self.ins(i(LDXW, r, 1, off::LEN, 0)),
+            Val::EtherType(0) if self.ethertype_on_stack => {
+                let rej = self.reject;
+                self.jmp(JMP32_IMM | J_LT, CAP, 0, 14, rej);
+                self.ins(i(LDXH, r, 10, ETHERTYPE_SLOT, 0));
+            }
             Val::EtherType(n) => {
                 if self.l2 {
                     self.load_const(r, 12 + 4 * *n as u64, 2);
@@ -418,6 +451,7 @@ pub(super) fn compile(low: &Low) -> Result<Vec<Insn>, String> {
         reject: 0,
         l2: true,
         cached: None,
+        ethertype_on_stack: false,
     };
     let acc = g.label();
     g.reject = g.label();
@@ -428,9 +462,21 @@ pub(super) fn compile(low: &Low) -> Result<Vec<Insn>, String> {
     g.ins(i(LDXB, 0, 1, off::FLAGS, 0));
     g.ins(i(AND64_IMM, 0, 0, 0, F_L2));
     g.jmp(JEQ64_IMM, 0, 0, 0, no_l2);
+    if ethertype_reads(low) >= 2 {
+        // r0 = the outer ethertype, 0 in a frame too short for it (every
+        // read checks the length first); the slot is written on every path.
+        let store = g.label();
+        g.ins(i(MOV64_IMM, 0, 0, 0, 0));
+        g.jmp(JMP32_IMM | J_LT, CAP, 0, 14, store);
+        g.fetch(0, PKT, 12, 2);
+        g.place(store);
+        g.ins(i(STXH, 10, 0, ETHERTYPE_SLOT, 0));
+        g.ethertype_on_stack = true;
+    }
     g.emit(low, acc, rej)?;
     g.place(no_l2);
     g.l2 = false;
+    g.ethertype_on_stack = false;
     g.cached = None;
     g.emit(low, acc, rej)?;
     g.place(acc);
@@ -622,7 +668,14 @@ mod tests {
                     assert_ne!(x.dst, 1, "{e}: r1 written at {pc}");
                     assert!(x.dst != PKT || pc == 0, "{e}: r9 written at {pc}");
                 }
-                assert!(x.dst <= 9 && x.src <= 9, "{e}: bad register at {pc}");
+                // r10, the frame pointer: only the ethertype's slot.
+                if x.dst == 10 || x.src == 10 {
+                    assert!(
+                        matches!(x.code, STXH | LDXH) && x.off == ETHERTYPE_SLOT,
+                        "{e}: r10 used at {pc}"
+                    );
+                }
+                assert!(x.dst <= 10 && x.src <= 10, "{e}: bad register at {pc}");
             }
         }
     }
