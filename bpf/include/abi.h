@@ -248,10 +248,12 @@ struct nx_scratch {
 	struct nx_event ev;
 	__u64 sp;		/* a stack address, read back as a number */
 	__u16 ethertype;	/* network protocol when data[] has no Ethernet header */
-	__u16 _pad[3];
+	__u16 et_copy;		/* the filter's own: the outer ethertype, read once */
+	__u16 _pad[2];
 };
 _Static_assert(sizeof(struct nx_scratch) == 320, "nx_scratch size");
 _Static_assert(__builtin_offsetof(struct nx_scratch, ethertype) == 312, "nx_scratch.ethertype");
+_Static_assert(__builtin_offsetof(struct nx_scratch, et_copy) == 314, "nx_scratch.et_copy");
 _Static_assert(__builtin_offsetof(struct nx_event, len) == 48, "nx_event.len");
 _Static_assert(__builtin_offsetof(struct nx_event, cap_len) == 70, "nx_event.cap_len");
 _Static_assert(__builtin_offsetof(struct nx_event, flags) == 74, "nx_event.flags");

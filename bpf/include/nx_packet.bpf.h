@@ -186,41 +186,58 @@ static __always_inline void nx_synth_from_tuple(struct nx_scratch *s)
 }
 
 /*
- * The compiled filter. These bodies are placeholders: user space overwrites
- * them in the ELF, before loading, with the filter compiled to BPF
- * instructions (kernel/jit.rs); the verifier checks that code like any
- * other. Called with r1 = the scratch and r2 = the packet's bytes, they
- * return 1 to keep the record. Two copies of the same code: the verifier
- * wants one pointer type at each load instruction, and the bytes are either
- * in the scratch (nx_filter_jit: a map value) or in the packet's own buffer
- * (nx_filter_jit_direct: read-only untrusted memory, nx_skb_bytes). Layout
- * the patcher checks: a 64-bit load of NX_JIT_MAGIC into r0, then slots of
- * `goto +0`, then `r0 = 1; exit` (accept all), NX_JIT_SLOTS in all.
+ * The compiled filter. These are placeholders: user space overwrites them in
+ * the ELF, before loading, with the filter compiled to BPF instructions
+ * (kernel/jit.rs); the verifier checks that code like any other. The filter
+ * runs with r1 = the scratch and r2 = the packet's bytes and leaves 1 in r0
+ * to keep the record. The verifier wants one pointer type at each load
+ * instruction, and the bytes are either in the scratch (a map value) or in
+ * the packet's own buffer (read-only untrusted memory, nx_skb_bytes), so
+ * there are two kinds:
+ * - nx_filter_jit, a subprogram, for bytes in the scratch (synthesised
+ *   tuples, tc/XDP frames, VLAN tags put back, older kernels). Layout: a
+ *   64-bit load of NX_JIT_MAGIC into r0, slots of `goto +0`, `r0 = 1; exit`
+ *   (accept all), NX_JIT_SLOTS in all.
+ * - NX_FILTER_INLINE, the same slots inside each program that reads packets
+ *   in place, the hot path: a bpf-to-bpf call and its return cost ~15 ns a
+ *   run here (the return goes through the SRSO "safe RET" thunk). Layout: a
+ *   load of NX_JIT_MAGIC_INLINE, `goto +0` slots, `r0 = 1`, falling through
+ *   to the code after it (the patcher turns the filter's exits into jumps
+ *   there). The filter writes r0 and r2-r9, never r1 or the stack.
  */
-#define NX_JIT_MAGIC 0x4e584a4954464c54ULL /* "NXJITFLT" */
+#define NX_JIT_MAGIC 0x4e584a4954464c54ULL	  /* "NXJITFLT" */
+#define NX_JIT_MAGIC_INLINE 0x4e584a4954494e4cULL /* "NXJITINL" */
 #define NX_STR2(x) #x
 #define NX_STR(x) NX_STR2(x)
-#define NX_JIT_PLACEHOLDER                                   \
-	asm volatile("r0 = " NX_STR(NX_JIT_MAGIC) " ll;"     \
-		     ".rept " NX_STR(NX_JIT_SLOTS) " - 4;"   \
-		     "goto +0;"                              \
-		     ".endr;"                                \
-		     "r0 = 1;"                               \
-		     "exit;" ::: "r0", "r1", "r2", "r3", "r4", "r5", "memory")
 
 __attribute__((naked, noinline, used)) static int nx_filter_jit(struct nx_scratch *s,
 								   const void *bytes)
 {
-	NX_JIT_PLACEHOLDER;
+	asm volatile("r0 = " NX_STR(NX_JIT_MAGIC) " ll;"
+		     ".rept " NX_STR(NX_JIT_SLOTS) " - 4;"
+		     "goto +0;"
+		     ".endr;"
+		     "r0 = 1;"
+		     "exit;" ::: "r0", "r1", "r2", "r3", "r4", "r5", "memory");
 }
 
-/* Objects with packet hooks (nx_hook.bpf.h) only: the others would carry
- * it unused. */
 #ifdef NX_PACKET_HOOKS
-__attribute__((naked, noinline, used)) static int nx_filter_jit_direct(struct nx_scratch *s,
-									  const void *bytes)
+/* Objects with packet hooks (nx_hook.bpf.h) only. */
+static __always_inline int nx_filter_inline(struct nx_scratch *s, const void *bytes)
 {
-	NX_JIT_PLACEHOLDER;
+	register __u64 r0 asm("r0");
+	register struct nx_scratch *r1 asm("r1") = s;
+	register const void *r2 asm("r2") = bytes;
+
+	asm volatile("r0 = " NX_STR(NX_JIT_MAGIC_INLINE) " ll;"
+		     ".rept " NX_STR(NX_JIT_SLOTS) " - 3;"
+		     "goto +0;"
+		     ".endr;"
+		     "r0 = 1;"
+		     : "=r"(r0), "+r"(r2)
+		     : "r"(r1)
+		     : "r3", "r4", "r5", "r6", "r7", "r8", "r9", "memory");
+	return r0;
 }
 #endif
 
@@ -239,7 +256,7 @@ static __always_inline bool nx_filter_skb(struct nx_scratch *s, struct nx_config
 	if (!(cfg->flags & NX_CFG_FILTER))
 		return true;
 	if (bytes)
-		return nx_filter_jit_direct(s, bytes) != 0;
+		return nx_filter_inline(s, bytes) != 0;
 	return nx_filter_jit(s, s->ev.data) != 0;
 }
 #endif

@@ -1,7 +1,8 @@
 //! The kernel's filter as the tracing programs run it on this kernel: at a
-//! real tracepoint, reading the packet where it lies (`nx_filter_jit_direct`,
-//! kernels with BPF_FEAT_RDONLY_CAST_TO_VOID) rather than from a copy in the
-//! scratch record as the TC twin of `filter_kernel.rs` does.
+//! real tracepoint, inline in the program and reading the packet where it
+//! lies (kernels with BPF_FEAT_RDONLY_CAST_TO_VOID), rather than called as
+//! the `nx_filter_jit` subprogram on a copy in the scratch record as the TC
+//! twin of `filter_kernel.rs` does.
 //!
 //! The corpus frames are written one by one onto a veth by an AF_PACKET
 //! socket, in a namespace of their own (both ends, no addresses, IPv6 off:

@@ -1,30 +1,43 @@
 //! Splicing the compiled filter into a BPF object before it is loaded.
 //!
-//! The objects have placeholder subprograms (a magic 64-bit load, `goto +0`
-//! slots, `r0 = 1; exit`): `nx_filter_jit`, called with the packet's bytes
-//! in the scratch record, and in the packet objects `nx_filter_jit_direct`,
-//! called with them where they lie in the packet (the verifier wants one
-//! pointer type per load instruction, so each way of calling has its own
-//! copy). We overwrite each, in a copy of the ELF, with `goto +0` padding
-//! followed by the compiled filter, so it keeps its size, symbol and BTF
-//! line info. The verifier then checks the filter like the rest of the
-//! program. (freplace would be the kernel's way, but it is refused under
-//! lockdown.)
+//! The objects have placeholders of NX_JIT_SLOTS instruction slots (a magic
+//! 64-bit load, `goto +0` slots, `r0 = 1`; bpf/include/nx_packet.bpf.h):
+//! - the subprogram `nx_filter_jit`, ending in `exit`, called with the
+//!   packet's bytes in the scratch record (every object has it);
+//! - inline regions, one per place a program of trace.bpf.o or
+//!   netfilter.bpf.o runs the filter on a packet read in place: they fall
+//!   through to the program's next instruction, so the filter's `exit`s
+//!   become jumps to the end of the region (a bpf-to-bpf call and return
+//!   cost ~15 ns a run on this machine). Found by their magic.
+//!
+//! The verifier wants one pointer type per load instruction, hence the two
+//! kinds. We overwrite each placeholder, in a copy of the ELF, with `goto +0`
+//! padding (which the verifier removes) followed by the compiled filter, so
+//! sizes, symbols and BTF line info are unchanged. The verifier then checks
+//! the filter like the rest of the program. (freplace would be the kernel's
+//! way, but it is refused under lockdown.)
 
 use crate::model::filter::ebpf::Insn;
-use object::{Object, ObjectSection, ObjectSymbol};
+use object::{Object, ObjectSection, ObjectSymbol, SectionKind};
+use std::ops::Range;
 
-/// The placeholder every object has.
+/// The placeholder subprogram every object has.
 pub const SYMBOL: &str = "nx_filter_jit";
-/// The placeholder for packet bytes read in place (nx_packet.bpf.h).
-pub const SYMBOL_DIRECT: &str = "nx_filter_jit_direct";
 /// NX_JIT_SLOTS in abi.h.
 pub const SLOTS: usize = 1024;
 /// `r0 = NX_JIT_MAGIC ll` as two instruction slots.
 const MAGIC: [u8; 16] = [
     0x18, 0x00, 0, 0, 0x54, 0x4c, 0x46, 0x54, 0, 0, 0, 0, 0x49, 0x4a, 0x58, 0x4e,
 ];
+/// `r0 = NX_JIT_MAGIC_INLINE ll`.
+const MAGIC_INLINE: [u8; 16] = [
+    0x18, 0x00, 0, 0, 0x4c, 0x4e, 0x49, 0x54, 0, 0, 0, 0, 0x49, 0x4a, 0x58, 0x4e,
+];
 const NOP: [u8; 8] = [0x05, 0, 0, 0, 0, 0, 0, 0];
+/// `r0 = 1`, the last slot of an inline region.
+const ACCEPT: [u8; 8] = [0xb7, 0, 0, 0, 1, 0, 0, 0];
+const EXIT: u8 = 0x95;
+const JA: u8 = 0x05;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum JitError {
@@ -52,41 +65,91 @@ impl Patched {
     }
 }
 
-/// Where the placeholder `name` is in the file, None if the object has none.
-fn placeholder_range(obj: &[u8], name: &str) -> Result<Option<std::ops::Range<usize>>, JitError> {
+/// A placeholder's bytes in the file, and whether it is an inline region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Placeholder {
+    range: Range<usize>,
+    inline: bool,
+}
+
+/// Every placeholder in the object: the subprogram `SYMBOL` (which must
+/// exist) and the inline regions of every program section.
+fn placeholders(obj: &[u8]) -> Result<Vec<Placeholder>, JitError> {
     let file = object::File::parse(obj).map_err(|e| JitError::Elf(e.to_string()))?;
-    let Some(sym) = file.symbols().find(|s| s.name() == Ok(name)) else {
-        return Ok(None);
-    };
+    let sym = file
+        .symbols()
+        .find(|s| s.name() == Ok(SYMBOL))
+        .ok_or(JitError::NoPlaceholder)?;
     let idx = sym.section_index().ok_or(JitError::NoPlaceholder)?;
     let section = file
         .section_by_index(idx)
         .map_err(|e| JitError::Elf(e.to_string()))?;
     let (sec_off, sec_len) = section.file_range().ok_or(JitError::NoPlaceholder)?;
     let start = sec_off as usize + sym.address() as usize;
-    let end = start + SLOTS * 8;
-    if sym.address() as usize + SLOTS * 8 > sec_len as usize || end > obj.len() {
+    if sym.address() as usize + SLOTS * 8 > sec_len as usize || start + SLOTS * 8 > obj.len() {
         return Err(JitError::BadPlaceholder);
     }
-    Ok(Some(start..end))
+    if obj[start..start + 16] != MAGIC {
+        return Err(JitError::BadPlaceholder);
+    }
+    let mut all = vec![Placeholder {
+        range: start..start + SLOTS * 8,
+        inline: false,
+    }];
+    for section in file.sections().filter(|s| s.kind() == SectionKind::Text) {
+        let Some((off, len)) = section.file_range() else {
+            continue;
+        };
+        let (off, len) = (off as usize, len as usize);
+        let text = obj.get(off..off + len).ok_or(JitError::BadPlaceholder)?;
+        let mut at = 0;
+        while at + 16 <= text.len() {
+            if text[at..at + 16] != MAGIC_INLINE {
+                at += 8;
+                continue;
+            }
+            let end = at + SLOTS * 8;
+            if end > text.len() || text[end - 8..end] != ACCEPT {
+                return Err(JitError::BadPlaceholder);
+            }
+            all.push(Placeholder {
+                range: off + at..off + end,
+                inline: true,
+            });
+            at = end;
+        }
+    }
+    Ok(all)
 }
 
-/// Every placeholder in the object, `SYMBOL`'s first (it must exist).
-fn placeholders(obj: &[u8]) -> Result<Vec<std::ops::Range<usize>>, JitError> {
-    let main = placeholder_range(obj, SYMBOL)?.ok_or(JitError::NoPlaceholder)?;
-    let mut all = vec![main];
-    all.extend(placeholder_range(obj, SYMBOL_DIRECT)?);
-    Ok(all)
+/// The filter as an inline region runs it: each `exit` jumps to the first
+/// instruction after the region (the filter fills the region's end).
+fn inlined(prog: &[Insn]) -> Vec<Insn> {
+    let n = prog.len();
+    prog.iter()
+        .enumerate()
+        .map(|(k, x)| {
+            if x.code == EXIT {
+                Insn {
+                    code: JA,
+                    dst: 0,
+                    src: 0,
+                    off: (n - 1 - k) as i16,
+                    imm: 0,
+                }
+            } else {
+                *x
+            }
+        })
+        .collect()
 }
 
 pub fn splice(obj: &[u8], prog: &[Insn]) -> Result<Patched, JitError> {
     if prog.len() > SLOTS {
         return Err(JitError::TooLong(prog.len()));
     }
-    let ranges = placeholders(obj)?;
-    if ranges.iter().any(|r| obj[r.start..r.start + 16] != MAGIC) {
-        return Err(JitError::BadPlaceholder);
-    }
+    let places = placeholders(obj)?;
+    let inline = inlined(prog);
     let mut words = vec![0u64; obj.len().div_ceil(8)];
     {
         // SAFETY: words has room for obj.len() bytes.
@@ -94,12 +157,13 @@ pub fn splice(obj: &[u8], prog: &[Insn]) -> Result<Patched, JitError> {
             unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), obj.len()) };
         bytes.copy_from_slice(obj);
         let pad = SLOTS - prog.len();
-        for range in ranges {
-            for (slot, chunk) in bytes[range].chunks_exact_mut(8).enumerate() {
+        for p in places {
+            let code = if p.inline { &inline } else { prog };
+            for (slot, chunk) in bytes[p.range].chunks_exact_mut(8).enumerate() {
                 let insn = if slot < pad {
                     NOP
                 } else {
-                    prog[slot - pad].to_bytes()
+                    code[slot - pad].to_bytes()
                 };
                 chunk.copy_from_slice(&insn);
             }
@@ -124,19 +188,28 @@ mod tests {
         let patched = splice(OBJ, &prog).unwrap();
         let out = patched.bytes();
         assert_eq!(out.len(), OBJ.len());
-        let mut ranges = placeholders(OBJ).unwrap();
-        assert_eq!(ranges.len(), 2, "trace.bpf.o has both placeholders");
-        ranges.sort_by_key(|r| r.start);
+        let mut places = placeholders(OBJ).unwrap();
+        assert!(!places[0].inline, "the subprogram first");
+        assert!(
+            places.iter().filter(|p| p.inline).count() >= 10,
+            "trace.bpf.o inlines the filter in its packet programs"
+        );
+        places.sort_by_key(|p| p.range.start);
         let mut from = 0;
-        for range in &ranges {
-            assert_eq!(&out[from..range.start], &OBJ[from..range.start]);
-            from = range.end;
-            let region = &out[range.clone()];
+        for p in &places {
+            assert_eq!(&out[from..p.range.start], &OBJ[from..p.range.start]);
+            from = p.range.end;
+            let region = &out[p.range.clone()];
             assert_eq!(&region[..8], &NOP);
+            let code = if p.inline {
+                inlined(&prog)
+            } else {
+                prog.clone()
+            };
             let tail = &region[region.len() - 8 * prog.len()..];
             assert_eq!(
                 tail,
-                prog.iter()
+                code.iter()
                     .flat_map(|i| i.to_bytes())
                     .collect::<Vec<u8>>()
                     .as_slice()
@@ -148,7 +221,22 @@ mod tests {
     }
 
     #[test]
-    fn objects_without_packets_have_one_placeholder() {
+    fn inline_exits_jump_past_the_region() {
+        let prog = Filter::parse("ip").unwrap().to_ebpf().unwrap().unwrap();
+        let code = inlined(&prog);
+        assert!(code.iter().all(|x| x.code != EXIT));
+        for (k, (a, b)) in prog.iter().zip(&code).enumerate() {
+            if a.code == EXIT {
+                assert_eq!(b.code, JA);
+                assert_eq!(k + 1 + b.off as usize, prog.len(), "to the region's end");
+            } else {
+                assert_eq!(a, b);
+            }
+        }
+    }
+
+    #[test]
+    fn objects_without_packets_have_no_inline_region() {
         static CONN: &[u8] = aya::include_bytes_aligned!("../../../../bpf/conn.bpf.o");
         assert_eq!(placeholders(CONN).unwrap().len(), 1);
     }

@@ -3,8 +3,8 @@
 //! The verifier checks this code like any other, and each primitive costs a
 //! few loads and compares: no interpreter loop.
 //!
-//! Calling convention: r1 = `struct nx_scratch *` (a map value, never
-//! written), r2 = the packet's bytes, `ev.cap_len` of them: `ev.data` in the
+//! Calling convention: r1 = `struct nx_scratch *` (a map value; only its
+//! `et_copy` is written), r2 = the packet's bytes, `ev.cap_len` of them: `ev.data` in the
 //! scratch, or the packet's own buffer where the kernel lets a program load
 //! through `skb->head` (then the filter reads only the bytes it tests and
 //! nothing is copied for a packet it rejects); r0 = verdict (1 keep, 0
@@ -30,6 +30,7 @@ mod off {
     pub const CAP_LEN: i16 = 70;
     pub const FLAGS: i16 = 74;
     pub const ETHERTYPE: i16 = 312;
+    pub const ET_COPY: i16 = 314;
 }
 
 /// `NX_F_L2`: data[] starts with an Ethernet header.
@@ -143,14 +144,12 @@ struct Gen {
     /// after a chain's single test: the next test of the same load reuses it).
     cached: Option<Val>,
     /// In the Ethernet version: the outer ethertype was loaded once, at
-    /// entry, into the stack slot `ETHERTYPE_SLOT` (a packet load is a
-    /// checked PROBE_MEM load when the bytes are read in place; a filter
-    /// tests the ethertype once per protocol it names).
-    ethertype_on_stack: bool,
+    /// entry, into the scratch's `et_copy` (a packet load is a checked
+    /// PROBE_MEM load when the bytes are read in place; a filter tests the
+    /// ethertype once per protocol it names). Not the stack: the filter may
+    /// run inline in a program, whose stack is the compiler's.
+    ethertype_copied: bool,
 }
-
-/// The frame-pointer offset of the outer ethertype's copy.
-const ETHERTYPE_SLOT: i16 = -8;
 
 /// How many times `low` reads the outer ethertype.
 fn ethertype_reads(low: &Low) -> usize {
@@ -275,10 +274,10 @@ impl Gen {
         match v {
             Val::K(k) => self.ins(i(MOV32_IMM, r, 0, 0, *k as i32)),
             Val::Len => self.ins(i(LDXW, r, 1, off::LEN, 0)),
-            Val::EtherType(0) if self.ethertype_on_stack => {
+            Val::EtherType(0) if self.ethertype_copied => {
                 let rej = self.reject;
                 self.jmp(JMP32_IMM | J_LT, CAP, 0, 14, rej);
-                self.ins(i(LDXH, r, 10, ETHERTYPE_SLOT, 0));
+                self.ins(i(LDXH, r, 1, off::ET_COPY, 0));
             }
             Val::EtherType(n) => {
                 if self.l2 {
@@ -451,7 +450,7 @@ pub(super) fn compile(low: &Low) -> Result<Vec<Insn>, String> {
         reject: 0,
         l2: true,
         cached: None,
-        ethertype_on_stack: false,
+        ethertype_copied: false,
     };
     let acc = g.label();
     g.reject = g.label();
@@ -464,19 +463,19 @@ pub(super) fn compile(low: &Low) -> Result<Vec<Insn>, String> {
     g.jmp(JEQ64_IMM, 0, 0, 0, no_l2);
     if ethertype_reads(low) >= 2 {
         // r0 = the outer ethertype, 0 in a frame too short for it (every
-        // read checks the length first); the slot is written on every path.
+        // read checks the length first).
         let store = g.label();
         g.ins(i(MOV64_IMM, 0, 0, 0, 0));
         g.jmp(JMP32_IMM | J_LT, CAP, 0, 14, store);
         g.fetch(0, PKT, 12, 2);
         g.place(store);
-        g.ins(i(STXH, 10, 0, ETHERTYPE_SLOT, 0));
-        g.ethertype_on_stack = true;
+        g.ins(i(STXH, 1, 0, off::ET_COPY, 0));
+        g.ethertype_copied = true;
     }
     g.emit(low, acc, rej)?;
     g.place(no_l2);
     g.l2 = false;
-    g.ethertype_on_stack = false;
+    g.ethertype_copied = false;
     g.cached = None;
     g.emit(low, acc, rej)?;
     g.place(acc);
@@ -664,18 +663,15 @@ mod tests {
                         "{e}: jump past the end at {pc}"
                     );
                 }
-                if x.code & 0x07 != 0x05 && x.code & 0x07 != 0x06 {
+                if x.code == STXH {
+                    // The only store: the ethertype's copy in the scratch.
+                    assert!(x.dst == 1 && x.off == off::ET_COPY, "{e}: store at {pc}");
+                } else if x.code & 0x07 != 0x05 && x.code & 0x07 != 0x06 {
                     assert_ne!(x.dst, 1, "{e}: r1 written at {pc}");
                     assert!(x.dst != PKT || pc == 0, "{e}: r9 written at {pc}");
                 }
-                // r10, the frame pointer: only the ethertype's slot.
-                if x.dst == 10 || x.src == 10 {
-                    assert!(
-                        matches!(x.code, STXH | LDXH) && x.off == ETHERTYPE_SLOT,
-                        "{e}: r10 used at {pc}"
-                    );
-                }
-                assert!(x.dst <= 10 && x.src <= 10, "{e}: bad register at {pc}");
+                // Never the stack: the filter may run inline in a program.
+                assert!(x.dst <= 9 && x.src <= 9, "{e}: bad register at {pc}");
             }
         }
     }
