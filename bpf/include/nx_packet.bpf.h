@@ -203,12 +203,13 @@ static __always_inline void nx_synth_from_tuple(struct nx_scratch *s)
  *   tuples, tc/XDP frames, VLAN tags put back, older kernels). Layout: a
  *   64-bit load of NX_JIT_MAGIC into r0, slots of `goto +0`, `r0 = 1; exit`
  *   (accept all), NX_JIT_SLOTS in all.
- * - NX_FILTER_INLINE, the same slots inside each program that reads packets
- *   in place, the hot path: a bpf-to-bpf call and its return cost ~15 ns a
- *   run here (the return goes through the SRSO "safe RET" thunk). Layout: a
- *   load of NX_JIT_MAGIC_INLINE, `goto +0` slots, `r0 = 1`, falling through
- *   to the code after it (the patcher turns the filter's exits into jumps
- *   there). The filter writes r0 and r2-r9, never r1 or the stack.
+ * - nx_filter_inline, the same slots as an asm block inside each program
+ *   that reads packets in place, the hot path: a bpf-to-bpf call and its
+ *   return cost ~15 ns a run here (the return goes through the SRSO "safe
+ *   RET" thunk). Layout: a load of NX_JIT_MAGIC_INLINE, `goto +0` slots,
+ *   `r0 = 1`, falling through to the code after it (the patcher turns the
+ *   filter's exits into jumps there). The filter writes r0 and r2-r9, never
+ *   r1 or the stack; in memory only the scratch's et_copy.
  */
 #define NX_JIT_MAGIC 0x4e584a4954464c54ULL	  /* "NXJITFLT" */
 #define NX_JIT_MAGIC_INLINE 0x4e584a4954494e4cULL /* "NXJITINL" */
