@@ -122,7 +122,8 @@ static __always_inline int nx_nf(struct bpf_nf_ctx *ctx, bool last)
 	if (last)
 		nx_nf_conntrack(e, skb);
 	c.cnt->matched++;
-	nx_emit_rec(c.s, cfg, c.cnt, false, false);
+	if (nx_owns(&c))
+		nx_emit_rec(c.s, cfg, c.cnt, false, false);
 	return NX_NF_ACCEPT;
 }
 

@@ -98,7 +98,8 @@ static __always_inline void nx_finish(struct nx_ctx *c, bool irq)
 	}
 	if (!c->cfg->tgid)
 		irq = nx_in_irq(c->s, c->ctx, c->cfg->thread_size);
-	nx_emit(c->s, c->cfg, c->cnt, irq);
+	if (nx_owns(c))
+		nx_emit(c->s, c->cfg, c->cnt, irq);
 }
 
 
@@ -561,6 +562,8 @@ static __always_inline void nx_drop_count(struct nx_ctx *c, struct sk_buff *skb)
 		nx_copy_skb(c->s, bytes);
 	}
 	c->cnt->matched++;
+	if (!nx_owns(c))
+		return;
 	key.location = e->location;
 	key.reason = e->reason;
 	key.netns = e->netns;
@@ -893,7 +896,8 @@ static __always_inline void nx_frame_event(struct nx_ctx *c, __u32 ifindex, __u3
 	if (e->cap_len > c->cfg->cap_bytes)
 		e->cap_len = c->cfg->cap_bytes;
 	c->cnt->matched++;
-	nx_emit_rec(c->s, c->cfg, c->cnt, true, false);
+	if (nx_owns(c))
+		nx_emit_rec(c->s, c->cfg, c->cnt, true, false);
 }
 
 /* The context pointer as a number (the kernel object's address). */

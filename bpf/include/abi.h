@@ -175,6 +175,8 @@ struct nx_counter {
 	__u64 emitted;		/* handed to the ring buffer */
 	__u64 lost;		/* ring buffer full: bpf_ringbuf_output failed */
 	__u64 stack_lost;	/* --stack: the stack could not be stored (map full, ...) */
+	__u64 clobbered;	/* not sent: another program on this CPU (an interrupt's
+				 * softirq) overwrote the record under construction */
 };
 
 /* Run-time configuration, written by user space into the one-slot array
@@ -250,8 +252,9 @@ struct nx_scratch {
 	__u16 ethertype;	/* network protocol when data[] has no Ethernet header */
 	__u16 et_copy;		/* the filter's own: the outer ethertype, read once */
 	__u16 _pad[2];
+	__u64 owner;		/* the ctx address of the program building the record */
 };
-_Static_assert(sizeof(struct nx_scratch) == 320, "nx_scratch size");
+_Static_assert(sizeof(struct nx_scratch) == 328, "nx_scratch size");
 _Static_assert(__builtin_offsetof(struct nx_scratch, ethertype) == 312, "nx_scratch.ethertype");
 _Static_assert(__builtin_offsetof(struct nx_scratch, et_copy) == 314, "nx_scratch.et_copy");
 _Static_assert(__builtin_offsetof(struct nx_event, len) == 48, "nx_event.len");

@@ -150,10 +150,25 @@ static __always_inline bool nx_begin(struct nx_ctx *c, __u32 hook, void *ctx)
 	if (!c->cfg || !c->s || !c->cnt)
 		return false;
 	c->cnt->hits++;
+	/* One scratch per CPU for every program: one that interrupts this one
+	 * (a softirq run on an interrupt's exit, while this program runs in
+	 * a task with bottom halves enabled) overwrites the record. The owner
+	 * word says whose record it is; nx_owns() checks it before sending. */
+	*(volatile __u64 *)&c->s->owner = (__u64)ctx;
 	__builtin_memset(&c->s->ev, 0, NX_EVENT_HDR_SIZE);
 	c->s->ev.hook = hook;
 	c->s->ev.stack_id = -1;
 	return true;
+}
+
+/* Whether the scratch still holds this program's record (see nx_begin);
+ * if not, the record is counted as clobbered and not sent. */
+static __always_inline bool nx_owns(struct nx_ctx *c)
+{
+	if (*(volatile __u64 *)&c->s->owner == (__u64)c->ctx)
+		return true;
+	c->cnt->clobbered++;
+	return false;
 }
 
 static __always_inline void nx_set_dev_name(struct nx_event *e, const struct net_device *dev)

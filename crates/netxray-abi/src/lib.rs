@@ -253,6 +253,9 @@ pub struct Counter {
     pub lost: u64,
     /// --stack: stacks that could not be stored.
     pub stack_lost: u64,
+    /// Records not sent: a program that interrupted this one on the same
+    /// CPU overwrote the record under construction.
+    pub clobbered: u64,
 }
 
 impl std::ops::AddAssign for Counter {
@@ -262,6 +265,7 @@ impl std::ops::AddAssign for Counter {
         self.emitted += o.emitted;
         self.stack_lost += o.stack_lost;
         self.lost += o.lost;
+        self.clobbered += o.clobbered;
     }
 }
 
@@ -286,7 +290,7 @@ pub struct Config {
 
 const _: () = assert!(std::mem::size_of::<RawTuple>() == 40);
 const _: () = assert!(std::mem::size_of::<RawEventHeader>() == EVENT_HDR_SIZE);
-const _: () = assert!(std::mem::size_of::<Counter>() == 40);
+const _: () = assert!(std::mem::size_of::<Counter>() == 48);
 const _: () = assert!(std::mem::size_of::<Config>() == 40);
 
 /// netxray stats: `enum nx_stats_dir`.

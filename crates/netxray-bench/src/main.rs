@@ -839,12 +839,18 @@ fn lost_of(summary: &str) -> u64 {
             .and_then(|n| n.parse().ok())
             .unwrap_or(0);
     }
-    summary
-        .split(", ")
-        .find(|p| p.ends_with("lost (ring buffer full)"))
-        .and_then(|p| p.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(u64::MAX)
+    // trace: the ring buffer's losses, and records an interrupting program
+    // overwrote (", N lost to an interrupting program (same CPU)").
+    let count = |tail: &str| {
+        summary
+            .split(", ")
+            .find(|p| p.contains(tail))
+            .and_then(|p| p.split_whitespace().next())
+            .and_then(|n| n.parse::<u64>().ok())
+    };
+    count("lost (ring buffer full)").map_or(u64::MAX, |n| {
+        n + count("lost to an interrupting program").unwrap_or(0)
+    })
 }
 
 /// The BPF program names netxray uses: the tracepoint event names.
@@ -1203,5 +1209,19 @@ fn label(bins: &[PathBuf], bin: &Path) -> String {
         format!("  {}", bin.display())
     } else {
         String::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lost_of;
+
+    #[test]
+    fn trace_losses_count_both_kinds() {
+        let plain = "netxray: interrupted: 5 events shown; kernel: 9 hook hits, 4 filtered out, 5 sent, 2 lost (ring buffer full)";
+        assert_eq!(lost_of(plain), 2);
+        let both = format!("{plain}, 3 lost to an interrupting program (same CPU)");
+        assert_eq!(lost_of(&both), 5);
+        assert_eq!(lost_of("netxray: no summary"), u64::MAX);
     }
 }

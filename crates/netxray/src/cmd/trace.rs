@@ -607,13 +607,14 @@ fn summary(st: &LoopState, counters: &[Counter], stop: &Stop, unit: &str) {
     let mut err = io::stderr().lock();
     let _ = writeln!(
         err,
-        "netxray: {why}: {} {unit} shown; kernel: {} hook hits, {} filtered out, {} sent, {} lost (ring buffer full){}{}",
+        "netxray: {why}: {} {unit} shown; kernel: {} hook hits, {} filtered out, {} sent, {} lost (ring buffer full){}{}{}",
         st.shown,
         total.hits,
         total.hits - total.matched,
         total.emitted,
         total.lost,
         if total.stack_lost > 0 { format!(", {} stacks lost (stack map full)", total.stack_lost) } else { String::new() },
+        if total.clobbered > 0 { format!(", {} lost to an interrupting program (same CPU)", total.clobbered) } else { String::new() },
         if st.decode_errors > 0 { format!(", {} undecodable", st.decode_errors) } else { String::new() }
     );
     for (id, c) in counters.iter().enumerate() {
