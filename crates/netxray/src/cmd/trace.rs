@@ -514,6 +514,7 @@ async fn event_loop(
     };
     tokio::pin!(sleep_until);
     let mut last_lost = 0u64;
+    let mut last_clobbered = 0u64;
     let mut ticks = 0u32;
 
     loop {
@@ -580,6 +581,16 @@ async fn event_loop(
                             lost - last_lost, lost
                         );
                         last_lost = lost;
+                    }
+                    let clobbered: u64 = c.iter().map(|c| c.clobbered).sum();
+                    if clobbered > last_clobbered {
+                        tracing::warn!(
+                            "{} records lost in the kernel in the last second ({} in all): \
+                             another program on the same CPU (an interrupt's softirq) \
+                             overwrote them while they were built",
+                            clobbered - last_clobbered, clobbered
+                        );
+                        last_clobbered = clobbered;
                     }
                 }
                 Ok(false)
