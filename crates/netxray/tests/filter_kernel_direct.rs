@@ -38,8 +38,7 @@ fn wall_ns() -> u64 {
 /// Addresses a test may put on a wire: the test ranges, and the multicast,
 /// broadcast, link-local and unspecified addresses protocols need.
 fn v4_ok(a: Ipv4Addr) -> bool {
-    let o = a.octets();
-    (o[0] == 198 && (o[1] & 0xfe) == 18)
+    traffic::is_test_addr(a.into())
         || a.is_multicast()
         || a.is_broadcast()
         || a.is_link_local()
@@ -48,7 +47,7 @@ fn v4_ok(a: Ipv4Addr) -> bool {
 
 fn v6_ok(a: Ipv6Addr) -> bool {
     let s = a.segments();
-    s[0] == 0x2001 && s[1] == 0x0db8
+    traffic::is_test_addr(a.into())
         || s[0] & 0xff00 == 0xff00
         || s[0] & 0xffc0 == 0xfe80
         || a.is_unspecified()
@@ -124,12 +123,12 @@ fn filter_reading_packets_in_place_agrees_with_the_evaluator() {
             .unwrap_or_else(|e| panic!("`{expr}`: netxray did not start: {e}"));
         // Each frame's sendto, (before, after) in wall-clock ns.
         let sent: Vec<(u64, u64)> = in_netns(&ns, || {
-            let sock = PacketSocket::new(ifindex);
+            let sock = FrameSender::new(ifindex).expect("AF_PACKET socket");
             frames
                 .iter()
                 .map(|(_, p)| {
                     let before = wall_ns();
-                    sock.send(&p.bytes);
+                    sock.send(&p.bytes).expect("sendto");
                     let after = wall_ns();
                     std::thread::sleep(GAP);
                     (before, after)
@@ -184,55 +183,4 @@ fn filter_reading_packets_in_place_agrees_with_the_evaluator() {
         report.is_empty(),
         "the kernel differs from the evaluator:\n{report}"
     );
-}
-
-/// An AF_PACKET socket sending whole frames out of one interface (of the
-/// namespace of the thread that made it). One for all frames: closing one
-/// waits for an RCU grace period, milliseconds.
-struct PacketSocket {
-    fd: std::os::fd::OwnedFd,
-    ifindex: u32,
-}
-
-impl PacketSocket {
-    fn new(ifindex: u32) -> Self {
-        use std::os::fd::FromRawFd;
-        // SAFETY: a plain socket call; the fd is ours alone.
-        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) };
-        assert!(
-            fd >= 0,
-            "AF_PACKET socket: {}",
-            std::io::Error::last_os_error()
-        );
-        // SAFETY: fd is a fresh socket nothing else owns.
-        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
-        PacketSocket { fd, ifindex }
-    }
-
-    fn send(&self, frame: &[u8]) {
-        use std::os::fd::AsRawFd;
-        // SAFETY: all-zero is a valid sockaddr_ll.
-        let mut sa: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        sa.sll_family = libc::AF_PACKET as u16;
-        sa.sll_ifindex = self.ifindex as i32;
-        sa.sll_halen = 6;
-        sa.sll_addr[..6].copy_from_slice(&frame[..6]);
-        // SAFETY: frame and sa are valid for the lengths given.
-        let n = unsafe {
-            libc::sendto(
-                self.fd.as_raw_fd(),
-                frame.as_ptr().cast(),
-                frame.len(),
-                0,
-                (&sa as *const libc::sockaddr_ll).cast(),
-                std::mem::size_of::<libc::sockaddr_ll>() as u32,
-            )
-        };
-        assert_eq!(
-            n,
-            frame.len() as isize,
-            "sendto: {}",
-            std::io::Error::last_os_error()
-        );
-    }
 }

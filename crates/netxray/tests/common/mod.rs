@@ -42,7 +42,7 @@ pub use netxray::{netxray_bin, parse_json_lines, NetxrayOutput, NetxrayRun};
 pub use topology::{LinearBridged, Topology};
 pub use traffic::{
     drain_socket, packet_listener, ping, ping_with, send_frame, tagged_udp4_frame, tcp_exchange,
-    udp_receiver, udp_recv, udp_send, TcpEchoServer, TcpExchange,
+    udp_receiver, udp_recv, udp_send, FrameSender, TcpEchoServer, TcpExchange,
 };
 
 use std::fs::{File, OpenOptions};

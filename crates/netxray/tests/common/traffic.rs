@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 /// Default wait for replies, connects, reads and writes.
 pub const TRAFFIC_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// Panics unless `ip` is in 198.18.0.0/15 or 2001:db8::/32.
-pub fn assert_test_addr(ip: IpAddr) {
-    let ok = match ip {
+/// Whether `ip` is in 198.18.0.0/15 or 2001:db8::/32.
+pub fn is_test_addr(ip: IpAddr) -> bool {
+    match ip {
         IpAddr::V4(v4) => {
             let o = v4.octets();
             o[0] == 198 && (o[1] & 0xfe) == 18
@@ -29,9 +29,13 @@ pub fn assert_test_addr(ip: IpAddr) {
             let s = v6.segments();
             s[0] == 0x2001 && s[1] == 0x0db8
         }
-    };
+    }
+}
+
+/// Panics unless `ip` is in 198.18.0.0/15 or 2001:db8::/32.
+pub fn assert_test_addr(ip: IpAddr) {
     assert!(
-        ok,
+        is_test_addr(ip),
         "{ip} is not a test address (198.18.0.0/15, 2001:db8::/32)"
     );
 }
@@ -163,22 +167,42 @@ fn raw_socket(family: libc::c_int, proto: libc::c_int) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// An AF_PACKET socket writing whole Ethernet frames, as given, out of one
+/// interface (of the namespace of the thread that made it). Keep one for many
+/// frames: closing an AF_PACKET socket waits for an RCU grace period.
+/// Frames' IP addresses must be test addresses; the caller builds them.
+pub struct FrameSender {
+    sock: OwnedFd,
+    ifindex: u32,
+}
+
+impl FrameSender {
+    /// A sender on `ifindex` in the calling thread's namespace.
+    pub fn new(ifindex: u32) -> io::Result<FrameSender> {
+        Ok(FrameSender {
+            sock: raw_socket(libc::AF_PACKET, 0)?,
+            ifindex,
+        })
+    }
+
+    pub fn send(&self, frame: &[u8]) -> io::Result<()> {
+        // SAFETY: all-zero is a valid sockaddr_ll.
+        let mut sa: libc::sockaddr_ll = unsafe { zeroed() };
+        sa.sll_family = libc::AF_PACKET as u16;
+        sa.sll_ifindex = self.ifindex as i32;
+        sa.sll_halen = 6;
+        sa.sll_addr[..6].copy_from_slice(&frame[..6]);
+        send_to(&self.sock, frame, &sa)
+    }
+}
+
 /// Sends one whole Ethernet frame, as given, out of `ifname` in `ns` through an
 /// AF_PACKET socket (how tagged frames get onto a veth without an 802.1Q module).
 /// The frame's IP addresses must be test addresses; the caller builds it.
 pub fn send_frame(ns: &Netns, ifname: &str, frame: &[u8]) {
     let ifindex = ns.ifindex(ifname);
-    in_netns(ns, || {
-        let sock = raw_socket(libc::AF_PACKET, 0)?;
-        // SAFETY: all-zero is a valid sockaddr_ll.
-        let mut sa: libc::sockaddr_ll = unsafe { zeroed() };
-        sa.sll_family = libc::AF_PACKET as u16;
-        sa.sll_ifindex = ifindex as i32;
-        sa.sll_halen = 6;
-        sa.sll_addr[..6].copy_from_slice(&frame[..6]);
-        send_to(&sock, frame, &sa)
-    })
-    .unwrap_or_else(|e| panic!("send a frame on {ifname} in {}: {e}", ns.name()))
+    in_netns(ns, || FrameSender::new(ifindex)?.send(frame))
+        .unwrap_or_else(|e| panic!("send a frame on {ifname} in {}: {e}", ns.name()))
 }
 
 /// An AF_PACKET socket receiving every frame on `ifname` in `ns`, as tcpdump
