@@ -6,13 +6,14 @@
 //!
 //! Each object is loaded twice: without a filter and with one spliced in
 //! (the spliced code is what runs when the user gives an expression, and
-//! the verifier sees a different program). The tc and XDP programs are
-//! attached to an interface (`-i`; `lo` of netxray's own namespace for
-//! doctor) for the moment of the check only.
+//! the verifier sees a different program). The tc, XDP and netfilter
+//! programs are attached for the moment of the check only: to the interface
+//! given (`-i`), or to `lo` of a throwaway namespace, so that the host's
+//! interfaces and netfilter hooks are never touched.
 
 use crate::kernel::btf::KernelBtf;
 use crate::kernel::conn::{ConnConfigArgs, ConnSession, TOP_TRACEPOINTS};
-use crate::kernel::netns::Netns;
+use crate::kernel::netns::{self, Netns};
 use crate::kernel::session::AttachError;
 use crate::kernel::stats::{StatsConfig, StatsSession, XdpMode};
 use crate::kernel::trace::{TraceConfig, TraceSession};
@@ -74,8 +75,32 @@ pub struct Device {
     pub name: String,
 }
 
-/// Load and attach every program, each object without and with a filter.
+/// Load and attach every program, each object without and with a filter,
+/// the interface-bound ones on `dev` or, without one, on `lo` of a
+/// throwaway namespace.
 pub fn check_all(kbtf: &KernelBtf, dev: Option<&Device>) -> Vec<ProgramCheck> {
+    if let Some(dev) = dev {
+        return check_on(kbtf, Some(dev));
+    }
+    netns::throwaway(|ns| {
+        let lo = Device {
+            ns: ns.clone(),
+            ifindex: LO_IFINDEX,
+            name: "lo".into(),
+        };
+        check_on(kbtf, Some(&lo))
+    })
+    .unwrap_or_else(|e| {
+        // No namespace of our own (no CAP_SYS_ADMIN): tracepoints only.
+        tracing::debug!("no throwaway namespace ({e}): interface programs not tried");
+        check_on(kbtf, None)
+    })
+}
+
+/// `lo` is the first interface of every namespace.
+const LO_IFINDEX: u32 = 1;
+
+fn check_on(kbtf: &KernelBtf, dev: Option<&Device>) -> Vec<ProgramCheck> {
     let filter = Filter::parse(CHECK_FILTER)
         .ok()
         .and_then(|f| f.to_ebpf().ok().flatten());
@@ -86,6 +111,34 @@ pub fn check_all(kbtf: &KernelBtf, dev: Option<&Device>) -> Vec<ProgramCheck> {
         stats(dev, f, &mut out);
     }
     out
+}
+
+/// One line for doctor: (ok, detail). Not ok when a program was refused or
+/// failed; the detail names them and the hooks this kernel lacks.
+pub fn summary(checks: &[ProgramCheck]) -> (bool, String) {
+    let names = |pred: &dyn Fn(&Outcome) -> bool| {
+        let mut v: Vec<String> = checks
+            .iter()
+            .filter(|c| pred(&c.outcome))
+            .map(|c| c.hook.clone())
+            .collect();
+        v.dedup();
+        v
+    };
+    let ok = checks.iter().filter(|c| c.outcome == Outcome::Ok).count();
+    let bad = names(&|o| o.is_failure());
+    let missing = names(&|o| matches!(o, Outcome::Missing(_)));
+    let mut detail = format!("{ok} of {} load and attach", checks.len());
+    if !missing.is_empty() {
+        detail.push_str(&format!("; this kernel lacks {}", missing.join(", ")));
+    }
+    if !bad.is_empty() {
+        detail.push_str(&format!(
+            "; REFUSED or FAILED (a netxray bug: `netxray -vv hooks --load` says why): {}",
+            bad.join(", ")
+        ));
+    }
+    (bad.is_empty(), detail)
 }
 
 fn push(out: &mut Vec<ProgramCheck>, area: &'static str, hook: &str, f: bool, outcome: Outcome) {
