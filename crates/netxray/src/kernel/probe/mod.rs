@@ -150,9 +150,9 @@ impl Report {
             // Some of netxray's programs failing is a warning (the row says
             // which); none of trace's loading is a no.
             .filter(|(n, _)| {
-                !self.is_ok(n)
-                    && !(*n == name::PROGRAMS
-                        && self.check(n).is_some_and(|c| c.status == Status::Warning))
+                let warned = *n == name::PROGRAMS
+                    && self.check(n).is_some_and(|c| c.status == Status::Warning);
+                !self.is_ok(n) && !warned
             })
             .map(|(_, why)| *why)
             .collect();
