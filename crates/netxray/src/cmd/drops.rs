@@ -122,7 +122,7 @@ pub fn run(args: DropsArgs) -> Result<ExitCode> {
     if let Some(why) = &session.netfilter_error {
         tracing::warn!("NETFILTER_DROP drops will not say in which hook: {why}");
     }
-    let reasons = kbtf.enum_names("skb_drop_reason", "SKB_DROP_REASON_");
+    let reasons = kbtf.drop_reasons();
     let syms = Kallsyms::load();
     let mut names = Names::new();
     // Before the ready file: the tables and the subscription are in place.

@@ -212,7 +212,7 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
     let mut ctx = Context {
         names: Names::new(),
         strings: NameCache::default(),
-        drops: names_of(kbtf.enum_names("skb_drop_reason", "SKB_DROP_REASON_")),
+        drops: names_of(kbtf.drop_reasons()),
         rsts: names_of(kbtf.enum_names("sk_rst_reason", "SK_RST_REASON_")),
         syms: if needs_syms {
             Kallsyms::load()

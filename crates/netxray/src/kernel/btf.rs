@@ -185,6 +185,17 @@ impl KernelBtf {
             .is_some_and(|v| v.iter().any(|(n, _)| n == variant))
     }
 
+    /// Drop reasons by value, without the `SKB_DROP_REASON_` prefix. A
+    /// kernel without drop reasons (before 5.17: kfree_skb passes none, the
+    /// programs report 0) gets `NOT_SPECIFIED` for 0: where, not why.
+    pub fn drop_reasons(&self) -> HashMap<i64, String> {
+        let mut names = self.enum_names("skb_drop_reason", "SKB_DROP_REASON_");
+        if names.is_empty() {
+            names.insert(0, "NOT_SPECIFIED".into());
+        }
+        names
+    }
+
     /// The variants of an enum, by value.
     pub fn enum_names(&self, enum_name: &str, strip_prefix: &str) -> HashMap<i64, String> {
         self.enums
@@ -255,6 +266,9 @@ mod tests {
         assert_eq!(btf.tracepoint_args("bar"), None);
         let names = btf.enum_names("skb_drop_reason", "SKB_DROP_REASON_");
         assert_eq!(names.get(&3).map(String::as_str), Some("NO_SOCKET"));
+        assert_eq!(btf.drop_reasons(), names);
+        let none = KernelBtf::default().drop_reasons();
+        assert_eq!(none.get(&0).map(String::as_str), Some("NOT_SPECIFIED"));
         assert_eq!(names.get(&2).map(String::as_str), Some("NOT_SPECIFIED"));
     }
 
