@@ -309,3 +309,48 @@ fn without_cap_net_admin_it_says_which_capability() {
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// A kernel without owner tables (before 5.12; NETXRAY_NFT_NO_OWNER makes
+/// netxray behave so here): the tables are deleted on a clean exit, and a
+/// killed run's table is deleted by the next `--nft-trace` in that
+/// namespace.
+#[test]
+fn without_owner_tables_exit_deletes_them_and_the_next_run_cleans_up_after_sigkill() {
+    let Some(_serial) = e2e() else { return };
+    let (t, _handle, before) = setup();
+    let b = t.b().name().to_string();
+    let start = || {
+        NetxrayRun::new(netxray_bin())
+            .env("NETXRAY_NFT_NO_OWNER", "1")
+            .args(["drops", "--nft-trace", "--netns", &b, "-o", "json"])
+            .args(["--interval", "0.3", "udp and dst port 5000"])
+            .start()
+            .unwrap_or_else(|e| panic!("netxray did not start: {e}"))
+    };
+    // SIGINT: the tables go with netxray's exit.
+    let run = start();
+    let table = format!("netxray_{}", run.pid().expect("running"));
+    let listed = t.b().run(&["nft", "list", "table", "inet", &table]);
+    assert!(!listed.contains("flags owner"), "{listed}");
+    assert!(listed.contains("nftrace set 1"), "{listed}");
+    let out = run.stop();
+    assert!(out.status.success(), "{}", out.stderr);
+    assert_eq!(ruleset(t.b()), before, "ruleset changed after SIGINT");
+
+    // SIGKILL: the table stays, until the next run deletes it.
+    let mut run = start();
+    let killed = format!("netxray_{}", run.pid().expect("running"));
+    // SAFETY: kill(2) on the child we started.
+    unsafe { libc::kill(run.pid().expect("running") as libc::pid_t, libc::SIGKILL) };
+    run.wait_exit(Duration::from_secs(10)).expect("killed");
+    assert!(
+        ruleset(t.b()).contains(&killed),
+        "the killed run's table stays"
+    );
+    let run = start();
+    let now = ruleset(t.b());
+    assert!(!now.contains(&killed), "stale table not deleted:\n{now}");
+    let out = run.stop();
+    assert!(out.status.success(), "{}", out.stderr);
+    assert_eq!(ruleset(t.b()), before, "ruleset changed");
+}

@@ -15,6 +15,12 @@
 //! ends the process (exit, signal, SIGKILL). Nothing to clean up by hand;
 //! `netxray doctor` reports any `netxray_*` table it finds.
 //!
+//! Kernels before 5.12 (Debian 11's 5.10) refuse the owner flag (EINVAL):
+//! there the tables are made without it and deleted when the tracer is
+//! dropped (exit, Ctrl-C, SIGTERM). After a SIGKILL they stay; the next
+//! `--nft-trace` in that namespace deletes every ownerless `netxray_<pid>`
+//! table whose process is gone, before it makes its own.
+//!
 //! nfnetlink is spoken directly ([`netlink`], [`socket`]): no crate for it
 //! builds offline here, and the few messages needed are short.
 
@@ -104,8 +110,11 @@ fn open_sockets(netns: Option<&Path>) -> Result<(NlSocket, NlSocket), NftError> 
 /// the subscription.
 #[derive(Debug)]
 pub struct NftTracer {
-    /// Owns the tables: when it closes, the kernel deletes them.
-    _control: NlSocket,
+    /// Owns the tables: when it closes, the kernel deletes them (when
+    /// `owned`; else they are deleted through it on drop).
+    control: NlSocket,
+    /// Whether the kernel took the owner flag.
+    pub owned: bool,
     trace: NlSocket,
     /// `netxray_<pid>`.
     pub table: String,
@@ -130,10 +139,20 @@ impl NftTracer {
             .join_group(NFNLGRP_NFTRACE)
             .map_err(|e| NftError::from_io("joining the nftables trace group", e))?;
         let table = format!("{}{}", ruleset::TABLE_PREFIX, std::process::id());
+        remove_stale(&control);
         let mut families = Vec::new();
         let mut skipped = Vec::new();
+        // Test knob: behave as on a kernel without owner tables (5.10).
+        let mut owned = std::env::var_os("NETXRAY_NFT_NO_OWNER").is_none();
         for (fam, chains) in ruleset::TRACE_TABLES {
-            match ruleset::install(&control, *fam, &table, chains, protos) {
+            let mut made = ruleset::install(&control, *fam, &table, chains, protos, owned);
+            if families.is_empty() && owned && is_einval(&made) {
+                // No owner tables before 5.12: ours to delete.
+                tracing::debug!("nftables refused the owner flag: tables deleted on exit");
+                owned = false;
+                made = ruleset::install(&control, *fam, &table, chains, protos, owned);
+            }
+            match made {
                 Ok(()) => families.push(*fam),
                 // The first (inet) is required; others only add coverage.
                 Err(e) if !families.is_empty() => skipped.push((*fam, e.to_string())),
@@ -141,7 +160,8 @@ impl NftTracer {
             }
         }
         Ok(Self {
-            _control: control,
+            control,
+            owned,
             trace,
             table,
             families,
@@ -187,6 +207,50 @@ impl NftTracer {
             .map(|f| family::name(*f))
             .collect::<Vec<_>>()
             .join(", ")
+    }
+}
+
+impl Drop for NftTracer {
+    fn drop(&mut self) {
+        if self.owned {
+            return;
+        }
+        for (i, fam) in self.families.iter().enumerate() {
+            if let Err(e) = ruleset::delete(&self.control, *fam, &self.table, 9000 + 10 * i as u32)
+            {
+                tracing::warn!("{e}");
+            }
+        }
+    }
+}
+
+fn is_einval(r: &Result<(), NftError>) -> bool {
+    matches!(r, Err(NftError::Io { source, .. }) if source.raw_os_error() == Some(libc::EINVAL))
+}
+
+/// Delete the ownerless `netxray_<pid>` tables of processes that are gone
+/// (left by a SIGKILL on a kernel without owner tables).
+fn remove_stale(control: &NlSocket) {
+    let Ok(tables) = ruleset::list_tables(control) else {
+        return;
+    };
+    for (i, t) in tables.iter().enumerate() {
+        let Some(pid) = t.name.strip_prefix(ruleset::TABLE_PREFIX) else {
+            continue;
+        };
+        let gone = pid
+            .parse::<u32>()
+            .is_ok_and(|p| !Path::new(&format!("/proc/{p}")).exists());
+        if t.owner.is_none() && gone {
+            match ruleset::delete(control, t.family, &t.name, 8000 + 10 * i as u32) {
+                Ok(()) => tracing::info!(
+                    "deleted nftables table {} {} left by a killed netxray",
+                    family::name(t.family),
+                    t.name
+                ),
+                Err(e) => tracing::warn!("{e}"),
+            }
+        }
     }
 }
 

@@ -16,6 +16,7 @@ const NFNL_MSG_BATCH_END: u16 = 0x11;
 
 const NFT_MSG_NEWTABLE: u16 = 0;
 const NFT_MSG_GETTABLE: u16 = 1;
+const NFT_MSG_DELTABLE: u16 = 2;
 const NFT_MSG_NEWCHAIN: u16 = 3;
 const NFT_MSG_NEWRULE: u16 = 6;
 pub const NFT_MSG_TRACE: u16 = 17;
@@ -126,13 +127,16 @@ fn marking_rule(m: &mut Message, proto: Option<u8>) {
 /// `table FAMILY NAME { flags owner; chain C { type filter hook H priority P;
 /// [meta l4proto P] meta nftrace set 1 ... } ... }` as one batch: one rule
 /// per protocol in `protos`, or one rule marking everything when it is
-/// empty. Returns the bytes and the sequence numbers of its requests.
+/// empty. Without `owner` (kernels before 5.12 refuse the flag) the table
+/// outlives the socket and must be deleted ([`delete`]). Returns the bytes
+/// and the sequence numbers of its requests.
 pub fn trace_table_batch(
     fam: u8,
     table: &str,
     chains: &[(&str, u32)],
     protos: &[u8],
     seq0: u32,
+    owner: bool,
 ) -> (Vec<u8>, Vec<u32>) {
     let mut seq = seq0;
     let mut next = || {
@@ -147,8 +151,10 @@ pub fn trace_table_batch(
     let s = next();
     seqs.push(s);
     let mut m = Message::new(nft_type(NFT_MSG_NEWTABLE), create | NLM_F_EXCL, s, fam, 0);
-    m.put_str(NFTA_TABLE_NAME, table)
-        .put_be32(NFTA_TABLE_FLAGS, NFT_TABLE_F_OWNER);
+    m.put_str(NFTA_TABLE_NAME, table);
+    if owner {
+        m.put_be32(NFTA_TABLE_FLAGS, NFT_TABLE_F_OWNER);
+    }
     out.extend(m.finish());
 
     for (chain, hook) in chains {
@@ -225,22 +231,56 @@ fn talk(sock: &NlSocket, batch: &[u8], seqs: &[u32], what: &str) -> Result<(), N
 }
 
 /// Create the tracing table of family `fam` called `table`, owned by
-/// `sock`, marking the L4 protocols `protos` (everything when empty).
+/// `sock` when `owner`, marking the L4 protocols `protos` (everything when
+/// empty).
 pub fn install(
     sock: &NlSocket,
     fam: u8,
     table: &str,
     chains: &[(&str, u32)],
     protos: &[u8],
+    owner: bool,
 ) -> Result<(), NftError> {
     // Sequence numbers only need to differ between the batches of a socket.
-    let seq0 = u32::from(fam) * 1000;
-    let (batch, seqs) = trace_table_batch(fam, table, chains, protos, seq0);
+    let seq0 = u32::from(fam) * 1000 + if owner { 0 } else { 500 };
+    let (batch, seqs) = trace_table_batch(fam, table, chains, protos, seq0, owner);
     talk(
         sock,
         &batch,
         &seqs,
         &format!("creating nftables table {} {table}", family::name(fam)),
+    )
+}
+
+/// Delete table `table` of family `fam` (with its chains and rules).
+pub fn delete(sock: &NlSocket, fam: u8, table: &str, seq0: u32) -> Result<(), NftError> {
+    let res = NFNL_SUBSYS_NFTABLES;
+    let mut out = Message::new(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, seq0, 0, res).finish();
+    let s = seq0.wrapping_add(1);
+    let mut m = Message::new(
+        nft_type(NFT_MSG_DELTABLE),
+        NLM_F_REQUEST | NLM_F_ACK,
+        s,
+        fam,
+        0,
+    );
+    m.put_str(NFTA_TABLE_NAME, table);
+    out.extend(m.finish());
+    out.extend(
+        Message::new(
+            NFNL_MSG_BATCH_END,
+            NLM_F_REQUEST,
+            seq0.wrapping_add(2),
+            0,
+            res,
+        )
+        .finish(),
+    );
+    talk(
+        sock,
+        &out,
+        &[s],
+        &format!("deleting nftables table {} {table}", family::name(fam)),
     )
 }
 
@@ -310,7 +350,8 @@ mod tests {
 
     #[test]
     fn the_batch_is_begin_table_chains_rules_end() {
-        let (b, seqs) = trace_table_batch(family::INET, "netxray_1", TRACE_TABLES[0].1, &[], 100);
+        let (b, seqs) =
+            trace_table_batch(family::INET, "netxray_1", TRACE_TABLES[0].1, &[], 100, true);
         let msgs = messages(&b).unwrap();
         let types: Vec<u16> = msgs.iter().map(|m| m.ty).collect();
         assert_eq!(
@@ -342,8 +383,24 @@ mod tests {
     }
 
     #[test]
+    fn without_owner_the_table_has_no_flags() {
+        let (b, _) = trace_table_batch(family::INET, "netxray_1", TRACE_TABLES[0].1, &[], 0, false);
+        let msgs = messages(&b).unwrap();
+        let t = Attrs::parse(msgs[1].nfgen().unwrap().1).unwrap();
+        assert_eq!(t.str(NFTA_TABLE_NAME).unwrap(), Some("netxray_1"));
+        assert_eq!(t.be32(NFTA_TABLE_FLAGS).unwrap(), None);
+    }
+
+    #[test]
     fn one_marking_rule_per_protocol() {
-        let (b, _) = trace_table_batch(family::INET, "netxray_1", TRACE_TABLES[0].1, &[6, 17], 0);
+        let (b, _) = trace_table_batch(
+            family::INET,
+            "netxray_1",
+            TRACE_TABLES[0].1,
+            &[6, 17],
+            0,
+            true,
+        );
         let msgs = messages(&b).unwrap();
         let rules: Vec<_> = msgs.iter().filter(|m| m.ty == 0x0a06).collect();
         assert_eq!(rules.len(), 4, "2 chains x 2 protocols");
