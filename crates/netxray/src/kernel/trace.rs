@@ -146,10 +146,7 @@ impl TraceSession {
             }
         }
         if session.attached.is_empty() {
-            return Err(Error::HookUnavailable {
-                hook: "any".into(),
-                why: "none of the selected hooks could be attached".into(),
-            });
+            return Err(nothing_attached(&session.skipped));
         }
         Ok(session)
     }
@@ -417,6 +414,38 @@ pub fn available_hooks(kbtf: &KernelBtf, with_ret: bool) -> Vec<&'static HookPoi
         .filter(|h| h.in_default_set() || (with_ret && h.group == Group::Ret))
         .filter(|h| hook_available(kbtf, h))
         .collect()
+}
+
+/// Why a run has no hook at all, naming the cause: the one reason every
+/// skipped hook shares (a kernel without netfilter links, an XDP held by
+/// another program), else each distinct one.
+fn nothing_attached(skipped: &[(&'static HookPoint, AttachError)]) -> Error {
+    if skipped.is_empty() {
+        return Error::usage("no hook selected: name hooks or groups with -t (see netxray hooks)");
+    }
+    let mut groups: Vec<&str> = skipped.iter().map(|(h, _)| h.group.name()).collect();
+    groups.dedup();
+    let hooks = match skipped {
+        [(h, _)] => h.name.to_string(),
+        _ => format!("group {}", groups.join(", ")),
+    };
+    let mut reasons: Vec<String> = Vec::new();
+    for (_, why) in skipped {
+        let w = why.to_string();
+        if !reasons.contains(&w) {
+            reasons.push(w);
+        }
+    }
+    match (reasons.len(), skipped.first()) {
+        (1, Some((_, why))) => why.clone().into_error(&hooks),
+        _ => Error::HookUnavailable {
+            hook: hooks,
+            why: format!(
+                "none of the selected hooks could be attached: {}",
+                reasons.join("; ")
+            ),
+        },
+    }
 }
 
 /// Netfilter BPF links (BPF_PROG_TYPE_NETFILTER, BPF_NETFILTER) came with

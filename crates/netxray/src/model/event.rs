@@ -373,7 +373,8 @@ impl TraceEvent {
                     out.detail = Some(d);
                 }
             }
-            hook_id::CONSUME_SKB => {
+            // Older kernels (6.1) pass no location to consume_skb: none.
+            hook_id::CONSUME_SKB if h.location != 0 => {
                 out.location = Some(
                     r.symbol(h.location)
                         .unwrap_or_else(|| format!("{:#x}", h.location)),
