@@ -7,6 +7,7 @@ pub mod filter_twin;
 pub mod jit;
 pub mod kallsyms;
 pub mod netfilter;
+pub mod netlink;
 pub mod netns;
 pub mod nfhooks;
 pub mod nftables;

@@ -1,12 +1,12 @@
 //! The requests netxray sends to nf_tables: the tracing tables (created in
 //! one batch, owned by the control socket), and the table list (a dump).
 
-use super::netlink::{
-    messages, Attrs, Message, NLMSG_DONE, NLMSG_ERROR, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE,
-    NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST,
-};
-use super::socket::NlSocket;
 use super::NftError;
+use crate::kernel::netlink::codec::{
+    messages, Attrs, DecodeError, Message, NlMsg, NLMSG_DONE, NLMSG_ERROR, NLM_F_ACK, NLM_F_APPEND,
+    NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST,
+};
+use crate::kernel::netlink::NlSocket;
 use crate::model::nft::family;
 use std::io;
 
@@ -140,13 +140,13 @@ pub fn trace_table_batch(
         seq
     };
     let res = NFNL_SUBSYS_NFTABLES;
-    let mut out = Message::new(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, next(), 0, res).finish();
+    let mut out = Message::nfnetlink(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, next(), 0, res).finish();
     let mut seqs = Vec::new();
     let create = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_ACK;
 
     let s = next();
     seqs.push(s);
-    let mut m = Message::new(nft_type(NFT_MSG_NEWTABLE), create | NLM_F_EXCL, s, fam, 0);
+    let mut m = Message::nfnetlink(nft_type(NFT_MSG_NEWTABLE), create | NLM_F_EXCL, s, fam, 0);
     m.put_str(NFTA_TABLE_NAME, table)
         .put_be32(NFTA_TABLE_FLAGS, NFT_TABLE_F_OWNER);
     out.extend(m.finish());
@@ -154,7 +154,7 @@ pub fn trace_table_batch(
     for (chain, hook) in chains {
         let s = next();
         seqs.push(s);
-        let mut m = Message::new(nft_type(NFT_MSG_NEWCHAIN), create, s, fam, 0);
+        let mut m = Message::nfnetlink(nft_type(NFT_MSG_NEWCHAIN), create, s, fam, 0);
         m.put_str(NFTA_CHAIN_TABLE, table)
             .put_str(NFTA_CHAIN_NAME, chain)
             .nest(NFTA_CHAIN_HOOK)
@@ -173,14 +173,14 @@ pub fn trace_table_batch(
             let s = next();
             seqs.push(s);
             let flags = create | NLM_F_APPEND;
-            let mut m = Message::new(nft_type(NFT_MSG_NEWRULE), flags, s, fam, 0);
+            let mut m = Message::nfnetlink(nft_type(NFT_MSG_NEWRULE), flags, s, fam, 0);
             m.put_str(NFTA_RULE_TABLE, table)
                 .put_str(NFTA_RULE_CHAIN, chain);
             marking_rule(&mut m, proto);
             out.extend(m.finish());
         }
     }
-    out.extend(Message::new(NFNL_MSG_BATCH_END, NLM_F_REQUEST, next(), 0, res).finish());
+    out.extend(Message::nfnetlink(NFNL_MSG_BATCH_END, NLM_F_REQUEST, next(), 0, res).finish());
     (out, seqs)
 }
 
@@ -257,7 +257,7 @@ pub struct TableInfo {
 /// Every table of the socket's namespace.
 pub fn list_tables(sock: &NlSocket) -> Result<Vec<TableInfo>, NftError> {
     let seq = 1;
-    let req = Message::new(
+    let req = Message::nfnetlink(
         nft_type(NFT_MSG_GETTABLE),
         NLM_F_REQUEST | NLM_F_DUMP,
         seq,
@@ -293,7 +293,7 @@ pub fn list_tables(sock: &NlSocket) -> Result<Vec<TableInfo>, NftError> {
     }
 }
 
-fn parse_table(msg: &super::netlink::NlMsg<'_>) -> Result<TableInfo, super::netlink::DecodeError> {
+fn parse_table(msg: &NlMsg<'_>) -> Result<TableInfo, DecodeError> {
     let (fam, attrs) = msg.nfgen()?;
     let a = Attrs::parse(attrs)?;
     Ok(TableInfo {
@@ -357,7 +357,7 @@ mod tests {
 
     #[test]
     fn parses_a_listed_table() {
-        let mut m = Message::new(nft_type(NFT_MSG_NEWTABLE), 0, 1, family::INET, 0);
+        let mut m = Message::nfnetlink(nft_type(NFT_MSG_NEWTABLE), 0, 1, family::INET, 0);
         m.put_str(NFTA_TABLE_NAME, "netxray_42")
             .put_be32(NFTA_TABLE_FLAGS, NFT_TABLE_F_OWNER)
             .put_be32(NFTA_TABLE_OWNER, 77);
