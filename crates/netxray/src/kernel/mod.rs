@@ -14,4 +14,5 @@ pub mod nftables;
 pub mod probe;
 pub mod ring;
 pub mod stats;
+pub mod tc;
 pub mod trace;

@@ -93,6 +93,29 @@ impl NlSocket {
         })
     }
 
+    /// The cookie of the socket's network namespace (SO_NETNS_COOKIE,
+    /// 5.14+): unlike the inode number, never reused. 0 when unknown.
+    pub fn netns_cookie(&self) -> u64 {
+        const SO_NETNS_COOKIE: libc::c_int = 71;
+        let mut v: u64 = 0;
+        let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
+        // SAFETY: getsockopt writes at most len bytes into v.
+        let rc = unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                SO_NETNS_COOKIE,
+                (&raw mut v).cast(),
+                &mut len,
+            )
+        };
+        if rc == 0 {
+            v
+        } else {
+            0
+        }
+    }
+
     /// A sequence number not used before on this socket.
     pub fn next_seq(&self) -> u32 {
         self.seq.fetch_add(1, Ordering::Relaxed).wrapping_add(1)
