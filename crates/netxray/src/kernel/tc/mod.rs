@@ -394,7 +394,10 @@ pub fn sweep_records() -> Vec<String> {
             Ok(sock) => out.extend(
                 release_qdisc(&sock, rec.netns_inode, rec.ifindex)
                     .into_iter()
-                    .map(|w| format!("{w} in {}", ns.path.display())),
+                    .map(|w| {
+                        let w = w.replace(&format!("ifindex {}", rec.ifindex), &rec.ifname);
+                        format!("{w} in {}", ns.path.display())
+                    }),
             ),
             Err(e) => tracing::debug!("{}: {e}", ns.path.display()),
         }
