@@ -392,3 +392,51 @@ fn after_kill_9_the_next_run_or_doctor_removes_the_filter_and_qdisc() {
     assert_clean(b, "after doctor");
     assert!(filters(b, "ingress").is_empty() && filters(b, "egress").is_empty());
 }
+
+#[test]
+fn hooks_say_tc_goes_through_legacy_tc_without_tcx() {
+    let via = |no_tcx: bool| -> Vec<(Value, Value)> {
+        let mut cmd = std::process::Command::new(netxray_bin());
+        cmd.args(["hooks", "-o", "json"]);
+        if no_tcx {
+            cmd.env("NETXRAY_NO_TCX", "1");
+        } else {
+            cmd.env_remove("NETXRAY_NO_TCX");
+        }
+        let out = cmd.output().expect("hooks runs");
+        assert!(out.status.success());
+        parse_json_lines(&String::from_utf8_lossy(&out.stdout))
+            .into_iter()
+            .filter(|h| h["group"] == "tc")
+            .map(|h| (h["available"].clone(), h["via"].clone()))
+            .collect()
+    };
+    let legacy = via(true);
+    assert_eq!(legacy.len(), 2, "tc:ingress and tc:egress");
+    for (available, how) in &legacy {
+        assert_eq!(*available, Value::Bool(true));
+        assert_eq!(*how, "clsact");
+    }
+    // Without the knob: what this kernel has.
+    let has_tcx = ::netxray::kernel::btf::KernelBtf::load()
+        .is_ok_and(|b| b.has_enum_value("bpf_attach_type", "BPF_TCX_INGRESS"));
+    for (available, how) in via(false) {
+        assert_eq!(available, Value::Bool(true));
+        assert_eq!(how, if has_tcx { "tcx" } else { "clsact" });
+    }
+    let mut cmd = std::process::Command::new(netxray_bin());
+    let text = cmd
+        .arg("hooks")
+        .env("NETXRAY_NO_TCX", "1")
+        .output()
+        .expect("hooks runs");
+    let text = String::from_utf8_lossy(&text.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains("tc:egress"))
+        .unwrap_or_default();
+    assert!(
+        line.contains(" ok ") && line.contains("through legacy tc, clsact + cls_bpf"),
+        "{line}"
+    );
+}
