@@ -29,7 +29,6 @@ char LICENSE[] SEC("license") = "GPL";
 #define AF_INET 2
 #define AF_INET6 10
 #define IPPROTO_TCP 6
-#define PF_KTHREAD 0x00200000
 #define RINGBUF_REC_HDR 8
 #define SOCK_DEAD_BIT 0
 #define SOCK_DONE_BIT 1
@@ -114,23 +113,7 @@ static __always_inline bool conn_begin(struct conn_ctx *c)
 /* Interrupt (soft or hard) context: see nx_in_irq in nx_common.bpf.h. */
 static __always_inline bool conn_in_irq(struct conn_ctx *c, void *ctx)
 {
-	struct task_struct *task = bpf_get_current_task_btf();
-	__u64 stack = (__u64)task->stack;
-	__u64 sp;
-
-	*(volatile __u64 *)&c->s->sp = (__u64)ctx;
-	sp = *(volatile __u64 *)&c->s->sp;
-	if (sp < stack || sp >= stack + c->cfg->thread_size)
-		return true;
-	if (task->flags & PF_KTHREAD) {
-		char comm[9];
-		bpf_probe_read_kernel(comm, sizeof(comm), task->comm);
-		if (comm[0] == 'k' && comm[1] == 's' && comm[2] == 'o' && comm[3] == 'f' &&
-		    comm[4] == 't' && comm[5] == 'i' && comm[6] == 'r' && comm[7] == 'q' &&
-		    comm[8] == 'd')
-			return true;
-	}
-	return false;
+	return nx_ctx_in_irq(&c->s->sp, ctx, c->cfg->thread_size);
 }
 
 static __always_inline __u32 sk_netns(const struct sock *sk)
@@ -534,8 +517,10 @@ static __always_inline void conn_mark(void *ctx, const struct sock *sk, __u16 fl
 	}
 }
 
+/* Per-signature programs (`NAME__aN`: the kernel passes N arguments) as in
+ * trace.bpf.c; user space loads the one that fits. */
 SEC("tp_btf/tcp_retransmit_skb")
-int BPF_PROG(tcp_retransmit_skb, const struct sock *sk, const struct sk_buff *skb, int err)
+int BPF_PROG(tcp_retransmit_skb, const struct sock *sk)
 {
 	conn_mark(ctx, sk, 0, NX_CONN_RETRANS, 0);
 	return 0;
@@ -545,6 +530,14 @@ SEC("tp_btf/tcp_send_reset")
 int BPF_PROG(tcp_send_reset, const struct sock *sk, const struct sk_buff *skb, int reason)
 {
 	conn_mark(ctx, sk, NX_CONN_F_RST_SENT, NX_CONN_RST_SENT, reason);
+	return 0;
+}
+
+/* Older kernels (6.1): (sk, skb), no reason. */
+SEC("tp_btf/tcp_send_reset")
+int BPF_PROG(tcp_send_reset__a2, const struct sock *sk)
+{
+	conn_mark(ctx, sk, NX_CONN_F_RST_SENT, NX_CONN_RST_SENT, 0);
 	return 0;
 }
 

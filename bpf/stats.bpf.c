@@ -343,7 +343,7 @@ int stats_xdp(struct xdp_md *ctx)
 	if (!cfg || !s)
 		return NX_XDP_PASS;
 	n = len < NX_CAP_BYTES ? len : NX_CAP_BYTES;
-	if (n < 14 || bpf_xdp_load_bytes(ctx, 0, s->ev.data, n) != 0)
+	if (n < 14 || !nx_xdp_copy(ctx, s->ev.data, n))
 		n = 0;
 	nx_count(s, cfg, ctx->ingress_ifindex, NX_DIR_XDP, len, n);
 	return NX_XDP_PASS;

@@ -418,32 +418,66 @@ int BPF_PROG(icmp_send, const struct sk_buff *skb, int type, int code)
 	return 0;
 }
 
+/*
+ * Tracepoints whose arguments changed between kernels have one program per
+ * signature: `NAME` takes the newest, `NAME__aN` the older one with N
+ * arguments. User space picks the program whose N is the kernel's argument
+ * count (from the tracepoint's BTF, kernel/session.rs); reading an argument
+ * the kernel does not pass makes the verifier refuse the program.
+ */
+
 /* Headers are not built yet: the socket gives the flow. */
-SEC("tp_btf/tcp_retransmit_skb")
-int BPF_PROG(tcp_retransmit_skb, const struct sock *sk, const struct sk_buff *skb, int err)
+static __always_inline void nx_tcp_retransmit(void *ctx, const struct sock *sk,
+					      const struct sk_buff *skb, int err)
 {
 	struct nx_ctx c;
 	if (!nx_begin(&c, NX_HOOK_TCP_RETRANSMIT_SKB, ctx))
-		return 0;
+		return;
 	c.s->ev.ret = err;
 	nx_sock_event(&c, sk, skb, false, 0);
+}
+
+SEC("tp_btf/tcp_retransmit_skb")
+int BPF_PROG(tcp_retransmit_skb, const struct sock *sk, const struct sk_buff *skb, int err)
+{
+	nx_tcp_retransmit(ctx, sk, skb, err);
+	return 0;
+}
+
+/* Older kernels (6.12 and before): (sk, skb), no error. */
+SEC("tp_btf/tcp_retransmit_skb")
+int BPF_PROG(tcp_retransmit_skb__a2, const struct sock *sk, const struct sk_buff *skb)
+{
+	nx_tcp_retransmit(ctx, sk, skb, 0);
 	return 0;
 }
 
 /* skb is the segment that caused the reset, or NULL (active reset). */
-SEC("tp_btf/tcp_send_reset")
-int BPF_PROG(tcp_send_reset, const struct sock *sk, const struct sk_buff *skb, int reason)
+static __always_inline void nx_tcp_send_reset(void *ctx, const struct sock *sk,
+					      const struct sk_buff *skb, int reason)
 {
 	struct nx_ctx c;
 	if (!nx_begin(&c, NX_HOOK_TCP_SEND_RESET, ctx))
-		return 0;
+		return;
 	c.s->ev.reason = reason;
-	if (skb) {
-		if (nx_skb_event(&c, (struct sk_buff *)skb, NULL))
-			return 0;
-		return 0;
-	}
-	nx_sock_event(&c, sk, NULL, false, 0);
+	if (skb)
+		nx_skb_event(&c, (struct sk_buff *)skb, NULL);
+	else
+		nx_sock_event(&c, sk, NULL, false, 0);
+}
+
+SEC("tp_btf/tcp_send_reset")
+int BPF_PROG(tcp_send_reset, const struct sock *sk, const struct sk_buff *skb, int reason)
+{
+	nx_tcp_send_reset(ctx, sk, skb, reason);
+	return 0;
+}
+
+/* Older kernels (6.1): (sk, skb), no reason. */
+SEC("tp_btf/tcp_send_reset")
+int BPF_PROG(tcp_send_reset__a2, const struct sock *sk, const struct sk_buff *skb)
+{
+	nx_tcp_send_reset(ctx, sk, skb, 0);
 	return 0;
 }
 
@@ -464,6 +498,18 @@ int BPF_PROG(udp_fail_queue_rcv_skb, int rc, struct sock *sk, struct sk_buff *sk
 		return 0;
 	c.s->ev.ret = rc;
 	nx_skb_event(&c, skb, NULL);
+	return 0;
+}
+
+/* Older kernels (6.1): (rc, sk), no skb: the socket gives the flow. */
+SEC("tp_btf/udp_fail_queue_rcv_skb")
+int BPF_PROG(udp_fail_queue_rcv_skb__a2, int rc, struct sock *sk)
+{
+	struct nx_ctx c;
+	if (!nx_begin(&c, NX_HOOK_UDP_FAIL_QUEUE_RCV_SKB, ctx))
+		return 0;
+	c.s->ev.ret = rc;
+	nx_sock_event(&c, sk, NULL, true, 0);
 	return 0;
 }
 
@@ -500,11 +546,15 @@ int BPF_PROG(skb_copy_datagram_iovec, const struct sk_buff *skb, int len)
 	struct nx_ctx c;
 	if (!nx_begin(&c, NX_HOOK_SKB_COPY_DATAGRAM_IOVEC, ctx))
 		return 0;
+	/* skb->sk is an RCU pointer (or NULL) to the verifier since 6.12: load
+	 * it once and test that copy; a second load would be untested. */
+	const struct sock *sk = (skb->sk);
+	barrier_var(sk);
 	c.s->ev.ret = len;
-	nx_sock_event(&c, (skb->sk), skb, true, (skb->skb_iif));
+	nx_sock_event(&c, sk, skb, true, (skb->skb_iif));
 	/* Copied to the reader: the packet's trip is over. (UDP then frees the
 	 * buffer without a tracepoint, and the next datagram may reuse it.) */
-	if (c.cfg->follow_ns && skb->sk && nx_sock_is_ip(skb->sk)) {
+	if (c.cfg->follow_ns && sk && nx_sock_is_ip(sk)) {
 		__u64 head = (__u64)(skb->head);
 		bpf_map_delete_elem(&nx_follow, &head);
 	}
@@ -627,35 +677,65 @@ static __always_inline void nx_drop_count(struct nx_ctx *c, struct sk_buff *skb)
 
 /* ---- life ---- */
 
-SEC("tp_btf/kfree_skb")
-int BPF_PROG(kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reason reason,
-	     struct sock *rx_sk)
+/* Reason 0 (SKB_NOT_DROPPED_YET) is never a drop's: user space shows it as
+ * no reason, which is what a kernel without drop reasons (5.10) gives. */
+static __always_inline void nx_kfree_skb(void *ctx, struct sk_buff *skb, void *location,
+					 __u32 reason)
 {
 	struct nx_ctx c;
 	if (!nx_begin(&c, NX_HOOK_KFREE_SKB, ctx))
-		return 0;
+		return;
 	c.s->ev.reason = reason;
 	c.s->ev.location = (__u64)location;
 	/* A netfilter rule dropped it: in which hook (netfilter links). */
-	if (skb && reason == bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_NETFILTER_DROP))
+	if (bpf_core_enum_value_exists(enum skb_drop_reason, SKB_DROP_REASON_NETFILTER_DROP) &&
+	    skb && reason == bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_NETFILTER_DROP))
 		c.s->ev.aux = nx_nf_where(skb, nx_net_of_skb(skb));
 	if (c.cfg->flags & NX_CFG_DROPS)
 		nx_drop_count(&c, skb);
 	else
 		nx_skb_event(&c, skb, NULL);
 	nx_follow_end(c.cfg, skb);
+}
+
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reason reason,
+	     struct sock *rx_sk)
+{
+	nx_kfree_skb(ctx, skb, location, reason);
 	return 0;
+}
+
+/* Older kernels (5.10): (skb, location), no reason: where, not why. */
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(kfree_skb__a2, struct sk_buff *skb, void *location)
+{
+	nx_kfree_skb(ctx, skb, location, 0);
+	return 0;
+}
+
+static __always_inline void nx_consume_skb(void *ctx, struct sk_buff *skb, void *location)
+{
+	struct nx_ctx c;
+	if (!nx_begin(&c, NX_HOOK_CONSUME_SKB, ctx))
+		return;
+	c.s->ev.location = (__u64)location;
+	nx_skb_event(&c, skb, NULL);
+	nx_follow_end(c.cfg, skb);
 }
 
 SEC("tp_btf/consume_skb")
 int BPF_PROG(consume_skb, struct sk_buff *skb, void *location)
 {
-	struct nx_ctx c;
-	if (!nx_begin(&c, NX_HOOK_CONSUME_SKB, ctx))
-		return 0;
-	c.s->ev.location = (__u64)location;
-	nx_skb_event(&c, skb, NULL);
-	nx_follow_end(c.cfg, skb);
+	nx_consume_skb(ctx, skb, location);
+	return 0;
+}
+
+/* Older kernels (6.1): (skb) only, no location. */
+SEC("tp_btf/consume_skb")
+int BPF_PROG(consume_skb__a1, struct sk_buff *skb)
+{
+	nx_consume_skb(ctx, skb, NULL);
 	return 0;
 }
 
@@ -955,7 +1035,7 @@ int nx_xdp(struct xdp_md *ctx)
 		return NX_XDP_PASS;
 	len = ctx->data_end - ctx->data;
 	n = len < NX_CAP_BYTES ? len : NX_CAP_BYTES;
-	if (n < 14 || bpf_xdp_load_bytes(ctx, 0, c.s->ev.data, n) != 0)
+	if (n < 14 || !nx_xdp_copy(ctx, c.s->ev.data, n))
 		n = 0;
 	kxdp = nx_ctx_addr(c.s, ctx);
 	bpf_probe_read_kernel(&head, sizeof(head),

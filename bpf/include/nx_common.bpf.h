@@ -73,6 +73,46 @@ static __always_inline struct nx_counter *nx_counter(__u32 hook)
 }
 
 /*
+ * Kernel-version differences, decided by CO-RE constants: the verifier never
+ * walks the branch this kernel cannot take, so a helper or field it lacks is
+ * never seen by it.
+ *
+ * bpf_get_current_task_btf() (5.11+) returns a BTF pointer that direct loads
+ * may follow; without it (5.10) the task is a number and its fields are read
+ * with probe reads (BPF_CORE_READ).
+ */
+#define NX_HAVE_TASK_BTF bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_get_current_task_btf)
+
+/* The current task's stack base and flags (one helper call). */
+static __always_inline void nx_task_stack_flags(__u64 *stack, unsigned int *flags)
+{
+	if (NX_HAVE_TASK_BTF) {
+		struct task_struct *task = bpf_get_current_task_btf();
+		*stack = (__u64)task->stack;
+		*flags = task->flags;
+	} else {
+		struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+		*stack = (__u64)BPF_CORE_READ(task, stack);
+		*flags = BPF_CORE_READ(task, flags);
+	}
+}
+
+/* The current task's name (16 bytes, NUL-terminated). */
+static __always_inline void nx_task_comm(char *dst)
+{
+	if (NX_HAVE_TASK_BTF) {
+		/* Two direct (BTF) loads: bpf_get_current_comm() cost ~50 ns a
+		 * record here (strscpy_pad, and a return through the SRSO
+		 * thunk). A rename racing with this read gives a mix, as
+		 * /proc/PID/comm can. */
+		struct task_struct *task = bpf_get_current_task_btf();
+		__builtin_memcpy(dst, task->comm, 16);
+	} else {
+		bpf_get_current_comm(dst, 16);
+	}
+}
+
+/*
  * Interrupt (hard or soft) context: the task on the CPU is whoever was
  * interrupted, so its pid says nothing about the packet. On x86-64 softirqs
  * and hard interrupts run on the per-CPU IRQ stack (also when entered from
@@ -81,28 +121,55 @@ static __always_inline struct nx_counter *nx_counter(__u32 hook)
  * own. The address must be of the kernel stack, not of the BPF program's:
  * since 6.13 tracing programs may run on a per-CPU private stack. The
  * tracepoint's argument array (ctx) is a local of bpf_trace_run*(), on the
- * kernel stack. Storing ctx into a map value to read it back as a number
- * needs the pointer-leak privilege (CAP_PERFMON), which netxray has.
+ * kernel stack. Storing ctx into a map value (`slot`) to read it back as a
+ * number needs the pointer-leak privilege (CAP_PERFMON), which netxray has.
  */
-static __always_inline bool nx_in_irq(struct nx_scratch *s, void *ctx, __u32 thread_size)
+static __always_inline bool nx_ctx_in_irq(__u64 *slot, void *ctx, __u32 thread_size)
 {
-	struct task_struct *task = bpf_get_current_task_btf();
-	__u64 stack = (__u64)task->stack;
-	__u64 sp;
+	__u64 stack, sp;
+	unsigned int flags;
 
-	*(volatile __u64 *)&s->sp = (__u64)ctx;
-	sp = *(volatile __u64 *)&s->sp;
+	nx_task_stack_flags(&stack, &flags);
+
+	*(volatile __u64 *)slot = (__u64)ctx;
+	sp = *(volatile __u64 *)slot;
 	if (sp < stack || sp >= stack + thread_size)
 		return true;
-	if (task->flags & NX_PF_KTHREAD) {
-		char comm[9];
-		bpf_probe_read_kernel(comm, sizeof(comm), task->comm);
+	if (flags & NX_PF_KTHREAD) {
+		char comm[16];
+		nx_task_comm(comm);
 		if (comm[0] == 'k' && comm[1] == 's' && comm[2] == 'o' && comm[3] == 'f' &&
 		    comm[4] == 't' && comm[5] == 'i' && comm[6] == 'r' && comm[7] == 'q' &&
 		    comm[8] == 'd')
 			return true;
 	}
 	return false;
+}
+
+static __always_inline bool nx_in_irq(struct nx_scratch *s, void *ctx, __u32 thread_size)
+{
+	return nx_ctx_in_irq(&s->sp, ctx, thread_size);
+}
+
+/*
+ * The first n (<= NX_CAP_BYTES) bytes of an XDP frame into dst; false when
+ * they cannot be read. bpf_xdp_load_bytes() is 5.18+; before, the bytes are
+ * copied by direct packet access, each load checked against data_end.
+ */
+#define NX_HAVE_XDP_LOAD_BYTES bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_xdp_load_bytes)
+
+static __always_inline bool nx_xdp_copy(struct xdp_md *ctx, __u8 *dst, __u32 n)
+{
+	if (NX_HAVE_XDP_LOAD_BYTES)
+		return bpf_xdp_load_bytes(ctx, 0, dst, n) == 0;
+	const __u8 *data = (const __u8 *)(long)ctx->data;
+	const __u8 *end = (const __u8 *)(long)ctx->data_end;
+#pragma unroll
+	for (int i = 0; i < NX_CAP_BYTES; i++) {
+		if (i < n && data + i + 1 <= end)
+			dst[i] = data[i];
+	}
+	return true;
 }
 
 static __always_inline __u32 nx_netns_of_dev(const struct net_device *dev)
@@ -143,17 +210,11 @@ static __always_inline void nx_emit_rec(struct nx_scratch *s, struct nx_config *
 		e->pid = (__u32)pid_tgid;
 		e->tgid = pid_tgid >> 32;
 		/* In interrupt context the task is whoever was interrupted: user
-		 * space shows no comm then, so do not copy it (comm stays zeroed).
-		 * Two direct (BTF) loads: bpf_get_current_comm() cost ~50 ns a
-		 * record here (strscpy_pad, and a return through the SRSO thunk).
-		 * The name is NUL-terminated within its 16 bytes; a rename racing
-		 * with this read gives a mix, as /proc/PID/comm can. */
-		if (in_irq) {
+		 * space shows no comm then, so do not copy it (comm stays zeroed). */
+		if (in_irq)
 			e->flags |= NX_F_IN_IRQ;
-		} else {
-			struct task_struct *task = bpf_get_current_task_btf();
-			__builtin_memcpy(e->comm, task->comm, sizeof(e->comm));
-		}
+		else
+			nx_task_comm(e->comm);
 	}
 
 	if (size > NX_CAP_BYTES)
@@ -165,7 +226,13 @@ static __always_inline void nx_emit_rec(struct nx_scratch *s, struct nx_config *
 	} else if (pending >= bpf_ringbuf_query(&nx_events, BPF_RB_RING_SIZE) / 4 * 3) {
 		flags = BPF_RB_FORCE_WAKEUP;
 	}
-	if (bpf_ringbuf_output(&nx_events, e, NX_EVENT_HDR_SIZE + size, flags) == 0)
+	/* Bounded again where it is used: older verifiers (6.1, 5.10) lose the
+	 * clamp above when the compiler keeps size on the stack meanwhile. */
+	__u64 rec = NX_EVENT_HDR_SIZE + size;
+	barrier_var(rec);
+	if (rec > NX_EVENT_HDR_SIZE + NX_CAP_BYTES)
+		rec = NX_EVENT_HDR_SIZE + NX_CAP_BYTES;
+	if (bpf_ringbuf_output(&nx_events, e, rec, flags) == 0)
 		cnt->emitted++;
 	else
 		cnt->lost++;

@@ -31,6 +31,27 @@
 #define NX_DIRECT_LOADS bpf_core_enum_value_exists(enum bpf_features, BPF_FEAT_RDONLY_CAST_TO_VOID)
 
 /*
+ * Whether the kernel took a VLAN tag out of the frame into the skb. Since 6.2
+ * the tag's presence is vlan_all != 0 (vlan_all: proto and TCI as one word);
+ * before, a vlan_present bit beside them (5.0-6.1). A CO-RE field test picks
+ * the one this kernel has; an unguarded read of a field the kernel lacks
+ * would make the whole program fail to load.
+ */
+struct sk_buff___nx_vlan_bit {
+	__u8 vlan_present : 1;
+} __attribute__((preserve_access_index));
+
+static __always_inline bool nx_skb_vlan_present(struct sk_buff *skb)
+{
+	if (bpf_core_field_exists(skb->vlan_all))
+		return skb->vlan_all != 0;
+	struct sk_buff___nx_vlan_bit *old = (void *)skb;
+	if (bpf_core_field_exists(old->vlan_present))
+		return BPF_CORE_READ_BITFIELD(old, vlan_present);
+	return false;
+}
+
+/*
  * The packet's metadata into the record, and where its bytes are: up to
  * NX_CAP_BYTES from the first header we trust (ev.cap_len says how many).
  * Returns the bytes in the packet's own buffer, for the filter to read only
@@ -57,7 +78,7 @@ static __always_inline const unsigned char *nx_skb_bytes(struct nx_scratch *s,
 	e->protocol = bpf_ntohs((skb->protocol));
 	e->pkt_type = BPF_CORE_READ_BITFIELD(skb, pkt_type) |
 		      (BPF_CORE_READ_BITFIELD(skb, cloned) ? NX_PKT_CLONED : 0);
-	if ((skb->vlan_all)) {
+	if (nx_skb_vlan_present(skb)) {
 		e->flags |= NX_F_VLAN_HW;
 		e->vlan_tci = (skb->vlan_tci);
 		e->vlan_proto = bpf_ntohs((skb->vlan_proto));

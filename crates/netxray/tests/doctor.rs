@@ -11,7 +11,7 @@ use serde_json::Value;
 const BIN: &str = env!("CARGO_BIN_EXE_netxray");
 
 /// What `netxray trace` and the other subcommands rely on, all present on the target kernel.
-const MUST_BE_OK: [&str; 9] = [
+const MUST_BE_OK: [&str; 10] = [
     "privileges",
     "btf",
     "tracefs",
@@ -21,6 +21,8 @@ const MUST_BE_OK: [&str; 9] = [
     "xdp",
     "tcx",
     "netfilter",
+    // Every program netxray has, loaded and attached.
+    "netxray_programs",
 ];
 
 #[test]

@@ -296,6 +296,21 @@ pub struct StatsArgs {
 pub struct HooksArgs {
     #[command(flatten)]
     pub output: OutputArgs,
+    /// Load and attach every program netxray has (each hook of every
+    /// group, conn's and stats' programs), without and with a filter, and
+    /// say for each: ok, missing (the kernel lacks it), or REFUSED (the
+    /// verifier refused netxray's program: a bug). Exit 1 on any refusal.
+    /// Example: netxray hooks --load -i eth0
+    #[arg(long)]
+    pub load: bool,
+    /// With --load: the interface for the tc and XDP programs (attached for
+    /// the moment of the check).
+    #[arg(short = 'i', long = "iface", requires = "load")]
+    pub iface: Option<String>,
+    /// With --load: the network namespace of -i (a name under /run/netns,
+    /// an inode number or a path).
+    #[arg(long, requires = "iface")]
+    pub netns: Option<String>,
 }
 
 #[derive(Debug, Args)]

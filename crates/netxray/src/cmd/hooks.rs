@@ -3,6 +3,8 @@
 use crate::cli::{HooksArgs, OutputFormat};
 use crate::error::{Error, Result};
 use crate::kernel::btf::KernelBtf;
+use crate::kernel::loadcheck::{self, Device, Outcome};
+use crate::kernel::netns;
 use crate::kernel::tc::{self, TcPath};
 use crate::kernel::trace::hook_available;
 use crate::model::hook::{Backend, Group, HookPoint, HOOKS};
@@ -10,6 +12,9 @@ use std::io::Write;
 use std::process::ExitCode;
 
 pub fn run(args: HooksArgs) -> Result<ExitCode> {
+    if args.load {
+        return load(&args);
+    }
     let btf = KernelBtf::load().ok();
     let avail = |h: &HookPoint| btf.as_ref().map(|b| hook_available(b, h));
     // tc hooks: through tcx, or legacy tc on kernels without it.
@@ -66,5 +71,67 @@ pub fn run(args: HooksArgs) -> Result<ExitCode> {
             .map_err(w)?;
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `hooks --load`: every program loaded and attached, one line each.
+fn load(args: &HooksArgs) -> Result<ExitCode> {
+    let kbtf = KernelBtf::load().map_err(|_| Error::NoBtf)?;
+    crate::kernel::caps::require_bpf_privileges()?;
+    let dev = match &args.iface {
+        Some(name) => {
+            let ns = match &args.netns {
+                Some(spec) => netns::resolve(spec)?,
+                None => netns::current()?,
+            };
+            let ifindex = netns::ifindex(&ns, name)?;
+            Some(Device {
+                ns,
+                ifindex,
+                name: name.clone(),
+            })
+        }
+        None => None,
+    };
+    let checks = loadcheck::check_all(&kbtf, dev.as_ref());
+    let mut out = std::io::stdout().lock();
+    let w = |e: std::io::Error| Error::io("writing output", e);
+    for c in &checks {
+        match args.output.output {
+            OutputFormat::Json => {
+                let v = serde_json::to_string(c).map_err(|e| Error::io("json", e.into()))?;
+                writeln!(out, "{v}").map_err(w)?;
+            }
+            OutputFormat::Text => {
+                let (mark, detail) = match &c.outcome {
+                    Outcome::Ok => ("ok", ""),
+                    Outcome::Missing(d) => ("missing", d.as_str()),
+                    Outcome::Refused(d) => ("REFUSED", d.as_str()),
+                    Outcome::Skipped(d) => ("skipped", d.as_str()),
+                    Outcome::Failed(d) => ("FAILED", d.as_str()),
+                };
+                let f = if c.filtered { "filter" } else { "-" };
+                writeln!(
+                    out,
+                    "{:<6} {:<34} {:<6} {:<8} {}",
+                    c.area, c.hook, f, mark, detail
+                )
+                .map_err(w)?;
+            }
+        }
+    }
+    let bad = checks.iter().filter(|c| c.outcome.is_failure()).count();
+    let ok = checks.iter().filter(|c| c.outcome == Outcome::Ok).count();
+    if bad > 0 {
+        eprintln!(
+            "netxray: {bad} of {} programs failed to load or attach ({ok} ok); run with -vv for the verifier's log",
+            checks.len()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    eprintln!(
+        "netxray: every program loads here: {ok} ok, {} not on this kernel or not tried",
+        checks.len() - ok
+    );
     Ok(ExitCode::SUCCESS)
 }

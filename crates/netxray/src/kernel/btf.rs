@@ -1,12 +1,14 @@
 //! A small reader for the kernel's BTF: enough to name drop reasons (the
 //! `skb_drop_reason` enum changes numbering between kernels, so it is read at
 //! run time, never compiled in) and to tell which tracepoints exist
-//! (`btf_trace_<event>` typedefs).
+//! (`btf_trace_<event>` typedefs) and how many arguments each passes (they
+//! change between kernels: `consume_skb` gained its location in 6.3).
 
 use std::collections::{HashMap, HashSet};
 
 const BTF_MAGIC: u16 = 0xEB9F;
 const KIND_INT: u32 = 1;
+const KIND_PTR: u32 = 2;
 const KIND_ARRAY: u32 = 3;
 const KIND_STRUCT: u32 = 4;
 const KIND_UNION: u32 = 5;
@@ -33,6 +35,8 @@ pub enum BtfError {
 #[derive(Debug, Default)]
 pub struct KernelBtf {
     typedefs: HashSet<String>,
+    /// Tracepoint (event name) -> the arguments it passes to a BPF program.
+    tp_args: HashMap<String, u16>,
     enums: HashMap<String, Vec<(String, i64)>>,
 }
 
@@ -95,8 +99,15 @@ impl KernelBtf {
         };
 
         let mut out = KernelBtf::default();
+        // For tracepoint signatures: btf_trace_X is a typedef of a pointer
+        // to a function prototype whose first parameter is the tracepoint's
+        // private data. Type ids count from 1 in section order.
+        let mut tp_typedefs: Vec<(String, u32)> = Vec::new();
+        let mut targets: HashMap<u32, (u32, u32)> = HashMap::new(); // id -> (kind, type or vlen)
+        let mut id: u32 = 0;
         let mut off = types_start;
         while off + 12 <= types_end {
+            id += 1;
             let name_off = c.u32_at(off)?;
             let info = c.u32_at(off + 4)?;
             let vlen = (info & 0xffff) as usize;
@@ -112,7 +123,17 @@ impl KernelBtf {
             };
             match kind {
                 KIND_TYPEDEF => {
-                    out.typedefs.insert(name(name_off));
+                    let n = name(name_off);
+                    if let Some(ev) = n.strip_prefix("btf_trace_") {
+                        tp_typedefs.push((ev.to_string(), c.u32_at(off + 8)?));
+                    }
+                    out.typedefs.insert(n);
+                }
+                KIND_PTR => {
+                    targets.insert(id, (KIND_PTR, c.u32_at(off + 8)?));
+                }
+                KIND_FUNC_PROTO => {
+                    targets.insert(id, (KIND_FUNC_PROTO, vlen as u32));
                 }
                 KIND_ENUM | KIND_ENUM64 if name_off != 0 => {
                     let step = if kind == KIND_ENUM { 8 } else { 12 };
@@ -133,12 +154,28 @@ impl KernelBtf {
             }
             off = body + extra;
         }
+        for (ev, ty) in tp_typedefs {
+            if let Some(&(KIND_PTR, proto)) = targets.get(&ty) {
+                if let Some(&(KIND_FUNC_PROTO, vlen)) = targets.get(&proto) {
+                    out.tp_args.insert(ev, vlen.saturating_sub(1) as u16);
+                }
+            }
+        }
         Ok(out)
     }
 
     /// Whether the kernel has the tracepoint `event` (e.g. `netif_receive_skb`).
     pub fn has_tracepoint(&self, event: &str) -> bool {
         self.typedefs.contains(&format!("btf_trace_{event}"))
+    }
+
+    /// How many arguments tracepoint `event` passes to a BPF program (None:
+    /// unknown, or no such tracepoint).
+    pub fn tracepoint_args(&self, event: &str) -> Option<u16> {
+        if !self.has_tracepoint(event) {
+            return None;
+        }
+        self.tp_args.get(event).copied()
     }
 
     /// Whether enum `enum_name` has a variant `variant`.
@@ -163,15 +200,27 @@ impl KernelBtf {
 mod tests {
     use super::*;
 
-    /// Build a tiny BTF blob: one typedef and one enum.
+    /// Build a tiny BTF blob: a tracepoint typedef (two arguments) and one enum.
     fn blob() -> Vec<u8> {
         let strs = b"\0btf_trace_foo\0skb_drop_reason\0SKB_DROP_REASON_NOT_SPECIFIED\0SKB_DROP_REASON_NO_SOCKET\0";
         let mut types = Vec::new();
         let push = |t: &mut Vec<u8>, v: u32| t.extend_from_slice(&v.to_le_bytes());
-        // typedef btf_trace_foo -> type 0
+        // [1] typedef btf_trace_foo -> [2]
         push(&mut types, 1);
         push(&mut types, KIND_TYPEDEF << 24);
+        push(&mut types, 2);
+        // [2] pointer -> [3]
         push(&mut types, 0);
+        push(&mut types, KIND_PTR << 24);
+        push(&mut types, 3);
+        // [3] void (*)(void *, void *, int): three parameters
+        push(&mut types, 0);
+        push(&mut types, (KIND_FUNC_PROTO << 24) | 3);
+        push(&mut types, 0);
+        for _ in 0..3 {
+            push(&mut types, 0);
+            push(&mut types, 0);
+        }
         // enum skb_drop_reason { NOT_SPECIFIED = 2, NO_SOCKET = 3 }
         push(&mut types, 15);
         push(&mut types, (KIND_ENUM << 24) | 2);
@@ -202,6 +251,8 @@ mod tests {
         let btf = KernelBtf::parse(&blob()).unwrap();
         assert!(btf.has_tracepoint("foo"));
         assert!(!btf.has_tracepoint("bar"));
+        assert_eq!(btf.tracepoint_args("foo"), Some(2));
+        assert_eq!(btf.tracepoint_args("bar"), None);
         let names = btf.enum_names("skb_drop_reason", "SKB_DROP_REASON_");
         assert_eq!(names.get(&3).map(String::as_str), Some("NO_SOCKET"));
         assert_eq!(names.get(&2).map(String::as_str), Some("NOT_SPECIFIED"));
@@ -219,6 +270,8 @@ mod tests {
     fn reads_this_kernel_when_present() {
         if let Ok(btf) = KernelBtf::load() {
             assert!(btf.has_tracepoint("netif_receive_skb"));
+            assert_eq!(btf.tracepoint_args("netif_receive_skb"), Some(1));
+            assert!(btf.tracepoint_args("kfree_skb").is_some_and(|n| n >= 2));
             let reasons = btf.enum_names("skb_drop_reason", "SKB_DROP_REASON_");
             assert!(reasons.values().any(|n| n == "NO_SOCKET"));
         }

@@ -7,13 +7,11 @@
 
 use crate::error::{Error, Result};
 use crate::kernel::btf::KernelBtf;
-use crate::kernel::jit;
 use crate::kernel::ring::EventRing;
-use crate::kernel::trace::{attach_tp_btf, chain};
+use crate::kernel::session::{chain, Session, SessionBuilder};
 use crate::model::filter::ebpf::Insn;
-use aya::maps::{Array, HashMap as BpfHashMap, Map, MapData, PerCpuArray};
+use aya::maps::{HashMap as BpfHashMap, Map, MapData, PerCpuArray};
 use aya::programs::TracePoint;
-use aya::{Btf, Ebpf, EbpfLoader};
 use netxray_abi::conn::{conn_cfg, ConnConfig, ConnCounter, ConnState};
 
 static CONN_OBJ: &[u8] = aya::include_bytes_aligned!("../../../../bpf/conn.bpf.o");
@@ -26,7 +24,7 @@ const REQUIRED: &[&str] = &["inet_sock_set_state", "tcp_destroy_sock"];
 /// What they add: retransmissions and resets seen as they happen.
 const OPTIONAL: &[&str] = &["tcp_retransmit_skb", "tcp_send_reset", "tcp_receive_reset"];
 /// --top: bytes per send and receive call.
-const TOP: &[&str] = &["sock_send_length", "sock_recv_length"];
+pub const TOP_TRACEPOINTS: &[&str] = &["sock_send_length", "sock_recv_length"];
 /// The owner of an accepted connection (syscall tracepoints).
 const ACCEPT: &[&str] = &["sys_exit_accept4", "sys_exit_accept"];
 
@@ -50,7 +48,7 @@ pub struct ConnConfigArgs {
 }
 
 pub struct ConnSession {
-    ebpf: Ebpf,
+    kernel: Session,
     ring_bytes: u32,
     /// Tracepoints attached, by name.
     pub attached: Vec<&'static str>,
@@ -60,37 +58,22 @@ pub struct ConnSession {
 
 impl ConnSession {
     pub fn open(cfg: &ConnConfigArgs, kbtf: &KernelBtf) -> Result<Self> {
-        let btf = Btf::from_sys_fs().map_err(|_| Error::NoBtf)?;
-        if !cfg.ring_bytes.is_power_of_two() || cfg.ring_bytes < 4096 {
-            return Err(Error::usage(format!(
-                "--ring-size must be a power of two of at least 4 KiB, got {} bytes",
-                cfg.ring_bytes
-            )));
-        }
         if cfg.max_conns == 0 {
             return Err(Error::usage("--max-conns must be at least 1"));
         }
-        let patched = match &cfg.filter_bpf {
-            Some(prog) => {
-                Some(jit::splice(CONN_OBJ, prog).map_err(|e| Error::usage(e.to_string()))?)
-            }
-            None => None,
-        };
-        let object = patched.as_ref().map_or(CONN_OBJ, |p| p.bytes());
-        let mut ebpf = EbpfLoader::new()
-            .btf(Some(&btf))
-            .map_max_entries("nx_conn_events", cfg.ring_bytes)
-            .map_max_entries("nx_conns", cfg.max_conns)
+        let mut kernel = SessionBuilder::new("conn.bpf.o", CONN_OBJ)
+            .filter(cfg.filter_bpf.as_deref())
+            .ring("nx_conn_events", cfg.ring_bytes)?
+            .map_size("nx_conns", cfg.max_conns)
             // trace.bpf.o's ring, brought in with the filter's header: unused.
-            .map_max_entries("nx_events", 4096)
-            .load(object)
-            .map_err(|e| Error::kernel("loading conn.bpf.o", e))?;
+            .map_size("nx_events", 4096)
+            .load()?;
         let flags = [
             (cfg.states, conn_cfg::STATES),
             (cfg.events, conn_cfg::EVENTS),
             (cfg.listen, conn_cfg::LISTEN),
             (cfg.top, conn_cfg::TOP),
-            (patched.is_some(), conn_cfg::FILTER),
+            (kernel.filtered, conn_cfg::FILTER),
         ]
         .iter()
         .filter(|(on, _)| *on)
@@ -101,17 +84,9 @@ impl ConnSession {
             wakeup_bytes: cfg.ring_bytes / 4,
             thread_size: THREAD_SIZE,
         };
-        {
-            let map = ebpf
-                .map_mut("nx_conn_config")
-                .ok_or_else(|| missing_map("nx_conn_config"))?;
-            let mut arr: Array<&mut MapData, ConnConfig> =
-                Array::try_from(map).map_err(|e| Error::kernel("opening nx_conn_config", e))?;
-            arr.set(0, config, 0)
-                .map_err(|e| Error::kernel("writing nx_conn_config", e))?;
-        }
+        kernel.set_config("nx_conn_config", config)?;
         let mut session = ConnSession {
-            ebpf,
+            kernel,
             ring_bytes: cfg.ring_bytes,
             attached: Vec::new(),
             skipped: Vec::new(),
@@ -119,9 +94,9 @@ impl ConnSession {
         // The optional ones first: a connection's end must not be seen
         // before its resets are.
         for name in OPTIONAL {
-            match session.attach_btf(name, &btf, kbtf) {
+            match session.kernel.attach_tracepoint(name, kbtf) {
                 Ok(()) => session.attached.push(name),
-                Err(why) => session.skipped.push((name, why)),
+                Err(why) => session.skipped.push((name, why.to_string())),
             }
         }
         for name in ACCEPT {
@@ -130,21 +105,15 @@ impl ConnSession {
                 Err(why) => session.skipped.push((name, why)),
             }
         }
-        let top: &[&'static str] = if cfg.top { TOP } else { &[] };
+        let top: &[&'static str] = if cfg.top { TOP_TRACEPOINTS } else { &[] };
         for name in REQUIRED.iter().chain(top) {
             session
-                .attach_btf(name, &btf, kbtf)
-                .map_err(|why| Error::HookUnavailable {
-                    hook: (*name).into(),
-                    why,
-                })?;
+                .kernel
+                .attach_tracepoint(name, kbtf)
+                .map_err(|why| why.into_error(name))?;
             session.attached.push(name);
         }
         Ok(session)
-    }
-
-    fn attach_btf(&mut self, event: &str, btf: &Btf, kbtf: &KernelBtf) -> Result<(), String> {
-        attach_tp_btf(&mut self.ebpf, "conn.bpf.o", event, btf, kbtf)
     }
 
     fn attach_syscall(&mut self, event: &str) -> Result<(), String> {
@@ -155,6 +124,7 @@ impl ConnSession {
             return Err(format!("the kernel has no tracepoint syscalls:{event}"));
         }
         let prog: &mut TracePoint = self
+            .kernel
             .ebpf
             .program_mut(event)
             .ok_or_else(|| format!("conn.bpf.o has no program {event}"))?
@@ -168,21 +138,17 @@ impl ConnSession {
 
     /// The ring buffer (can be taken once).
     pub fn take_ring(&mut self) -> Result<EventRing> {
-        match self.ebpf.take_map("nx_conn_events") {
-            Some(Map::RingBuf(data)) => EventRing::new(data, self.ring_bytes),
-            Some(_) => Err(Error::usage(
+        match self.kernel.take_map("nx_conn_events")? {
+            Map::RingBuf(data) => EventRing::new(data, self.ring_bytes),
+            _ => Err(Error::usage(
                 "internal: nx_conn_events is not a ring buffer",
             )),
-            None => Err(missing_map("nx_conn_events")),
         }
     }
 
     /// The counters summed over CPUs.
     pub fn counters(&self) -> Result<ConnCounter> {
-        let map = self
-            .ebpf
-            .map("nx_conn_counters")
-            .ok_or_else(|| missing_map("nx_conn_counters"))?;
+        let map = self.kernel.map("nx_conn_counters")?;
         let arr: PerCpuArray<&MapData, ConnCounter> =
             PerCpuArray::try_from(map).map_err(|e| Error::kernel("opening nx_conn_counters", e))?;
         let per_cpu = arr
@@ -197,10 +163,7 @@ impl ConnSession {
 
     /// Every entry of the connection table, by socket address (--top).
     pub fn table(&self) -> Result<Vec<(u64, ConnState)>> {
-        let map = self
-            .ebpf
-            .map("nx_conns")
-            .ok_or_else(|| missing_map("nx_conns"))?;
+        let map = self.kernel.map("nx_conns")?;
         let h: BpfHashMap<&MapData, u64, ConnState> =
             BpfHashMap::try_from(map).map_err(|e| Error::kernel("opening nx_conns", e))?;
         // An entry deleted while iterating is skipped: it is gone.
@@ -211,10 +174,7 @@ impl ConnSession {
     /// reported). With the counters this gives the LRU evictions:
     /// tracked - removed - entries left.
     pub fn entries_left(&self) -> Result<(u64, u64)> {
-        let map = self
-            .ebpf
-            .map("nx_conns")
-            .ok_or_else(|| missing_map("nx_conns"))?;
+        let map = self.kernel.map("nx_conns")?;
         let h: BpfHashMap<&MapData, u64, ConnState> =
             BpfHashMap::try_from(map).map_err(|e| Error::kernel("opening nx_conns", e))?;
         let (mut open, mut closed) = (0, 0);
@@ -228,8 +188,4 @@ impl ConnSession {
         }
         Ok((open, closed))
     }
-}
-
-fn missing_map(name: &str) -> Error {
-    Error::usage(format!("internal: conn.bpf.o has no map {name}"))
 }

@@ -148,6 +148,44 @@ pub fn in_netns<T: Send + 'static>(
     .map_err(|_| std::io::Error::other("namespace thread panicked"))?
 }
 
+/// Run `f` with a throwaway network namespace: a thread of ours unshares
+/// one (with `lo` only, down) and holds it until `f` returns; then the
+/// namespace goes with the thread. For trying attachments without touching
+/// the host's interfaces or netfilter hooks.
+pub fn throwaway<T>(f: impl FnOnce(&Netns) -> T) -> std::io::Result<T> {
+    use std::sync::mpsc;
+    let (tx, rx) = mpsc::channel::<std::io::Result<Netns>>();
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let holder = std::thread::Builder::new()
+        .name("nx-throwaway-netns".into())
+        .spawn(move || {
+            let made = crate::kernel::probe::sys::unshare_netns()
+                .map_err(|e| std::io::Error::from_raw_os_error(e.0))
+                .and_then(|()| {
+                    // SAFETY: gettid has no preconditions.
+                    let tid = unsafe { libc::gettid() };
+                    let path =
+                        PathBuf::from(format!("/proc/{}/task/{tid}/ns/net", std::process::id()));
+                    let inode = inode_of(&path)
+                        .ok_or_else(|| std::io::Error::other("cannot stat the new namespace"))?;
+                    Ok(Netns { inode, path })
+                });
+            let ok = made.is_ok();
+            let _ = tx.send(made);
+            if ok {
+                // Hold the namespace until the caller is done.
+                let _ = done_rx.recv();
+            }
+        })?;
+    let ns = rx
+        .recv()
+        .map_err(|_| std::io::Error::other("namespace thread failed"))??;
+    let out = f(&ns);
+    let _ = done_tx.send(());
+    let _ = holder.join();
+    Ok(out)
+}
+
 /// The ifindex of interface `name` inside `ns`.
 pub fn ifindex(ns: &Netns, name: &str) -> Result<u32> {
     let cname =

@@ -11,14 +11,13 @@
 //! program keeps it: netxray counts at TC there and says so.
 
 use crate::error::{Error, Result};
-use crate::kernel::jit;
 use crate::kernel::netns::{self, Netns};
 use crate::kernel::probe::sys::{self, attach_type, LinkExtra};
+use crate::kernel::session::{Session, SessionBuilder};
 use crate::kernel::tc::{self, TcAttachment};
 use crate::model::filter::ebpf::Insn;
-use aya::maps::{Array, MapData, PerCpuArray, PerCpuHashMap};
+use aya::maps::{MapData, PerCpuArray, PerCpuHashMap};
 use aya::programs::{SchedClassifier, Xdp};
-use aya::{Btf, Ebpf, EbpfLoader};
 use netxray_abi::{
     cfg_flags, Config, FlowKey, FlowLast, FlowVal, IfKey, IfLast, IfStats, StatsCtl, DIR_MAX,
 };
@@ -72,7 +71,7 @@ pub struct Snapshot {
 }
 
 pub struct StatsSession {
-    ebpf: Ebpf,
+    kernel: Session,
     cfg: StatsConfig,
     progs: [OwnedFd; 3], // tc ingress, tc egress, xdp
     pub watched: BTreeMap<u32, Watched>,
@@ -105,38 +104,22 @@ pub fn interfaces(ns: &Netns) -> std::io::Result<Vec<(u32, String)>> {
 
 impl StatsSession {
     pub fn open(cfg: StatsConfig) -> Result<Self> {
-        let btf = Btf::from_sys_fs().map_err(|_| Error::NoBtf)?;
-        let patched = match &cfg.filter_bpf {
-            Some(prog) => {
-                Some(jit::splice(STATS_OBJ, prog).map_err(|e| Error::usage(e.to_string()))?)
-            }
-            None => None,
-        };
-        let object = patched.as_ref().map_or(STATS_OBJ, |p| p.bytes());
-        let mut ebpf = EbpfLoader::new()
-            .btf(Some(&btf))
+        let mut kernel = SessionBuilder::new("stats.bpf.o", STATS_OBJ)
+            .filter(cfg.filter_bpf.as_deref())
             // No events: the smallest ring.
-            .map_max_entries("nx_events", 4096)
-            .map_max_entries("nx_flows", cfg.flows.max(16))
-            .load(object)
-            .map_err(|e| Error::kernel("loading stats.bpf.o", e))?;
+            .map_size("nx_events", 4096)
+            .map_size("nx_flows", cfg.flows.max(16))
+            .load()?;
         let config = Config {
-            flags: if patched.is_some() {
+            flags: if kernel.filtered {
                 cfg_flags::FILTER
             } else {
                 0
             },
             ..Default::default()
         };
-        {
-            let map = ebpf
-                .map_mut("nx_config")
-                .ok_or_else(|| Error::usage("internal: stats.bpf.o has no nx_config"))?;
-            let mut arr: Array<&mut MapData, Config> =
-                Array::try_from(map).map_err(|e| Error::kernel("opening nx_config", e))?;
-            arr.set(0, config, 0)
-                .map_err(|e| Error::kernel("writing nx_config", e))?;
-        }
+        kernel.set_config("nx_config", config)?;
+        let ebpf = &mut kernel.ebpf;
         let mut fds = Vec::new();
         for name in ["stats_tc_ingress", "stats_tc_egress"] {
             let prog: &mut SchedClassifier = ebpf
@@ -168,7 +151,7 @@ impl StatsSession {
             .try_into()
             .map_err(|_| Error::usage("internal: program count"))?;
         let s = StatsSession {
-            ebpf,
+            kernel,
             cfg,
             progs,
             watched: BTreeMap::new(),
@@ -304,9 +287,7 @@ impl StatsSession {
 
     /// One of the program's maps by name (its absence is a build error).
     fn map(&self, name: &str) -> Result<&aya::maps::Map> {
-        self.ebpf
-            .map(name)
-            .ok_or_else(|| Error::usage(format!("internal: no {name}")))
+        self.kernel.map(name)
     }
 
     pub fn snapshot(&self) -> Result<Snapshot> {

@@ -7,18 +7,18 @@
 
 use crate::error::{Error, Result};
 use crate::kernel::btf::KernelBtf;
-use crate::kernel::jit;
 use crate::kernel::netfilter::{self, NfPoint, NfWatch};
 use crate::kernel::netns::{self, Netns};
 use crate::kernel::probe::sys::{self, attach_type, LinkExtra};
 use crate::kernel::ring::EventRing;
+use crate::kernel::session::{AttachError, Session, SessionBuilder};
 use crate::kernel::stats::{XdpMode, XDP_FLAGS_DRV_MODE};
 use crate::kernel::tc;
 use crate::model::filter::ebpf::Insn;
 use crate::model::hook::{Backend, Group, HookPoint, HOOKS};
-use aya::maps::{Array, Map, MapData, PerCpuArray, PerCpuHashMap, StackTraceMap};
-use aya::programs::{BtfTracePoint, SchedClassifier, Xdp};
-use aya::{Btf, Ebpf, EbpfLoader};
+use aya::maps::{Map, MapData, PerCpuArray, PerCpuHashMap, StackTraceMap};
+use aya::programs::{SchedClassifier, Xdp};
+use aya::Ebpf;
 use netxray_abi::{cfg_flags, hook_id, Config, Counter, DropKey, DropLast, DropVal, CAP_BYTES};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
@@ -59,11 +59,11 @@ pub struct TraceConfig {
 }
 
 pub struct TraceSession {
-    ebpf: Ebpf,
+    kernel: Session,
     ring_bytes: u32,
     pub attached: Vec<&'static HookPoint>,
     /// Hooks this kernel lacks, with why (only when not asked for explicitly).
-    pub skipped: Vec<(&'static HookPoint, String)>,
+    pub skipped: Vec<(&'static HookPoint, AttachError)>,
     /// Hooks attached only to support another (net_dev_start_xmit for net_dev_xmit).
     pub helpers: Vec<&'static HookPoint>,
     /// Netfilter links, per namespace (netfilter hooks, or drops).
@@ -78,38 +78,22 @@ pub struct TraceSession {
 
 impl TraceSession {
     pub fn open(cfg: &TraceConfig, kbtf: &KernelBtf) -> Result<Self> {
-        let btf = Btf::from_sys_fs().map_err(|_| Error::NoBtf)?;
-        if !cfg.ring_bytes.is_power_of_two() || cfg.ring_bytes < 4096 {
-            return Err(Error::usage(format!(
-                "--ring-size must be a power of two of at least 4 KiB, got {} bytes",
-                cfg.ring_bytes
-            )));
-        }
-        let patched = match &cfg.filter_bpf {
-            Some(prog) => {
-                Some(jit::splice(TRACE_OBJ, prog).map_err(|e| Error::usage(e.to_string()))?)
-            }
-            None => None,
-        };
-        let object = patched.as_ref().map_or(TRACE_OBJ, |p| p.bytes());
-        let mut ebpf = EbpfLoader::new()
-            .btf(Some(&btf))
-            .map_max_entries("nx_events", cfg.ring_bytes)
+        let mut kernel = SessionBuilder::new("trace.bpf.o", TRACE_OBJ)
+            .filter(cfg.filter_bpf.as_deref())
+            .ring("nx_events", cfg.ring_bytes)?
             // 1 KiB per stack: room only when stacks are wanted.
-            .map_max_entries("nx_stacks", if cfg.stack_hooks != 0 { 4096 } else { 1 })
+            .map_size("nx_stacks", if cfg.stack_hooks != 0 { 4096 } else { 1 })
             // --follow's tables (LRU hashes are preallocated): room only
             // when following.
-            .map_max_entries("nx_follow", if cfg.follow_ns != 0 { 65536 } else { 1 })
-            .map_max_entries("nx_follow_skb", if cfg.follow_ns != 0 { 65536 } else { 1 })
-            .load(object)
-            .map_err(|e| Error::kernel("loading trace.bpf.o", e))?;
-
+            .map_size("nx_follow", if cfg.follow_ns != 0 { 65536 } else { 1 })
+            .map_size("nx_follow_skb", if cfg.follow_ns != 0 { 65536 } else { 1 })
+            .load()?;
         let config = Config {
             netns: cfg.netns,
             ifindex: cfg.ifindex,
             tgid: cfg.tgid,
             flags: [
-                (patched.is_some(), cfg_flags::FILTER),
+                (kernel.filtered, cfg_flags::FILTER),
                 (cfg.ret, cfg_flags::RET),
                 (cfg.drops, cfg_flags::DROPS),
                 (
@@ -126,15 +110,7 @@ impl TraceSession {
             follow_ns: cfg.follow_ns,
             stack_hooks: cfg.stack_hooks,
         };
-        {
-            let map = ebpf
-                .map_mut("nx_config")
-                .ok_or_else(|| missing_map("nx_config"))?;
-            let mut arr: Array<&mut MapData, Config> =
-                Array::try_from(map).map_err(|e| Error::kernel("opening nx_config", e))?;
-            arr.set(0, config, 0)
-                .map_err(|e| Error::kernel("writing nx_config", e))?;
-        }
+        kernel.set_config("nx_config", config)?;
         // net_dev_xmit reports the skbs whose net_dev_start_xmit matched.
         let mut to_attach = cfg.hooks.clone();
         let mut helpers = Vec::new();
@@ -153,7 +129,7 @@ impl TraceSession {
             .into_iter()
             .partition(|h| matches!(h.backend, Backend::Netfilter { .. }));
         let mut session = TraceSession {
-            ebpf,
+            kernel,
             ring_bytes: cfg.ring_bytes,
             attached: Vec::new(),
             skipped: Vec::new(),
@@ -164,18 +140,13 @@ impl TraceSession {
             tc: Vec::new(),
         };
         if !nf_hooks.is_empty() || cfg.nf_attribution {
-            session.open_netfilter(cfg, &nf_hooks, &btf)?;
+            session.open_netfilter(cfg, &nf_hooks, kbtf)?;
         }
         for hook in to_attach {
-            match session.attach(hook, cfg, &btf, kbtf) {
+            match session.attach(hook, cfg, kbtf) {
                 Ok(()) => session.attached.push(hook),
                 Err(why) if !cfg.required.contains(&hook.id) => session.skipped.push((hook, why)),
-                Err(why) => {
-                    return Err(Error::HookUnavailable {
-                        hook: hook.name.into(),
-                        why,
-                    })
-                }
+                Err(why) => return Err(why.into_error(hook.name)),
             }
         }
         if session.attached.is_empty() {
@@ -193,7 +164,7 @@ impl TraceSession {
         &mut self,
         cfg: &TraceConfig,
         hooks: &[&'static HookPoint],
-        btf: &Btf,
+        kbtf: &KernelBtf,
     ) -> Result<()> {
         let points: Vec<NfPoint> = hooks
             .iter()
@@ -209,16 +180,18 @@ impl TraceSession {
                 })
             })
             .collect();
-        let result = map_fds(&self.ebpf)
+        let result = netfilter_links(kbtf)
+            .and_then(|()| map_fds(&self.kernel.ebpf).map_err(AttachError::Failed))
             .and_then(|fds| {
-                netfilter::load(cfg.filter_bpf.as_deref(), &fds, btf).map_err(|e| e.to_string())
+                netfilter::load(cfg.filter_bpf.as_deref(), &fds, &self.kernel.btf)
+                    .map_err(|e| AttachError::Failed(e.to_string()))
             })
             .and_then(|progs| {
                 let mut watch =
                     NfWatch::new(progs, points, cfg.nf_attribution, cfg.netns_at.clone());
                 let (_, errors) = watch.refresh();
                 match (watch.namespaces(), errors.into_iter().next()) {
-                    (0, Some(e)) => Err(e.to_string()),
+                    (0, Some(e)) => Err(AttachError::Failed(e.to_string())),
                     (_, Some(e)) => {
                         tracing::warn!("netfilter hooks: {e}");
                         Ok(watch)
@@ -231,16 +204,11 @@ impl TraceSession {
                 self.netfilter = Some(watch);
                 self.attached.extend(hooks.iter().copied());
             }
-            Err(why) if hooks.is_empty() => self.netfilter_error = Some(why),
+            Err(why) if hooks.is_empty() => self.netfilter_error = Some(why.to_string()),
             Err(why) => {
                 let named = hooks.iter().find(|h| cfg.required.contains(&h.id));
                 match named {
-                    Some(h) => {
-                        return Err(Error::HookUnavailable {
-                            hook: h.name.into(),
-                            why,
-                        })
-                    }
+                    Some(h) => return Err(why.into_error(h.name)),
                     None => self.skipped.extend(hooks.iter().map(|h| (*h, why.clone()))),
                 }
             }
@@ -265,25 +233,21 @@ impl TraceSession {
         &mut self,
         hook: &HookPoint,
         cfg: &TraceConfig,
-        btf: &Btf,
         kbtf: &KernelBtf,
-    ) -> Result<(), String> {
-        match hook.backend {
+    ) -> Result<(), AttachError> {
+        let dev = match hook.backend {
             Backend::Tc { egress } => {
                 tc::path(Some(kbtf));
-                return self.attach_dev(
-                    cfg,
-                    if egress {
-                        "nx_tc_egress"
-                    } else {
-                        "nx_tc_ingress"
-                    },
-                );
+                if egress {
+                    "nx_tc_egress"
+                } else {
+                    "nx_tc_ingress"
+                }
             }
-            Backend::Xdp => return self.attach_dev(cfg, "nx_xdp"),
-            _ => {}
-        }
-        attach_tp_btf(&mut self.ebpf, "trace.bpf.o", hook.event(), btf, kbtf)
+            Backend::Xdp => "nx_xdp",
+            _ => return self.kernel.attach_tracepoint(hook.event(), kbtf),
+        };
+        self.attach_dev(cfg, dev).map_err(AttachError::Failed)
     }
 
     /// A tc or XDP program on the interface of -i: a tcx link (or, on a
@@ -298,12 +262,14 @@ impl TraceSession {
         macro_rules! loaded_fd {
             ($ty:ty) => {{
                 let prog: &mut $ty = self
+                    .kernel
                     .ebpf
                     .program_mut(prog_name)
                     .ok_or_else(|| format!("trace.bpf.o has no program {prog_name}"))?
                     .try_into()
                     .map_err(|e| format!("{e}"))?;
-                prog.load().map_err(|e| format!("loading: {}", chain(&e)))?;
+                prog.load()
+                    .map_err(|e| AttachError::from_load(prog_name, &e).to_string())?;
                 prog.fd()
                     .map_err(|e| format!("{e}"))?
                     .as_fd()
@@ -361,29 +327,22 @@ impl TraceSession {
 
     /// The ring buffer (can be taken once).
     pub fn take_ring(&mut self) -> Result<EventRing> {
-        match self.ebpf.take_map("nx_events") {
-            Some(Map::RingBuf(data)) => EventRing::new(data, self.ring_bytes),
-            Some(_) => Err(Error::usage("internal: nx_events is not a ring buffer")),
-            None => Err(missing_map("nx_events")),
+        match self.kernel.take_map("nx_events")? {
+            Map::RingBuf(data) => EventRing::new(data, self.ring_bytes),
+            _ => Err(Error::usage("internal: nx_events is not a ring buffer")),
         }
     }
 
     /// The kernel stacks recorded with --stack (can be taken once).
     pub fn take_stacks(&mut self) -> Result<StackTraceMap<MapData>> {
-        let map = self
-            .ebpf
-            .take_map("nx_stacks")
-            .ok_or_else(|| missing_map("nx_stacks"))?;
+        let map = self.kernel.take_map("nx_stacks")?;
         StackTraceMap::try_from(map).map_err(|e| Error::kernel("opening nx_stacks", e))
     }
 
     /// netxray drops: every row's counts summed over CPUs, with the sample
     /// of the CPU that saw the latest drop.
     pub fn drops(&self) -> Result<Vec<(DropKey, DropVal)>> {
-        let map = self
-            .ebpf
-            .map("nx_drops")
-            .ok_or_else(|| missing_map("nx_drops"))?;
+        let map = self.kernel.map("nx_drops")?;
         let h: PerCpuHashMap<&MapData, DropKey, DropVal> =
             PerCpuHashMap::try_from(map).map_err(|e| Error::kernel("opening nx_drops", e))?;
         let mut out = Vec::new();
@@ -403,10 +362,7 @@ impl TraceSession {
             out.push((k, sum));
         }
         // Each CPU's last row: its drops after the first are counted there.
-        let map = self
-            .ebpf
-            .map("nx_drop_last")
-            .ok_or_else(|| missing_map("nx_drop_last"))?;
+        let map = self.kernel.map("nx_drop_last")?;
         let a: PerCpuArray<&MapData, DropLast> =
             PerCpuArray::try_from(map).map_err(|e| Error::kernel("opening nx_drop_last", e))?;
         let per_cpu = a
@@ -433,10 +389,7 @@ impl TraceSession {
 
     /// Per-hook counters summed over CPUs, indexed by hook id.
     pub fn counters(&self) -> Result<Vec<Counter>> {
-        let map = self
-            .ebpf
-            .map("nx_counters")
-            .ok_or_else(|| missing_map("nx_counters"))?;
+        let map = self.kernel.map("nx_counters")?;
         let arr: PerCpuArray<&MapData, Counter> =
             PerCpuArray::try_from(map).map_err(|e| Error::kernel("opening nx_counters", e))?;
         let mut out = vec![Counter::default(); hook_id::MAX as usize];
@@ -474,60 +427,6 @@ fn map_fds(ebpf: &Ebpf) -> std::result::Result<std::collections::HashMap<String,
     Ok(out)
 }
 
-fn missing_map(name: &str) -> Error {
-    Error::usage(format!("internal: trace.bpf.o has no map {name}"))
-}
-
-/// Load and attach the tp_btf program named after tracepoint `event` in a
-/// loaded object (trace.bpf.o, conn.bpf.o). Err: why, for the user.
-pub(crate) fn attach_tp_btf(
-    ebpf: &mut Ebpf,
-    object: &str,
-    event: &str,
-    btf: &Btf,
-    kbtf: &KernelBtf,
-) -> Result<(), String> {
-    if !kbtf.has_tracepoint(event) {
-        return Err(format!("the kernel has no tracepoint {event}"));
-    }
-    let prog: &mut BtfTracePoint = ebpf
-        .program_mut(event)
-        .ok_or_else(|| format!("{object} has no program {event}"))?
-        .try_into()
-        .map_err(|e| format!("{e}"))?;
-    prog.load(event, btf)
-        .map_err(|e| format!("loading: {}", chain(&e)))?;
-    prog.attach()
-        .map_err(|e| format!("attaching: {}", chain(&e)))?;
-    Ok(())
-}
-
-/// An error with its sources; a verifier log is cut to its last lines (the
-/// reason), the whole log goes to the debug log (-v).
-pub(crate) fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(inner) = src {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        src = inner.source();
-    }
-    let lines: Vec<&str> = s.lines().collect();
-    if lines.len() <= 4 {
-        return s;
-    }
-    tracing::debug!("{s}");
-    let mut tail: Vec<&str> = lines
-        .iter()
-        .rev()
-        .filter(|l| !l.trim().is_empty())
-        .take(3)
-        .copied()
-        .collect();
-    tail.reverse();
-    format!("{} ... {}", lines[0], tail.join(" | "))
-}
-
 /// Every hook the kernel has (for the default selection).
 /// Every hook this kernel has, except the exit hooks of --ret (`with_ret`
 /// adds them).
@@ -537,6 +436,18 @@ pub fn available_hooks(kbtf: &KernelBtf, with_ret: bool) -> Vec<&'static HookPoi
         .filter(|h| h.in_default_set() || (with_ret && h.group == Group::Ret))
         .filter(|h| hook_available(kbtf, h))
         .collect()
+}
+
+/// Netfilter BPF links (BPF_PROG_TYPE_NETFILTER, BPF_NETFILTER) came with
+/// Linux 6.4: Debian 12's 6.1 and Debian 11's 5.10 lack them.
+fn netfilter_links(kbtf: &KernelBtf) -> Result<(), AttachError> {
+    if kbtf.has_enum_value("bpf_attach_type", "BPF_NETFILTER") {
+        Ok(())
+    } else {
+        Err(AttachError::Missing(
+            "netfilter BPF links (BPF_NETFILTER, Linux 6.4 and later)".into(),
+        ))
+    }
 }
 
 /// Whether this kernel has the hook, as far as its BTF tells.

@@ -44,6 +44,7 @@ pub mod name {
     pub const NFT_TRACE: &str = "nftables_trace";
     pub const NFT_LEFTOVERS: &str = "netxray_tables";
     pub const TC_LEFTOVERS: &str = "netxray_tc_filters";
+    pub const PROGRAMS: &str = "netxray_programs";
 }
 
 /// The outcome of one check.
@@ -139,12 +140,22 @@ impl Report {
             (name::TP_BTF, "no tp_btf programs"),
             (name::PROBE_READ_KERNEL, "bpf_probe_read_kernel refused"),
             (name::RINGBUF, "no BPF ring buffer"),
+            (
+                name::PROGRAMS,
+                "none of netxray trace's programs loads here (netxray hooks --load says why)",
+            ),
         ];
         let unprivileged = !self.is_ok(name::PRIVILEGES);
         let why: Vec<&str> = needs
             .iter()
             .filter(|(n, _)| !unprivileged || [name::PRIVILEGES, name::BTF].contains(n))
-            .filter(|(n, _)| !self.is_ok(n))
+            // Some of netxray's programs failing is a warning (the row says
+            // which); none of trace's loading is a no.
+            .filter(|(n, _)| {
+                let warned = *n == name::PROGRAMS
+                    && self.check(n).is_some_and(|c| c.status == Status::Warning);
+                !self.is_ok(n) && !warned
+            })
             .map(|(_, why)| *why)
             .collect();
         if why.is_empty() {
@@ -186,7 +197,32 @@ pub fn probe_all() -> Report {
     checks.extend([progs.ringbuf, progs.probe_read_kernel, progs.bpf_loop]);
     checks.extend(nftables::probe());
     checks.push(tc::leftovers());
+    checks.push(netxray_programs(privileges.can_trace()));
     Report { checks }
+}
+
+/// Every program netxray has, loaded and attached (interface and netfilter
+/// programs in a throwaway namespace): the verdict rests on what really
+/// loads, not on a sample.
+fn netxray_programs(privileged: bool) -> Check {
+    use crate::kernel::{btf::KernelBtf, loadcheck};
+    let n = name::PROGRAMS;
+    if !privileged {
+        return Check::unknown(n, "not tried: not privileged");
+    }
+    let Ok(kbtf) = KernelBtf::load() else {
+        return Check::unknown(n, "not tried: no kernel BTF");
+    };
+    let checks = loadcheck::check_all(&kbtf, None);
+    let (ok, detail) = loadcheck::summary(&checks);
+    let trace_loads = checks
+        .iter()
+        .any(|c| c.area == "trace" && c.outcome == loadcheck::Outcome::Ok);
+    match (ok, trace_loads) {
+        (true, _) => Check::ok(n, detail),
+        (false, true) => Check::warning(n, detail),
+        (false, false) => Check::missing(n, detail),
+    }
 }
 
 /// What each check's absence costs the user.
@@ -212,6 +248,7 @@ fn cost_of(check: &str) -> &'static str {
         name::NFT_TRACE => "--nft-trace: which nftables rule (table, chain, handle) took each packet",
         name::NFT_LEFTOVERS => "a leftover netxray_* table keeps marking packets for tracing until deleted",
         name::TC_LEFTOVERS => "a cls_bpf filter a killed netxray left runs its program on every packet until deleted",
+        name::PROGRAMS => "the hooks named: netxray hooks --load lists each program and why",
         _ => "",
     }
 }

@@ -1,0 +1,292 @@
+//! The kernel session builder: the one way a subcommand loads a BPF object.
+//!
+//! Every per-kernel choice is made here, by probing, never by version number:
+//! - the ring buffer's size is checked (a power of two, at least a page);
+//! - the filter is spliced into the object (`kernel/jit.rs`) before loading;
+//! - map sizes are set (tables get room only when the run needs them);
+//! - a tracepoint whose arguments changed between kernels is served by the
+//!   program written for this kernel's signature ([`program_for`]): `NAME`
+//!   takes the newest argument list, `NAME__aN` an older one of N arguments;
+//! - fields and helpers a kernel lacks are chosen by CO-RE in the BPF C
+//!   itself (`bpf_core_field_exists`, `bpf_core_enum_value_exists`), so the
+//!   verifier never sees them there.
+//!
+//! A program the kernel refuses is told apart from a hook the kernel lacks
+//! ([`AttachError`]): the first is netxray's bug and is reported as such, with
+//! the verifier's line that matters; the second is a fact of this kernel.
+
+use crate::error::{Error, Result};
+use crate::kernel::btf::KernelBtf;
+use crate::kernel::jit;
+use crate::model::filter::ebpf::Insn;
+use aya::maps::{Array, Map, MapData};
+use aya::programs::{BtfTracePoint, ProgramError};
+use aya::{Btf, Ebpf, EbpfLoader, Pod};
+
+/// Why a program could not be attached.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AttachError {
+    /// The kernel does not have what the hook needs: a fact of this kernel.
+    #[error("this kernel lacks {0}")]
+    Missing(String),
+    /// The verifier refused netxray's program: netxray's bug.
+    #[error("netxray bug: this kernel's verifier refused program {program} ({errno}): {reason} (-vv prints the verifier's log; please report it)")]
+    Refused {
+        program: String,
+        errno: String,
+        reason: String,
+    },
+    /// Anything else (permissions, a busy attachment point, ...).
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl AttachError {
+    /// The user-facing error for a hook the run cannot do without.
+    pub fn into_error(self, hook: &str) -> Error {
+        match self {
+            AttachError::Missing(_) => Error::HookUnavailable {
+                hook: hook.into(),
+                why: self.to_string(),
+            },
+            _ => Error::Runtime(format!("hook {hook}: {self}")),
+        }
+    }
+
+    /// From aya's error on loading `program`.
+    pub fn from_load(program: &str, e: &ProgramError) -> Self {
+        match e {
+            ProgramError::LoadError {
+                io_error,
+                verifier_log,
+            } => {
+                let log = verifier_log.to_string();
+                tracing::debug!("the verifier's log for {program}:\n{log}");
+                AttachError::Refused {
+                    program: program.into(),
+                    errno: io_error.to_string(),
+                    reason: verifier_reason(&log),
+                }
+            }
+            other => AttachError::Failed(format!("loading {program}: {}", chain(other))),
+        }
+    }
+}
+
+/// The verifier's line that says why: the last one before its statistics
+/// ("processed N insns", "verification time", "stack depth"). The first line
+/// can be harmless (6.1 prints "reg type unsupported for arg#0" for every
+/// tp_btf program).
+pub fn verifier_reason(log: &str) -> String {
+    let stats = [
+        "processed ",
+        "verification time",
+        "stack depth",
+        "max_states_per_insn",
+    ];
+    log.lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty() && !stats.iter().any(|s| l.starts_with(s)))
+        .unwrap_or("(empty verifier log)")
+        .to_string()
+}
+
+/// An error with its sources, on one line.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
+
+/// The program of `ebpf` that serves tracepoint `event` on this kernel: the
+/// one written for its argument count (`event__aN`) when the object has it,
+/// else `event` (the newest signature).
+pub fn program_for(ebpf: &Ebpf, kbtf: &KernelBtf, event: &str) -> String {
+    if let Some(n) = kbtf.tracepoint_args(event) {
+        let variant = format!("{event}__a{n}");
+        if ebpf.program(&variant).is_some() {
+            return variant;
+        }
+    }
+    event.to_string()
+}
+
+/// What to load: an embedded object and how to size and patch it.
+pub struct SessionBuilder<'a> {
+    name: &'static str,
+    bytes: &'static [u8],
+    filter: Option<&'a [Insn]>,
+    sizes: Vec<(&'static str, u32)>,
+}
+
+impl<'a> SessionBuilder<'a> {
+    /// `name` is the object's file name (for messages), `bytes` its
+    /// embedded image.
+    pub fn new(name: &'static str, bytes: &'static [u8]) -> Self {
+        SessionBuilder {
+            name,
+            bytes,
+            filter: None,
+            sizes: Vec::new(),
+        }
+    }
+
+    /// The filter compiled to BPF, spliced in before loading (None: none).
+    pub fn filter(mut self, filter: Option<&'a [Insn]>) -> Self {
+        self.filter = filter;
+        self
+    }
+
+    /// The ring buffer `map`, of `bytes` (--ring-size): checked here.
+    pub fn ring(self, map: &'static str, bytes: u32) -> Result<Self> {
+        if !bytes.is_power_of_two() || bytes < 4096 {
+            return Err(Error::usage(format!(
+                "--ring-size must be a power of two of at least 4 KiB, got {bytes} bytes"
+            )));
+        }
+        Ok(self.map_size(map, bytes))
+    }
+
+    /// Map `map` gets `entries` entries instead of what the object says.
+    pub fn map_size(mut self, map: &'static str, entries: u32) -> Self {
+        self.sizes.push((map, entries));
+        self
+    }
+
+    /// Patch, size and load the object (its maps are created; programs are
+    /// loaded when attached).
+    pub fn load(self) -> Result<Session> {
+        let btf = Btf::from_sys_fs().map_err(|_| Error::NoBtf)?;
+        let patched = match self.filter {
+            Some(prog) => {
+                Some(jit::splice(self.bytes, prog).map_err(|e| Error::usage(e.to_string()))?)
+            }
+            None => None,
+        };
+        let object = patched.as_ref().map_or(self.bytes, |p| p.bytes());
+        let mut loader = EbpfLoader::new();
+        loader.btf(Some(&btf));
+        for (map, n) in &self.sizes {
+            loader.map_max_entries(map, *n);
+        }
+        let ebpf = loader
+            .load(object)
+            .map_err(|e| Error::kernel(format!("loading {}", self.name), e))?;
+        Ok(Session {
+            ebpf,
+            btf,
+            object: self.name,
+            filtered: patched.is_some(),
+        })
+    }
+}
+
+/// A loaded object: its maps, its programs, what was attached (owned by
+/// the [`Ebpf`]: dropping the session detaches everything fd-based).
+pub struct Session {
+    pub ebpf: Ebpf,
+    pub btf: Btf,
+    /// The object's file name, for messages.
+    pub object: &'static str,
+    /// Whether a filter was spliced in.
+    pub filtered: bool,
+}
+
+impl Session {
+    /// Write `value` into slot 0 of the one-slot array `map` (the run's
+    /// configuration).
+    pub fn set_config<T: Pod>(&mut self, map: &str, value: T) -> Result<()> {
+        let object = self.object;
+        let m = self
+            .ebpf
+            .map_mut(map)
+            .ok_or_else(|| missing_map(object, map))?;
+        let mut arr: Array<&mut MapData, T> =
+            Array::try_from(m).map_err(|e| Error::kernel(format!("opening {map}"), e))?;
+        arr.set(0, value, 0)
+            .map_err(|e| Error::kernel(format!("writing {map}"), e))
+    }
+
+    /// Map `name` (its absence is a build error).
+    pub fn map(&self, name: &str) -> Result<&Map> {
+        self.ebpf
+            .map(name)
+            .ok_or_else(|| missing_map(self.object, name))
+    }
+
+    /// Map `name`, taken out of the object (once).
+    pub fn take_map(&mut self, name: &str) -> Result<Map> {
+        let object = self.object;
+        self.ebpf
+            .take_map(name)
+            .ok_or_else(|| missing_map(object, name))
+    }
+
+    /// Load and attach the tp_btf program for tracepoint `event`, in the
+    /// variant that fits this kernel's signature.
+    pub fn attach_tracepoint(&mut self, event: &str, kbtf: &KernelBtf) -> Result<(), AttachError> {
+        if !kbtf.has_tracepoint(event) {
+            return Err(AttachError::Missing(format!("the tracepoint {event}")));
+        }
+        let name = program_for(&self.ebpf, kbtf, event);
+        let prog: &mut BtfTracePoint = self
+            .ebpf
+            .program_mut(&name)
+            .ok_or_else(|| AttachError::Failed(format!("{} has no program {name}", self.object)))?
+            .try_into()
+            .map_err(|e: ProgramError| AttachError::Failed(e.to_string()))?;
+        prog.load(event, &self.btf)
+            .map_err(|e| AttachError::from_load(&name, &e))?;
+        prog.attach()
+            .map_err(|e| AttachError::Failed(format!("attaching {name}: {}", chain(&e))))?;
+        Ok(())
+    }
+}
+
+fn missing_map(object: &str, name: &str) -> Error {
+    Error::usage(format!("internal: {object} has no map {name}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_verifier_line_that_matters() {
+        let log = "reg type unsupported for arg#0 function kfree_skb#1074\n\
+                   0: R1=ctx() R10=fp0\n\
+                   ; int BPF_PROG(kfree_skb, ...)\n\
+                   12: (79) r2 = *(u64 *)(r1 +24)\n\
+                   func 'kfree_skb' doesn't have 4-th argument\n\
+                   invalid bpf_context access off=24 size=8\n\
+                   processed 13 insns (limit 1000000) max_states_per_insn 0 total_states 1\n\
+                   \n";
+        assert_eq!(
+            verifier_reason(log),
+            "invalid bpf_context access off=24 size=8"
+        );
+        assert_eq!(verifier_reason(""), "(empty verifier log)");
+    }
+
+    #[test]
+    fn messages_say_whose_fault() {
+        let m = AttachError::Missing("the tracepoint sk_data_ready".into());
+        assert_eq!(
+            m.to_string(),
+            "this kernel lacks the tracepoint sk_data_ready"
+        );
+        let r = AttachError::Refused {
+            program: "consume_skb".into(),
+            errno: "Permission denied (os error 13)".into(),
+            reason: "invalid bpf_context access off=8 size=8".into(),
+        };
+        let s = r.to_string();
+        assert!(s.starts_with("netxray bug:"), "{s}");
+        assert!(s.contains("-vv"), "{s}");
+    }
+}
