@@ -5,8 +5,9 @@ use crate::error::{Error, Result};
 use crate::kernel::btf::KernelBtf;
 use crate::kernel::loadcheck::{self, Device, Outcome};
 use crate::kernel::netns;
+use crate::kernel::tc::{self, TcPath};
 use crate::kernel::trace::hook_available;
-use crate::model::hook::{Group, HookPoint, HOOKS};
+use crate::model::hook::{Backend, Group, HookPoint, HOOKS};
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -16,6 +17,13 @@ pub fn run(args: HooksArgs) -> Result<ExitCode> {
     }
     let btf = KernelBtf::load().ok();
     let avail = |h: &HookPoint| btf.as_ref().map(|b| hook_available(b, h));
+    // tc hooks: through tcx, or legacy tc on kernels without it.
+    let tc_path = btf.as_ref().map(|b| tc::path(Some(b)));
+    let via = |h: &HookPoint| match (h.backend, tc_path) {
+        (Backend::Tc { .. }, Some(TcPath::Tcx)) => Some("tcx"),
+        (Backend::Tc { .. }, Some(TcPath::Legacy)) => Some("clsact"),
+        _ => None,
+    };
     let mut out = std::io::stdout().lock();
     let w = |e: std::io::Error| Error::io("writing output", e);
     match args.output.output {
@@ -23,7 +31,7 @@ pub fn run(args: HooksArgs) -> Result<ExitCode> {
             for h in HOOKS {
                 let v = serde_json::json!({
                     "hook": h.name, "group": h.group.name(), "backend": h.backend,
-                    "available": avail(h), "note": h.note,
+                    "available": avail(h), "via": via(h), "note": h.note,
                 });
                 writeln!(out, "{v}").map_err(w)?;
             }
@@ -47,7 +55,13 @@ pub fn run(args: HooksArgs) -> Result<ExitCode> {
                         Some(false) => "MISSING",
                         None => "?",
                     };
-                    writeln!(out, "    {:<34} {:<8} {}", h.name, mark, h.note).map_err(w)?;
+                    let legacy = if via(h) == Some("clsact") {
+                        " [no tcx in this kernel: through legacy tc, clsact + cls_bpf]"
+                    } else {
+                        ""
+                    };
+                    writeln!(out, "    {:<34} {:<8} {}{legacy}", h.name, mark, h.note)
+                        .map_err(w)?;
                 }
             }
             writeln!(

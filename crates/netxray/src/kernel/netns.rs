@@ -210,7 +210,8 @@ pub fn ifindex(ns: &Netns, name: &str) -> Result<u32> {
     Ok(idx)
 }
 
-fn ifname_in(path: &Path, index: u32) -> Option<String> {
+/// The name of interface `index` in the namespace at `path`.
+pub(crate) fn ifname_in(path: &Path, index: u32) -> Option<String> {
     in_netns(path, move || {
         let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
         // SAFETY: buf has IF_NAMESIZE bytes as if_indextoname requires.

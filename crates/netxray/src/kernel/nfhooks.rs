@@ -11,10 +11,10 @@
 //! Both over a NETLINK_NETFILTER socket and /proc files opened inside the
 //! namespace and kept open.
 
+use crate::kernel::netlink::codec::{NLM_F_DUMP, NLM_F_REQUEST};
+use crate::kernel::netlink::{Attrs, Message, NlSocket};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-const NETLINK_NETFILTER: i32 = 12;
 const NFNL_SUBSYS_HOOK: u16 = 12;
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
 const NFT_MSG_GETCHAIN: u16 = 4;
@@ -23,17 +23,12 @@ const NFTA_CHAIN_HOOK: u16 = 4;
 const NFTA_HOOK_HOOKNUM: u16 = 1;
 const NFPROTO_INET: u8 = 1;
 const NFNL_MSG_HOOK_GET: u16 = 0;
-const NLM_F_REQUEST: u16 = 0x1;
-const NLM_F_DUMP: u16 = 0x300;
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
 const NFNLA_HOOK_HOOKNUM: u16 = 1;
 const NFNLA_HOOK_PRIORITY: u16 = 2;
 const NFNLA_HOOK_FUNCTION_NAME: u16 = 4;
 const NFNLA_HOOK_CHAIN_INFO: u16 = 6;
 const NFNLA_HOOK_INFO_TYPE: u16 = 2;
 const NFNL_HOOK_TYPE_BPF: u32 = 2;
-const NLA_TYPE_MASK: u16 = 0x3fff;
 
 /// One function registered at a hook.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,8 +41,7 @@ pub struct HookEntry {
 
 /// A netlink socket in one namespace, for hook dumps.
 pub struct HookQuery {
-    fd: OwnedFd,
-    seq: u32,
+    sock: NlSocket,
     /// /proc/net/{ip,ip6}_tables_names of the namespace (those that
     /// exist) with their family, re-read from the start each time.
     legacy: Vec<(u8, std::fs::File)>,
@@ -66,19 +60,7 @@ fn all_hooks() -> Vec<(u8, u8)> {
 impl HookQuery {
     /// Open in the calling thread's namespace (the socket stays in it).
     pub fn open() -> io::Result<Self> {
-        // SAFETY: plain socket(2); the fd is owned below.
-        let raw = unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                NETLINK_NETFILTER,
-            )
-        };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: raw is a new descriptor nobody else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let sock = NlSocket::open(libc::NETLINK_NETFILTER)?;
         let legacy = [(2u8, "ip_tables_names"), (10, "ip6_tables_names")]
             .iter()
             .filter_map(|(pf, f)| {
@@ -88,8 +70,7 @@ impl HookQuery {
             })
             .collect();
         Ok(Self {
-            fd,
-            seq: 1,
+            sock,
             legacy,
             per_hook: None,
         })
@@ -136,9 +117,8 @@ impl HookQuery {
                 }
             }
         }
-        self.seq = self.seq.wrapping_add(1);
-        let req = nft_dump(NFT_MSG_GETCHAIN, self.seq);
-        for m in self.dump(&req)? {
+        let seq = self.sock.next_seq();
+        for m in self.dump(&nft_dump(NFT_MSG_GETCHAIN, seq), seq)? {
             let Some((table, hook)) = chain_hook(&m) else {
                 continue;
             };
@@ -161,37 +141,28 @@ impl HookQuery {
 
     /// Everything registered at (pf, hooknum).
     pub fn registered(&mut self, pf: u8, hooknum: u8) -> io::Result<Vec<HookEntry>> {
-        self.seq = self.seq.wrapping_add(1);
-        let req = request(pf, hooknum, self.seq);
-        Ok(self.dump(&req)?.iter().map(hook_entry).collect())
+        let seq = self.sock.next_seq();
+        Ok(self
+            .dump(&request(pf, hooknum, seq), seq)?
+            .iter()
+            .map(hook_entry)
+            .collect())
     }
 
-    /// Send a dump request; the replies.
-    fn dump(&mut self, req: &[u8]) -> io::Result<Vec<Msg>> {
-        // SAFETY: send(2) of a buffer we own, on our socket (to the kernel:
-        // an unbound netlink socket is autobound on first send).
-        let n = unsafe { libc::send(self.fd.as_raw_fd(), req.as_ptr().cast(), req.len(), 0) };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let mut out = Vec::new();
-        let mut buf = vec![0u8; 32 * 1024];
-        loop {
-            // SAFETY: recv(2) into a buffer we own, at most its length.
-            let n =
-                unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(e);
-            }
-            match parse(&buf[..n as usize], self.seq, &mut out)? {
-                true => return Ok(out),
-                false => continue,
-            }
-        }
+    /// Send a dump request; the replies (nfgenmsg family, attributes).
+    fn dump(&mut self, req: &[u8], seq: u32) -> io::Result<Vec<Msg>> {
+        Ok(self
+            .sock
+            .dump(req, seq)?
+            .iter()
+            .filter_map(|m| {
+                let (family, attrs) = m.as_msg().nfgen().ok()?;
+                Some(Msg {
+                    family,
+                    attrs: attrs.to_vec(),
+                })
+            })
+            .collect())
     }
 
     /// Whether anything but netxray's own links (BPF at INT_MIN+1 or
@@ -217,55 +188,21 @@ fn legacy_table_hooks(table: &str) -> &'static [u8] {
 
 /// An nftables dump request (`NFT_MSG_GET*`), every family.
 fn nft_dump(msg: u16, seq: u32) -> Vec<u8> {
-    let mut m = Vec::with_capacity(20);
-    m.extend_from_slice(&20u32.to_ne_bytes());
-    m.extend_from_slice(&((NFNL_SUBSYS_NFTABLES << 8) | msg).to_ne_bytes());
-    m.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
-    m.extend_from_slice(&seq.to_ne_bytes());
-    m.extend_from_slice(&0u32.to_ne_bytes());
-    m.extend_from_slice(&[0, 0, 0, 0]);
-    m
+    let ty = (NFNL_SUBSYS_NFTABLES << 8) | msg;
+    Message::nfnetlink(ty, NLM_F_REQUEST | NLM_F_DUMP, seq, 0, 0).finish()
 }
 
+/// What is registered at (pf, hooknum): NFNL_MSG_HOOK_GET.
 fn request(pf: u8, hooknum: u8, seq: u32) -> Vec<u8> {
-    let mut m = Vec::with_capacity(28);
-    m.extend_from_slice(&28u32.to_ne_bytes());
-    m.extend_from_slice(&((NFNL_SUBSYS_HOOK << 8) | NFNL_MSG_HOOK_GET).to_ne_bytes());
-    m.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
-    m.extend_from_slice(&seq.to_ne_bytes());
-    m.extend_from_slice(&0u32.to_ne_bytes());
-    // struct nfgenmsg: family, version, res_id (be16).
-    m.extend_from_slice(&[pf, 0, 0, 0]);
-    // NFNLA_HOOK_HOOKNUM, big endian.
-    m.extend_from_slice(&8u16.to_ne_bytes());
-    m.extend_from_slice(&NFNLA_HOOK_HOOKNUM.to_ne_bytes());
-    m.extend_from_slice(&(hooknum as u32).to_be_bytes());
-    m
+    let ty = (NFNL_SUBSYS_HOOK << 8) | NFNL_MSG_HOOK_GET;
+    let mut m = Message::nfnetlink(ty, NLM_F_REQUEST | NLM_F_DUMP, seq, pf, 0);
+    m.put_be32(NFNLA_HOOK_HOOKNUM, u32::from(hooknum));
+    m.finish()
 }
 
-fn u16_at(b: &[u8], off: usize) -> Option<u16> {
-    Some(u16::from_ne_bytes(b.get(off..off + 2)?.try_into().ok()?))
-}
-fn u32_at(b: &[u8], off: usize) -> Option<u32> {
-    Some(u32::from_ne_bytes(b.get(off..off + 4)?.try_into().ok()?))
-}
-
-/// Netlink attributes: (type, payload).
-fn attrs(mut b: &[u8]) -> Vec<(u16, &[u8])> {
-    let mut out = Vec::new();
-    while let (Some(len), Some(ty)) = (u16_at(b, 0), u16_at(b, 2)) {
-        let len = len as usize;
-        if len < 4 || len > b.len() {
-            break;
-        }
-        out.push((ty & NLA_TYPE_MASK, &b[4..len]));
-        let next = (len + 3) & !3;
-        if next >= b.len() {
-            break;
-        }
-        b = &b[next..];
-    }
-    out
+/// The attributes of one level, leniently: what parses before a bad one.
+fn attrs(b: &[u8]) -> Attrs<'_> {
+    Attrs::parse(b).unwrap_or_default()
 }
 
 /// One reply of a dump: the nfgenmsg family and the attributes after it.
@@ -281,84 +218,29 @@ fn hook_entry(m: &Msg) -> HookEntry {
         function: String::new(),
         bpf: false,
     };
-    for (t, v) in attrs(&m.attrs) {
-        match t {
-            NFNLA_HOOK_PRIORITY if v.len() >= 4 => {
-                h.priority = i32::from_be_bytes([v[0], v[1], v[2], v[3]]);
-            }
-            NFNLA_HOOK_FUNCTION_NAME => {
-                let end = v.iter().position(|&c| c == 0).unwrap_or(v.len());
-                h.function = String::from_utf8_lossy(&v[..end]).into_owned();
-            }
-            NFNLA_HOOK_CHAIN_INFO => {
-                h.bpf = attrs(v).iter().any(|(t, v)| {
-                    *t == NFNLA_HOOK_INFO_TYPE
-                        && v.len() >= 4
-                        && u32::from_be_bytes([v[0], v[1], v[2], v[3]]) == NFNL_HOOK_TYPE_BPF
-                });
-            }
-            _ => {}
-        }
+    let a = attrs(&m.attrs);
+    if let Ok(Some(p)) = a.be32(NFNLA_HOOK_PRIORITY) {
+        h.priority = p as i32;
+    }
+    if let Some(v) = a.bytes(NFNLA_HOOK_FUNCTION_NAME) {
+        let end = v.iter().position(|&c| c == 0).unwrap_or(v.len());
+        h.function = String::from_utf8_lossy(&v[..end]).into_owned();
+    }
+    if let Some(info) = a.bytes(NFNLA_HOOK_CHAIN_INFO) {
+        h.bpf = attrs(info).be32(NFNLA_HOOK_INFO_TYPE) == Ok(Some(NFNL_HOOK_TYPE_BPF));
     }
     h
 }
 
 /// A base chain's table and hook number (regular chains have no hook).
 fn chain_hook(m: &Msg) -> Option<(String, u8)> {
-    let mut table = None;
-    let mut hook = None;
-    for (t, v) in attrs(&m.attrs) {
-        match t {
-            NFTA_CHAIN_TABLE => {
-                let end = v.iter().position(|&c| c == 0).unwrap_or(v.len());
-                table = Some(String::from_utf8_lossy(&v[..end]).into_owned());
-            }
-            NFTA_CHAIN_HOOK => {
-                hook = attrs(v)
-                    .iter()
-                    .find(|(t, v)| *t == NFTA_HOOK_HOOKNUM && v.len() >= 4)
-                    .map(|(_, v)| u32::from_be_bytes([v[0], v[1], v[2], v[3]]) as u8);
-            }
-            _ => {}
-        }
-    }
-    Some((table?, hook?))
-}
-
-/// Parse one datagram of the dump into `out`; true when the dump is done.
-fn parse(mut b: &[u8], seq: u32, out: &mut Vec<Msg>) -> io::Result<bool> {
-    while b.len() >= 16 {
-        let len = u32_at(b, 0).unwrap_or(0) as usize;
-        let ty = u16_at(b, 4).unwrap_or(0);
-        let mseq = u32_at(b, 8).unwrap_or(0);
-        if len < 16 || len > b.len() {
-            return Err(io::Error::other("malformed netlink message"));
-        }
-        let payload = &b[16..len];
-        if mseq == seq {
-            match ty {
-                NLMSG_DONE => return Ok(true),
-                NLMSG_ERROR => {
-                    let err = u32_at(payload, 0).unwrap_or(0) as i32;
-                    if err != 0 {
-                        return Err(io::Error::from_raw_os_error(-err));
-                    }
-                    return Ok(true);
-                }
-                _ if payload.len() >= 4 => out.push(Msg {
-                    family: payload[0],
-                    attrs: payload[4..].to_vec(),
-                }),
-                _ => {}
-            }
-        }
-        let next = (len + 3) & !3;
-        if next >= b.len() {
-            break;
-        }
-        b = &b[next..];
-    }
-    Ok(false)
+    let a = attrs(&m.attrs);
+    let table = a.str(NFTA_CHAIN_TABLE).ok().flatten()?.to_string();
+    let hook = attrs(a.bytes(NFTA_CHAIN_HOOK)?)
+        .be32(NFTA_HOOK_HOOKNUM)
+        .ok()
+        .flatten()?;
+    Some((table, hook as u8))
 }
 
 #[cfg(test)]
@@ -374,6 +256,21 @@ mod tests {
             v.push(0);
         }
         v
+    }
+
+    /// The replies of a datagram, as `HookQuery::dump` hands them on.
+    fn replies(dgram: &[u8]) -> Vec<Msg> {
+        crate::kernel::netlink::messages(dgram)
+            .expect("messages")
+            .iter()
+            .filter_map(|m| {
+                let (family, attrs) = m.nfgen().ok()?;
+                Some(Msg {
+                    family,
+                    attrs: attrs.to_vec(),
+                })
+            })
+            .collect()
     }
 
     fn msg(ty: u16, seq: u32, body: &[u8]) -> Vec<u8> {
@@ -409,8 +306,7 @@ mod tests {
         ));
         let mut dgram = msg(0x0c00, 9, &body);
         dgram.extend(msg(0x0c00, 9, &bpf));
-        let mut msgs = Vec::new();
-        assert!(!parse(&dgram, 9, &mut msgs).expect("parse"));
+        let msgs = replies(&dgram);
         let out: Vec<HookEntry> = msgs.iter().map(hook_entry).collect();
         assert_eq!(
             out,
@@ -427,9 +323,6 @@ mod tests {
                 }
             ]
         );
-        assert!(parse(&msg(NLMSG_DONE, 9, &[0; 4]), 9, &mut msgs).expect("done"));
-        let err = msg(NLMSG_ERROR, 9, &(-(libc::EPERM)).to_ne_bytes());
-        assert!(parse(&err, 9, &mut msgs).is_err());
     }
 
     #[test]
@@ -444,8 +337,7 @@ mod tests {
         regular.extend(nla(NFTA_CHAIN_TABLE, b"t\0"));
         let mut dgram = msg(0x0a03, 5, &body);
         dgram.extend(msg(0x0a03, 5, &regular));
-        let mut msgs = Vec::new();
-        parse(&dgram, 5, &mut msgs).expect("parse");
+        let msgs = replies(&dgram);
         assert_eq!(msgs.len(), 2);
         assert_eq!(msgs[0].family, NFPROTO_INET);
         assert_eq!(chain_hook(&msgs[0]), Some(("filter".to_string(), 1)));
@@ -455,13 +347,11 @@ mod tests {
 
     #[test]
     fn truncated_input_does_not_panic() {
-        let mut out = Vec::new();
-        let _ = parse(&[1, 2, 3], 1, &mut out);
-        let _ = parse(
-            &[200, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
-            1,
-            &mut out,
-        );
-        assert!(attrs(&[8, 0, 1, 0, 1]).is_empty());
+        let entry = hook_entry(&Msg {
+            family: 2,
+            attrs: vec![8, 0, 2, 0, 1],
+        });
+        assert_eq!(entry.priority, 0);
+        assert_eq!(attrs(&[8, 0, 1, 0, 1]).bytes(1), None);
     }
 }

@@ -1,17 +1,20 @@
-//! netxray stats in the kernel: load stats.bpf.o, attach it at tcx ingress
+//! netxray stats in the kernel: load stats.bpf.o, attach it at tc ingress
 //! and egress (and, asked for, XDP) of the interfaces of one namespace, keep
 //! up with interfaces that come and go, and read the counters.
 //!
-//! Attachments are bpf_links (tcx, XDP links) held as file descriptors: a
-//! killed netxray leaves nothing behind. Links are created on a thread that
-//! entered the namespace (a link's ifindex is resolved there). An interface
-//! whose XDP is taken by someone else's program keeps it: netxray counts at
-//! tcx there and says so.
+//! TC programs attach through [`crate::kernel::tc`]: tcx links, or on a
+//! kernel without tcx clsact + cls_bpf filters (deleted on exit; after a
+//! SIGKILL by the next netxray, see there). XDP attachments are bpf_links
+//! held as file descriptors: a killed netxray leaves nothing behind. Links
+//! are created on a thread that entered the namespace (a link's ifindex is
+//! resolved there). An interface whose XDP is taken by someone else's
+//! program keeps it: netxray counts at TC there and says so.
 
 use crate::error::{Error, Result};
 use crate::kernel::netns::{self, Netns};
 use crate::kernel::probe::sys::{self, attach_type, LinkExtra};
 use crate::kernel::session::{Session, SessionBuilder};
+use crate::kernel::tc::{self, TcAttachment};
 use crate::model::filter::ebpf::Insn;
 use aya::maps::{MapData, PerCpuArray, PerCpuHashMap};
 use aya::programs::{SchedClassifier, Xdp};
@@ -51,7 +54,9 @@ pub struct Watched {
     pub name: String,
     /// XDP counting there (None: not asked for, or taken by another program).
     pub xdp: bool,
-    _links: Vec<OwnedFd>,
+    /// Ingress and egress.
+    _tc: Vec<TcAttachment>,
+    _xdp_link: Option<OwnedFd>,
 }
 
 /// Counters read at one moment.
@@ -197,7 +202,11 @@ impl StatsSession {
                 continue;
             }
             match self.attach(index) {
-                Ok((links, xdp, note)) => {
+                Ok((tc_links, xdp_link, note)) => {
+                    let xdp = xdp_link.is_some();
+                    if let Some(a) = tc_links.first() {
+                        tracing::debug!("{name}: tc through {}", a.path.describe());
+                    }
                     notes.push(format!(
                         "watching {name}{}",
                         if xdp { " (XDP and TC)" } else { " (TC)" }
@@ -210,73 +219,70 @@ impl StatsSession {
                         Watched {
                             name,
                             xdp,
-                            _links: links,
+                            _tc: tc_links,
+                            _xdp_link: xdp_link,
                         },
                     );
                 }
                 // Gone between the listing and the attach: next time.
-                Err(e) if e.0 == libc::ENODEV || e.0 == libc::ENXIO => {}
+                Err(e) if e.errno == libc::ENODEV || e.errno == libc::ENXIO => {}
                 Err(e) => notes.push(format!("{name}: cannot attach: {e}")),
             }
         }
         Ok(notes)
     }
 
-    /// tcx ingress and egress, and XDP if asked and free.
+    /// tc ingress and egress, and XDP if asked and free.
+    #[allow(clippy::type_complexity)]
     fn attach(
         &self,
         ifindex: u32,
-    ) -> std::result::Result<(Vec<OwnedFd>, bool, Option<String>), sys::Errno> {
-        let raw = [
-            self.progs[0].as_raw_fd(),
-            self.progs[1].as_raw_fd(),
-            self.progs[2].as_raw_fd(),
-        ];
-        let xdp = self.cfg.xdp;
-        netns::in_netns(&self.cfg.ns.path, move || {
-            // SAFETY: the program fds belong to the session, which outlives
+    ) -> std::result::Result<(Vec<TcAttachment>, Option<OwnedFd>, Option<String>), tc::TcError>
+    {
+        let mut tc_links = Vec::new();
+        for (i, dir) in tc::Direction::BOTH.into_iter().enumerate() {
+            let target = tc::Target {
+                netns: &self.cfg.ns,
+                ifindex,
+                dir,
+                prog_name: ["stats_tc_ingress", "stats_tc_egress"][i],
+            };
+            tc_links.push(tc::attach(self.progs[i].as_fd(), &target)?);
+        }
+        let Some(mode) = self.cfg.xdp else {
+            return Ok((tc_links, None, None));
+        };
+        let raw = self.progs[2].as_raw_fd();
+        let flags = match mode {
+            XdpMode::Generic => sys::XDP_FLAGS_SKB_MODE,
+            XdpMode::Native => XDP_FLAGS_DRV_MODE,
+        };
+        let xdp = netns::in_netns(&self.cfg.ns.path, move || {
+            // SAFETY: the program fd belongs to the session, which outlives
             // this call (in_netns joins the thread before returning).
-            let prog = |i: usize| unsafe { BorrowedFd::borrow_raw(raw[i]) };
-            let mut links = vec![
-                sys::link_create(
-                    prog(0),
-                    ifindex,
-                    attach_type::TCX_INGRESS,
-                    0,
-                    LinkExtra::None,
-                )?,
-                sys::link_create(
-                    prog(1),
-                    ifindex,
-                    attach_type::TCX_EGRESS,
-                    0,
-                    LinkExtra::None,
-                )?,
-            ];
-            let mut note = None;
-            let mut on = false;
-            if let Some(mode) = xdp {
-                let flags = match mode {
-                    XdpMode::Generic => sys::XDP_FLAGS_SKB_MODE,
-                    XdpMode::Native => XDP_FLAGS_DRV_MODE,
-                };
-                match sys::link_create(prog(2), ifindex, attach_type::XDP, flags, LinkExtra::None) {
-                    Ok(l) => {
-                        links.push(l);
-                        on = true;
-                    }
-                    Err(e) if e.0 == libc::EBUSY || e.0 == libc::EEXIST => {
-                        note = Some(
-                            "XDP is taken by another program, left in place: counting at TC only"
-                                .to_string(),
-                        );
-                    }
-                    Err(e) => note = Some(format!("no XDP ({e}): counting at TC only")),
-                }
-            }
-            Ok((links, on, note))
+            let prog = unsafe { BorrowedFd::borrow_raw(raw) };
+            sys::link_create(prog, ifindex, attach_type::XDP, flags, LinkExtra::None)
         })
-        .map_err(|_| sys::Errno(libc::EIO))?
+        .map_err(|e| tc::TcError {
+            what: "entering the namespace".into(),
+            errno: e.raw_os_error().unwrap_or(libc::EIO),
+        })?;
+        Ok(match xdp {
+            Ok(l) => (tc_links, Some(l), None),
+            Err(e) if e.0 == libc::EBUSY || e.0 == libc::EEXIST => (
+                tc_links,
+                None,
+                Some(
+                    "XDP is taken by another program, left in place: counting at TC only"
+                        .to_string(),
+                ),
+            ),
+            Err(e) => (
+                tc_links,
+                None,
+                Some(format!("no XDP ({e}): counting at TC only")),
+            ),
+        })
     }
 
     /// One of the program's maps by name (its absence is a build error).

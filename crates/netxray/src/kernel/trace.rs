@@ -13,6 +13,7 @@ use crate::kernel::probe::sys::{self, attach_type, LinkExtra};
 use crate::kernel::ring::EventRing;
 use crate::kernel::session::{AttachError, Session, SessionBuilder};
 use crate::kernel::stats::{XdpMode, XDP_FLAGS_DRV_MODE};
+use crate::kernel::tc;
 use crate::model::filter::ebpf::Insn;
 use crate::model::hook::{Backend, Group, HookPoint, HOOKS};
 use aya::maps::{Map, MapData, PerCpuArray, PerCpuHashMap, StackTraceMap};
@@ -69,8 +70,10 @@ pub struct TraceSession {
     pub netfilter: Option<NfWatch>,
     /// Why netfilter hooks could not be set up at all (drops goes on without).
     pub netfilter_error: Option<String>,
-    /// tcx and XDP links on the interface traced.
+    /// XDP links on the interface traced.
     dev_links: Vec<OwnedFd>,
+    /// tc programs on it (tcx links or cls_bpf filters).
+    tc: Vec<tc::TcAttachment>,
 }
 
 impl TraceSession {
@@ -134,6 +137,7 @@ impl TraceSession {
             netfilter: None,
             netfilter_error: None,
             dev_links: Vec::new(),
+            tc: Vec::new(),
         };
         if !nf_hooks.is_empty() || cfg.nf_attribution {
             session.open_netfilter(cfg, &nf_hooks, kbtf)?;
@@ -230,6 +234,7 @@ impl TraceSession {
     ) -> Result<(), AttachError> {
         let dev = match hook.backend {
             Backend::Tc { egress } => {
+                tc::path(Some(kbtf));
                 if egress {
                     "nx_tc_egress"
                 } else {
@@ -242,7 +247,8 @@ impl TraceSession {
         self.attach_dev(cfg, dev).map_err(AttachError::Failed)
     }
 
-    /// A tcx or XDP program on the interface of -i, as a link made inside
+    /// A tc or XDP program on the interface of -i: a tcx link (or, on a
+    /// kernel without tcx, a cls_bpf filter) or an XDP link, made inside
     /// its namespace.
     fn attach_dev(&mut self, cfg: &TraceConfig, prog_name: &str) -> Result<(), String> {
         let Some(ns) = cfg.netns_at.clone().filter(|_| cfg.ifindex != 0) else {
@@ -268,32 +274,45 @@ impl TraceSession {
                     .map_err(|e| e.to_string())?
             }};
         }
-        let fd = if xdp {
-            loaded_fd!(Xdp)
-        } else {
-            loaded_fd!(SchedClassifier)
-        };
-        let (attach, flags) = match prog_name {
-            "nx_tc_ingress" => (attach_type::TCX_INGRESS, 0),
-            "nx_tc_egress" => (attach_type::TCX_EGRESS, 0),
-            _ => (
-                attach_type::XDP,
-                match cfg.xdp.unwrap_or(XdpMode::Generic) {
-                    XdpMode::Generic => sys::XDP_FLAGS_SKB_MODE,
-                    XdpMode::Native => XDP_FLAGS_DRV_MODE,
-                },
-            ),
+        if !xdp {
+            let fd = loaded_fd!(SchedClassifier);
+            let dir = if prog_name == "nx_tc_egress" {
+                tc::Direction::Egress
+            } else {
+                tc::Direction::Ingress
+            };
+            let target = tc::Target {
+                netns: &ns,
+                ifindex: cfg.ifindex,
+                dir,
+                prog_name,
+            };
+            let a = tc::attach(fd.as_fd(), &target).map_err(|e| e.to_string())?;
+            tracing::debug!(
+                "tc:{} on ifindex {}: {}{}",
+                dir.name(),
+                cfg.ifindex,
+                a.path.describe(),
+                a.prio.map(|p| format!(", pref {p}")).unwrap_or_default()
+            );
+            self.tc.push(a);
+            return Ok(());
+        }
+        let fd = loaded_fd!(Xdp);
+        let flags = match cfg.xdp.unwrap_or(XdpMode::Generic) {
+            XdpMode::Generic => sys::XDP_FLAGS_SKB_MODE,
+            XdpMode::Native => XDP_FLAGS_DRV_MODE,
         };
         let ifindex = cfg.ifindex;
         let raw = fd.as_raw_fd();
         let link = netns::in_netns(&ns.path, move || {
             // SAFETY: fd is alive until in_netns returns (it joins).
             let prog = unsafe { BorrowedFd::borrow_raw(raw) };
-            sys::link_create(prog, ifindex, attach, flags, LinkExtra::None)
+            sys::link_create(prog, ifindex, attach_type::XDP, flags, LinkExtra::None)
         })
         .map_err(|e| format!("entering the namespace: {e}"))?
-        .map_err(|e| match (xdp, e.0) {
-            (true, libc::EBUSY | libc::EEXIST) => {
+        .map_err(|e| match e.0 {
+            libc::EBUSY | libc::EEXIST => {
                 "the interface's XDP is taken by another program (left in place)".to_string()
             }
             _ => format!("attaching: {e}"),
@@ -465,7 +484,8 @@ pub fn hook_available(kbtf: &KernelBtf, hook: &HookPoint) -> bool {
     match hook.backend {
         Backend::TpBtf => kbtf.has_tracepoint(hook.event()),
         Backend::Netfilter { .. } => kbtf.has_enum_value("bpf_attach_type", "BPF_NETFILTER"),
-        Backend::Tc { .. } => kbtf.has_enum_value("bpf_attach_type", "BPF_TCX_INGRESS"),
+        // Through tcx, or legacy tc (clsact + cls_bpf) without it.
+        Backend::Tc { .. } => true,
         Backend::Xdp => kbtf.has_enum_value("bpf_attach_type", "BPF_XDP"),
     }
 }

@@ -65,7 +65,7 @@ impl Group {
             Group::Socket => "delivery to sockets",
             Group::Life => "where an skb ends: freed (dropped) or consumed",
             Group::Ret => "what receive functions returned (--ret; not in the default set)",
-            Group::Tc => "tcx ingress and egress of the interface given with -i (bpf_link, TCX_NEXT: nothing changes); not in the default set",
+            Group::Tc => "tc ingress and egress of the interface given with -i (a tcx link, or clsact + cls_bpf without tcx; TCX_NEXT: nothing changes); not in the default set",
             Group::Xdp => "XDP of the interface given with -i (--xdp=generic|native, generic by default); not in the default set",
             Group::Netfilter => "netfilter hooks, entered (before any chain) and done (every chain accepted; after NAT, with conntrack state); netfilter BPF links in each namespace, not in the default set",
         }
@@ -82,7 +82,7 @@ pub enum Backend {
     /// A netfilter BPF link (`bpf/netfilter.bpf.c`) at the first or last
     /// priority of a hook, IPv4 and IPv6.
     Netfilter { hooknum: u8, last: bool },
-    /// A tcx link on the interface traced.
+    /// A tcx link (or a cls_bpf filter, without tcx) on the interface traced.
     Tc { egress: bool },
     /// An XDP link on the interface traced.
     Xdp,
@@ -246,14 +246,14 @@ pub static HOOKS: &[HookPoint] = &[
         name: "tc:ingress",
         group: Group::Tc,
         backend: Backend::Tc { egress: false },
-        note: "frame received by the interface (-i), at tcx ingress: after XDP and the taps, before the stack",
+        note: "frame received by the interface (-i), at tc ingress: after XDP and the taps, before the stack",
     },
     HookPoint {
         id: id::TC_EGRESS,
         name: "tc:egress",
         group: Group::Tc,
         backend: Backend::Tc { egress: true },
-        note: "frame sent through the interface (-i), at tcx egress: after the stack, before the qdisc",
+        note: "frame sent through the interface (-i), at tc egress: after the stack, before the qdisc",
     },
     HookPoint {
         id: id::XDP,

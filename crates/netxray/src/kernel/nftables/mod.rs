@@ -21,16 +21,15 @@
 //! `--nft-trace` in that namespace deletes every ownerless `netxray_<pid>`
 //! table whose process is gone, before it makes its own.
 //!
-//! nfnetlink is spoken directly ([`netlink`], [`socket`]): no crate for it
-//! builds offline here, and the few messages needed are short.
+//! nfnetlink is spoken through netxray's own netlink layer
+//! ([`crate::kernel::netlink`]): no crate for it builds offline here, and
+//! the few messages needed are short.
 
-pub mod netlink;
 pub mod ruleset;
-pub mod socket;
 pub mod trace;
 
+use crate::kernel::netlink::{self, socket, NlSocket};
 use crate::model::nft::{family, NftTrace};
-use socket::NlSocket;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
@@ -99,9 +98,9 @@ fn in_ns<T: Send + 'static>(
 /// (the multicast group).
 fn open_sockets(netns: Option<&Path>) -> Result<(NlSocket, NlSocket), NftError> {
     in_ns(netns, || {
-        let control = NlSocket::open()?;
+        let control = NlSocket::open(libc::NETLINK_NETFILTER)?;
         control.set_recv_timeout(Duration::from_secs(5))?;
-        let trace = NlSocket::open()?;
+        let trace = NlSocket::open(libc::NETLINK_NETFILTER)?;
         Ok((control, trace))
     })
 }

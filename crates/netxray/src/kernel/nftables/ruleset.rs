@@ -1,12 +1,12 @@
 //! The requests netxray sends to nf_tables: the tracing tables (created in
 //! one batch, owned by the control socket), and the table list (a dump).
 
-use super::netlink::{
-    messages, Attrs, Message, NLMSG_DONE, NLMSG_ERROR, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE,
-    NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST,
-};
-use super::socket::NlSocket;
 use super::NftError;
+use crate::kernel::netlink::codec::{
+    messages, Attrs, DecodeError, Message, NlMsg, NLMSG_DONE, NLMSG_ERROR, NLM_F_ACK, NLM_F_APPEND,
+    NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST,
+};
+use crate::kernel::netlink::NlSocket;
 use crate::model::nft::family;
 use std::io;
 
@@ -144,13 +144,13 @@ pub fn trace_table_batch(
         seq
     };
     let res = NFNL_SUBSYS_NFTABLES;
-    let mut out = Message::new(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, next(), 0, res).finish();
+    let mut out = Message::nfnetlink(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, next(), 0, res).finish();
     let mut seqs = Vec::new();
     let create = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_ACK;
 
     let s = next();
     seqs.push(s);
-    let mut m = Message::new(nft_type(NFT_MSG_NEWTABLE), create | NLM_F_EXCL, s, fam, 0);
+    let mut m = Message::nfnetlink(nft_type(NFT_MSG_NEWTABLE), create | NLM_F_EXCL, s, fam, 0);
     m.put_str(NFTA_TABLE_NAME, table);
     if owner {
         m.put_be32(NFTA_TABLE_FLAGS, NFT_TABLE_F_OWNER);
@@ -160,7 +160,7 @@ pub fn trace_table_batch(
     for (chain, hook) in chains {
         let s = next();
         seqs.push(s);
-        let mut m = Message::new(nft_type(NFT_MSG_NEWCHAIN), create, s, fam, 0);
+        let mut m = Message::nfnetlink(nft_type(NFT_MSG_NEWCHAIN), create, s, fam, 0);
         m.put_str(NFTA_CHAIN_TABLE, table)
             .put_str(NFTA_CHAIN_NAME, chain)
             .nest(NFTA_CHAIN_HOOK)
@@ -179,14 +179,14 @@ pub fn trace_table_batch(
             let s = next();
             seqs.push(s);
             let flags = create | NLM_F_APPEND;
-            let mut m = Message::new(nft_type(NFT_MSG_NEWRULE), flags, s, fam, 0);
+            let mut m = Message::nfnetlink(nft_type(NFT_MSG_NEWRULE), flags, s, fam, 0);
             m.put_str(NFTA_RULE_TABLE, table)
                 .put_str(NFTA_RULE_CHAIN, chain);
             marking_rule(&mut m, proto);
             out.extend(m.finish());
         }
     }
-    out.extend(Message::new(NFNL_MSG_BATCH_END, NLM_F_REQUEST, next(), 0, res).finish());
+    out.extend(Message::nfnetlink(NFNL_MSG_BATCH_END, NLM_F_REQUEST, next(), 0, res).finish());
     (out, seqs)
 }
 
@@ -255,9 +255,9 @@ pub fn install(
 /// Delete table `table` of family `fam` (with its chains and rules).
 pub fn delete(sock: &NlSocket, fam: u8, table: &str, seq0: u32) -> Result<(), NftError> {
     let res = NFNL_SUBSYS_NFTABLES;
-    let mut out = Message::new(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, seq0, 0, res).finish();
+    let mut out = Message::nfnetlink(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, seq0, 0, res).finish();
     let s = seq0.wrapping_add(1);
-    let mut m = Message::new(
+    let mut m = Message::nfnetlink(
         nft_type(NFT_MSG_DELTABLE),
         NLM_F_REQUEST | NLM_F_ACK,
         s,
@@ -267,7 +267,7 @@ pub fn delete(sock: &NlSocket, fam: u8, table: &str, seq0: u32) -> Result<(), Nf
     m.put_str(NFTA_TABLE_NAME, table);
     out.extend(m.finish());
     out.extend(
-        Message::new(
+        Message::nfnetlink(
             NFNL_MSG_BATCH_END,
             NLM_F_REQUEST,
             seq0.wrapping_add(2),
@@ -297,7 +297,7 @@ pub struct TableInfo {
 /// Every table of the socket's namespace.
 pub fn list_tables(sock: &NlSocket) -> Result<Vec<TableInfo>, NftError> {
     let seq = 1;
-    let req = Message::new(
+    let req = Message::nfnetlink(
         nft_type(NFT_MSG_GETTABLE),
         NLM_F_REQUEST | NLM_F_DUMP,
         seq,
@@ -333,7 +333,7 @@ pub fn list_tables(sock: &NlSocket) -> Result<Vec<TableInfo>, NftError> {
     }
 }
 
-fn parse_table(msg: &super::netlink::NlMsg<'_>) -> Result<TableInfo, super::netlink::DecodeError> {
+fn parse_table(msg: &NlMsg<'_>) -> Result<TableInfo, DecodeError> {
     let (fam, attrs) = msg.nfgen()?;
     let a = Attrs::parse(attrs)?;
     Ok(TableInfo {
@@ -414,7 +414,7 @@ mod tests {
 
     #[test]
     fn parses_a_listed_table() {
-        let mut m = Message::new(nft_type(NFT_MSG_NEWTABLE), 0, 1, family::INET, 0);
+        let mut m = Message::nfnetlink(nft_type(NFT_MSG_NEWTABLE), 0, 1, family::INET, 0);
         m.put_str(NFTA_TABLE_NAME, "netxray_42")
             .put_be32(NFTA_TABLE_FLAGS, NFT_TABLE_F_OWNER)
             .put_be32(NFTA_TABLE_OWNER, 77);

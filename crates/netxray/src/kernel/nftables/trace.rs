@@ -2,8 +2,8 @@
 //! [`NftTrace`]: the attributes of include/uapi/linux/netfilter/nf_tables.h
 //! `enum nft_trace_attributes`.
 
-use super::netlink::{Attrs, DecodeError, NlMsg};
 use super::ruleset::{NFNL_SUBSYS_NFTABLES, NFT_MSG_TRACE};
+use crate::kernel::netlink::{Attrs, DecodeError, NlMsg};
 use crate::model::nft::{NftTrace, TraceKind, Verdict};
 
 const NFTA_TRACE_TABLE: u16 = 1;
@@ -61,8 +61,8 @@ pub fn decode(msg: &NlMsg<'_>) -> Result<Option<NftTrace>, DecodeError> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::netlink::{messages, Message};
     use super::*;
+    use crate::kernel::netlink::{messages, Message};
     use crate::model::nft::{family, NftEvent, TracedPacket};
 
     fn shown(t: &NftTrace) -> (String, String) {
@@ -128,7 +128,7 @@ mod tests {
 
     #[test]
     fn decodes_a_rule_verdict() {
-        let mut m = Message::new(TRACE_MSG_TYPE, 0, 0, family::INET, 0);
+        let mut m = Message::nfnetlink(TRACE_MSG_TYPE, 0, 0, family::INET, 0);
         m.put_str(NFTA_TRACE_TABLE, "filter")
             .put_str(NFTA_TRACE_CHAIN, "input")
             .put(NFTA_TRACE_RULE_HANDLE, &4u64.to_be_bytes())
@@ -157,7 +157,7 @@ mod tests {
 
     #[test]
     fn decodes_a_policy_and_a_jump() {
-        let mut m = Message::new(TRACE_MSG_TYPE, 0, 0, family::IPV4, 0);
+        let mut m = Message::nfnetlink(TRACE_MSG_TYPE, 0, 0, family::IPV4, 0);
         m.put_str(NFTA_TRACE_TABLE, "t")
             .put_str(NFTA_TRACE_CHAIN, "c")
             .put_be32(NFTA_TRACE_TYPE, 1)
@@ -166,7 +166,7 @@ mod tests {
         let t = decode(&messages(&b).unwrap()[0]).unwrap().unwrap();
         assert_eq!(shown(&t).1, "policy accept");
 
-        let mut m = Message::new(TRACE_MSG_TYPE, 0, 0, family::IPV4, 0);
+        let mut m = Message::nfnetlink(TRACE_MSG_TYPE, 0, 0, family::IPV4, 0);
         m.put_str(NFTA_TRACE_TABLE, "t")
             .put_str(NFTA_TRACE_CHAIN, "c")
             .put(NFTA_TRACE_RULE_HANDLE, &9u64.to_be_bytes())
@@ -182,9 +182,9 @@ mod tests {
 
     #[test]
     fn other_messages_and_garbage() {
-        let b = Message::new(0x0a00, 0, 0, 1, 0).finish();
+        let b = Message::nfnetlink(0x0a00, 0, 0, 1, 0).finish();
         assert_eq!(decode(&messages(&b).unwrap()[0]).unwrap(), None);
-        let mut b = Message::new(TRACE_MSG_TYPE, 0, 0, 1, 0).finish();
+        let mut b = Message::nfnetlink(TRACE_MSG_TYPE, 0, 0, 1, 0).finish();
         b.extend_from_slice(&[8, 0, 3, 0, 1, 2, 3, 4]); // a handle of 4 bytes
         let len = b.len() as u32;
         b[0..4].copy_from_slice(&len.to_ne_bytes());

@@ -16,6 +16,7 @@ mod netns;
 mod nftables;
 mod programs;
 pub mod sys;
+mod tc;
 
 use serde::Serialize;
 
@@ -42,6 +43,7 @@ pub mod name {
     pub const BPF_LOOP: &str = "bpf_loop";
     pub const NFT_TRACE: &str = "nftables_trace";
     pub const NFT_LEFTOVERS: &str = "netxray_tables";
+    pub const TC_LEFTOVERS: &str = "netxray_tc_filters";
     pub const PROGRAMS: &str = "netxray_programs";
 }
 
@@ -194,6 +196,7 @@ pub fn probe_all() -> Report {
     checks.extend(netns::probe());
     checks.extend([progs.ringbuf, progs.probe_read_kernel, progs.bpf_loop]);
     checks.extend(nftables::probe());
+    checks.push(tc::leftovers());
     checks.push(netxray_programs(privileges.can_trace()));
     Report { checks }
 }
@@ -237,13 +240,14 @@ fn cost_of(check: &str) -> &'static str {
         name::KPROBE_MULTI => "one program on many functions at once (pwru-style 'every skb function' tracing)",
         name::FENTRY => "fentry/fexit on kernel functions (cheap function entry/return hooks with return values)",
         name::XDP => "XDP hooks: frames seen before the stack, driver-level drops",
-        name::TCX => "tc ingress hooks through tcx links (legacy clsact may still work)",
+        name::TCX => "nothing for netxray: tc hooks and stats attach through clsact + cls_bpf instead (removed on exit; after a kill, by the next netxray)",
         name::NETFILTER => "netfilter hook points (which hook saw or dropped a packet)",
         name::RINGBUF => "netxray trace: its event channel is a BPF ring buffer",
         name::PROBE_READ_KERNEL => "netxray trace: reading skb/sock fields needs bpf_probe_read_kernel",
         name::BPF_LOOP => "long bounded loops in one program (older kernels need unrolled loops)",
         name::NFT_TRACE => "--nft-trace: which nftables rule (table, chain, handle) took each packet",
         name::NFT_LEFTOVERS => "a leftover netxray_* table keeps marking packets for tracing until deleted",
+        name::TC_LEFTOVERS => "a cls_bpf filter a killed netxray left runs its program on every packet until deleted",
         name::PROGRAMS => "the hooks named: netxray hooks --load lists each program and why",
         _ => "",
     }

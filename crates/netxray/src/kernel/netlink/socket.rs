@@ -1,9 +1,13 @@
-//! A NETLINK_NETFILTER socket (libc). A netlink socket belongs to the network
-//! namespace of the thread that created it, for its whole life: create it
-//! on a thread that entered the namespace (`kernel::netns::in_netns`).
+//! A netlink socket of any protocol (libc): NETLINK_NETFILTER for nftables
+//! and the netfilter hook lists, NETLINK_ROUTE for tc. A netlink socket
+//! belongs to the network namespace of the thread that created it, for its
+//! whole life: create it on a thread that entered the namespace
+//! (`kernel::netns::in_netns`); it can then be used from any thread.
 
+use super::codec::{messages, NlMsg, NLMSG_DONE, NLMSG_ERROR};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 const NETLINK_ADD_MEMBERSHIP: libc::c_int = 1;
@@ -16,6 +20,38 @@ pub struct NlSocket {
     fd: OwnedFd,
     /// The port id the kernel gave this socket (owner of our tables).
     pub portid: u32,
+    /// The last sequence number handed out ([`NlSocket::next_seq`]).
+    seq: AtomicU32,
+}
+
+/// One message of a reply, copied out of the receive buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedMsg {
+    pub ty: u16,
+    pub flags: u16,
+    /// Everything after `nlmsghdr`.
+    pub payload: Vec<u8>,
+}
+
+impl OwnedMsg {
+    /// The borrowed form the decoders take.
+    pub fn as_msg(&self) -> NlMsg<'_> {
+        NlMsg {
+            ty: self.ty,
+            flags: self.flags,
+            seq: 0,
+            pid: 0,
+            payload: &self.payload,
+        }
+    }
+}
+
+fn errno_of(code: i32) -> io::Error {
+    io::Error::from_raw_os_error(code.saturating_neg())
+}
+
+fn bad(e: super::codec::DecodeError) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e.to_string())
 }
 
 fn cvt(rc: libc::c_int) -> io::Result<libc::c_int> {
@@ -27,14 +63,15 @@ fn cvt(rc: libc::c_int) -> io::Result<libc::c_int> {
 }
 
 impl NlSocket {
-    /// A bound NETLINK_NETFILTER socket in the calling thread's namespace.
-    pub fn open() -> io::Result<Self> {
+    /// A bound socket of `protocol` (`libc::NETLINK_*`) in the calling
+    /// thread's namespace.
+    pub fn open(protocol: libc::c_int) -> io::Result<Self> {
         // SAFETY: plain socket(2); the fd is owned at once.
         let raw = cvt(unsafe {
             libc::socket(
                 libc::AF_NETLINK,
                 libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                libc::NETLINK_NETFILTER,
+                protocol,
             )
         })?;
         // SAFETY: raw is a fresh fd nobody else owns.
@@ -52,7 +89,99 @@ impl NlSocket {
         Ok(Self {
             fd,
             portid: addr.nl_pid,
+            seq: AtomicU32::new(0),
         })
+    }
+
+    /// The cookie of the socket's network namespace (SO_NETNS_COOKIE,
+    /// 5.14+): unlike the inode number, never reused. 0 when unknown.
+    pub fn netns_cookie(&self) -> u64 {
+        const SO_NETNS_COOKIE: libc::c_int = 71;
+        let mut v: u64 = 0;
+        let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
+        // SAFETY: getsockopt writes at most len bytes into v.
+        let rc = unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                SO_NETNS_COOKIE,
+                (&raw mut v).cast(),
+                &mut len,
+            )
+        };
+        if rc == 0 {
+            v
+        } else {
+            0
+        }
+    }
+
+    /// A sequence number not used before on this socket.
+    pub fn next_seq(&self) -> u32 {
+        self.seq.fetch_add(1, Ordering::Relaxed).wrapping_add(1)
+    }
+
+    /// Send one request that asked for an acknowledgement (NLM_F_ACK) with
+    /// sequence number `seq`, and wait for it: Ok, or the kernel's errno.
+    /// Other messages (a late reply to an earlier request) are skipped.
+    pub fn request(&self, req: &[u8], seq: u32) -> io::Result<()> {
+        self.send(req)?;
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let n = self.recv_retrying(&mut buf)?;
+            for m in messages(&buf[..n]).map_err(bad)? {
+                if m.ty == NLMSG_ERROR && m.seq == seq {
+                    let code = m.error_code().map_err(bad)?;
+                    return if code == 0 {
+                        Ok(())
+                    } else {
+                        Err(errno_of(code))
+                    };
+                }
+            }
+        }
+    }
+
+    /// Send a dump request (NLM_F_DUMP) with sequence number `seq`; every
+    /// message of the answer up to NLMSG_DONE.
+    pub fn dump(&self, req: &[u8], seq: u32) -> io::Result<Vec<OwnedMsg>> {
+        self.send(req)?;
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = self.recv_retrying(&mut buf)?;
+            for m in messages(&buf[..n]).map_err(bad)? {
+                if m.seq != seq {
+                    continue;
+                }
+                match m.ty {
+                    NLMSG_DONE => return Ok(out),
+                    NLMSG_ERROR => {
+                        let code = m.error_code().map_err(bad)?;
+                        return if code == 0 {
+                            Ok(out)
+                        } else {
+                            Err(errno_of(code))
+                        };
+                    }
+                    _ => out.push(OwnedMsg {
+                        ty: m.ty,
+                        flags: m.flags,
+                        payload: m.payload.to_vec(),
+                    }),
+                }
+            }
+        }
+    }
+
+    /// A blocking receive, again after EINTR.
+    fn recv_retrying(&self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.recv(buf, false) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                r => return r,
+            }
+        }
     }
 
     fn setsockopt<T>(&self, level: libc::c_int, opt: libc::c_int, v: &T) -> io::Result<()> {

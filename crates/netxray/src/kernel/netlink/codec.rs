@@ -1,11 +1,13 @@
-//! nfnetlink messages as bytes: building requests (header, `nfgenmsg`,
-//! attributes, nests) and splitting what the kernel sends back into
-//! messages and attributes. Pure code, no socket: tested on byte fixtures.
+//! Netlink messages as bytes, for every protocol netxray speaks (nfnetlink,
+//! rtnetlink): building requests (header, the family's fixed header,
+//! attributes, nests) and splitting what the kernel sends back into messages
+//! and attributes. Pure code, no socket: tested on byte fixtures.
 //!
-//! Layout (include/uapi/linux/netlink.h, netfilter/nfnetlink.h):
-//! `nlmsghdr` {len u32, type u16, flags u16, seq u32, pid u32} (host order),
-//! then `nfgenmsg` {family u8, version u8, res_id be16}, then attributes
-//! {len u16, type u16, data, padding to 4}. nf_tables integers are big endian.
+//! Layout (include/uapi/linux/netlink.h): `nlmsghdr` {len u32, type u16,
+//! flags u16, seq u32, pid u32} (host order), then the family's fixed header
+//! (nfnetlink: `nfgenmsg` {family u8, version u8, res_id be16}; tc: `tcmsg`),
+//! then attributes {len u16, type u16, data, padding to 4}. nf_tables
+//! integers are big endian, rtnetlink's are host order: both have accessors.
 
 use thiserror::Error;
 
@@ -40,7 +42,8 @@ pub enum DecodeError {
     NotUtf8(u16),
 }
 
-/// One request being built: `nlmsghdr`, `nfgenmsg`, then attributes.
+/// One request being built: `nlmsghdr`, the family's fixed header, then
+/// attributes.
 #[derive(Debug, Clone)]
 pub struct Message {
     buf: Vec<u8>,
@@ -49,20 +52,29 @@ pub struct Message {
 }
 
 impl Message {
-    /// `res_id` is host order (written big endian).
-    pub fn new(ty: u16, flags: u16, seq: u32, family: u8, res_id: u16) -> Self {
+    /// A message whose fixed header (after `nlmsghdr`) is `header`, padded
+    /// to 4 bytes.
+    pub fn with_header(ty: u16, flags: u16, seq: u32, header: &[u8]) -> Self {
         let mut buf = Vec::with_capacity(256);
         buf.extend_from_slice(&0u32.to_ne_bytes()); // length, set by finish
         buf.extend_from_slice(&ty.to_ne_bytes());
         buf.extend_from_slice(&flags.to_ne_bytes());
         buf.extend_from_slice(&seq.to_ne_bytes());
         buf.extend_from_slice(&0u32.to_ne_bytes()); // pid: the kernel fills it
-        buf.extend_from_slice(&[family, 0]); // NFNETLINK_V0
-        buf.extend_from_slice(&res_id.to_be_bytes());
-        Self {
+        buf.extend_from_slice(header);
+        let mut m = Self {
             buf,
             nests: Vec::new(),
-        }
+        };
+        m.pad();
+        m
+    }
+
+    /// An nfnetlink message: `nfgenmsg` {family, NFNETLINK_V0, res_id};
+    /// `res_id` is host order (written big endian).
+    pub fn nfnetlink(ty: u16, flags: u16, seq: u32, family: u8, res_id: u16) -> Self {
+        let be = res_id.to_be_bytes();
+        Self::with_header(ty, flags, seq, &[family, 0, be[0], be[1]])
     }
 
     fn pad(&mut self) {
@@ -89,6 +101,11 @@ impl Message {
 
     pub fn put_be32(&mut self, ty: u16, v: u32) -> &mut Self {
         self.put(ty, &v.to_be_bytes())
+    }
+
+    /// A host-order u32 (rtnetlink's integers).
+    pub fn put_u32(&mut self, ty: u16, v: u32) -> &mut Self {
+        self.put(ty, &v.to_ne_bytes())
     }
 
     /// Open a nested attribute; close it with [`Message::end_nest`].
@@ -146,6 +163,20 @@ impl<'a> NlMsg<'a> {
             return Err(DecodeError::Truncated("nfnetlink message without nfgenmsg"));
         }
         Ok((self.payload[0], &self.payload[NFGENMSG_LEN..]))
+    }
+
+    /// A message with a fixed header of `len` bytes: (header, attributes).
+    pub fn split_header(&self, len: usize) -> Result<(&'a [u8], &'a [u8]), DecodeError> {
+        let at = align4(len);
+        if self.payload.len() < len {
+            return Err(DecodeError::Truncated(
+                "message shorter than its fixed header",
+            ));
+        }
+        Ok((
+            &self.payload[..len],
+            self.payload.get(at..).unwrap_or_default(),
+        ))
     }
 }
 
@@ -227,6 +258,11 @@ impl<'a> Attrs<'a> {
         Ok(self.fixed::<8>(ty)?.map(u64::from_be_bytes))
     }
 
+    /// A host-order u32 (rtnetlink's integers).
+    pub fn u32(&self, ty: u16) -> Result<Option<u32>, DecodeError> {
+        Ok(self.fixed::<4>(ty)?.map(u32::from_ne_bytes))
+    }
+
     /// A string attribute, without its NUL.
     pub fn str(&self, ty: u16) -> Result<Option<&'a str>, DecodeError> {
         match self.bytes(ty) {
@@ -251,7 +287,7 @@ mod tests {
 
     #[test]
     fn builds_a_message_with_nests_and_padding() {
-        let mut m = Message::new(0x0a00, NLM_F_REQUEST | NLM_F_ACK, 7, 1, 0);
+        let mut m = Message::nfnetlink(0x0a00, NLM_F_REQUEST | NLM_F_ACK, 7, 1, 0);
         m.put_str(1, "abc").nest(4).put_be32(1, 3).end_nest();
         let b = m.finish();
         assert_eq!(b.len(), 16 + 4 + 8 + 12);
@@ -278,10 +314,10 @@ mod tests {
 
     #[test]
     fn splits_several_messages_and_reads_errors() {
-        let mut buf = Message::new(NLMSG_ERROR, 0, 1, 0, 0).finish();
+        let mut buf = Message::nfnetlink(NLMSG_ERROR, 0, 1, 0, 0).finish();
         // An ack: error 0 where nfgenmsg would be.
         buf[16..20].copy_from_slice(&0i32.to_ne_bytes());
-        let mut err = Message::new(NLMSG_ERROR, 0, 2, 0, 0).finish();
+        let mut err = Message::nfnetlink(NLMSG_ERROR, 0, 2, 0, 0).finish();
         err[16..20].copy_from_slice(&(-1i32).to_ne_bytes());
         buf.extend_from_slice(&err);
         let msgs = messages(&buf).unwrap();
@@ -293,7 +329,7 @@ mod tests {
 
     #[test]
     fn bad_lengths_are_errors_not_panics() {
-        let mut b = Message::new(1, 0, 0, 0, 0).finish();
+        let mut b = Message::nfnetlink(1, 0, 0, 0, 0).finish();
         b[0..4].copy_from_slice(&1000u32.to_ne_bytes());
         assert!(messages(&b).is_err());
         assert!(Attrs::parse(&[200, 0, 1, 0, 0]).is_err());
