@@ -6,7 +6,7 @@ use crate::kernel::btf::KernelBtf;
 use crate::kernel::loadcheck::{self, Device, Outcome};
 use crate::kernel::netns;
 use crate::kernel::tc::{self, TcPath};
-use crate::kernel::trace::hook_available;
+use crate::kernel::trace::{hook_available, hook_lacks};
 use crate::model::hook::{Backend, Group, HookPoint, HOOKS};
 use std::io::Write;
 use std::process::ExitCode;
@@ -17,6 +17,7 @@ pub fn run(args: HooksArgs) -> Result<ExitCode> {
     }
     let btf = KernelBtf::load().ok();
     let avail = |h: &HookPoint| btf.as_ref().map(|b| hook_available(b, h));
+    let lacks = |h: &HookPoint| btf.as_ref().and_then(|b| hook_lacks(b, h));
     // tc hooks: through tcx, or legacy tc on kernels without it.
     let tc_path = btf.as_ref().map(|b| tc::path(Some(b)));
     let via = |h: &HookPoint| match (h.backend, tc_path) {
@@ -32,6 +33,7 @@ pub fn run(args: HooksArgs) -> Result<ExitCode> {
                 let v = serde_json::json!({
                     "hook": h.name, "group": h.group.name(), "backend": h.backend,
                     "available": avail(h), "via": via(h), "note": h.note,
+                    "kernel_lacks": lacks(h),
                 });
                 writeln!(out, "{v}").map_err(w)?;
             }
@@ -56,9 +58,11 @@ pub fn run(args: HooksArgs) -> Result<ExitCode> {
                         None => "?",
                     };
                     let legacy = if via(h) == Some("clsact") {
-                        " [no tcx in this kernel: through legacy tc, clsact + cls_bpf]"
+                        " [no tcx in this kernel: through legacy tc, clsact + cls_bpf]".to_string()
+                    } else if let Some(what) = lacks(h) {
+                        format!(" [this kernel lacks {what}]")
                     } else {
-                        ""
+                        String::new()
                     };
                     writeln!(out, "    {:<34} {:<8} {}{legacy}", h.name, mark, h.note)
                         .map_err(w)?;

@@ -481,11 +481,23 @@ fn netfilter_links(kbtf: &KernelBtf) -> Result<(), AttachError> {
 
 /// Whether this kernel has the hook, as far as its BTF tells.
 pub fn hook_available(kbtf: &KernelBtf, hook: &HookPoint) -> bool {
+    hook_lacks(kbtf, hook).is_none()
+}
+
+/// What this kernel lacks for the hook, as far as its BTF tells (None: it
+/// has what the hook needs).
+pub fn hook_lacks(kbtf: &KernelBtf, hook: &HookPoint) -> Option<String> {
     match hook.backend {
-        Backend::TpBtf => kbtf.has_tracepoint(hook.event()),
-        Backend::Netfilter { .. } => kbtf.has_enum_value("bpf_attach_type", "BPF_NETFILTER"),
+        Backend::TpBtf => {
+            (!kbtf.has_tracepoint(hook.event())).then(|| format!("the tracepoint {}", hook.name))
+        }
+        Backend::Netfilter { .. } => netfilter_links(kbtf).err().map(|e| match e {
+            AttachError::Missing(what) => what,
+            other => other.to_string(),
+        }),
         // Through tcx, or legacy tc (clsact + cls_bpf) without it.
-        Backend::Tc { .. } => true,
-        Backend::Xdp => kbtf.has_enum_value("bpf_attach_type", "BPF_XDP"),
+        Backend::Tc { .. } => None,
+        Backend::Xdp => (!kbtf.has_enum_value("bpf_attach_type", "BPF_XDP"))
+            .then(|| "XDP links (BPF_XDP)".to_string()),
     }
 }
