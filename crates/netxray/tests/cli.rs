@@ -201,3 +201,39 @@ fn hooks_lists_the_tree() {
         assert!(have("net:netif_receive_skb") && have("skb:kfree_skb"));
     }
 }
+
+/// Every out-of-range number is a usage error naming the flag (issue #16:
+/// these panicked with exit 101 before), decided before anything is loaded.
+#[test]
+fn out_of_range_numbers_exit_2_naming_the_flag() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["trace", "--duration", "inf"], "--duration"),
+        (&["trace", "--duration", "1e400"], "--duration"),
+        (&["trace", "--duration", "1e19"], "--duration"),
+        (&["trace", "--duration=-1"], "--duration"),
+        (&["trace", "--snaplen", "100000"], "--snaplen"),
+        (&["trace", "--snaplen", "0"], "--snaplen"),
+        (&["trace", "--ring-size", "0"], "--ring-size"),
+        (&["stats", "--duration=-1"], "--duration"),
+        (&["stats", "--duration", "nan"], "--duration"),
+        (&["stats", "--interval", "inf"], "--interval"),
+        (&["stats", "--interval", "1e300"], "--interval"),
+        (&["stats", "--flows", "3"], "--flows"),
+        (&["drops", "--duration=-1"], "--duration"),
+        (&["drops", "--duration", "nan"], "--duration"),
+        (&["drops", "--interval", "inf"], "--interval"),
+        (&["drops", "--interval", "1e300"], "--interval"),
+        (&["conn", "--comm", "a-name-longer-than-15"], "--comm"),
+        (&["conn", "--max-conns", "0"], "--max-conns"),
+    ];
+    for (args, flag) in cases {
+        let out = netxray(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(flag),
+            "{args:?} does not name {flag}: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}

@@ -2,6 +2,8 @@
 //! shared flag groups flattened.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+pub mod values;
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
@@ -120,16 +122,16 @@ pub struct TraceArgs {
     #[arg(short = 'c', long)]
     pub count: Option<u64>,
     /// Stop after this many seconds.
-    #[arg(long)]
+    #[arg(long, value_parser = values::duration)]
     pub duration: Option<f64>,
     /// Write this file once every hook is attached (scripts and tests wait on it).
     #[arg(long)]
     pub ready_file: Option<PathBuf>,
-    /// Ring buffer size in KiB (a power of two, at least 4).
-    #[arg(long, default_value_t = 8192)]
+    /// Ring buffer size in KiB (a power of two, 4 to 2097152).
+    #[arg(long, default_value_t = 8192, value_parser = values::ring_kib)]
     pub ring_size: u32,
-    /// Bytes of each packet to copy from the kernel (up to 128).
-    #[arg(long, default_value_t = 128)]
+    /// Bytes of each packet to copy from the kernel (1 to 128).
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=128))]
     pub snaplen: u32,
     /// Group events per packet: one block (or JSON object) per packet
     /// journey, printed when it ends, with the time between hops, how it
@@ -202,10 +204,10 @@ pub struct DropsArgs {
     #[command(flatten)]
     pub output: OutputArgs,
     /// Seconds between tables (or JSON summaries).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = values::interval)]
     pub interval: f64,
     /// Stop after this many seconds.
-    #[arg(long)]
+    #[arg(long, value_parser = values::duration)]
     pub duration: Option<f64>,
     /// Rows shown per table, most drops first.
     #[arg(long, default_value_t = 20)]
@@ -263,13 +265,13 @@ pub struct StatsArgs {
     #[command(flatten)]
     pub output: OutputArgs,
     /// Seconds between tables (or JSON snapshots).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = values::interval)]
     pub interval: f64,
     /// Print one interval (counted from the start) and exit.
     #[arg(long)]
     pub once: bool,
     /// Stop after this many seconds.
-    #[arg(long)]
+    #[arg(long, value_parser = values::duration)]
     pub duration: Option<f64>,
     /// Top flows and sources shown.
     #[arg(long, default_value_t = 10)]
@@ -280,8 +282,9 @@ pub struct StatsArgs {
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "generic",
           value_enum, value_name = "MODE")]
     pub xdp: Option<XdpArg>,
-    /// Flow table size (least recently used flows are evicted, and counted).
-    #[arg(long, default_value_t = 65536)]
+    /// Flow table size (least recently used flows are evicted, and counted;
+    /// at least 16).
+    #[arg(long, default_value_t = 65536, value_parser = clap::value_parser!(u32).range(16..))]
     pub flows: u32,
     /// Write this file once everything is attached.
     #[arg(long)]
@@ -338,8 +341,9 @@ pub struct ConnArgs {
     /// connect(), or accept() on the passive side).
     #[arg(long)]
     pub pid: Option<u32>,
-    /// Only connections owned by a process with this command name.
-    #[arg(long)]
+    /// Only connections owned by a process with this command name (at most
+    /// 15 bytes, as the kernel keeps it).
+    #[arg(long, value_parser = values::comm)]
     pub comm: Option<String>,
     /// Only this network namespace: an inode number, a name under
     /// /run/netns, or a path such as /proc/PID/ns/net (tested in the kernel).
@@ -353,17 +357,17 @@ pub struct ConnArgs {
     #[arg(short = 'c', long)]
     pub count: Option<u64>,
     /// Stop after this many seconds.
-    #[arg(long)]
+    #[arg(long, value_parser = values::duration)]
     pub duration: Option<f64>,
     /// Write this file once every tracepoint is attached.
     #[arg(long)]
     pub ready_file: Option<PathBuf>,
-    /// Ring buffer size in KiB (a power of two, at least 4).
-    #[arg(long, default_value_t = 4096)]
+    /// Ring buffer size in KiB (a power of two, 4 to 2097152).
+    #[arg(long, default_value_t = 4096, value_parser = values::ring_kib)]
     pub ring_size: u32,
     /// Connections followed at once (the kernel's table; past it the least
     /// recently active is evicted, and counted).
-    #[arg(long, default_value_t = 65536)]
+    #[arg(long, default_value_t = 65536, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_conns: u32,
     /// A live table of the connections that moved the most bytes (send and
     /// receive calls) in each interval, like tcptop; refreshed in place on a
@@ -371,7 +375,7 @@ pub struct ConnArgs {
     #[arg(long, conflicts_with_all = ["events", "states", "listen", "failed"])]
     pub top: bool,
     /// Seconds between --top tables.
-    #[arg(long, default_value_t = 1.0, requires = "top")]
+    #[arg(long, default_value_t = 1.0, requires = "top", value_parser = values::interval)]
     pub interval: f64,
     /// Rows per --top table.
     #[arg(long, default_value_t = 20, requires = "top")]

@@ -93,9 +93,7 @@ pub fn run(args: DropsArgs) -> Result<ExitCode> {
     let filter_bpf = filter
         .to_ebpf()
         .map_err(|e| Error::usage(format!("bad filter: {e}")))?;
-    if args.interval.is_nan() || args.interval <= 0.0 {
-        return Err(Error::usage("--interval must be more than 0"));
-    }
+    // --interval and --duration are checked when parsed (cli/values.rs).
     let scope = cmd_filter::scope(&args.filter)?;
     let kbtf = KernelBtf::load().map_err(|_| Error::NoBtf)?;
     crate::kernel::caps::require_bpf_privileges()?;

@@ -19,12 +19,7 @@ pub fn run(args: StatsArgs) -> Result<ExitCode> {
     let filter_bpf = filter
         .to_ebpf()
         .map_err(|e| Error::usage(format!("bad filter: {e}")))?;
-    if args.interval.is_nan() || args.interval <= 0.0 {
-        return Err(Error::usage("--interval must be more than 0"));
-    }
-    if args.flows < 16 {
-        return Err(Error::usage("--flows must be at least 16"));
-    }
+    // --interval, --duration and --flows are checked when parsed (cli/values.rs).
     let ns = match &args.netns {
         Some(spec) => netns::resolve(spec)?,
         None => netns::current()?,

@@ -161,9 +161,6 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
             }
         }
     }
-    if args.snaplen == 0 {
-        return Err(Error::usage("--snaplen must be at least 1"));
-    }
     crate::kernel::caps::require_bpf_privileges()?;
 
     let hooks_for_stack = hooks.clone();
