@@ -34,6 +34,9 @@ pub const NFPROTO_IPV4: u8 = 2;
 pub const NFPROTO_IPV6: u8 = 10;
 const PRIORITY_FIRST: i32 = i32::MIN + 1;
 const PRIORITY_LAST: i32 = i32::MAX - 1;
+/// Priorities tried past the first when another link holds it (EBUSY): as
+/// many netxray runs at once, each at its own priority.
+const PRIORITY_TRIES: i32 = 256;
 
 /// `enum nf_inet_hooks`, as nft names them.
 pub const HOOK_NAMES: [&str; 5] = ["prerouting", "input", "forward", "output", "postrouting"];
@@ -169,19 +172,38 @@ impl NfPrograms {
                 // SAFETY: the program fds are owned by self, which outlives
                 // this call (in_netns joins the thread before returning).
                 let prog = unsafe { BorrowedFd::borrow_raw(raw) };
-                let priority = if p.last {
-                    PRIORITY_LAST
-                } else {
-                    PRIORITY_FIRST
+                // Another netxray (or any BPF netfilter link) may hold the
+                // priority: the kernel gives each priority of a hook to one
+                // link (EBUSY). Take the next free one towards the middle:
+                // still before (after) every other hook.
+                let mut attempt = 0;
+                let made = loop {
+                    let priority = if p.last {
+                        PRIORITY_LAST - attempt
+                    } else {
+                        PRIORITY_FIRST + attempt
+                    };
+                    let extra = LinkExtra::Netfilter {
+                        pf: p.pf as u32,
+                        hooknum: p.hooknum as u32,
+                        priority,
+                        flags: 0,
+                    };
+                    match sys::link_create(prog, 0, attach_type::NETFILTER, 0, extra) {
+                        Err(e) if e.0 == libc::EBUSY && attempt < PRIORITY_TRIES => attempt += 1,
+                        other => break (priority, other),
+                    }
                 };
-                let extra = LinkExtra::Netfilter {
-                    pf: p.pf as u32,
-                    hooknum: p.hooknum as u32,
-                    priority,
-                    flags: 0,
-                };
-                match sys::link_create(prog, 0, attach_type::NETFILTER, 0, extra) {
-                    Ok(fd) => links.push(fd),
+                let (priority, made) = made;
+                match made {
+                    Ok(fd) => {
+                        tracing::debug!(
+                            "netfilter link {} {} priority {priority} in {label2}",
+                            if p.pf == NFPROTO_IPV6 { "ip6" } else { "ip" },
+                            HOOK_NAMES.get(p.hooknum as usize).copied().unwrap_or("?"),
+                        );
+                        links.push(fd)
+                    }
                     Err(err) => {
                         return Err(NfError::Attach {
                             family: if p.pf == NFPROTO_IPV6 { "ip6" } else { "ip" },

@@ -1,0 +1,125 @@
+//! Two netxray runs at once, each seeing everything (issue #16, item 2):
+//! netfilter links take a free priority when another run holds the first
+//! one (the kernel gives a hook's priority to one BPF link: EBUSY), so a
+//! second `trace -t netfilter` or `drops` beside another keeps every hook.
+
+mod common;
+
+use common::*;
+use std::time::Duration;
+
+fn drop_rule_in_b(t: &LinearBridged) {
+    t.nft(
+        t.b(),
+        &[
+            "add table inet nxdrop2",
+            "add chain inet nxdrop2 in { type filter hook input priority 0; }",
+            "add rule inet nxdrop2 in udp dport 7 counter drop",
+        ],
+    );
+}
+
+#[test]
+fn two_trace_netfilter_runs_both_see_every_hook() {
+    let Some(_serial) = e2e() else { return };
+    let t = LinearBridged::new();
+    assert!(ping(t.a(), t.b_ip(false), 0x5101, 1), "warm-up ping");
+    let b = t.b().name().to_string();
+    let start = || {
+        NetxrayRun::new(netxray_bin())
+            .args(["trace", "-t", "netfilter", "--netns", &b, "-o", "json"])
+            .arg("icmp and net 198.18.0.0/15")
+            .start()
+            .unwrap_or_else(|e| panic!("netxray did not start: {e}"))
+    };
+    let first = start();
+    let second = start();
+    let n = 3;
+    for seq in 1..=n {
+        assert!(ping(t.a(), t.b_ip(false), 0x5102, seq), "ping {seq}");
+    }
+    let hooks_of = |out: &str| -> Vec<String> {
+        parse_json_lines(out)
+            .iter()
+            .filter(|v| v["icmp_type"] == 8)
+            .filter_map(|v| v["hook"].as_str().map(str::to_string))
+            .collect()
+    };
+    let want = |run: &NetxrayRun| {
+        let h = hooks_of(&run.stdout_so_far());
+        let count = |name: &str| h.iter().filter(|x| *x == name).count();
+        (count("nf:prerouting") >= n as usize && count("nf:input_done") >= n as usize).then_some(())
+    };
+    let seen1 = poll_until(Duration::from_secs(10), Duration::from_millis(50), || {
+        want(&first)
+    });
+    let seen2 = poll_until(Duration::from_secs(10), Duration::from_millis(50), || {
+        want(&second)
+    });
+    let out2 = second.stop();
+    let out1 = first.stop();
+    assert!(
+        seen1.is_some(),
+        "first run:\n{}\n{}",
+        out1.stdout,
+        out1.stderr
+    );
+    assert!(
+        seen2.is_some(),
+        "second run:\n{}\n{}",
+        out2.stdout,
+        out2.stderr
+    );
+    assert!(out1.status.success() && out2.status.success());
+    assert!(!out2.stderr.contains("EBUSY"), "{}", out2.stderr);
+}
+
+#[test]
+fn two_drops_runs_both_name_the_netfilter_hook() {
+    let Some(_serial) = e2e() else { return };
+    let t = LinearBridged::new();
+    drop_rule_in_b(&t);
+    assert!(ping(t.a(), t.b_ip(false), 0x5201, 1), "warm-up ping");
+    let start = || {
+        NetxrayRun::new(netxray_bin())
+            .args(["drops", "-o", "json", "--interval", "0.3"])
+            .arg("udp and dst port 7")
+            .start()
+            .unwrap_or_else(|e| panic!("netxray did not start: {e}"))
+    };
+    let first = start();
+    let second = start();
+    let n = 10;
+    for _ in 0..n {
+        udp_send(t.a(), None, t.b_sock4(7), b"dropped by a rule");
+    }
+    let b = t.b_inode();
+    let total = |out: &str| {
+        out.lines()
+            .map(|l| {
+                drops_total(l, |r| {
+                    r["reason"] == "NETFILTER_DROP"
+                        && r["netns"].as_u64() == Some(b)
+                        && r["netfilter_hook"] == "ip input"
+                })
+            })
+            .max()
+            .unwrap_or(0)
+    };
+    let seen = poll_until(Duration::from_secs(10), Duration::from_millis(50), || {
+        (total(&first.stdout_so_far()) >= n && total(&second.stdout_so_far()) >= n).then_some(())
+    });
+    let out2 = second.stop();
+    let out1 = first.stop();
+    assert!(
+        seen.is_some(),
+        "first:\n{}\n{}\nsecond:\n{}\n{}",
+        out1.stdout,
+        out1.stderr,
+        out2.stdout,
+        out2.stderr
+    );
+    assert_eq!(total(&out1.stdout), n, "{}", out1.stdout);
+    assert_eq!(total(&out2.stdout), n, "{}", out2.stdout);
+    assert!(!out2.stderr.contains("EBUSY"), "{}", out2.stderr);
+}
