@@ -40,6 +40,7 @@ pub fn run(args: StatsArgs) -> Result<ExitCode> {
         }
     }
     crate::kernel::caps::require_bpf_privileges()?;
+    crate::kernel::caps::require_net_admin("stats: tc and XDP programs")?;
     let mut session = StatsSession::open(StatsConfig {
         filter_bpf,
         flows: args.flows,

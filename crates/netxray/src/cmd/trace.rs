@@ -162,6 +162,14 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
         }
     }
     crate::kernel::caps::require_bpf_privileges()?;
+    if let Some(h) = hooks.iter().find(|h| {
+        matches!(
+            h.backend,
+            Backend::Tc { .. } | Backend::Xdp | Backend::Netfilter { .. }
+        )
+    }) {
+        crate::kernel::caps::require_net_admin(&format!("the {} hooks", h.group.name()))?;
+    }
 
     let hooks_for_stack = hooks.clone();
     let cfg = TraceConfig {

@@ -26,6 +26,19 @@ pub fn require_bpf_privileges() -> Result<()> {
     }
 }
 
+/// tc, XDP and netfilter programs (and the links that attach them) need
+/// CAP_NET_ADMIN besides CAP_BPF; `what` says who asks.
+pub fn require_net_admin(what: &str) -> Result<()> {
+    let p = privileges();
+    if p.cap_net_admin || p.cap_sys_admin {
+        Ok(())
+    } else {
+        Err(Error::Privileges {
+            missing: format!("CAP_NET_ADMIN (for {what})"),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

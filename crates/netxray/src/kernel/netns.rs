@@ -136,11 +136,21 @@ pub fn in_netns<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> std::io::Result<T> {
     let file = std::fs::File::open(path)?;
+    // Already there (netxray's own namespace): no setns, which would need
+    // CAP_SYS_ADMIN for nothing.
+    let here = same_netns(&file, Path::new("/proc/thread-self/ns/net"));
     std::thread::spawn(move || {
         // SAFETY: setns on a thread of our own with an fd we own; the
         // thread ends after f, so no other code runs in the namespace.
-        if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-            return Err(std::io::Error::last_os_error());
+        if !here && unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EPERM) {
+                return Err(std::io::Error::new(
+                    e.kind(),
+                    "CAP_SYS_ADMIN is needed to enter another network namespace",
+                ));
+            }
+            return Err(e);
         }
         Ok(f())
     })
@@ -184,6 +194,14 @@ pub fn throwaway<T>(f: impl FnOnce(&Netns) -> T) -> std::io::Result<T> {
     let _ = done_tx.send(());
     let _ = holder.join();
     Ok(out)
+}
+
+/// Whether the open namespace file is the namespace at `other`.
+fn same_netns(file: &std::fs::File, other: &Path) -> bool {
+    match (file.metadata(), std::fs::metadata(other)) {
+        (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+        _ => false,
+    }
 }
 
 /// The ifindex of interface `name` inside `ns`.

@@ -59,7 +59,7 @@ impl AttachError {
             ProgramError::LoadError {
                 io_error,
                 verifier_log,
-            } => {
+            } if !verifier_log.to_string().trim().is_empty() => {
                 let log = verifier_log.to_string();
                 tracing::debug!("the verifier's log for {program}:\n{log}");
                 AttachError::Refused {
@@ -67,6 +67,15 @@ impl AttachError {
                     errno: io_error.to_string(),
                     reason: verifier_reason(&log),
                 }
+            }
+            // Refused before the verifier ran: a missing capability (tc,
+            // XDP and netfilter programs need CAP_NET_ADMIN), not a bug.
+            ProgramError::LoadError { io_error, .. }
+                if io_error.raw_os_error() == Some(libc::EPERM) =>
+            {
+                AttachError::Failed(format!(
+                    "loading {program}: {io_error}: not permitted (tc, XDP and netfilter programs need CAP_NET_ADMIN)"
+                ))
             }
             other => AttachError::Failed(format!("loading {program}: {}", chain(other))),
         }
