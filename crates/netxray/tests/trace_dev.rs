@@ -144,3 +144,45 @@ fn journeys_are_not_split_by_tc_and_xdp() {
         assert!(at("xdp:ingress") < at("tc:ingress"), "{hooks:?}");
     }
 }
+
+/// A user's XDP program on the interface: `trace -t xdp` names it (id and
+/// name) and leaves it in place (issue #16, item 4: one message for many
+/// causes before).
+#[test]
+fn xdp_held_by_a_users_program_is_named() {
+    let Some(_serial) = e2e() else { return };
+    let t = LinearBridged::new();
+    // The test programs' object, from the repository root.
+    let obj = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bpf/xdp_pass.bpf.o");
+    t.b().run(&[
+        "ip",
+        "link",
+        "set",
+        "dev",
+        LinearBridged::B_IF,
+        "xdpgeneric",
+        "obj",
+        obj.to_str().expect("path"),
+        "sec",
+        "xdp",
+    ]);
+    let out = std::process::Command::new(netxray_bin())
+        .args(["trace", "-t", "xdp", "-i", LinearBridged::B_IF, "--netns"])
+        .arg(t.b().name())
+        .args(["--duration", "1"])
+        .output()
+        .expect("run netxray");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "XDP on {} is held by another program (id ",
+            LinearBridged::B_IF
+        )) && stderr.contains("name xdp_pass"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("not available on this kernel"), "{stderr}");
+    // Left in place.
+    let link = t.b().run(&["ip", "link", "show", LinearBridged::B_IF]);
+    assert!(link.contains("xdpgeneric"), "{link}");
+}

@@ -18,3 +18,4 @@ pub mod session;
 pub mod stats;
 pub mod tc;
 pub mod trace;
+pub mod xdp;

@@ -15,6 +15,7 @@ use crate::kernel::netns::{self, Netns};
 use crate::kernel::probe::sys::{self, attach_type, LinkExtra};
 use crate::kernel::session::{Session, SessionBuilder};
 use crate::kernel::tc::{self, TcAttachment};
+use crate::kernel::xdp;
 use crate::model::filter::ebpf::Insn;
 use aya::maps::{MapData, PerCpuArray, PerCpuHashMap};
 use aya::programs::{SchedClassifier, Xdp};
@@ -261,7 +262,14 @@ impl StatsSession {
             // SAFETY: the program fd belongs to the session, which outlives
             // this call (in_netns joins the thread before returning).
             let prog = unsafe { BorrowedFd::borrow_raw(raw) };
-            sys::link_create(prog, ifindex, attach_type::XDP, flags, LinkExtra::None)
+            sys::link_create(prog, ifindex, attach_type::XDP, flags, LinkExtra::None).map_err(|e| {
+                // Who holds it, asked from inside the namespace.
+                let who = match e.0 {
+                    libc::EBUSY | libc::EEXIST => xdp::holder(ifindex),
+                    _ => None,
+                };
+                (e, who)
+            })
         })
         .map_err(|e| tc::TcError {
             what: "entering the namespace".into(),
@@ -269,15 +277,16 @@ impl StatsSession {
         })?;
         Ok(match xdp {
             Ok(l) => (tc_links, Some(l), None),
-            Err(e) if e.0 == libc::EBUSY || e.0 == libc::EEXIST => (
+            Err((e, who)) if e.0 == libc::EBUSY || e.0 == libc::EEXIST => (
                 tc_links,
                 None,
-                Some(
-                    "XDP is taken by another program, left in place: counting at TC only"
-                        .to_string(),
-                ),
+                Some(format!(
+                    "XDP is taken by another program{}, left in place: counting at TC only",
+                    who.map(|(id, name)| format!(" (id {id}, name {name})"))
+                        .unwrap_or_default()
+                )),
             ),
-            Err(e) => (
+            Err((e, _)) => (
                 tc_links,
                 None,
                 Some(format!("no XDP ({e}): counting at TC only")),

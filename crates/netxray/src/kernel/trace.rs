@@ -14,6 +14,7 @@ use crate::kernel::ring::EventRing;
 use crate::kernel::session::{AttachError, Session, SessionBuilder};
 use crate::kernel::stats::{XdpMode, XDP_FLAGS_DRV_MODE};
 use crate::kernel::tc;
+use crate::kernel::xdp;
 use crate::model::filter::ebpf::Insn;
 use crate::model::hook::{Backend, Group, HookPoint, HOOKS};
 use aya::maps::{Map, MapData, PerCpuArray, PerCpuHashMap, StackTraceMap};
@@ -308,15 +309,17 @@ impl TraceSession {
         let link = netns::in_netns(&ns.path, move || {
             // SAFETY: fd is alive until in_netns returns (it joins).
             let prog = unsafe { BorrowedFd::borrow_raw(raw) };
-            sys::link_create(prog, ifindex, attach_type::XDP, flags, LinkExtra::None)
+            sys::link_create(prog, ifindex, attach_type::XDP, flags, LinkExtra::None).map_err(|e| {
+                match e.0 {
+                    // Say who holds it, from inside the namespace.
+                    libc::EBUSY | libc::EEXIST => {
+                        xdp::held_message(&xdp::ifname(ifindex), xdp::holder(ifindex))
+                    }
+                    _ => format!("attaching: {e}"),
+                }
+            })
         })
-        .map_err(|e| format!("entering the namespace: {e}"))?
-        .map_err(|e| match e.0 {
-            libc::EBUSY | libc::EEXIST => {
-                "the interface's XDP is taken by another program (left in place)".to_string()
-            }
-            _ => format!("attaching: {e}"),
-        })?;
+        .map_err(|e| format!("entering the namespace: {e}"))??;
         drop(fd);
         self.dev_links.push(link);
         Ok(())

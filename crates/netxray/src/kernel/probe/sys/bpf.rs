@@ -12,6 +12,8 @@ const BPF_PROG_LOAD: c_long = 5;
 const BPF_PROG_TEST_RUN: c_long = 10;
 const BPF_RAW_TRACEPOINT_OPEN: c_long = 17;
 const BPF_LINK_CREATE: c_long = 28;
+const BPF_PROG_GET_FD_BY_ID: c_long = 13;
+const BPF_OBJ_GET_INFO_BY_FD: c_long = 15;
 
 /// `enum bpf_prog_type` values used by the probe.
 pub mod prog_type {
@@ -413,6 +415,57 @@ pub fn prog_test_run(prog: BorrowedFd<'_>, data: &[u8], ctx: &[u8]) -> Result<u3
         return Err(Errno::last());
     }
     Ok(attr.retval)
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct GetFdByIdAttr {
+    id: u32,
+    next_id: u32,
+    open_flags: u32,
+}
+
+#[repr(C)]
+struct InfoByFdAttr {
+    bpf_fd: u32,
+    info_len: u32,
+    info: u64,
+}
+
+/// The name of the loaded program with id `id` (as `bpftool prog` shows
+/// it), e.g. to say who holds an interface's XDP.
+pub fn prog_name_by_id(id: u32) -> Result<String, Errno> {
+    let attr = GetFdByIdAttr {
+        id,
+        ..Default::default()
+    };
+    // SAFETY: a valid BPF_PROG_GET_FD_BY_ID attribute.
+    let fd = unsafe { bpf_fd(BPF_PROG_GET_FD_BY_ID, &attr)? };
+    // struct bpf_prog_info: name[16] at offset 64; the rest is zero (the
+    // kernel accepts a longer, zeroed buffer).
+    let mut info = [0u8; 256];
+    let mut attr = InfoByFdAttr {
+        bpf_fd: fd.as_raw_fd() as u32,
+        info_len: info.len() as u32,
+        info: info.as_mut_ptr() as u64,
+    };
+    let size = std::mem::size_of::<InfoByFdAttr>() as c_long;
+    // SAFETY: attr points to `info`, which outlives the call; the kernel
+    // writes at most info_len bytes into it.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_OBJ_GET_INFO_BY_FD,
+            &mut attr as *mut InfoByFdAttr as *mut c_void,
+            size,
+        )
+    };
+    if ret < 0 {
+        return Err(Errno::last());
+    }
+    let name = &info[64..80];
+    let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+    Ok(String::from_utf8_lossy(&name[..end]).into_owned())
 }
 
 unsafe fn bpf_fd<T>(cmd: c_long, attr: &T) -> Result<OwnedFd, Errno> {
