@@ -237,3 +237,16 @@ fn out_of_range_numbers_exit_2_naming_the_flag() {
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
 }
+
+/// An empty hook list is a usage error, said before anything is loaded
+/// (issue #16, item 4: it read "hook any is not available on this kernel").
+#[test]
+fn an_empty_hook_list_is_a_usage_error() {
+    for t in ["", ",", " , "] {
+        let out = netxray(&["trace", "-t", t, "--duration", "0"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "-t {t:?}: {stderr}");
+        assert!(stderr.contains("no hook selected"), "-t {t:?}: {stderr}");
+        assert!(!stderr.contains("not available"), "-t {t:?}: {stderr}");
+    }
+}

@@ -139,6 +139,11 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
     } else {
         hook::select_named(&args.hooks).map_err(Error::usage)?
     };
+    if hooks.is_empty() {
+        return Err(Error::usage(
+            "no hook selected: name hooks or groups with -t (see netxray hooks)",
+        ));
+    }
     if args.ret {
         // The exit hooks of the entry hooks being traced.
         for h in available_hooks(&kbtf, true) {
