@@ -94,9 +94,14 @@ pub fn run(args: ConnArgs) -> Result<ExitCode> {
     if args.pid == Some(0) {
         return Err(Error::usage("--pid 0: no such process"));
     }
-    let netns_inode = match &args.netns {
-        Some(spec) => netns::resolve(spec)?.inode,
-        None => 0,
+    // The namespace is held for the run (netns::Pin): its inode cannot be
+    // handed to a namespace created later.
+    let (netns_inode, _pin) = match &args.netns {
+        Some(spec) => {
+            let ns = netns::resolve(spec)?;
+            (ns.inode, netns::Pin::hold(&ns))
+        }
+        None => (0, netns::Pin::default()),
     };
     let kbtf = KernelBtf::load().map_err(|_| Error::NoBtf)?;
     crate::kernel::caps::require_bpf_privileges()?;

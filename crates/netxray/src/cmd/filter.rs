@@ -14,6 +14,9 @@ use crate::model::filter::Filter;
 pub struct Scope {
     /// The namespace selected (--netns, or netxray's own with -i), if any.
     pub ns: Option<netns::Netns>,
+    /// Holds the selected namespace for the run (its inode is its name in
+    /// the kernel's records: see [`netns::Pin`]).
+    pub pin: netns::Pin,
     pub netns: u32,
     pub ifindex: u32,
     pub tgid: u32,
@@ -148,6 +151,7 @@ pub fn scope(f: &FilterArgs) -> Result<Scope> {
         }
     }
     Ok(Scope {
+        pin: ns.as_ref().map(netns::Pin::hold).unwrap_or_default(),
         ns,
         netns: netns_inode,
         ifindex,

@@ -24,6 +24,29 @@ fn inode_of(path: &Path) -> Option<u32> {
     std::fs::metadata(path).ok().map(|m| m.ino() as u32)
 }
 
+/// An open file of a namespace the user named, held for the whole run: it
+/// keeps the namespace (and so its inode number) alive, so a namespace
+/// created after the named one was deleted cannot take its inode and be
+/// taken for it (the kernel hands freed inode numbers out again at once).
+/// Not part of a value's identity: pins compare equal.
+#[derive(Debug, Clone, Default)]
+pub struct Pin(#[allow(dead_code)] Option<std::sync::Arc<std::fs::File>>);
+
+impl Pin {
+    /// Hold the namespace at `ns.path` (a pin holding nothing when it
+    /// cannot be opened: the run then goes on as before).
+    pub fn hold(ns: &Netns) -> Self {
+        Pin(std::fs::File::open(&ns.path).ok().map(std::sync::Arc::new))
+    }
+}
+
+impl PartialEq for Pin {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+impl Eq for Pin {}
+
 /// netxray's own namespace.
 pub fn current() -> Result<Netns> {
     let path = PathBuf::from("/proc/self/ns/net");
