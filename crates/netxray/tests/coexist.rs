@@ -123,3 +123,105 @@ fn two_drops_runs_both_name_the_netfilter_hook() {
     assert_eq!(total(&out2.stdout), n, "{}", out2.stdout);
     assert!(!out2.stderr.contains("EBUSY"), "{}", out2.stderr);
 }
+
+/// Two runs of each of trace (tracepoints), stats and conn at once, all six
+/// together: each sees exactly the traffic the test sends.
+#[test]
+fn two_of_trace_stats_and_conn_at_once_each_see_everything() {
+    let Some(_serial) = e2e() else { return };
+    let t = LinearBridged::new();
+    assert!(ping(t.a(), t.b_ip(false), 0x5301, 1), "warm-up ping");
+    let b = t.b().name().to_string();
+    let start = |args: &[&str]| {
+        NetxrayRun::new(netxray_bin())
+            .args(args)
+            .start()
+            .unwrap_or_else(|e| panic!("netxray {args:?} did not start: {e}"))
+    };
+    let trace_args = [
+        "trace",
+        "-t",
+        "net:netif_receive_skb",
+        "--netns",
+        &b,
+        "-o",
+        "json",
+        "udp and dst port 9300",
+    ];
+    let stats_args = [
+        "stats",
+        "--netns",
+        &b,
+        "-i",
+        LinearBridged::B_IF,
+        "-o",
+        "json",
+        "--once",
+        "--interval",
+        "3",
+        "udp and dst port 9300",
+    ];
+    let conn_args = ["conn", "--netns", &b, "-o", "json", "tcp port 9301"];
+    let runs: Vec<(&str, NetxrayRun)> = [
+        ("trace", &trace_args[..]),
+        ("trace", &trace_args[..]),
+        ("stats", &stats_args[..]),
+        ("stats", &stats_args[..]),
+        ("conn", &conn_args[..]),
+        ("conn", &conn_args[..]),
+    ]
+    .into_iter()
+    .map(|(what, args)| (what, start(args)))
+    .collect();
+
+    let n = 7u64;
+    for _ in 0..n {
+        udp_send(t.a(), None, t.b_sock4(9300), b"to both");
+    }
+    let server = TcpEchoServer::start(t.b(), t.b_sock4(9301));
+    tcp_exchange(t.a(), server.addr(), 1000).expect("tcp exchange");
+
+    let done = |what: &str, out: &str| -> bool {
+        let lines = parse_json_lines(out);
+        match what {
+            "trace" => lines.len() as u64 >= n,
+            "stats" => lines.iter().any(|s| {
+                s["interfaces"].as_array().is_some_and(|rows| {
+                    rows.iter().any(|r| {
+                        r["ifname"] == LinearBridged::B_IF
+                            && r["dir"] == "in"
+                            && r["packets"].as_u64() == Some(n)
+                    })
+                })
+            }),
+            _ => !lines.is_empty(),
+        }
+    };
+    for (what, run) in &runs {
+        let seen = poll_until(Duration::from_secs(15), Duration::from_millis(50), || {
+            done(what, &run.stdout_so_far()).then_some(())
+        });
+        assert!(
+            seen.is_some(),
+            "{what}:\n{}\n{}",
+            run.stdout_so_far(),
+            run.stderr_so_far()
+        );
+    }
+    for (what, run) in runs {
+        let out = run.stop();
+        assert!(out.status.success(), "{what}: {}", out.stderr);
+        if what == "trace" {
+            assert_eq!(
+                parse_json_lines(&out.stdout).len() as u64,
+                n,
+                "{}",
+                out.stdout
+            );
+        }
+        if what == "conn" {
+            let conns = parse_json_lines(&out.stdout);
+            assert_eq!(conns.len(), 1, "one connection: {}", out.stdout);
+        }
+    }
+}
