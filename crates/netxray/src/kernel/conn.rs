@@ -8,7 +8,7 @@
 use crate::error::{Error, Result};
 use crate::kernel::btf::KernelBtf;
 use crate::kernel::ring::EventRing;
-use crate::kernel::session::{chain, Session, SessionBuilder};
+use crate::kernel::session::{chain, AttachError, Session, SessionBuilder};
 use crate::model::filter::ebpf::Insn;
 use aya::maps::{HashMap as BpfHashMap, Map, MapData, PerCpuArray};
 use aya::programs::TracePoint;
@@ -53,7 +53,7 @@ pub struct ConnSession {
     /// Tracepoints attached, by name.
     pub attached: Vec<&'static str>,
     /// Optional tracepoints that could not be attached, with why.
-    pub skipped: Vec<(&'static str, String)>,
+    pub skipped: Vec<(&'static str, AttachError)>,
 }
 
 impl ConnSession {
@@ -96,7 +96,7 @@ impl ConnSession {
         for name in OPTIONAL {
             match session.kernel.attach_tracepoint(name, kbtf) {
                 Ok(()) => session.attached.push(name),
-                Err(why) => session.skipped.push((name, why.to_string())),
+                Err(why) => session.skipped.push((name, why)),
             }
         }
         for name in ACCEPT {
@@ -116,23 +116,26 @@ impl ConnSession {
         Ok(session)
     }
 
-    fn attach_syscall(&mut self, event: &str) -> Result<(), String> {
+    fn attach_syscall(&mut self, event: &str) -> Result<(), AttachError> {
         // The test knob KernelBtf honours for BTF tracepoints.
         if std::env::var("NETXRAY_HIDE_TRACEPOINTS")
             .is_ok_and(|h| h.split(',').any(|n| n.trim() == event))
         {
-            return Err(format!("the kernel has no tracepoint syscalls:{event}"));
+            return Err(AttachError::Missing(format!(
+                "the tracepoint syscalls:{event}"
+            )));
         }
         let prog: &mut TracePoint = self
             .kernel
             .ebpf
             .program_mut(event)
-            .ok_or_else(|| format!("conn.bpf.o has no program {event}"))?
+            .ok_or_else(|| AttachError::Failed(format!("conn.bpf.o has no program {event}")))?
             .try_into()
-            .map_err(|e| format!("{e}"))?;
-        prog.load().map_err(|e| format!("loading: {}", chain(&e)))?;
-        prog.attach("syscalls", event)
-            .map_err(|e| format!("attaching syscalls:{event}: {}", chain(&e)))?;
+            .map_err(|e: aya::programs::ProgramError| AttachError::Failed(e.to_string()))?;
+        prog.load().map_err(|e| AttachError::from_load(event, &e))?;
+        prog.attach("syscalls", event).map_err(|e| {
+            AttachError::Failed(format!("attaching syscalls:{event}: {}", chain(&e)))
+        })?;
         Ok(())
     }
 

@@ -240,14 +240,7 @@ fn conn(
                 push(out, "conn", name, f, Outcome::Ok);
             }
             for (name, why) in &session.skipped {
-                let outcome = if why.starts_with("this kernel lacks") {
-                    Outcome::Missing(why.clone())
-                } else if why.contains("netxray bug") {
-                    Outcome::Refused(why.clone())
-                } else {
-                    Outcome::Failed(why.clone())
-                };
-                push(out, "conn", name, f, outcome);
+                push(out, "conn", name, f, Outcome::from_attach(why));
             }
         }
         Err(e) => {
