@@ -225,3 +225,58 @@ fn two_of_trace_stats_and_conn_at_once_each_see_everything() {
         }
     }
 }
+
+/// Two `drops --nft-trace` in one namespace: each has its own table and
+/// both name the rule of every drop.
+#[test]
+fn two_nft_trace_runs_both_name_the_rule() {
+    let Some(_serial) = e2e() else { return };
+    let t = LinearBridged::new();
+    drop_rule_in_b(&t);
+    assert!(ping(t.a(), t.b_ip(false), 0x5401, 1), "warm-up ping");
+    let b = t.b().name().to_string();
+    let start = || {
+        NetxrayRun::new(netxray_bin())
+            .args(["drops", "--nft-trace", "--netns", &b, "-o", "json"])
+            .args(["--interval", "0.3", "udp and dst port 7"])
+            .start()
+            .unwrap_or_else(|e| panic!("netxray did not start: {e}"))
+    };
+    let first = start();
+    let second = start();
+    let n = 6;
+    for _ in 0..n {
+        udp_send(t.a(), None, t.b_sock4(7), b"dropped by a rule");
+    }
+    let rule_total = |out: &str| -> u64 {
+        out.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|v| {
+                v["nft_rules"].as_array().and_then(|rows| {
+                    rows.iter()
+                        .find(|r| r["table"] == "nxdrop2" && r["verdict"] == "drop")
+                        .and_then(|r| r["total"].as_u64())
+                })
+            })
+            .max()
+            .unwrap_or(0)
+    };
+    let seen = poll_until(Duration::from_secs(10), Duration::from_millis(50), || {
+        (rule_total(&first.stdout_so_far()) >= n && rule_total(&second.stdout_so_far()) >= n)
+            .then_some(())
+    });
+    let out2 = second.stop();
+    let out1 = first.stop();
+    assert!(
+        seen.is_some(),
+        "first:\n{}\n{}\nsecond:\n{}\n{}",
+        out1.stdout,
+        out1.stderr,
+        out2.stdout,
+        out2.stderr
+    );
+    assert_eq!(rule_total(&out1.stdout), n, "{}", out1.stdout);
+    assert_eq!(rule_total(&out2.stdout), n, "{}", out2.stdout);
+    let left = t.b().run(&["nft", "list", "tables"]);
+    assert!(!left.contains("netxray_"), "{left}");
+}
