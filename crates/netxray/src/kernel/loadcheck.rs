@@ -43,7 +43,6 @@ impl Outcome {
         match e {
             AttachError::Missing(_) => Outcome::Missing(e.to_string()),
             AttachError::Refused { .. } => Outcome::Refused(e.to_string()),
-            AttachError::Failed(s) if s.contains("netxray bug") => Outcome::Refused(s.clone()),
             AttachError::Failed(_) => Outcome::Failed(e.to_string()),
         }
     }
@@ -117,12 +116,14 @@ fn check_on(kbtf: &KernelBtf, dev: Option<&Device>) -> Vec<ProgramCheck> {
 /// failed; the detail names them and the hooks this kernel lacks.
 pub fn summary(checks: &[ProgramCheck]) -> (bool, String) {
     let names = |pred: &dyn Fn(&Outcome) -> bool| {
-        let mut v: Vec<String> = checks
-            .iter()
-            .filter(|c| pred(&c.outcome))
-            .map(|c| c.hook.clone())
-            .collect();
-        v.dedup();
+        // Each object is checked twice (without and with a filter): a hook
+        // is named once.
+        let mut v: Vec<String> = Vec::new();
+        for c in checks.iter().filter(|c| pred(&c.outcome)) {
+            if !v.contains(&c.hook) {
+                v.push(c.hook.clone());
+            }
+        }
         v
     };
     let ok = checks.iter().filter(|c| c.outcome == Outcome::Ok).count();

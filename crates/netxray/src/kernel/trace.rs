@@ -18,7 +18,7 @@ use crate::kernel::xdp;
 use crate::model::filter::ebpf::Insn;
 use crate::model::hook::{Backend, Group, HookPoint, HOOKS};
 use aya::maps::{Map, MapData, PerCpuArray, PerCpuHashMap, StackTraceMap};
-use aya::programs::{SchedClassifier, Xdp};
+use aya::programs::{ProgramError, SchedClassifier, Xdp};
 use aya::Ebpf;
 use netxray_abi::{cfg_flags, hook_id, Config, Counter, DropKey, DropLast, DropVal, CAP_BYTES};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
@@ -245,15 +245,17 @@ impl TraceSession {
             Backend::Xdp => "nx_xdp",
             _ => return self.kernel.attach_tracepoint(hook.event(), kbtf),
         };
-        self.attach_dev(cfg, dev).map_err(AttachError::Failed)
+        self.attach_dev(cfg, dev)
     }
 
     /// A tc or XDP program on the interface of -i: a tcx link (or, on a
     /// kernel without tcx, a cls_bpf filter) or an XDP link, made inside
     /// its namespace.
-    fn attach_dev(&mut self, cfg: &TraceConfig, prog_name: &str) -> Result<(), String> {
+    fn attach_dev(&mut self, cfg: &TraceConfig, prog_name: &str) -> Result<(), AttachError> {
         let Some(ns) = cfg.netns_at.clone().filter(|_| cfg.ifindex != 0) else {
-            return Err("needs an interface: -i IFACE (and --netns NS)".into());
+            return Err(AttachError::Failed(
+                "needs an interface: -i IFACE (and --netns NS)".into(),
+            ));
         };
         let xdp = prog_name == "nx_xdp";
         // Load it as its type (both have load() and fd(), but no shared trait).
@@ -263,16 +265,18 @@ impl TraceSession {
                     .kernel
                     .ebpf
                     .program_mut(prog_name)
-                    .ok_or_else(|| format!("trace.bpf.o has no program {prog_name}"))?
+                    .ok_or_else(|| {
+                        AttachError::Failed(format!("trace.bpf.o has no program {prog_name}"))
+                    })?
                     .try_into()
-                    .map_err(|e| format!("{e}"))?;
+                    .map_err(|e: ProgramError| AttachError::Failed(e.to_string()))?;
                 prog.load()
-                    .map_err(|e| AttachError::from_load(prog_name, &e).to_string())?;
+                    .map_err(|e| AttachError::from_load(prog_name, &e))?;
                 prog.fd()
-                    .map_err(|e| format!("{e}"))?
+                    .map_err(|e| AttachError::Failed(e.to_string()))?
                     .as_fd()
                     .try_clone_to_owned()
-                    .map_err(|e| e.to_string())?
+                    .map_err(|e| AttachError::Failed(e.to_string()))?
             }};
         }
         if !xdp {
@@ -288,7 +292,8 @@ impl TraceSession {
                 dir,
                 prog_name,
             };
-            let a = tc::attach(fd.as_fd(), &target).map_err(|e| e.to_string())?;
+            let a =
+                tc::attach(fd.as_fd(), &target).map_err(|e| AttachError::Failed(e.to_string()))?;
             tracing::debug!(
                 "tc:{} on ifindex {}: {}{}",
                 dir.name(),
@@ -319,7 +324,8 @@ impl TraceSession {
                 }
             })
         })
-        .map_err(|e| format!("entering the namespace: {e}"))??;
+        .map_err(|e| AttachError::Failed(format!("entering the namespace: {e}")))?
+        .map_err(AttachError::Failed)?;
         drop(fd);
         self.dev_links.push(link);
         Ok(())
