@@ -240,6 +240,20 @@ struct nx_drop_last {
 _Static_assert(sizeof(struct nx_drop_last) == 48, "nx_drop_last size");
 
 /*
+ * Map "nx_filter_sets" (LPM trie): the sets a filter looks addresses and
+ * ports up in, when it has many alternatives of one kind (`host A or host B
+ * or ...`). data[] is the set's number (4 bytes, big endian) then the
+ * address or port in network order; prefixlen counts the set number's 32
+ * bits and the prefix of the address (a /24 net: 56; a port: 48). Filled by
+ * user space from the filter (model/filter/lower.rs sets, kernel/session.rs).
+ */
+struct nx_set_key {
+	__u32 prefixlen;
+	__u8 data[20];
+};
+_Static_assert(sizeof(struct nx_set_key) == 24, "nx_set_key size");
+
+/*
  * Per-CPU scratch: the record under construction. Part of the contract
  * because the filter compiled by user space (crates/netxray/src/model/filter/
  * ebpf.rs) reads these fields at these offsets. The filter always sees up to
@@ -253,8 +267,10 @@ struct nx_scratch {
 	__u16 et_copy;		/* the filter's own: the outer ethertype, read once */
 	__u16 _pad[2];
 	__u64 owner;		/* the ctx address of the program building the record */
+	struct nx_set_key set_key; /* the filter's own: the key of its set lookups */
 };
-_Static_assert(sizeof(struct nx_scratch) == 328, "nx_scratch size");
+_Static_assert(sizeof(struct nx_scratch) == 352, "nx_scratch size");
+_Static_assert(__builtin_offsetof(struct nx_scratch, set_key) == 328, "nx_scratch.set_key");
 _Static_assert(__builtin_offsetof(struct nx_scratch, ethertype) == 312, "nx_scratch.ethertype");
 _Static_assert(__builtin_offsetof(struct nx_scratch, et_copy) == 314, "nx_scratch.et_copy");
 _Static_assert(__builtin_offsetof(struct nx_event, len) == 48, "nx_event.len");

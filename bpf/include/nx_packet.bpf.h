@@ -230,22 +230,37 @@ static __always_inline void nx_synth_from_tuple(struct nx_scratch *s)
  *   RET" thunk). Layout: a load of NX_JIT_MAGIC_INLINE, `goto +0` slots,
  *   `r0 = 1`, falling through to the code after it (the patcher turns the
  *   filter's exits into jumps there). The filter writes r0 and r2-r9, never
- *   r1 or the stack; in memory only the scratch's et_copy.
+ *   r1 or the stack; in memory only the scratch's et_copy and set_key.
+ * Both start, after the magic, with `r8 = &nx_filter_sets` (a map load the
+ * loader relocates, kept by the patcher): a filter with set lookups keeps
+ * the map there for bpf_map_lookup_elem.
  */
 #define NX_JIT_MAGIC 0x4e584a4954464c54ULL	  /* "NXJITFLT" */
 #define NX_JIT_MAGIC_INLINE 0x4e584a4954494e4cULL /* "NXJITINL" */
 #define NX_STR2(x) #x
 #define NX_STR(x) NX_STR2(x)
 
+/* The sets of the filter's lookups (struct nx_set_key, abi.h); sized by
+ * user space. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct nx_set_key);
+	__type(value, __u8);
+} nx_filter_sets SEC(".maps");
+
 __attribute__((naked, noinline, used)) static int nx_filter_jit(struct nx_scratch *s,
 								   const void *bytes)
 {
 	asm volatile("r0 = " NX_STR(NX_JIT_MAGIC) " ll;"
-		     ".rept " NX_STR(NX_JIT_SLOTS) " - 4;"
+		     "r8 = %[sets] ll;"
+		     ".rept " NX_STR(NX_JIT_SLOTS) " - 6;"
 		     "goto +0;"
 		     ".endr;"
 		     "r0 = 1;"
-		     "exit;" ::: "r0", "r1", "r2", "r3", "r4", "r5", "memory");
+		     "exit;" ::[sets] "i"(&nx_filter_sets)
+		     : "r0", "r1", "r2", "r3", "r4", "r5", "memory");
 }
 
 #ifdef NX_PACKET_HOOKS
@@ -257,12 +272,13 @@ static __always_inline int nx_filter_inline(struct nx_scratch *s, const void *by
 	register const void *r2 asm("r2") = bytes;
 
 	asm volatile("r0 = " NX_STR(NX_JIT_MAGIC_INLINE) " ll;"
-		     ".rept " NX_STR(NX_JIT_SLOTS) " - 3;"
+		     "r8 = %[sets] ll;"
+		     ".rept " NX_STR(NX_JIT_SLOTS) " - 5;"
 		     "goto +0;"
 		     ".endr;"
 		     "r0 = 1;"
 		     : "=r"(r0), "+r"(r2)
-		     : "r"(r1)
+		     : "r"(r1), [sets] "i"(&nx_filter_sets)
 		     : "r3", "r4", "r5", "r6", "r7", "r8", "r9", "memory");
 	return r0;
 }

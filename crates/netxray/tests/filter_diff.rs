@@ -100,7 +100,7 @@ fn which_answer_where_the_optimizer_matters() {
             .ok()
             .and_then(|f| f.to_ebpf().ok())
             .flatten()
-            .map_or(0, |p| p.len());
+            .map_or(0, |p| p.insns.len());
         println!(
             "{expr:50} optimized={} unoptimized={} insns={n}",
             got == *want,
@@ -109,11 +109,16 @@ fn which_answer_where_the_optimizer_matters() {
     }
     let mut sizes: Vec<(usize, String)> = expected()
         .iter()
-        .filter_map(|(e, _)| Some((Filter::parse(e).ok()?.to_ebpf().ok()??.len(), e.clone())))
+        .filter_map(|(e, _)| {
+            Some((
+                Filter::parse(e).ok()?.to_ebpf().ok()??.insns.len(),
+                e.clone(),
+            ))
+        })
         .collect();
     sizes.sort();
     println!("largest: {:?}", &sizes[sizes.len() - 3..]);
     for e in ["host 198.18.0.1 and port 80", "tcp port 80", "udp and not src net 198.19.0.0/16 and ip[8] > 1 and (dst port 53 or dst portrange 9000-10000) and greater 60 and dst host 198.19.255.254"] {
-        println!("{e}: {}", Filter::parse(e).unwrap().to_ebpf().unwrap().unwrap().len());
+        println!("{e}: {}", Filter::parse(e).unwrap().to_ebpf().unwrap().unwrap().insns.len());
     }
 }

@@ -217,3 +217,58 @@ fn a_bad_expression_is_a_usage_error_with_its_position() {
     assert!(err.contains("position 9"), "{err}");
     assert!(err.contains("tcp and protochain 6"), "{err}");
 }
+
+/// A thousand hosts from a filter file (`-F`, as tcpdump): the kernel looks
+/// them up in a set, in the link programs and in the netfilter programs.
+/// Only the packets of the one host that is in the topology show.
+#[test]
+fn a_thousand_hosts_from_a_filter_file() {
+    let Some(_serial) = e2e() else { return };
+    let t = LinearBridged::new();
+    let _rx = udp_receiver(t.b(), t.b_sock4(5353));
+    let tcp = TcpEchoServer::start(t.b(), t.b_sock4(8080));
+    traffic(&t, &tcp);
+    let b4 = t.b_ip(false).to_string();
+    let mut hosts: Vec<String> = (0..999)
+        .map(|k| format!("198.19.{}.{}", 100 + k / 250, k % 250))
+        .collect();
+    hosts.insert(500, b4.clone());
+    let dir = std::env::temp_dir().join(format!("nx-sets-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("hosts.filter");
+    std::fs::write(
+        &file,
+        format!(
+            "# a thousand hosts\nudp and host (\n{}\n)\n",
+            hosts.join(" or\n")
+        ),
+    )
+    .unwrap();
+    // The host's kernel has netfilter links (6.4+): the suite runs there.
+    let hooks = "link-in,link-out,netfilter";
+    let run = NetxrayRun::new(netxray_bin())
+        .args(["trace", "--output", "json", "-t", hooks, "-F"])
+        .arg(&file)
+        .start()
+        .unwrap_or_else(|e| panic!("netxray did not start: {e}"));
+    traffic(&t, &tcp);
+    let out = run.stop();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(out.status.success(), "{}", out.stderr);
+    let evs = out.json();
+    assert!(
+        evs.iter().any(|e| e["hook"] == "net:netif_receive_skb"),
+        "the datagram to B: {}",
+        out.stdout
+    );
+    assert!(
+        evs.iter()
+            .any(|e| e["hook"].as_str().unwrap_or("").starts_with("nf:")),
+        "the datagram at netfilter: {}",
+        out.stdout
+    );
+    for e in &evs {
+        assert_eq!(e["proto"], "udp", "{e}");
+        assert!(s(e, "saddr") == b4 || s(e, "daddr") == b4, "{e}");
+    }
+}

@@ -71,6 +71,10 @@ pub struct OutputArgs {
 /// address and port flags are shorthand for filter expressions.
 #[derive(Debug, Args, Default, Clone)]
 pub struct FilterArgs {
+    /// Read the filter expression from FILE, as tcpdump -F (text after `#`
+    /// on a line is a comment). Not with an expression on the command line.
+    #[arg(short = 'F', long = "filter-file", value_name = "FILE")]
+    pub filter_file: Option<std::path::PathBuf>,
     /// Protocol: ip, ip6, arp, tcp, udp, icmp, icmp6, sctp (the expression `PROTO`).
     #[arg(short = 'p', long)]
     pub proto: Option<String>,

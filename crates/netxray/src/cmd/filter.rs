@@ -90,9 +90,33 @@ fn proto_expr(v: &str) -> Result<String> {
     .to_string())
 }
 
+/// A filter file's expression: `#` comments dropped, lines joined.
+fn from_file(text: &str) -> String {
+    text.lines()
+        .map(|l| l.split_once('#').map_or(l, |(code, _)| code).trim())
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// The expression words and the shorthand flags as one filter.
 pub fn build(words: &[String], f: &FilterArgs) -> Result<Filter> {
-    let user = Filter::from_words(words).map_err(|e| Error::usage(format!("bad filter: {e}")))?;
+    let user = match &f.filter_file {
+        Some(path) => {
+            if !words.is_empty() {
+                return Err(Error::usage(format!(
+                    "-F {}: the expression comes from the file; remove '{}' from the command line",
+                    path.display(),
+                    words.join(" ")
+                )));
+            }
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Error::usage(format!("-F: cannot read {}: {e}", path.display())))?;
+            Filter::parse(&from_file(&text))
+        }
+        None => Filter::from_words(words),
+    }
+    .map_err(|e| Error::usage(format!("bad filter: {e}")))?;
     let mut parts = Vec::new();
     if let Some(p) = &f.proto {
         parts.push(proto_expr(p)?);
@@ -218,5 +242,33 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("bad filter"), "{e}");
+        let f = FilterArgs {
+            filter_file: Some("/nonexistent/filter".into()),
+            ..flags()
+        };
+        let e = build(&[], &f).unwrap_err().to_string();
+        assert!(e.contains("cannot read /nonexistent/filter"), "{e}");
+        let e = build(&["tcp".into()], &f).unwrap_err().to_string();
+        assert!(e.contains("comes from the file"), "{e}");
+    }
+
+    #[test]
+    fn filter_files_have_comments_and_lines() {
+        let text = "# web servers\nhost (198.18.0.1 or # the first\n  198.18.0.2)\n\nand tcp\n";
+        assert_eq!(from_file(text), "host (198.18.0.1 or 198.18.0.2) and tcp");
+    }
+
+    #[test]
+    fn a_filter_file_is_read() {
+        let path = std::env::temp_dir().join(format!("nx-filter-{}", std::process::id()));
+        std::fs::write(&path, "udp # only\n and port 53\n").unwrap();
+        let f = FilterArgs {
+            filter_file: Some(path.clone()),
+            port: Some("53".into()),
+            ..flags()
+        };
+        let got = build(&[], &f).map(|f| f.text);
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(got.unwrap(), "(udp and port 53) and port 53");
     }
 }

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::kernel::btf::KernelBtf;
 use crate::kernel::ring::EventRing;
 use crate::kernel::session::{chain, AttachError, Session, SessionBuilder};
-use crate::model::filter::ebpf::Insn;
+use crate::model::filter::ebpf::Compiled;
 use aya::maps::{HashMap as BpfHashMap, Map, MapData, PerCpuArray};
 use aya::programs::TracePoint;
 use netxray_abi::conn::{conn_cfg, ConnConfig, ConnCounter, ConnState};
@@ -44,7 +44,7 @@ pub struct ConnConfigArgs {
     pub top: bool,
     /// The address/port filter compiled to BPF, spliced into the object and
     /// run on each record's tuple; None: no filter.
-    pub filter_bpf: Option<Vec<Insn>>,
+    pub filter_bpf: Option<Compiled>,
 }
 
 pub struct ConnSession {
@@ -62,7 +62,7 @@ impl ConnSession {
             return Err(Error::usage("--max-conns must be at least 1"));
         }
         let mut kernel = SessionBuilder::new("conn.bpf.o", CONN_OBJ)
-            .filter(cfg.filter_bpf.as_deref())
+            .filter(cfg.filter_bpf.as_ref())
             .ring("nx_conn_events", cfg.ring_bytes)?
             .map_size("nx_conns", cfg.max_conns)
             // trace.bpf.o's ring, brought in with the filter's header: unused.

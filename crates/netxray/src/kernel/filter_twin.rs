@@ -5,8 +5,8 @@
 //! against tcpdump's, and by nothing at run time.
 
 use crate::error::{Error, Result};
-use crate::kernel::jit;
 use crate::kernel::probe::sys;
+use crate::kernel::{jit, session};
 use crate::model::filter::Filter;
 use aya::programs::SchedClassifier;
 use aya::{Btf, Ebpf, EbpfLoader};
@@ -34,14 +34,19 @@ impl FilterTwin {
             .to_ebpf()
             .map_err(|e| Error::usage(format!("bad filter: {e}")))?;
         let patched = match &prog {
-            Some(p) => Some(jit::splice(TWIN_OBJ, p).map_err(|e| Error::usage(e.to_string()))?),
+            Some(p) => {
+                Some(jit::splice(TWIN_OBJ, &p.insns).map_err(|e| Error::usage(e.to_string()))?)
+            }
             None => None,
         };
         let object = patched.as_ref().map_or(TWIN_OBJ, |p| p.bytes());
+        let sets = prog.as_ref().map_or(&[][..], |p| &p.sets[..]);
         let mut ebpf = EbpfLoader::new()
             .btf(Some(btf))
+            .map_max_entries(session::SETS_MAP, sets.len().max(1) as u32)
             .load(object)
             .map_err(|e| Error::kernel("loading filter_twin.bpf.o", e))?;
+        session::fill_sets(&mut ebpf, "filter_twin.bpf.o", sets)?;
         let p: &mut SchedClassifier = ebpf
             .program_mut("nx_filter_twin")
             .ok_or_else(|| Error::Runtime("filter_twin.bpf.o has no nx_filter_twin".into()))?

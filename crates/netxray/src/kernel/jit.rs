@@ -10,6 +10,10 @@
 //!   become jumps to the end of the region (a bpf-to-bpf call and return
 //!   cost ~15 ns a run on this machine). Found by their magic.
 //!
+//! Both start, after the magic, with `r8 = &nx_filter_sets ll`, a map load
+//! the loader relocates: it stays in place (a filter with set lookups finds
+//! the map in r8), so the filter gets the slots after it.
+//!
 //! The verifier wants one pointer type per load instruction, hence the two
 //! kinds. We overwrite each placeholder, in a copy of the ELF, with `goto +0`
 //! padding (which the verifier removes) followed by the compiled filter, so
@@ -25,6 +29,10 @@ use std::ops::Range;
 pub const SYMBOL: &str = "nx_filter_jit";
 /// NX_JIT_SLOTS in abi.h.
 pub const SLOTS: usize = 1024;
+/// The slots a filter can fill: all but the magic and the map load.
+pub const CODE_SLOTS: usize = SLOTS - 4;
+/// `r8 = &nx_filter_sets ll` before relocation: two slots after the magic.
+const SETS_LOAD: [u8; 16] = [0x18, 0x08, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
 /// `r0 = NX_JIT_MAGIC ll` as two instruction slots.
 const MAGIC: [u8; 16] = [
     0x18, 0x00, 0, 0, 0x54, 0x4c, 0x46, 0x54, 0, 0, 0, 0, 0x49, 0x4a, 0x58, 0x4e,
@@ -47,7 +55,7 @@ pub enum JitError {
     NoPlaceholder,
     #[error("the filter placeholder does not look as expected (object and binary out of step?)")]
     BadPlaceholder,
-    #[error("filter too complex for the kernel: {0} instructions, at most {SLOTS}")]
+    #[error("filter too complex for the kernel: {0} instructions, at most {CODE_SLOTS}")]
     TooLong(usize),
 }
 
@@ -89,7 +97,7 @@ fn placeholders(obj: &[u8]) -> Result<Vec<Placeholder>, JitError> {
     if sym.address() as usize + SLOTS * 8 > sec_len as usize || start + SLOTS * 8 > obj.len() {
         return Err(JitError::BadPlaceholder);
     }
-    if obj[start..start + 16] != MAGIC {
+    if obj[start..start + 16] != MAGIC || obj[start + 16..start + 32] != SETS_LOAD {
         return Err(JitError::BadPlaceholder);
     }
     let mut all = vec![Placeholder {
@@ -109,7 +117,10 @@ fn placeholders(obj: &[u8]) -> Result<Vec<Placeholder>, JitError> {
                 continue;
             }
             let end = at + SLOTS * 8;
-            if end > text.len() || text[end - 8..end] != ACCEPT {
+            if end > text.len()
+                || text[end - 8..end] != ACCEPT
+                || text[at + 16..at + 32] != SETS_LOAD
+            {
                 return Err(JitError::BadPlaceholder);
             }
             all.push(Placeholder {
@@ -145,7 +156,7 @@ fn inlined(prog: &[Insn]) -> Vec<Insn> {
 }
 
 pub fn splice(obj: &[u8], prog: &[Insn]) -> Result<Patched, JitError> {
-    if prog.len() > SLOTS {
+    if prog.len() > CODE_SLOTS {
         return Err(JitError::TooLong(prog.len()));
     }
     let places = placeholders(obj)?;
@@ -160,6 +171,9 @@ pub fn splice(obj: &[u8], prog: &[Insn]) -> Result<Patched, JitError> {
         for p in places {
             let code = if p.inline { &inline } else { prog };
             for (slot, chunk) in bytes[p.range].chunks_exact_mut(8).enumerate() {
+                if slot == 2 || slot == 3 {
+                    continue; // the map load
+                }
                 let insn = if slot < pad {
                     NOP
                 } else {
@@ -184,7 +198,12 @@ mod tests {
 
     #[test]
     fn splices_into_the_placeholders_only() {
-        let prog = Filter::parse("tcp").unwrap().to_ebpf().unwrap().unwrap();
+        let prog = Filter::parse("tcp")
+            .unwrap()
+            .to_ebpf()
+            .unwrap()
+            .unwrap()
+            .insns;
         let patched = splice(OBJ, &prog).unwrap();
         let out = patched.bytes();
         assert_eq!(out.len(), OBJ.len());
@@ -201,6 +220,7 @@ mod tests {
             from = p.range.end;
             let region = &out[p.range.clone()];
             assert_eq!(&region[..8], &NOP);
+            assert_eq!(&region[16..32], &SETS_LOAD, "the map load stays");
             let code = if p.inline {
                 inlined(&prog)
             } else {
@@ -222,7 +242,12 @@ mod tests {
 
     #[test]
     fn inline_exits_jump_past_the_region() {
-        let prog = Filter::parse("ip").unwrap().to_ebpf().unwrap().unwrap();
+        let prog = Filter::parse("ip")
+            .unwrap()
+            .to_ebpf()
+            .unwrap()
+            .unwrap()
+            .insns;
         let code = inlined(&prog);
         assert!(code.iter().all(|x| x.code != EXIT));
         for (k, (a, b)) in prog.iter().zip(&code).enumerate() {
@@ -251,8 +276,11 @@ mod tests {
                 off: 0,
                 imm: 0
             };
-            SLOTS + 1
+            CODE_SLOTS + 1
         ];
-        assert_eq!(splice(OBJ, &prog).err(), Some(JitError::TooLong(SLOTS + 1)));
+        assert_eq!(
+            splice(OBJ, &prog).err(),
+            Some(JitError::TooLong(CODE_SLOTS + 1))
+        );
     }
 }

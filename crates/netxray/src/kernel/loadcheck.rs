@@ -154,7 +154,7 @@ fn push(out: &mut Vec<ProgramCheck>, area: &'static str, hook: &str, f: bool, ou
 fn trace(
     kbtf: &KernelBtf,
     dev: Option<&Device>,
-    filter_bpf: Option<Vec<crate::model::filter::ebpf::Insn>>,
+    filter_bpf: Option<crate::model::filter::ebpf::Compiled>,
     out: &mut Vec<ProgramCheck>,
 ) {
     let f = filter_bpf.is_some();
@@ -212,7 +212,7 @@ fn trace(
 
 fn conn(
     kbtf: &KernelBtf,
-    filter_bpf: Option<Vec<crate::model::filter::ebpf::Insn>>,
+    filter_bpf: Option<crate::model::filter::ebpf::Compiled>,
     out: &mut Vec<ProgramCheck>,
 ) {
     let f = filter_bpf.is_some();
@@ -258,7 +258,7 @@ fn conn(
 
 fn stats(
     dev: Option<&Device>,
-    filter_bpf: Option<Vec<crate::model::filter::ebpf::Insn>>,
+    filter_bpf: Option<crate::model::filter::ebpf::Compiled>,
     out: &mut Vec<ProgramCheck>,
 ) {
     let f = filter_bpf.is_some();

@@ -18,7 +18,8 @@
 use crate::error::{Error, Result};
 use crate::kernel::btf::KernelBtf;
 use crate::kernel::jit;
-use crate::model::filter::ebpf::Insn;
+use crate::model::filter::ebpf::{Compiled, SetEntry};
+use aya::maps::lpm_trie::{Key, LpmTrie};
 use aya::maps::{Array, Map, MapData};
 use aya::programs::{BtfTracePoint, ProgramError};
 use aya::{Btf, Ebpf, EbpfLoader, Pod};
@@ -125,11 +126,31 @@ pub fn program_for(ebpf: &Ebpf, kbtf: &KernelBtf, event: &str) -> String {
     event.to_string()
 }
 
+/// The map of the filter's set lookups (bpf/include/nx_packet.bpf.h).
+pub const SETS_MAP: &str = "nx_filter_sets";
+
+/// Write the filter's sets into `ebpf`'s set map (sized for them).
+pub fn fill_sets(ebpf: &mut Ebpf, object: &str, sets: &[SetEntry]) -> Result<()> {
+    if sets.is_empty() {
+        return Ok(());
+    }
+    let map = ebpf
+        .map_mut(SETS_MAP)
+        .ok_or_else(|| missing_map(object, SETS_MAP))?;
+    let mut trie: LpmTrie<&mut MapData, [u8; 20], u8> =
+        LpmTrie::try_from(map).map_err(|e| Error::kernel(format!("opening {SETS_MAP}"), e))?;
+    for e in sets {
+        trie.insert(&Key::new(e.prefixlen, e.data), 1, 0)
+            .map_err(|err| Error::kernel(format!("filling {SETS_MAP}"), err))?;
+    }
+    Ok(())
+}
+
 /// What to load: an embedded object and how to size and patch it.
 pub struct SessionBuilder<'a> {
     name: &'static str,
     bytes: &'static [u8],
-    filter: Option<&'a [Insn]>,
+    filter: Option<&'a Compiled>,
     sizes: Vec<(&'static str, u32)>,
 }
 
@@ -145,8 +166,9 @@ impl<'a> SessionBuilder<'a> {
         }
     }
 
-    /// The filter compiled to BPF, spliced in before loading (None: none).
-    pub fn filter(mut self, filter: Option<&'a [Insn]>) -> Self {
+    /// The filter compiled to BPF, spliced in before loading, its sets
+    /// written after (None: none).
+    pub fn filter(mut self, filter: Option<&'a Compiled>) -> Self {
         self.filter = filter;
         self
     }
@@ -172,20 +194,23 @@ impl<'a> SessionBuilder<'a> {
     pub fn load(self) -> Result<Session> {
         let btf = Btf::from_sys_fs().map_err(|_| Error::NoBtf)?;
         let patched = match self.filter {
-            Some(prog) => {
-                Some(jit::splice(self.bytes, prog).map_err(|e| Error::usage(e.to_string()))?)
-            }
+            Some(prog) => Some(
+                jit::splice(self.bytes, &prog.insns).map_err(|e| Error::usage(e.to_string()))?,
+            ),
             None => None,
         };
         let object = patched.as_ref().map_or(self.bytes, |p| p.bytes());
+        let sets = self.filter.map_or(&[][..], |f| &f.sets[..]);
         let mut loader = EbpfLoader::new();
         loader.btf(Some(&btf));
         for (map, n) in &self.sizes {
             loader.map_max_entries(map, *n);
         }
-        let ebpf = loader
+        loader.map_max_entries(SETS_MAP, sets.len().max(1) as u32);
+        let mut ebpf = loader
             .load(object)
             .map_err(|e| Error::kernel(format!("loading {}", self.name), e))?;
+        fill_sets(&mut ebpf, self.name, sets)?;
         Ok(Session {
             ebpf,
             btf,

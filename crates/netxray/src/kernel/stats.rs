@@ -16,7 +16,7 @@ use crate::kernel::probe::sys::{self, attach_type, LinkExtra};
 use crate::kernel::session::{Session, SessionBuilder};
 use crate::kernel::tc::{self, TcAttachment};
 use crate::kernel::xdp;
-use crate::model::filter::ebpf::Insn;
+use crate::model::filter::ebpf::Compiled;
 use aya::maps::{MapData, PerCpuArray, PerCpuHashMap};
 use aya::programs::{SchedClassifier, Xdp};
 use netxray_abi::{
@@ -41,7 +41,7 @@ pub enum XdpMode {
 
 #[derive(Debug, Clone)]
 pub struct StatsConfig {
-    pub filter_bpf: Option<Vec<Insn>>,
+    pub filter_bpf: Option<Compiled>,
     /// Flow table size (LRU).
     pub flows: u32,
     pub xdp: Option<XdpMode>,
@@ -106,7 +106,7 @@ pub fn interfaces(ns: &Netns) -> std::io::Result<Vec<(u32, String)>> {
 impl StatsSession {
     pub fn open(cfg: StatsConfig) -> Result<Self> {
         let mut kernel = SessionBuilder::new("stats.bpf.o", STATS_OBJ)
-            .filter(cfg.filter_bpf.as_deref())
+            .filter(cfg.filter_bpf.as_ref())
             // No events: the smallest ring.
             .map_size("nx_events", 4096)
             .map_size("nx_flows", cfg.flows.max(16))

@@ -15,7 +15,7 @@ use crate::kernel::session::{AttachError, Session, SessionBuilder};
 use crate::kernel::stats::{XdpMode, XDP_FLAGS_DRV_MODE};
 use crate::kernel::tc;
 use crate::kernel::xdp;
-use crate::model::filter::ebpf::Insn;
+use crate::model::filter::ebpf::Compiled;
 use crate::model::hook::{Backend, Group, HookPoint, HOOKS};
 use aya::maps::{Map, MapData, PerCpuArray, PerCpuHashMap, StackTraceMap};
 use aya::programs::{ProgramError, SchedClassifier, Xdp};
@@ -41,7 +41,7 @@ pub struct TraceConfig {
     pub ifindex: u32,
     pub tgid: u32,
     /// The filter compiled to BPF, spliced into the object; None: no filter.
-    pub filter_bpf: Option<Vec<Insn>>,
+    pub filter_bpf: Option<Compiled>,
     pub ring_bytes: u32,
     pub snaplen: u32,
     /// --follow: how long a matched packet's buffer stays followed (0: off).
@@ -80,7 +80,7 @@ pub struct TraceSession {
 impl TraceSession {
     pub fn open(cfg: &TraceConfig, kbtf: &KernelBtf) -> Result<Self> {
         let mut kernel = SessionBuilder::new("trace.bpf.o", TRACE_OBJ)
-            .filter(cfg.filter_bpf.as_deref())
+            .filter(cfg.filter_bpf.as_ref())
             .ring("nx_events", cfg.ring_bytes)?
             // 1 KiB per stack: room only when stacks are wanted.
             .map_size("nx_stacks", if cfg.stack_hooks != 0 { 4096 } else { 1 })
@@ -181,8 +181,12 @@ impl TraceSession {
         let result = netfilter_links(kbtf)
             .and_then(|()| map_fds(&self.kernel.ebpf).map_err(AttachError::Failed))
             .and_then(|fds| {
-                netfilter::load(cfg.filter_bpf.as_deref(), &fds, &self.kernel.btf)
-                    .map_err(|e| AttachError::Failed(e.to_string()))
+                netfilter::load(
+                    cfg.filter_bpf.as_ref().map(|f| f.insns.as_slice()),
+                    &fds,
+                    &self.kernel.btf,
+                )
+                .map_err(|e| AttachError::Failed(e.to_string()))
             })
             .and_then(|progs| {
                 let mut watch =
@@ -425,6 +429,7 @@ fn map_fds(ebpf: &Ebpf) -> std::result::Result<std::collections::HashMap<String,
             | Map::PerCpuLruHashMap(d)
             | Map::RingBuf(d)
             | Map::StackTraceMap(d)
+            | Map::LpmTrie(d)
             | Map::Unsupported(d) => d,
             _ => return Err(format!("internal: map {name} of an unexpected type")),
         };

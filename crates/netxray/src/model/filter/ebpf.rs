@@ -15,12 +15,18 @@
 //! as BPF does) and against NX_CAP_BYTES (for the verifier, when r9 points
 //! into the scratch).
 //!
+//! Set lookups (`Low::Member`, many alternatives of one kind) copy the
+//! fields into the scratch's `set_key` and call bpf_map_lookup_elem on the
+//! map the placeholder loads into r8 (`nx_filter_sets`, an LPM trie filled
+//! from [`Compiled::sets`]); r8 then leaves the pool, and r7 keeps r1 over
+//! the call.
+//!
 //! The formula is compiled twice, for a record with an Ethernet header and
 //! for one without, and the entry branches once on which it is: in each
 //! version the link-payload offsets are constants, so most loads are a
 //! bounds test and a load.
 
-use super::lower::{Base, Cmp, Low, Val};
+use super::lower::{Base, Cmp, Low, Set, Val};
 use super::ArithOp;
 use netxray_abi::CAP_BYTES;
 
@@ -31,6 +37,44 @@ mod off {
     pub const FLAGS: i16 = 74;
     pub const ETHERTYPE: i16 = 312;
     pub const ET_COPY: i16 = 314;
+    /// `struct nx_set_key set_key`.
+    pub const SET_KEY: i16 = 328;
+}
+
+/// The most instructions a filter may have: the kernel's placeholder
+/// (NX_JIT_SLOTS, 1024) less its magic and its map load (kernel/jit.rs).
+pub const MAX_INSNS: usize = 1020;
+
+/// One entry of the kernel's `nx_filter_sets` (`struct nx_set_key`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SetEntry {
+    pub prefixlen: u32,
+    /// The set's number (big endian), then the value.
+    pub data: [u8; 20],
+}
+
+/// A filter compiled for the kernel: its code and its sets' entries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Compiled {
+    pub insns: Vec<Insn>,
+    pub sets: Vec<SetEntry>,
+}
+
+/// The map entries of `sets`.
+pub(super) fn set_entries(sets: &[std::sync::Arc<Set>]) -> Vec<SetEntry> {
+    let mut out = Vec::new();
+    for set in sets {
+        for (value, bits) in &set.entries {
+            let mut data = [0u8; 20];
+            data[..4].copy_from_slice(&set.id.to_be_bytes());
+            data[4..4 + value.len()].copy_from_slice(value);
+            out.push(SetEntry {
+                prefixlen: 32 + *bits as u32,
+                data,
+            });
+        }
+    }
+    out
 }
 
 /// `NX_F_L2`: data[] starts with an Ethernet header.
@@ -78,6 +122,12 @@ const LDXB: u8 = 0x71;
 const LDXH: u8 = 0x69;
 const LDXW: u8 = 0x61;
 const STXH: u8 = 0x6b;
+const STXW: u8 = 0x63;
+const STW_IMM: u8 = 0x62;
+const CALL: u8 = 0x85;
+const JNE64_IMM: u8 = 0x55;
+/// BPF_FUNC_map_lookup_elem.
+const MAP_LOOKUP: i32 = 1;
 const MOV32_IMM: u8 = 0xb4;
 const MOV64_IMM: u8 = 0xb7;
 const ADD64_IMM: u8 = 0x07;
@@ -115,6 +165,12 @@ const J_LT: u8 = 0xa0;
 
 /// Registers for values, innermost last.
 const POOL: [u8; 6] = [2, 3, 4, 5, 7, 8];
+/// The pool when the filter looks sets up: r8 holds the map.
+const POOL_SETS: [u8; 5] = [2, 3, 4, 5, 7];
+/// The set map, loaded by the placeholder.
+const SETS_MAP: u8 = 8;
+/// r1 over a helper call.
+const SAVE_R1: u8 = 7;
 /// `ev.cap_len`, loaded once.
 const CAP: u8 = 6;
 /// The packet's first byte (the second argument, moved out of the pool).
@@ -136,6 +192,7 @@ enum Item {
 
 struct Gen {
     items: Vec<Item>,
+    pool: &'static [u8],
     labels: usize,
     reject: usize,
     /// The version being emitted: records with an Ethernet header or not.
@@ -167,6 +224,16 @@ fn ethertype_reads(low: &Low) -> usize {
         Low::Cmp(a, _, b) => val(a) + val(b),
         Low::And(parts) | Low::Or(parts) => parts.iter().map(ethertype_reads).sum(),
         Low::Not(l) => ethertype_reads(l),
+        Low::Member { .. } => 0,
+    }
+}
+
+fn has_sets(low: &Low) -> bool {
+    match low {
+        Low::Member { .. } => true,
+        Low::And(parts) | Low::Or(parts) => parts.iter().any(has_sets),
+        Low::Not(l) => has_sets(l),
+        Low::True | Low::Cmp(..) => false,
     }
 }
 
@@ -182,16 +249,16 @@ fn single_test(l: &Low) -> Option<&Val> {
 
 type R = Result<(), String>;
 
-fn reg(d: usize) -> Result<u8, String> {
-    POOL.get(d).copied().ok_or_else(|| {
-        format!(
-            "filter arithmetic nested too deeply for the kernel (at most {} levels)",
-            POOL.len()
-        )
-    })
-}
-
 impl Gen {
+    fn reg(&self, d: usize) -> Result<u8, String> {
+        self.pool.get(d).copied().ok_or_else(|| {
+            format!(
+                "filter arithmetic nested too deeply for the kernel (at most {} levels)",
+                self.pool.len()
+            )
+        })
+    }
+
     fn ins(&mut self, x: Insn) {
         self.items.push(Item::Insn(x));
     }
@@ -270,7 +337,7 @@ impl Gen {
 
     /// Compute `v` into POOL[d] (zero-extended 32-bit).
     fn val(&mut self, v: &Val, d: usize) -> R {
-        let r = reg(d)?;
+        let r = self.reg(d)?;
         match v {
             Val::K(k) => self.ins(i(MOV32_IMM, r, 0, 0, *k as i32)),
             Val::Len => self.ins(i(LDXW, r, 1, off::LEN, 0)),
@@ -319,7 +386,7 @@ impl Gen {
                         self.val(index, d)?;
                         if let Some(net) = ip4 {
                             // + 4 * IHL, wrapping at 32 bits like BPF's X.
-                            let x = reg(d + 1)?;
+                            let x = self.reg(d + 1)?;
                             self.load_const(x, net as u64, 1);
                             self.ins(i(ALU32_IMM | OP_AND, x, 0, 0, 0x0f));
                             self.ins(i(ALU32_IMM | OP_LSH, x, 0, 0, 2));
@@ -356,7 +423,7 @@ impl Gen {
                     return Ok(());
                 }
                 self.val(y, d + 1)?;
-                let s = reg(d + 1)?;
+                let s = self.reg(d + 1)?;
                 match op {
                     ArithOp::Div | ArithOp::Mod => {
                         // BPF would give 0; libpcap rejects the packet.
@@ -392,12 +459,12 @@ impl Gen {
             self.val(a, 0)?;
         }
         self.cached = None;
-        let ra = reg(0)?;
+        let ra = self.reg(0)?;
         if let Val::K(k) = b {
             self.jmp(JMP32_IMM | op, ra, 0, *k as i32, t);
         } else {
             self.val(b, 1)?;
-            self.jmp(JMP32_REG | op, ra, reg(1)?, 0, t);
+            self.jmp(JMP32_REG | op, ra, self.reg(1)?, 0, t);
         }
         self.goto(f);
         Ok(())
@@ -417,7 +484,78 @@ impl Gen {
             Low::Not(x) => self.emit(x, f, t),
             Low::And(parts) => self.chain(parts, true, t, f),
             Low::Or(parts) => self.chain(parts, false, t, f),
+            Low::Member { base, fields, set } => self.member(base, fields, set, t, f),
         }
+    }
+
+    /// Each field in turn: inside the packet (else reject), copied into the
+    /// scratch's set_key and looked up, as [`Low::Member`] says.
+    fn member(&mut self, base: &Base, fields: &[u32], set: &Set, t: usize, f: usize) -> R {
+        let rej = self.reject;
+        let width = u32::from(set.width);
+        if width > 16 {
+            return Err("a set of values over 16 bytes (netxray bug)".into());
+        }
+        let (step, ldx, stx) = if width == 2 {
+            (2, LDXH, STXH)
+        } else {
+            (4, LDXW, STXW)
+        };
+        let key = off::SET_KEY;
+        for &field in fields {
+            let end = field + width;
+            // (register, offset) of the field's first byte.
+            let (from, at) = match base {
+                Base::Link if !self.l2 => {
+                    self.goto(rej);
+                    return Ok(());
+                }
+                Base::Ip4Payload(n) => {
+                    let (r, x) = (self.reg(0)?, self.reg(1)?);
+                    let net = self.net(*n);
+                    self.load_const(r, net as u64, 1);
+                    self.ins(i(ALU32_IMM | OP_AND, r, 0, 0, 0x0f));
+                    self.ins(i(ALU32_IMM | OP_LSH, r, 0, 0, 2));
+                    self.ins(i(ADD64_IMM, r, 0, 0, net as i32));
+                    // Inside data[] for the verifier, then inside the captured bytes.
+                    self.jmp(JGT64_IMM, r, 0, CAP_BYTES as i32 - end as i32, rej);
+                    self.ins(i(MOV64_REG, x, r, 0, 0));
+                    self.ins(i(ADD64_IMM, x, 0, 0, end as i32));
+                    self.jmp(JGT64_REG, x, CAP, 0, rej);
+                    self.ins(i(ADD64_REG, r, PKT, 0, 0));
+                    (r, field)
+                }
+                _ => {
+                    let start = match base {
+                        Base::Net(n) => self.net(*n),
+                        Base::Ip6Payload(n) => self.net(*n) + 40,
+                        _ => 0,
+                    };
+                    if (start + end) as u64 > CAP_BYTES as u64 {
+                        self.goto(rej);
+                        return Ok(());
+                    }
+                    self.jmp(JMP32_IMM | J_LT, CAP, 0, (start + end) as i32, rej);
+                    (PKT, start + field)
+                }
+            };
+            self.ins(i(STW_IMM, 1, 0, key, 32 + 8 * width as i32));
+            let id = i32::from_le_bytes(set.id.to_be_bytes());
+            self.ins(i(STW_IMM, 1, 0, key + 4, id));
+            for j in (0..width).step_by(step) {
+                self.ins(i(ldx, 0, from, (at + j) as i16, 0));
+                self.ins(i(stx, 1, 0, key + 8 + j as i16, 0));
+            }
+            self.ins(i(MOV64_REG, SAVE_R1, 1, 0, 0));
+            self.ins(i(MOV64_REG, 1, SETS_MAP, 0, 0));
+            self.ins(i(MOV64_REG, 2, SAVE_R1, 0, 0));
+            self.ins(i(ADD64_IMM, 2, 0, 0, key as i32));
+            self.ins(i(CALL, 0, 0, 0, MAP_LOOKUP));
+            self.ins(i(MOV64_REG, 1, SAVE_R1, 0, 0));
+            self.jmp(JNE64_IMM, 0, 0, 0, t);
+        }
+        self.goto(f);
+        Ok(())
     }
 
     /// A conjunction (`all`) or disjunction: each part but the last goes on
@@ -446,6 +584,7 @@ impl Gen {
 pub(super) fn compile(low: &Low) -> Result<Vec<Insn>, String> {
     let mut g = Gen {
         items: Vec::new(),
+        pool: if has_sets(low) { &POOL_SETS } else { &POOL },
         labels: 0,
         reject: 0,
         l2: true,
@@ -637,7 +776,7 @@ mod tests {
     use super::*;
 
     fn prog(e: &str) -> Vec<Insn> {
-        Filter::parse(e).unwrap().to_ebpf().unwrap().unwrap()
+        Filter::parse(e).unwrap().to_ebpf().unwrap().unwrap().insns
     }
 
     #[test]

@@ -49,6 +49,24 @@ impl<'a> Frame<'a> {
     }
 }
 
+/// Where `base` + `i` is in the bytes (None: the load fails).
+fn offset(base: &Base, i: u32, f: &Frame<'_>) -> Option<u64> {
+    Some(match base {
+        Base::Link => {
+            if !f.l2 {
+                return None;
+            }
+            i as u64
+        }
+        Base::Net(n) => i as u64 + f.net(*n),
+        Base::Ip6Payload(n) => i as u64 + f.net(*n) + 40,
+        Base::Ip4Payload(n) => {
+            let ihl = (f.bytes(f.net(*n), 1)? & 0x0f) * 4;
+            i.wrapping_add(ihl) as u64 + f.net(*n)
+        }
+    })
+}
+
 /// None: a load fell outside the packet, and the whole filter rejects.
 fn val(v: &Val, f: &Frame<'_>) -> Option<u32> {
     Some(match v {
@@ -62,21 +80,7 @@ fn val(v: &Val, f: &Frame<'_>) -> Option<u32> {
             }
         }
         Val::Load { base, index, size } => {
-            let i = val(index, f)?;
-            let off = match base {
-                Base::Link => {
-                    if !f.l2 {
-                        return None;
-                    }
-                    i as u64
-                }
-                Base::Net(n) => i as u64 + f.net(*n),
-                Base::Ip6Payload(n) => i as u64 + f.net(*n) + 40,
-                Base::Ip4Payload(n) => {
-                    let ihl = (f.bytes(f.net(*n), 1)? & 0x0f) * 4;
-                    i.wrapping_add(ihl) as u64 + f.net(*n)
-                }
-            };
+            let off = offset(base, val(index, f)?, f)?;
             f.bytes(off, *size)?
         }
         Val::Neg(x) => val(x, f)?.wrapping_neg(),
@@ -111,6 +115,15 @@ fn low(l: &Low, f: &Frame<'_>) -> Option<bool> {
             }
         }
         Low::Not(x) => !low(x, f)?,
+        Low::Member { base, fields, set } => {
+            for &at in fields {
+                let start = usize::try_from(offset(base, at, f)?).ok()?;
+                if set.contains(f.data.get(start..start.checked_add(set.width.into())?)?) {
+                    return Some(true);
+                }
+            }
+            false
+        }
         Low::And(xs) => {
             for x in xs {
                 if !low(x, f)? {

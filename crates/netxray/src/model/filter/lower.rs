@@ -10,7 +10,8 @@
 //! arithmetic the right operand's protocol checks are dropped
 //! (`1 + tcp[0] > 0` has none).
 
-use super::{Arith, ArithOp, Dir, Expr, Prim, Proto, Rel, V4On};
+use super::{Arith, ArithOp, At, Dir, Expr, Prim, Proto, Rel, V4On};
+use std::sync::Arc;
 
 /// Where a load's offset counts from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,7 +60,55 @@ pub(super) enum Low {
     And(Vec<Low>),
     Or(Vec<Low>),
     Not(Box<Low>),
+    /// Each field in turn (`set.width` bytes at each of `fields` past
+    /// `base`): outside the packet, the whole filter rejects; in the set,
+    /// true.
+    Member {
+        base: Base,
+        fields: Vec<u32>,
+        set: Arc<Set>,
+    },
 }
+
+/// Addresses, nets or ports a filter looks up instead of comparing them
+/// one by one: a run of at least [`SET_MIN`] alternatives of one kind
+/// (`host A or host B or ...`, `port (1 or 2 or ...)`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Set {
+    /// Its number in the filter (the key's first 4 bytes in the kernel).
+    pub id: u32,
+    /// Bytes of a value: 2 (port), 4 (IPv4), 4 to 16 (IPv6, whole words).
+    pub width: u8,
+    /// Values in network order, each with the number of leading bits that
+    /// must match.
+    pub entries: Vec<(Vec<u8>, u8)>,
+}
+
+impl Set {
+    pub fn contains(&self, v: &[u8]) -> bool {
+        self.entries.iter().any(|(e, bits)| prefix_eq(e, v, *bits))
+    }
+}
+
+fn prefix_eq(a: &[u8], b: &[u8], bits: u8) -> bool {
+    let whole = bits as usize / 8;
+    let rest = bits % 8;
+    if a.len() < whole || b.len() < whole || a[..whole] != b[..whole] {
+        return false;
+    }
+    if rest == 0 {
+        return true;
+    }
+    let mask = 0xffu8 << (8 - rest);
+    match (a.get(whole), b.get(whole)) {
+        (Some(x), Some(y)) => x & mask == y & mask,
+        _ => false,
+    }
+}
+
+/// Below this many alternatives of one kind, compares: a set lookup costs
+/// a helper call and a trie walk, about what 8 compares cost.
+pub(super) const SET_MIN: usize = 8;
 
 fn cmp(v: Val, c: Cmp, k: u32) -> Low {
     Low::Cmp(v, c, Val::K(k))
@@ -167,7 +216,9 @@ fn port_cmp(v: Val, lo: u16, hi: u16) -> Low {
     }
 }
 
-fn port(n: u8, l4: Option<u8>, dir: Dir, lo: u16, hi: u16) -> Low {
+/// `[tcp|udp|sctp] port` in both families; `ports(base)` tests the
+/// transport header at `base`.
+fn port_with(n: u8, l4: Option<u8>, ports: impl Fn(Base) -> Low) -> Low {
     let protos: Vec<u32> = match l4 {
         Some(p) => vec![p.into()],
         None => vec![6, 17, 132],
@@ -175,11 +226,6 @@ fn port(n: u8, l4: Option<u8>, dir: Dir, lo: u16, hi: u16) -> Low {
     // One family: its ethertype, where its protocol byte is, where the
     // transport header is, and (IPv4) the first-fragment test.
     let family = |et: u32, proto_at: u32, l4: Base, frag: Option<Low>| {
-        let ports = combine(
-            dir,
-            port_cmp(load(l4, 0, 2), lo, hi),
-            port_cmp(load(l4, 2, 2), lo, hi),
-        );
         let proto = Low::Or(
             protos
                 .iter()
@@ -187,7 +233,7 @@ fn port(n: u8, l4: Option<u8>, dir: Dir, lo: u16, hi: u16) -> Low {
                 .collect(),
         );
         Low::And(
-            [Some(ethertype(n, et)), Some(proto), frag, Some(ports)]
+            [Some(ethertype(n, et)), Some(proto), frag, Some(ports(l4))]
                 .into_iter()
                 .flatten()
                 .collect(),
@@ -199,17 +245,20 @@ fn port(n: u8, l4: Option<u8>, dir: Dir, lo: u16, hi: u16) -> Low {
     ])
 }
 
-fn host4(n: u8, on: V4On, dir: Dir, addr: u32, mask: u32) -> Low {
-    let one = |et: u32, src: u32, dst: u32| {
-        Low::And(vec![
-            ethertype(n, et),
-            combine(
-                dir,
-                mcmp(load(Base::Net(n), src, 4), mask, addr),
-                mcmp(load(Base::Net(n), dst, 4), mask, addr),
-            ),
-        ])
-    };
+fn port(n: u8, l4: Option<u8>, dir: Dir, lo: u16, hi: u16) -> Low {
+    port_with(n, l4, |l4| {
+        combine(
+            dir,
+            port_cmp(load(l4, 0, 2), lo, hi),
+            port_cmp(load(l4, 2, 2), lo, hi),
+        )
+    })
+}
+
+/// An IPv4 address test in the families `on` names; `test(src, dst)` gets
+/// where the addresses are in each.
+fn v4_with(n: u8, on: V4On, test: impl Fn(u32, u32) -> Low) -> Low {
+    let one = |et: u32, src: u32, dst: u32| Low::And(vec![ethertype(n, et), test(src, dst)]);
     match on {
         V4On::Ip => one(0x0800, 12, 16),
         V4On::Arp => one(0x0806, 14, 24),
@@ -220,6 +269,16 @@ fn host4(n: u8, on: V4On, dir: Dir, addr: u32, mask: u32) -> Low {
             one(0x8035, 14, 24),
         ]),
     }
+}
+
+fn host4(n: u8, on: V4On, dir: Dir, addr: u32, mask: u32) -> Low {
+    v4_with(n, on, |src, dst| {
+        combine(
+            dir,
+            mcmp(load(Base::Net(n), src, 4), mask, addr),
+            mcmp(load(Base::Net(n), dst, 4), mask, addr),
+        )
+    })
 }
 
 fn host6(n: u8, dir: Dir, addr: [u32; 4], mask: [u32; 4]) -> Low {
@@ -391,12 +450,233 @@ fn prim(p: &Prim, n: u8) -> Low {
     }
 }
 
-pub(super) fn lower(e: &Expr) -> Low {
-    match e {
-        Expr::True => Low::True,
-        Expr::And(a, b) => Low::And(vec![lower(a), lower(b)]),
-        Expr::Or(a, b) => Low::Or(vec![lower(a), lower(b)]),
-        Expr::Not(a) => Low::Not(Box::new(lower(a))),
-        Expr::Prim(p, at) => prim(p, at.vlans),
+/// The fields a set test looks at, by direction.
+fn fields(dir: Dir, src: u32, dst: u32) -> Vec<u32> {
+    match dir {
+        Dir::Src => vec![src],
+        Dir::Dst => vec![dst],
+        _ => vec![src, dst],
     }
+}
+
+/// What alternatives must share to be looked up in one set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    V4(V4On, Dir, u8),
+    /// Direction, VLAN tags, and how many 32-bit words the prefixes span
+    /// (so every alternative loads the same words).
+    V6(Dir, u8, u8),
+    Port(Option<u8>, Dir, u8),
+}
+
+impl Shape {
+    fn dir(self) -> Dir {
+        match self {
+            Shape::V4(_, d, _) | Shape::V6(d, _, _) | Shape::Port(_, d, _) => d,
+        }
+    }
+
+    fn width(self) -> u8 {
+        match self {
+            Shape::V4(..) => 4,
+            Shape::V6(_, _, words) => 4 * words,
+            Shape::Port(..) => 2,
+        }
+    }
+}
+
+/// The length of a contiguous mask of `bits` bits, None when it has holes.
+fn prefix_len(mask: u128, bits: u32) -> Option<u8> {
+    let top = mask << (128 - bits);
+    let ones = top.leading_ones();
+    (top.checked_shl(ones).unwrap_or(0) == 0).then_some(ones as u8)
+}
+
+/// [lo, hi] as prefixes of 16-bit ports.
+fn port_prefixes(lo: u16, hi: u16) -> Vec<(Vec<u8>, u8)> {
+    let mut out = Vec::new();
+    let (mut lo, hi) = (lo as u32, hi as u32);
+    while lo <= hi {
+        // The largest aligned block at lo that ends at or before hi.
+        let mut size = if lo == 0 {
+            1 << 16
+        } else {
+            1 << lo.trailing_zeros()
+        };
+        while lo + size - 1 > hi {
+            size >>= 1;
+        }
+        out.push((
+            (lo as u16).to_be_bytes().to_vec(),
+            16 - size.trailing_zeros() as u8,
+        ));
+        lo += size;
+    }
+    out
+}
+
+/// A primitive that can join a set: its shape and its values.
+fn member(e: &Expr) -> Option<(Shape, Vec<(Vec<u8>, u8)>)> {
+    let Expr::Prim(p, at) = e else { return None };
+    let n = at.vlans;
+    // Both fields of one alternative would have to match the same entry.
+    let dir_ok = |d: &Dir| *d != Dir::SrcAndDst;
+    match p {
+        Prim::Host4 {
+            on,
+            dir,
+            addr,
+            mask,
+        } if dir_ok(dir) => {
+            let bits = prefix_len(*mask as u128, 32)?;
+            (bits > 0).then(|| {
+                (
+                    Shape::V4(*on, *dir, n),
+                    vec![((addr & mask).to_be_bytes().to_vec(), bits)],
+                )
+            })
+        }
+        Prim::Host6 { dir, addr, mask } if dir_ok(dir) => {
+            let wide = |w: &[u32; 4]| w.iter().fold(0u128, |a, x| (a << 32) | *x as u128);
+            let bits = prefix_len(wide(mask), 128)?;
+            if bits == 0 {
+                return None;
+            }
+            let words = bits.div_ceil(32);
+            let value = (wide(addr) & wide(mask)).to_be_bytes();
+            Some((
+                Shape::V6(*dir, n, words),
+                vec![(value[..4 * words as usize].to_vec(), bits)],
+            ))
+        }
+        Prim::Port { l4, dir, lo, hi } if dir_ok(dir) => {
+            Some((Shape::Port(*l4, *dir, n), port_prefixes(*lo, *hi)))
+        }
+        _ => None,
+    }
+}
+
+/// Lowering state: the sets made so far.
+#[derive(Default)]
+struct Lower {
+    sets: u32,
+}
+
+impl Lower {
+    fn expr(&mut self, e: &Expr) -> Low {
+        match e {
+            Expr::True => Low::True,
+            Expr::And(a, b) => Low::And(vec![self.expr(a), self.expr(b)]),
+            Expr::Or(..) => self.or(e),
+            Expr::Not(a) => Low::Not(Box::new(self.expr(a))),
+            Expr::Prim(p, at) => prim(p, at.vlans),
+        }
+    }
+
+    /// An or-chain, its runs of alternatives of one shape as set lookups.
+    /// Only consecutive alternatives join (the order of loads decides which
+    /// packets a load past the end rejects).
+    fn or(&mut self, e: &Expr) -> Low {
+        fn flatten<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>) {
+            match e {
+                Expr::Or(a, b) => {
+                    flatten(a, out);
+                    flatten(b, out);
+                }
+                _ => out.push(e),
+            }
+        }
+        let mut alts = Vec::new();
+        flatten(e, &mut alts);
+        let shapes: Vec<_> = alts.iter().map(|a| member(a)).collect();
+        let mut out = Vec::new();
+        let mut k = 0;
+        while k < alts.len() {
+            let run = match &shapes[k] {
+                Some((shape, _)) => shapes[k..]
+                    .iter()
+                    .take_while(|m| m.as_ref().is_some_and(|(s, _)| s == shape))
+                    .count(),
+                None => 0,
+            };
+            if run >= SET_MIN {
+                let shape = shapes[k].as_ref().map(|(s, _)| *s).expect("a member");
+                let entries = shapes[k..k + run]
+                    .iter()
+                    .flat_map(|m| m.as_ref().map(|(_, v)| v.clone()).unwrap_or_default())
+                    .collect();
+                out.push(self.set(shape, entries, alts[k]));
+                k += run;
+            } else {
+                out.push(self.expr(alts[k]));
+                k += 1;
+            }
+        }
+        if out.len() == 1 {
+            out.pop().expect("one")
+        } else {
+            Low::Or(out)
+        }
+    }
+
+    /// The alternatives of one shape as one lookup. With both directions,
+    /// the first alternative stays a compare: the chain returns on its
+    /// source address before it loads the destination, and so must this.
+    /// Exact for IPv4 and ports (one load per field). An IPv6 chain
+    /// compares word by word and stops at the first word that differs, so
+    /// on a frame cut inside the destination address it may accept or
+    /// answer false where the set rejects (and under `not`, differ).
+    fn set(&mut self, shape: Shape, entries: Vec<(Vec<u8>, u8)>, first: &Expr) -> Low {
+        let set = Arc::new(Set {
+            id: self.sets,
+            width: shape.width(),
+            entries,
+        });
+        self.sets += 1;
+        let dir = shape.dir();
+        let test = |base: Base, src: u32, dst: u32| Low::Member {
+            base,
+            fields: fields(dir, src, dst),
+            set: set.clone(),
+        };
+        let lookup = match shape {
+            Shape::V4(on, _, n) => v4_with(n, on, |src, dst| test(Base::Net(n), src, dst)),
+            Shape::V6(_, n, _) => Low::And(vec![ethertype(n, 0x86dd), test(Base::Net(n), 8, 24)]),
+            Shape::Port(l4, _, n) => port_with(n, l4, |base| test(base, 0, 2)),
+        };
+        if dir == Dir::SrcOrDst {
+            Low::Or(vec![self.expr(first), lookup])
+        } else {
+            lookup
+        }
+    }
+}
+
+pub(super) fn lower(e: &Expr) -> Low {
+    Lower::default().expr(e)
+}
+
+/// The sets of a lowered filter, each once, by number.
+pub(super) fn sets(low: &Low) -> Vec<Arc<Set>> {
+    fn walk(l: &Low, out: &mut Vec<Arc<Set>>) {
+        match l {
+            Low::And(xs) | Low::Or(xs) => xs.iter().for_each(|x| walk(x, out)),
+            Low::Not(x) => walk(x, out),
+            Low::Member { set, .. } => {
+                if !out.iter().any(|s| s.id == set.id) {
+                    out.push(set.clone());
+                }
+            }
+            Low::True | Low::Cmp(..) => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(low, &mut out);
+    out.sort_by_key(|s| s.id);
+    out
+}
+
+/// A primitive on its own (to say which part of a filter is large).
+pub(super) fn lower_prim(p: &Prim, at: &At) -> Low {
+    prim(p, at.vlans)
 }

@@ -316,12 +316,64 @@ impl Filter {
     }
 
     /// Compile for the kernel; None when the filter matches everything.
-    pub fn to_ebpf(&self) -> Result<Option<Vec<ebpf::Insn>>, FilterError> {
+    pub fn to_ebpf(&self) -> Result<Option<ebpf::Compiled>, FilterError> {
         if self.matches_all() {
             return Ok(None);
         }
-        ebpf::compile(&lower::lower(&self.expr))
-            .map(Some)
-            .map_err(|m| FilterError::at(&self.text, 0, self.text.len(), m))
+        let low = lower::lower(&self.expr);
+        let whole = |m: String| FilterError::at(&self.text, 0, self.text.len(), m);
+        let insns = ebpf::compile(&low).map_err(whole)?;
+        if insns.len() > ebpf::MAX_INSNS {
+            return Err(self.too_long(insns.len()));
+        }
+        Ok(Some(ebpf::Compiled {
+            insns,
+            sets: ebpf::set_entries(&lower::sets(&low)),
+        }))
+    }
+
+    /// The error for a filter of `n` instructions: which primitive takes
+    /// the most of them.
+    fn too_long(&self, n: usize) -> FilterError {
+        fn prims<'e>(e: &'e Expr, out: &mut Vec<(&'e Prim, At)>) {
+            match e {
+                Expr::True => {}
+                Expr::And(a, b) | Expr::Or(a, b) => {
+                    prims(a, out);
+                    prims(b, out);
+                }
+                Expr::Not(a) => prims(a, out),
+                Expr::Prim(p, at) => out.push((p, *at)),
+            }
+        }
+        let mut all = Vec::new();
+        prims(&self.expr, &mut all);
+        let head = format!(
+            "filter too complex for the kernel: {n} instructions, at most {}",
+            ebpf::MAX_INSNS
+        );
+        let largest = all
+            .iter()
+            .filter_map(|(p, at)| {
+                ebpf::compile(&lower::lower_prim(p, at))
+                    .ok()
+                    .map(|c| (c.len(), *at))
+            })
+            .max_by_key(|(len, at)| (*len, std::cmp::Reverse(at.pos)));
+        match largest {
+            Some((len, at)) => FilterError::at(
+                &self.text,
+                at.pos,
+                at.len,
+                format!(
+                    "{head}; of its {} primitives the largest (marked) takes {len} on its own \
+                     (runs of {} or more host, net or port alternatives of one kind are \
+                     looked up in a set and cost about as much as one)",
+                    all.len(),
+                    lower::SET_MIN
+                ),
+            ),
+            None => FilterError::at(&self.text, 0, self.text.len(), head),
+        }
     }
 }
