@@ -118,6 +118,7 @@ static __always_inline int nx_nf(struct bpf_nf_ctx *ctx, bool last)
 		return NX_NF_ACCEPT;
 	if (e->cap_len > cfg->cap_bytes)
 		e->cap_len = cfg->cap_bytes;
+	e->netns_cookie = nx_net_cookie(st->net);
 	nx_set_dev_name(e, dev);
 	if (last)
 		nx_nf_conntrack(e, skb);

@@ -50,6 +50,7 @@ struct {
 struct nx_ret_slot {
 	__u64 skb;
 	__u64 head;
+	__u64 netns_cookie;
 	__u32 netns;
 	__u32 ifindex;
 	char ifname[NX_IFNAMSIZ];
@@ -133,6 +134,7 @@ static __always_inline void nx_ret_remember(struct nx_event *e)
 	r->skb = e->skb;
 	r->head = e->head;
 	r->netns = e->netns;
+	r->netns_cookie = e->netns_cookie;
 	r->ifindex = e->ifindex;
 	__builtin_memcpy(r->ifname, e->ifname, sizeof(r->ifname));
 }
@@ -150,6 +152,7 @@ static __always_inline void nx_ret_event(struct nx_ctx *c, __u32 slot, int ret)
 	e->skb = r->skb;
 	e->head = r->head;
 	e->netns = r->netns;
+	e->netns_cookie = r->netns_cookie;
 	e->ifindex = r->ifindex;
 	__builtin_memcpy(e->ifname, r->ifname, sizeof(e->ifname));
 	e->ret = ret;
@@ -202,8 +205,13 @@ static __always_inline bool nx_skb_event(struct nx_ctx *c, struct sk_buff *skb,
 		nx_mark_shared(e, skb);
 	if (e->cap_len > c->cfg->cap_bytes)
 		e->cap_len = c->cfg->cap_bytes;
-	if (dev && !e->netns)
-		e->netns = nx_netns_of_dev(dev);
+	if (dev) {
+		nx_set_net(e, dev->nd_net.net);
+	} else {
+		struct sock *sk = (skb->sk);
+		if (sk)
+			nx_set_net(e, sk->__sk_common.skc_net.net);
+	}
 	nx_set_dev_name(e, dev);
 	if (c->cfg->flags & NX_CFG_RET)
 		nx_ret_remember(e);
@@ -267,6 +275,7 @@ static __always_inline void nx_sock_event(struct nx_ctx *c, const struct sock *s
 	}
 	nx_sock_tuple(&e->tuple, sk, rx);
 	nx_synth_from_tuple(c->s);
+	e->netns_cookie = nx_net_cookie(sk->__sk_common.skc_net.net);
 	if (!nx_follow_check(c, skb, nx_filter_match(c->s, c->cfg)))
 		return;
 	e->cap_len = 0; /* synthesised bytes are for the filter only */
@@ -374,7 +383,7 @@ int BPF_PROG(net_dev_xmit, struct sk_buff *skb, int rc, struct net_device *dev, 
 	e->skb = key;
 	e->len = len;
 	e->ret = rc;
-	e->netns = nx_netns_of_dev(dev);
+	nx_set_net(e, dev->nd_net.net);
 	e->ifindex = (dev->ifindex);
 	nx_set_dev_name(e, dev);
 	nx_finish(&c, irq);
@@ -617,12 +626,14 @@ static __always_inline void nx_drop_count(struct nx_ctx *c, struct sk_buff *skb)
 	key.location = e->location;
 	key.reason = e->reason;
 	key.netns = e->netns;
+	key.netns_cookie = dev ? nx_net_cookie(dev->nd_net.net) : 0;
 	key.ifindex = e->ifindex;
 	key.nf_at = e->aux;
 	__u32 zero = 0;
 	struct nx_drop_last *last = bpf_map_lookup_elem(&nx_drop_last, &zero);
 	if (last && last->valid && last->key.location == key.location &&
 	    last->key.reason == key.reason && last->key.netns == key.netns &&
+	    last->key.netns_cookie == key.netns_cookie &&
 	    last->key.ifindex == key.ifindex && last->key.nf_at == key.nf_at) {
 		/* The same row as the last drop on this CPU. */
 		last->count++;
@@ -741,16 +752,18 @@ int BPF_PROG(consume_skb__a1, struct sk_buff *skb)
 
 /* ---- route: no skb, a flow; none when the route is cached ---- */
 
-static __always_inline void nx_context_event(struct nx_ctx *c, __u32 netns, __u32 ifindex)
+static __always_inline void nx_context_event(struct nx_ctx *c, const struct net *net,
+					     __u32 ifindex)
 {
 	bool irq;
 
-	if (!nx_prefilter(c, netns, ifindex, &irq))
+	if (!nx_prefilter(c, net ? net->ns.inum : 0, ifindex, &irq))
 		return;
 	c->s->ev.flags |= NX_F_TUPLE | NX_F_NO_DEV;
 	nx_synth_from_tuple(c->s);
 	if (!nx_filter_match(c->s, c->cfg))
 		return;
+	c->s->ev.netns_cookie = nx_net_cookie(net);
 	c->s->ev.cap_len = 0;
 	nx_finish(c, irq);
 }
@@ -785,7 +798,7 @@ int BPF_PROG(fib_table_lookup, u32 tb_id, const struct flowi4 *flp, const struct
 	}
 	if (dev)
 		nx_set_dev_name(e, dev);
-	nx_context_event(&c, dev ? nx_netns_of_dev(dev) : 0, dev ? (dev->ifindex) : 0);
+	nx_context_event(&c, dev ? dev->nd_net.net : NULL, dev ? (dev->ifindex) : 0);
 	return 0;
 }
 
@@ -819,7 +832,7 @@ int BPF_PROG(fib6_table_lookup, const struct net *net, const struct fib6_result 
 	e->ret = (res->fib6_type);
 	if (dev)
 		nx_set_dev_name(e, dev);
-	nx_context_event(&c, (net->ns.inum), dev ? (dev->ifindex) : 0);
+	nx_context_event(&c, net, dev ? (dev->ifindex) : 0);
 	return 0;
 }
 
@@ -848,7 +861,7 @@ static __always_inline void nx_neigh_event(void *ctx, __u32 hook, const struct n
 		bpf_probe_read_kernel(e->tuple.daddr, klen & 31, &n->primary_key);
 	bpf_probe_read_kernel(e->aux_addr, 6, &n->ha);
 	nx_set_dev_name(e, dev);
-	nx_context_event(&c, dev ? nx_netns_of_dev(dev) : 0, dev ? (dev->ifindex) : 0);
+	nx_context_event(&c, dev ? dev->nd_net.net : NULL, dev ? (dev->ifindex) : 0);
 }
 
 SEC("tp_btf/neigh_create")

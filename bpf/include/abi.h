@@ -16,7 +16,7 @@
 #include <linux/types.h>
 #endif
 
-#define NX_ABI_VERSION 5
+#define NX_ABI_VERSION 6
 
 /* Packet bytes copied per event (from the L2 header when the skb has one,
  * else from the L3 header). A power of two: the BPF side masks with it. */
@@ -160,10 +160,12 @@ struct nx_event {
 	__u8 aux_addr[16];	/* fib: gateway; neigh: link-layer address */
 	__s32 stack_id;		/* kernel stack in map "nx_stacks" (--stack); -1 none, -2 lost */
 	__u64 head;		/* skb->head: the data buffer, shared by clones; 0 if none */
+	__u64 netns_cookie;	/* the namespace's cookie (net->net_cookie): unlike its inode,
+				 * never reused; 0 unknown (before 5.12, or no namespace) */
 	__u8 data[NX_CAP_BYTES];
 };
 
-#define NX_EVENT_HDR_SIZE 176
+#define NX_EVENT_HDR_SIZE 184
 _Static_assert(sizeof(struct nx_tuple) == 40, "nx_tuple size");
 _Static_assert(sizeof(struct nx_event) == NX_EVENT_HDR_SIZE + NX_CAP_BYTES, "nx_event size");
 
@@ -210,8 +212,9 @@ struct nx_drop_key {
 	__u32 netns;
 	__u32 ifindex;
 	__u32 nf_at;		/* NX_NF_AT() of the netfilter hook the skb was inside, 0: none */
+	__u64 netns_cookie;	/* see nx_event */
 };
-_Static_assert(sizeof(struct nx_drop_key) == 24, "nx_drop_key size");
+_Static_assert(sizeof(struct nx_drop_key) == 32, "nx_drop_key size");
 
 #define NX_DROP_SAMPLE 96
 struct nx_drop_val {
@@ -237,7 +240,7 @@ struct nx_drop_last {
 	__u64 bytes;
 	__u64 valid;		/* key holds a row */
 };
-_Static_assert(sizeof(struct nx_drop_last) == 48, "nx_drop_last size");
+_Static_assert(sizeof(struct nx_drop_last) == 56, "nx_drop_last size");
 
 /*
  * Map "nx_filter_sets" (LPM trie): the sets a filter looks addresses and
@@ -269,14 +272,14 @@ struct nx_scratch {
 	__u64 owner;		/* the ctx address of the program building the record */
 	struct nx_set_key set_key; /* the filter's own: the key of its set lookups */
 };
-_Static_assert(sizeof(struct nx_scratch) == 352, "nx_scratch size");
-_Static_assert(__builtin_offsetof(struct nx_scratch, set_key) == 328, "nx_scratch.set_key");
-_Static_assert(__builtin_offsetof(struct nx_scratch, ethertype) == 312, "nx_scratch.ethertype");
-_Static_assert(__builtin_offsetof(struct nx_scratch, et_copy) == 314, "nx_scratch.et_copy");
+_Static_assert(sizeof(struct nx_scratch) == 360, "nx_scratch size");
+_Static_assert(__builtin_offsetof(struct nx_scratch, set_key) == 336, "nx_scratch.set_key");
+_Static_assert(__builtin_offsetof(struct nx_scratch, ethertype) == 320, "nx_scratch.ethertype");
+_Static_assert(__builtin_offsetof(struct nx_scratch, et_copy) == 322, "nx_scratch.et_copy");
 _Static_assert(__builtin_offsetof(struct nx_event, len) == 48, "nx_event.len");
 _Static_assert(__builtin_offsetof(struct nx_event, cap_len) == 70, "nx_event.cap_len");
 _Static_assert(__builtin_offsetof(struct nx_event, flags) == 74, "nx_event.flags");
-_Static_assert(__builtin_offsetof(struct nx_event, data) == 176, "nx_event.data");
+_Static_assert(__builtin_offsetof(struct nx_event, data) == 184, "nx_event.data");
 
 /* Instruction slots reserved for the compiled filter. */
 #define NX_JIT_SLOTS 1024

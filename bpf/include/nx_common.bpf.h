@@ -182,6 +182,36 @@ static __always_inline __u32 nx_netns_of_sock(const struct sock *sk)
 	return (sk->__sk_common.skc_net.net->ns.inum);
 }
 
+/*
+ * A namespace's cookie: unlike its inode number, which the kernel hands out
+ * again as soon as the namespace is gone, never reused. A u64 set when the
+ * namespace is made since 5.12; before, an atomic64_t made on first use
+ * (then 0 here: user space names the namespace by inode alone).
+ */
+struct net___nx_cookie64 {
+	__u64 net_cookie;
+} __attribute__((preserve_access_index));
+
+static __always_inline __u64 nx_net_cookie(const struct net *net)
+{
+	const struct net___nx_cookie64 *n = (const void *)net;
+
+	/* A direct (BTF) load: no helper call. */
+	if (net && bpf_core_field_exists(n->net_cookie) &&
+	    bpf_core_field_size(n->net_cookie) == sizeof(__u64))
+		return n->net_cookie;
+	return 0;
+}
+
+/* The record's namespace: inode and cookie. */
+static __always_inline void nx_set_net(struct nx_event *e, const struct net *net)
+{
+	if (!net)
+		return;
+	e->netns = net->ns.inum;
+	e->netns_cookie = nx_net_cookie(net);
+}
+
 /* Fill the task fields and hand the record to the ring buffer, counting a
  * failure as a loss. Wake-ups: the reader drains on a short timer, so most
  * records need none. A wake-up is an irq_work, a self-IPI on this CPU (a VM

@@ -10,11 +10,11 @@ use thiserror::Error;
 
 pub mod conn;
 
-pub const ABI_VERSION: u8 = 5;
+pub const ABI_VERSION: u8 = 6;
 pub const CAP_BYTES: usize = 128;
 pub const IFNAMSIZ: usize = 16;
 pub const COMM_LEN: usize = 16;
-pub const EVENT_HDR_SIZE: usize = 176;
+pub const EVENT_HDR_SIZE: usize = 184;
 
 /// `enum nx_hook`: the numbering is ABI.
 pub mod hook_id {
@@ -131,6 +131,8 @@ pub struct DropKey {
     pub ifindex: u32,
     /// `NX_NF_AT()` of the netfilter hook the skb was inside, 0: none.
     pub nf_at: u32,
+    /// The namespace's cookie (see `RawEventHeader::netns_cookie`).
+    pub netns_cookie: u64,
 }
 
 /// Bytes of the latest dropped packet kept per row.
@@ -177,8 +179,8 @@ pub struct DropLast {
     pub valid: u64,
 }
 
-const _: () = assert!(std::mem::size_of::<DropLast>() == 48);
-const _: () = assert!(std::mem::size_of::<DropKey>() == 24);
+const _: () = assert!(std::mem::size_of::<DropLast>() == 56);
+const _: () = assert!(std::mem::size_of::<DropKey>() == 32);
 const _: () = assert!(std::mem::size_of::<DropVal>() == 128);
 
 /// `nx_event.flags`.
@@ -241,6 +243,9 @@ pub struct RawEventHeader {
     pub stack_id: i32,
     /// `skb->head`: the data buffer, shared by clones; 0 if none.
     pub head: u64,
+    /// The namespace's cookie (`net->net_cookie`): unlike its inode, never
+    /// reused; 0 unknown (before 5.12, or no namespace).
+    pub netns_cookie: u64,
 }
 
 /// `struct nx_counter`.

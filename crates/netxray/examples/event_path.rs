@@ -19,7 +19,7 @@
 use netxray::model::correlate::Correlator;
 use netxray::model::event::{Resolver, TraceEvent};
 use netxray::model::journey::JourneyConfig;
-use netxray::model::value::{Name, NameCache};
+use netxray::model::value::{Name, NameCache, NsId};
 use netxray::output::journey::{JourneyPrinter, JourneyStyle};
 use netxray::output::{JsonPrinter, Printer};
 use netxray_abi::{hook_id, Event, RawEventHeader, ABI_VERSION};
@@ -29,10 +29,10 @@ use std::time::Instant;
 struct Names(NameCache, Name);
 
 impl Resolver for Names {
-    fn netns_name(&mut self, _inode: u32) -> Option<Name> {
+    fn netns_name(&mut self, _ns: NsId) -> Option<Name> {
         Some(self.1.clone())
     }
-    fn ifname(&mut self, _netns: u32, _ifindex: u32) -> Option<Name> {
+    fn ifname(&mut self, _ns: NsId, _ifindex: u32) -> Option<Name> {
         None
     }
     fn drop_reason(&self, _reason: u32) -> Option<Name> {

@@ -1,53 +1,95 @@
 //! The kernel hands a freed namespace inode number out again at once, and
-//! netxray's records name a namespace by that number (issue #16, item 1).
-//! While `trace --netns A` runs, A is held (netns::Pin): a namespace made
-//! after A is deleted cannot take A's inode, so its packets are never shown
-//! as A's. (Without the hold, the next namespace got A's inode and its
-//! pings were printed as A's.)
+//! netxray's records used to name a namespace by that number alone (issue
+//! #16, item 1): a namespace made after another was deleted was shown with
+//! the deleted one's name. Records now carry the namespace's cookie too,
+//! which the kernel never reuses.
 
 mod common;
 
 use common::*;
+use serde_json::Value;
 use std::time::Duration;
 
+/// `trace --netns A`, then A deleted: the run ends by itself, says why, and
+/// exits as on Ctrl-C. (While it ran, A was held: no namespace could take
+/// its inode.)
 #[test]
-fn a_namespace_made_after_the_watched_one_is_deleted_is_not_taken_for_it() {
+fn deleting_the_watched_namespace_ends_the_run() {
     let Some(_serial) = e2e() else { return };
     let a = Netns::new("reuse-a");
-    let a_inode = a.inode();
-    let run = NetxrayRun::new(netxray_bin())
+    let mut run = NetxrayRun::new(netxray_bin())
         .args(["trace", "-t", "net:netif_receive_skb,net:net_dev_queue"])
         .args(["--netns", a.name(), "-o", "json", "icmp"])
         .start()
         .unwrap_or_else(|e| panic!("netxray did not start: {e}"));
     drop(a); // ip netns del
-             // New namespaces right after: the first would have A's inode.
-    let made: Vec<Netns> = (0..16)
-        .map(|i| Netns::new(&format!("reuse-b{i}")))
-        .collect();
-    for b in &made {
-        assert_ne!(
-            b.inode(),
-            a_inode,
-            "{} got the watched namespace's inode",
-            b.name()
-        );
-    }
-    // Traffic in the first new one (its own address on lo, from the test range).
-    let b = &made[0];
-    b.addr("lo", "198.18.9.1/32");
-    for seq in 1..=3 {
-        assert!(
-            ping(b, "198.18.9.1".parse().expect("ip"), 0x6101, seq),
-            "ping in B"
-        );
-    }
-    std::thread::sleep(Duration::from_millis(300));
-    let out = run.stop();
-    let shown = parse_json_lines(&out.stdout);
+    let out = run
+        .wait_exit(Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("still running after its namespace was deleted"));
+    assert!(out.status.success(), "{}", out.stderr);
     assert!(
-        shown.is_empty(),
-        "B's packets shown as A's:\n{}",
-        out.stdout
+        out.stderr.contains("is gone") && out.stderr.contains("stopping"),
+        "{}",
+        out.stderr
     );
+}
+
+fn ping_seen(run: &NetxrayRun, inode: u64, not_cookie: Option<u64>) -> Option<Value> {
+    parse_json_lines(&run.stdout_so_far())
+        .into_iter()
+        .find(|e| e["netns"].as_u64() == Some(inode) && e["netns_cookie"].as_u64() != not_cookie)
+}
+
+/// Every namespace traced (no --netns): A pings, is deleted, and B takes
+/// its inode number. B's packets carry B's cookie and B's name, never A's.
+#[test]
+fn a_namespace_that_takes_a_deleted_ones_inode_gets_its_own_name() {
+    let Some(_serial) = e2e() else { return };
+    let addr = "198.18.9.1";
+    let run = NetxrayRun::new(netxray_bin())
+        .args(["trace", "-t", "net:net_dev_queue", "-o", "json"])
+        .arg(format!("icmp and host {addr}"))
+        .start()
+        .unwrap_or_else(|e| panic!("netxray did not start: {e}"));
+    let ping_in = |ns: &Netns, id: u16| {
+        ns.addr("lo", &format!("{addr}/32"));
+        assert!(
+            ping(ns, addr.parse().expect("ip"), id, 1),
+            "ping in {}",
+            ns.name()
+        );
+    };
+    let a = Netns::new("reuse-a");
+    let (a_inode, a_name) = (a.inode(), a.name().to_string());
+    ping_in(&a, 0x6101);
+    let wait = |not_cookie| {
+        poll_until(Duration::from_secs(5), Duration::from_millis(20), || {
+            ping_seen(&run, a_inode, not_cookie)
+        })
+    };
+    let seen_a = wait(None).unwrap_or_else(|| panic!("A's ping: {}", run.stdout_so_far()));
+    assert_eq!(seen_a["netns_name"], a_name.as_str(), "{seen_a}");
+    let a_cookie = seen_a["netns_cookie"].as_u64();
+    assert!(a_cookie.is_some(), "a cookie on this kernel: {seen_a}");
+    drop(a); // ip netns del
+             // New namespaces until one has A's inode (the first, as a rule).
+    let mut made = Vec::new();
+    let b = loop {
+        let ns = Netns::new(&format!("reuse-b{}", made.len()));
+        if ns.inode() == a_inode {
+            break ns;
+        }
+        made.push(ns);
+        assert!(made.len() < 32, "no new namespace took inode {a_inode}");
+    };
+    ping_in(&b, 0x6102);
+    let seen_b = wait(a_cookie).unwrap_or_else(|| panic!("B's ping: {}", run.stdout_so_far()));
+    let out = run.stop();
+    assert!(out.status.success(), "{}", out.stderr);
+    assert_eq!(seen_b["netns_name"], b.name(), "{seen_b}");
+    for e in out.json() {
+        if e["netns_cookie"].as_u64() != a_cookie {
+            assert_ne!(e["netns_name"], a_name.as_str(), "B shown as A: {e}");
+        }
+    }
 }

@@ -13,6 +13,7 @@ use crate::kernel::netns::{self, Names};
 use crate::kernel::ring::EventRing;
 use crate::model::conn::Conn;
 use crate::model::filter::{Filter, Prepared};
+use crate::model::value::NsId;
 use crate::output::conn::{ConnPrinter, Context};
 use netxray_abi::conn::{ConnCounter, ConnEvent, ConnKind};
 use std::io::{self, Write};
@@ -277,7 +278,7 @@ fn drain<W: Write>(
         if !sel.wants(&c) {
             return true;
         }
-        let ns_name = names.netns_name(c.raw.netns);
+        let ns_name = names.netns_name(NsId::new(c.raw.netns, 0));
         let cx = Context {
             wall_ns: wall,
             netns_name: ns_name.as_deref(),

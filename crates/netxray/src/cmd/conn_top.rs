@@ -12,6 +12,7 @@ use crate::kernel::netns::Names;
 use crate::kernel::ring::EventRing;
 use crate::model::conn::Ends;
 use crate::model::filter::{Filter, Prepared};
+use crate::model::value::NsId;
 use netxray_abi::c_str;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -110,7 +111,7 @@ pub fn run(
             rows.push(Row {
                 sk: format!("{sk:#x}"),
                 netns,
-                netns_name: names.netns_name(netns).map(|n| n.to_string()),
+                netns_name: names.netns_name(NsId::new(netns, 0)).map(|n| n.to_string()),
                 laddr: ends.laddr,
                 lport: ends.lport,
                 raddr: ends.raddr,

@@ -14,6 +14,7 @@ use crate::model::drops::advice_at;
 use crate::model::event::nf_hook_name;
 use crate::model::hook::HookPoint;
 use crate::model::packet::{self, CaptureInfo};
+use crate::model::value::NsId;
 use netxray_abi::{flags, hook_id, DropKey, DropVal};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -30,6 +31,8 @@ struct Row {
     total: u64,
     bytes: u64,
     netns: u32,
+    /// With `netns`, the namespace's identity (null before Linux 5.12).
+    netns_cookie: Option<u64>,
     netns_name: Option<String>,
     ifindex: u32,
     ifname: Option<String>,
@@ -193,14 +196,16 @@ pub fn run(args: DropsArgs) -> Result<ExitCode> {
                     .symbolize(k.location)
                     .unwrap_or_else(|| format!("{:#x}", k.location));
                 let (means, check) = advice_at(&reason, &location).unzip();
+                let ns = NsId::new(k.netns, k.netns_cookie);
                 Row {
                     count: v.count.saturating_sub(prev),
                     total: v.count,
                     bytes: v.bytes,
                     netns: k.netns,
-                    netns_name: names.netns_name(k.netns).map(|n| n.to_string()),
+                    netns_cookie: (k.netns_cookie != 0).then_some(k.netns_cookie),
+                    netns_name: names.netns_name(ns).map(|n| n.to_string()),
                     ifindex: k.ifindex,
-                    ifname: names.ifname(k.netns, k.ifindex).map(|n| n.to_string()),
+                    ifname: names.ifname(ns, k.ifindex).map(|n| n.to_string()),
                     location,
                     sample: sample(v),
                     netfilter_hook: nf_hook_name(k.nf_at),

@@ -11,6 +11,7 @@ use crate::model::event::proto_name;
 use crate::model::filter::Filter;
 use crate::model::nft::{family, marking_protocols, NftEvent, NftTrace, PacketsById};
 use crate::model::value::Name;
+use crate::model::value::NsId;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -112,9 +113,13 @@ impl NftWatch {
             if self.ifindex != 0 && ev.iif != Some(self.ifindex) && ev.oif != Some(self.ifindex) {
                 continue;
             }
-            ev.netns_name = names.netns_name(self.netns);
-            ev.iifname = ev.iif.and_then(|i| names.ifname(self.netns, i));
-            ev.oifname = ev.oif.and_then(|i| names.ifname(self.netns, i));
+            ev.netns_name = names.netns_name(NsId::new(self.netns, 0));
+            ev.iifname = ev
+                .iif
+                .and_then(|i| names.ifname(NsId::new(self.netns, 0), i));
+            ev.oifname = ev
+                .oif
+                .and_then(|i| names.ifname(NsId::new(self.netns, 0), i));
             f(ev);
         }
         Ok(())

@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::kernel::netns;
 use crate::kernel::stats::{StatsConfig, StatsSession};
 use crate::model::stats::{Rates, Report, Sample};
+use crate::model::value::NsId;
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -58,7 +59,9 @@ pub fn run(args: StatsArgs) -> Result<ExitCode> {
         )));
     }
     let mut names = netns::Names::new();
-    let netns_name = names.netns_name(ns.inode).map(|n| n.to_string());
+    let netns_name = names
+        .netns_name(NsId::new(ns.inode, 0))
+        .map(|n| n.to_string());
     if let Some(path) = &args.ready_file {
         std::fs::write(path, format!("{}\n", std::process::id()))
             .map_err(|e| Error::io(format!("writing --ready-file {}", path.display()), e))?;

@@ -14,7 +14,7 @@ use crate::model::correlate::Correlator;
 use crate::model::event::{Resolver, TraceEvent};
 use crate::model::hook::{self, Backend, HookPoint};
 use crate::model::journey::JourneyConfig;
-use crate::model::value::{Name, NameCache};
+use crate::model::value::{Name, NameCache, NsId};
 use crate::output::journey::{JourneyPrinter, JourneyStyle};
 use crate::output::threaded::ThreadedPrinter;
 use crate::output::{JsonPrinter, Printer, TextPrinter};
@@ -55,11 +55,11 @@ fn clock_ns(id: libc::clockid_t) -> i128 {
 }
 
 impl Resolver for Context {
-    fn netns_name(&mut self, inode: u32) -> Option<Name> {
-        self.names.netns_name(inode)
+    fn netns_name(&mut self, ns: NsId) -> Option<Name> {
+        self.names.netns_name(ns)
     }
-    fn ifname(&mut self, netns: u32, ifindex: u32) -> Option<Name> {
-        self.names.ifname(netns, ifindex)
+    fn ifname(&mut self, ns: NsId, ifindex: u32) -> Option<Name> {
+        self.names.ifname(ns, ifindex)
     }
     fn drop_reason(&self, reason: u32) -> Option<Name> {
         self.drops.get(&(reason as i64)).cloned()

@@ -21,7 +21,9 @@ use crate::model::filter::Filter;
 use crate::model::hook::{Backend, HOOKS};
 
 /// A filter that exercises the spliced code: addresses, ports, protocols.
-const CHECK_FILTER: &str = "host 198.18.0.1 and (tcp port 80 or udp or icmp or icmp6)";
+/// Runs of eight alternatives: the programs are also checked with set
+/// lookups (nx_filter_sets), in IPv4, IPv6 and ports.
+const CHECK_FILTER: &str = "host (198.18.0.1 or 198.18.0.2 or 198.18.0.3 or 198.18.0.4 or 198.18.0.5 or 198.18.0.6 or 198.18.0.7 or 198.18.0.8) and (tcp port (80 or 81 or 82 or 83 or 84 or 85 or 86 or 87) or udp or icmp) or ip6 and net (2001:db8:0::/48 or 2001:db8:1::/48 or 2001:db8:2::/48 or 2001:db8:3::/48 or 2001:db8:4::/48 or 2001:db8:5::/48 or 2001:db8:6::/48 or 2001:db8:7::/48)";
 
 /// What happened to one program.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -304,4 +306,22 @@ fn stats(
         f,
         outcome,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_check_filter_has_sets_of_every_kind() {
+        let c = Filter::parse(CHECK_FILTER)
+            .expect("parses")
+            .to_ebpf()
+            .expect("compiles")
+            .expect("a filter");
+        // 8 hosts, 8 ports, 8 nets: three sets.
+        assert_eq!(c.sets.len(), 24);
+        let ids: std::collections::BTreeSet<u8> = c.sets.iter().map(|e| e.data[3]).collect();
+        assert_eq!(ids.len(), 3);
+    }
 }

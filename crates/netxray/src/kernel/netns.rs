@@ -2,7 +2,7 @@
 //! reports (an inode number), and running code inside one.
 
 use crate::error::{Error, Result};
-use crate::model::value::Name;
+use crate::model::value::{Name, NsId};
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::os::fd::AsRawFd;
@@ -34,9 +34,57 @@ pub struct Pin(#[allow(dead_code)] Option<std::sync::Arc<std::fs::File>>);
 
 impl Pin {
     /// Hold the namespace at `ns.path` (a pin holding nothing when it
-    /// cannot be opened: the run then goes on as before).
+    /// cannot be opened: the run then goes on as before), and watch that
+    /// path: when it no longer names the namespace (`ip netns del`, or the
+    /// process holding it exited), the run stops with a message, as on
+    /// SIGTERM, instead of watching a namespace nobody can reach.
     pub fn hold(ns: &Netns) -> Self {
-        Pin(std::fs::File::open(&ns.path).ok().map(std::sync::Arc::new))
+        let Ok(file) = std::fs::File::open(&ns.path) else {
+            return Pin(None);
+        };
+        let file = std::sync::Arc::new(file);
+        if let Ok(meta) = file.metadata() {
+            watch(
+                ns.path.clone(),
+                (meta.dev(), meta.ino()),
+                std::sync::Arc::downgrade(&file),
+            );
+        }
+        Pin(Some(file))
+    }
+}
+
+/// How often a held namespace's path is checked.
+const WATCH_EVERY: Duration = Duration::from_millis(200);
+
+/// Check every [`WATCH_EVERY`] that `path` is still the namespace `id`
+/// (device, inode) while the pin lives; when not, say so and stop the run
+/// (SIGTERM to ourselves: every subcommand ends on it cleanly, detaching
+/// and printing its summary). The shared run driver of issue #17 should
+/// take this over.
+fn watch(path: PathBuf, id: (u64, u64), pin: std::sync::Weak<std::fs::File>) {
+    let shown = path.display().to_string();
+    let spawned = std::thread::Builder::new()
+        .name("nx-netns-watch".into())
+        .spawn(move || loop {
+            std::thread::sleep(WATCH_EVERY);
+            if pin.upgrade().is_none() {
+                return;
+            }
+            let now = std::fs::metadata(&path).map(|m| (m.dev(), m.ino()));
+            if now.ok() != Some(id) {
+                eprintln!(
+                    "netxray: network namespace {} is gone (deleted, or the process holding it exited): stopping",
+                    path.display()
+                );
+                // SAFETY: kill on our own pid with a signal every
+                // subcommand handles.
+                unsafe { libc::kill(libc::getpid(), libc::SIGTERM) };
+                return;
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("not watching namespace {shown}: {e}");
     }
 }
 
@@ -271,18 +319,69 @@ pub(crate) fn ifname_in(path: &Path, index: u32) -> Option<String> {
     .flatten()
 }
 
-/// Names for namespace inodes and (namespace, ifindex) pairs, refreshed when
-/// an unknown one shows up (at most once a second, so a storm of unknown
-/// namespaces costs nothing).
+/// The cookie of the namespace at `path` (SO_NETNS_COOKIE on a socket made
+/// inside it, Linux 5.14+); None when it cannot be had (no CAP_SYS_ADMIN to
+/// enter it, an older kernel).
+pub fn cookie_of(path: &Path) -> Option<u64> {
+    in_netns(path, || {
+        // SAFETY: a socket of our own, closed below; getsockopt writes at
+        // most len bytes into v.
+        unsafe {
+            let fd = libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+            if fd < 0 {
+                return None;
+            }
+            const SO_NETNS_COOKIE: libc::c_int = 71;
+            let mut v: u64 = 0;
+            let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
+            let rc = libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                SO_NETNS_COOKIE,
+                (&raw mut v).cast(),
+                &mut len,
+            );
+            libc::close(fd);
+            (rc == 0 && v != 0).then_some(v)
+        }
+    })
+    .ok()
+    .flatten()
+}
+
+/// How often the namespaces are looked at again, at most, when records name
+/// one not seen before: known by inode alone (before 5.12), and with a
+/// cookie (rarer: each namespace once).
+const RESCAN_EVERY: Duration = Duration::from_millis(250);
+const RESCAN_NEW_COOKIE: Duration = Duration::from_millis(20);
+/// A namespace not found is looked for again after this.
+const RETRY_MISSING: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone)]
+enum Known {
+    Found(Name, PathBuf),
+    Missing(Instant),
+}
+
+/// Names for the namespaces the kernel reports (inode and cookie) and for
+/// (namespace, ifindex) pairs. A namespace not seen before makes netxray look
+/// at /run/netns and the processes again, so a namespace that took the inode
+/// number of a deleted one gets its own name, not the deleted one's: the
+/// name found for its inode is checked against its cookie (when netxray can
+/// enter the namespace), and a namespace that is gone gets no name rather
+/// than another's. Before 5.12 records have no cookie: names go by inode,
+/// refreshed whenever a rescan happens.
 #[derive(Debug, Default)]
 pub struct Names {
-    netns: HashMap<u32, (Name, PathBuf)>,
-    ifnames: HashMap<(u32, u32), Option<Name>>,
+    /// What each namespace seen is called, and a path to enter it.
+    known: HashMap<NsId, Known>,
+    /// The latest scan: inode -> name and path.
+    scanned: HashMap<u32, (Name, PathBuf)>,
+    ifnames: HashMap<(NsId, u32), Option<Name>>,
     last_scan: Option<Instant>,
-    /// Namespaces named recently, by inode modulo the slot count (only names
-    /// found are remembered: an unknown namespace is looked up again, and may
-    /// be found by a rescan).
-    recent: [Option<(u32, Name)>; 8],
+    /// Namespaces named recently, by inode modulo the slot count (a packet
+    /// crosses a few namespaces over and over: tried before the map).
+    recent: [Option<(NsId, Name)>; 8],
 }
 
 impl Names {
@@ -295,56 +394,85 @@ impl Names {
     /// Look at the namespaces again now (some were just seen to appear).
     pub fn rescan(&mut self) {
         self.last_scan = Some(Instant::now());
-        for (ns, name) in scan() {
-            self.netns
-                .entry(ns.inode)
-                .or_insert((Name::from(name), ns.path));
-        }
+        self.scanned = scan()
+            .into_iter()
+            .map(|(ns, name)| (ns.inode, (Name::from(name), ns.path)))
+            .collect();
+        // What was named by inode alone may have changed hands.
+        self.known.retain(|id, _| id.cookie != 0);
+        self.ifnames.retain(|(id, _), _| id.cookie != 0);
+        self.recent = Default::default();
     }
 
-    fn maybe_rescan(&mut self, inode: u32) {
-        if inode != 0
-            && !self.netns.contains_key(&inode)
-            && self
-                .last_scan
-                .is_none_or(|t| t.elapsed() > Duration::from_secs(1))
-        {
+    /// Name and path of a namespace not seen before, from a scan at least
+    /// as new as the namespace, where it can be told.
+    fn find(&mut self, id: NsId) -> Option<(Name, PathBuf)> {
+        let every = if id.cookie != 0 {
+            RESCAN_NEW_COOKIE
+        } else {
+            RESCAN_EVERY
+        };
+        if self.last_scan.is_none_or(|t| t.elapsed() >= every) {
             self.rescan();
         }
+        let (name, path) = self.scanned.get(&id.inode).cloned()?;
+        if id.cookie != 0 {
+            if let Some(c) = cookie_of(&path) {
+                if c != id.cookie {
+                    // Its inode belongs to another namespace now: the one
+                    // reported is gone.
+                    return None;
+                }
+            }
+        }
+        Some((name, path))
     }
 
-    pub fn netns_name(&mut self, inode: u32) -> Option<Name> {
-        // A packet crosses a few namespaces over and over: remember the last
-        // ones found, in a few slots tried before the map (SipHash).
-        let slot = inode as usize % self.recent.len();
+    fn entry(&mut self, id: NsId) -> Option<(Name, PathBuf)> {
+        match self.known.get(&id) {
+            Some(Known::Found(n, p)) => return Some((n.clone(), p.clone())),
+            Some(Known::Missing(t)) if t.elapsed() < RETRY_MISSING => return None,
+            _ => {}
+        }
+        let found = self.find(id);
+        let known = match &found {
+            Some((n, p)) => Known::Found(n.clone(), p.clone()),
+            None => Known::Missing(Instant::now()),
+        };
+        self.known.insert(id, known);
+        found
+    }
+
+    pub fn netns_name(&mut self, id: NsId) -> Option<Name> {
+        if id.inode == 0 {
+            return None;
+        }
+        let slot = id.inode as usize % self.recent.len();
         if let Some((last, name)) = &self.recent[slot] {
-            if *last == inode {
+            if *last == id {
                 return Some(name.clone());
             }
         }
-        self.maybe_rescan(inode);
-        let name = self.netns.get(&inode).map(|(n, _)| n.clone());
+        let name = self.entry(id).map(|(n, _)| n);
         if let Some(n) = &name {
-            self.recent[slot] = Some((inode, n.clone()));
+            self.recent[slot] = Some((id, n.clone()));
         }
         name
     }
 
     /// The name of an interface the kernel reported only by index.
-    pub fn ifname(&mut self, netns: u32, ifindex: u32) -> Option<Name> {
-        if ifindex == 0 || netns == 0 {
+    pub fn ifname(&mut self, id: NsId, ifindex: u32) -> Option<Name> {
+        if ifindex == 0 || id.inode == 0 {
             return None;
         }
-        if let Some(n) = self.ifnames.get(&(netns, ifindex)) {
+        if let Some(n) = self.ifnames.get(&(id, ifindex)) {
             return n.clone();
         }
-        self.maybe_rescan(netns);
         let name = self
-            .netns
-            .get(&netns)
-            .and_then(|(_, p)| ifname_in(p, ifindex))
+            .entry(id)
+            .and_then(|(_, p)| ifname_in(&p, ifindex))
             .map(Name::from);
-        self.ifnames.insert((netns, ifindex), name.clone());
+        self.ifnames.insert((id, ifindex), name.clone());
         name
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::model::hook::HookPoint;
 use crate::model::packet::{self, CaptureInfo, Packet, VlanTag};
-use crate::model::value::{Name, SkbAddr};
+use crate::model::value::{Name, NsId, SkbAddr};
 use netxray_abi::{c_str, flags, hook_id, Event, EventKind, RawTuple};
 use serde::Serialize;
 use std::borrow::Cow;
@@ -12,8 +12,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 /// Lookups the event needs from outside (namespace and interface names,
 /// drop reasons, kernel symbols).
 pub trait Resolver {
-    fn netns_name(&mut self, inode: u32) -> Option<Name>;
-    fn ifname(&mut self, netns: u32, ifindex: u32) -> Option<Name>;
+    fn netns_name(&mut self, ns: NsId) -> Option<Name>;
+    fn ifname(&mut self, ns: NsId, ifindex: u32) -> Option<Name>;
     fn drop_reason(&self, reason: u32) -> Option<Name>;
     fn rst_reason(&self, reason: u32) -> Option<Name>;
     fn symbol(&self, addr: u64) -> Option<String>;
@@ -41,6 +41,9 @@ pub struct TraceEvent {
     /// the packet's identity.
     pub head: Option<SkbAddr>,
     pub netns: Option<u32>,
+    /// The namespace's cookie: with `netns`, its identity (inode numbers
+    /// are reused); null when the kernel has none to give (before 5.12).
+    pub netns_cookie: Option<u64>,
     pub netns_name: Option<Name>,
     pub ifindex: Option<u32>,
     pub ifname: Option<Name>,
@@ -280,9 +283,10 @@ impl TraceEvent {
         let hook = HookPoint::by_id(h.hook);
         let in_irq = h.flags & flags::IN_IRQ != 0;
         let netns = (h.netns != 0).then_some(h.netns);
+        let ns = NsId::new(h.netns, h.netns_cookie);
         let mut ifname = (h.ifname[0] != 0).then(|| r.name(&h.ifname));
         if ifname.is_none() && h.ifindex != 0 {
-            ifname = r.ifname(h.netns, h.ifindex);
+            ifname = r.ifname(ns, h.ifindex);
         }
         let mut out = TraceEvent {
             ts_ns: r.wall_ns(h.ts_ns),
@@ -306,7 +310,8 @@ impl TraceEvent {
                 id => r.stack(id as u32),
             },
             netns,
-            netns_name: netns.and_then(|n| r.netns_name(n)),
+            netns_cookie: (netns.is_some() && h.netns_cookie != 0).then_some(h.netns_cookie),
+            netns_name: netns.and_then(|_| r.netns_name(ns)),
             ifindex: (h.ifindex != 0).then_some(h.ifindex),
             ifname,
             len: (h.skb != 0 || h.head != 0).then_some(h.len),
@@ -355,7 +360,7 @@ impl TraceEvent {
                 let forward = matches!(h.hook, hook_id::NF_FORWARD | hook_id::NF_FORWARD_DONE);
                 if forward && h.aux != 0 {
                     let to = r
-                        .ifname(h.netns, h.aux)
+                        .ifname(ns, h.aux)
                         .map_or_else(|| format!("if{}", h.aux), |n| n.to_string());
                     out.detail = Some(format!("to {to}"));
                 }

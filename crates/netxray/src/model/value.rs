@@ -309,3 +309,19 @@ mod tests {
         }
     }
 }
+
+/// A network namespace as the kernel reports it: its inode number, which
+/// the kernel hands out again once the namespace is gone, and its cookie,
+/// which it never reuses (0: unknown, before Linux 5.12). Two namespaces
+/// with one inode are told apart by the cookie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct NsId {
+    pub inode: u32,
+    pub cookie: u64,
+}
+
+impl NsId {
+    pub fn new(inode: u32, cookie: u64) -> Self {
+        Self { inode, cookie }
+    }
+}

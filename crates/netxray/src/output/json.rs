@@ -421,6 +421,7 @@ pub fn write_event(out: &mut Vec<u8>, e: &TraceEvent) {
         skb,
         head,
         netns,
+        netns_cookie,
         netns_name,
         ifindex,
         ifname,

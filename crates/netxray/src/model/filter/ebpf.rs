@@ -35,10 +35,10 @@ mod off {
     pub const LEN: i16 = 48;
     pub const CAP_LEN: i16 = 70;
     pub const FLAGS: i16 = 74;
-    pub const ETHERTYPE: i16 = 312;
-    pub const ET_COPY: i16 = 314;
+    pub const ETHERTYPE: i16 = 320;
+    pub const ET_COPY: i16 = 322;
     /// `struct nx_set_key set_key`.
-    pub const SET_KEY: i16 = 328;
+    pub const SET_KEY: i16 = 336;
 }
 
 /// The most instructions a filter may have: the kernel's placeholder
