@@ -79,10 +79,12 @@ pub struct Set {
     pub id: u32,
     /// Bytes of a value: 2 (port), 4 (IPv4), 4 to 16 (IPv6, whole words).
     pub width: u8,
-    /// Values in network order, each with the number of leading bits that
-    /// must match.
-    pub entries: Vec<(Vec<u8>, u8)>,
+    pub entries: Vec<Entry>,
 }
+
+/// A value in network order, with the number of its leading bits that
+/// must match.
+pub type Entry = (Vec<u8>, u8);
 
 impl Set {
     pub fn contains(&self, v: &[u8]) -> bool {
@@ -493,7 +495,7 @@ fn prefix_len(mask: u128, bits: u32) -> Option<u8> {
 }
 
 /// [lo, hi] as prefixes of 16-bit ports.
-fn port_prefixes(lo: u16, hi: u16) -> Vec<(Vec<u8>, u8)> {
+fn port_prefixes(lo: u16, hi: u16) -> Vec<Entry> {
     let mut out = Vec::new();
     let (mut lo, hi) = (lo as u32, hi as u32);
     while lo <= hi {
@@ -516,7 +518,7 @@ fn port_prefixes(lo: u16, hi: u16) -> Vec<(Vec<u8>, u8)> {
 }
 
 /// A primitive that can join a set: its shape and its values.
-fn member(e: &Expr) -> Option<(Shape, Vec<(Vec<u8>, u8)>)> {
+fn member(e: &Expr) -> Option<(Shape, Vec<Entry>)> {
     let Expr::Prim(p, at) = e else { return None };
     let n = at.vlans;
     // Both fields of one alternative would have to match the same entry.
@@ -626,7 +628,7 @@ impl Lower {
     /// compares word by word and stops at the first word that differs, so
     /// on a frame cut inside the destination address it may accept or
     /// answer false where the set rejects (and under `not`, differ).
-    fn set(&mut self, shape: Shape, entries: Vec<(Vec<u8>, u8)>, first: &Expr) -> Low {
+    fn set(&mut self, shape: Shape, entries: Vec<Entry>, first: &Expr) -> Low {
         let set = Arc::new(Set {
             id: self.sets,
             width: shape.width(),
