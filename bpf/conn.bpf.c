@@ -170,6 +170,7 @@ static __always_inline struct nx_conn_event *conn_record(struct conn_ctx *c, voi
 	e->ts_ns = bpf_ktime_get_ns();
 	e->sk = (__u64)sk;
 	e->netns = netns;
+	e->netns_cookie = nx_net_cookie(sk->__sk_common.skc_net.net);
 	e->tid = (__u32)pid_tgid;
 	e->tgid = pid_tgid >> 32;
 	if (conn_in_irq(c, ctx))
@@ -417,6 +418,7 @@ int BPF_PROG(inet_sock_set_state, const struct sock *sk, const int oldstate, con
 		}
 		fresh.state = oldstate;
 		fresh.netns = netns;
+		fresh.netns_cookie = nx_net_cookie(sk->__sk_common.skc_net.net);
 		if (bpf_map_update_elem(&nx_conns, &key, &fresh, BPF_NOEXIST) == 0)
 			c.cnt->tracked++;
 		else
@@ -577,6 +579,7 @@ static __always_inline void app_bytes(struct sock *sk, int ret, bool tx)
 			fresh.flags |= NX_CONN_F_ESTABLISHED;
 		fresh.state = state;
 		fresh.netns = netns;
+		fresh.netns_cookie = nx_net_cookie(sk->__sk_common.skc_net.net);
 		if (bpf_map_update_elem(&nx_conns, &key, &fresh, BPF_NOEXIST) == 0)
 			c.cnt->tracked++;
 		st = bpf_map_lookup_elem(&nx_conns, &key);
@@ -655,6 +658,7 @@ static __always_inline void accepted(struct sys_exit_args *args)
 		e->ts_ns = bpf_ktime_get_ns();
 		e->sk = key;
 		e->netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+		e->netns_cookie = nx_net_cookie_probe(BPF_CORE_READ(sk, __sk_common.skc_net.net));
 		e->tid = (__u32)pid_tgid;
 		e->tgid = pid_tgid >> 32;
 		bpf_get_current_comm(e->comm, sizeof(e->comm));

@@ -380,7 +380,7 @@ struct nx_stats_ctl {
  * Its own object, maps and ring buffer; nothing above is shared with it
  * except struct nx_tuple and the sizes. Versioned on its own. */
 
-#define NX_CONN_ABI_VERSION 1
+#define NX_CONN_ABI_VERSION 2
 
 /* nx_conn_event.kind */
 enum nx_conn_kind {
@@ -452,8 +452,9 @@ struct nx_conn_event {
 	char owner_comm[NX_COMM_LEN];
 	char comm[NX_COMM_LEN];	/* of tgid; empty in interrupt context */
 	struct nx_tuple tuple;
+	__u64 netns_cookie;	/* see nx_event */
 };
-#define NX_CONN_EVENT_SIZE 200
+#define NX_CONN_EVENT_SIZE 208
 _Static_assert(sizeof(struct nx_conn_event) == NX_CONN_EVENT_SIZE, "nx_conn_event size");
 
 /* Per-connection state (LRU hash "nx_conns", key: the sock address). */
@@ -482,8 +483,9 @@ struct nx_conn_state {
 	struct nx_tuple tuple;	/* latest full tuple seen (the kernel clears ports at CLOSE) */
 	__u64 app_tx;		/* --top: bytes send calls returned (sock:sock_send_length) */
 	__u64 app_rx;		/* --top: bytes receive calls returned (sock:sock_recv_length) */
+	__u64 netns_cookie;	/* see nx_event */
 };
-_Static_assert(sizeof(struct nx_conn_state) == 168, "nx_conn_state size");
+_Static_assert(sizeof(struct nx_conn_state) == 176, "nx_conn_state size");
 
 /* Listening sockets' owners (hash "nx_listeners"), for children nobody accepted. */
 struct nx_listen_key {

@@ -203,6 +203,17 @@ static __always_inline __u64 nx_net_cookie(const struct net *net)
 	return 0;
 }
 
+/* The same, for a namespace pointer read with a probe (not a BTF pointer). */
+static __always_inline __u64 nx_net_cookie_probe(const void *net)
+{
+	const struct net___nx_cookie64 *n = net;
+
+	if (net && bpf_core_field_exists(n->net_cookie) &&
+	    bpf_core_field_size(n->net_cookie) == sizeof(__u64))
+		return BPF_CORE_READ(n, net_cookie);
+	return 0;
+}
+
 /* The record's namespace: inode and cookie. */
 static __always_inline void nx_set_net(struct nx_event *e, const struct net *net)
 {

@@ -4,8 +4,8 @@
 use crate::{RawTuple, COMM_LEN};
 use thiserror::Error;
 
-pub const CONN_ABI_VERSION: u8 = 1;
-pub const CONN_EVENT_SIZE: usize = 200;
+pub const CONN_ABI_VERSION: u8 = 2;
+pub const CONN_EVENT_SIZE: usize = 208;
 
 /// `enum nx_conn_kind`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,6 +108,8 @@ pub struct RawConnEvent {
     pub owner_comm: [u8; COMM_LEN],
     pub comm: [u8; COMM_LEN],
     pub tuple: RawTuple,
+    /// The namespace's cookie (see `RawEventHeader::netns_cookie`).
+    pub netns_cookie: u64,
 }
 
 /// `struct nx_conn_state` (map `nx_conns`; read by user space only to count
@@ -142,6 +144,8 @@ pub struct ConnState {
     pub app_tx: u64,
     /// --top: bytes the receive calls returned.
     pub app_rx: u64,
+    /// The namespace's cookie (see `RawEventHeader::netns_cookie`).
+    pub netns_cookie: u64,
 }
 
 /// `struct nx_conn_counter`.
@@ -186,7 +190,7 @@ pub struct ConnConfig {
 }
 
 const _: () = assert!(std::mem::size_of::<RawConnEvent>() == CONN_EVENT_SIZE);
-const _: () = assert!(std::mem::size_of::<ConnState>() == 168);
+const _: () = assert!(std::mem::size_of::<ConnState>() == 176);
 const _: () = assert!(std::mem::size_of::<ConnCounter>() == 72);
 const _: () = assert!(std::mem::size_of::<ConnConfig>() == 16);
 

@@ -278,7 +278,7 @@ fn drain<W: Write>(
         if !sel.wants(&c) {
             return true;
         }
-        let ns_name = names.netns_name(NsId::new(c.raw.netns, 0));
+        let ns_name = names.netns_name(NsId::new(c.raw.netns, c.raw.netns_cookie));
         let cx = Context {
             wall_ns: wall,
             netns_name: ns_name.as_deref(),

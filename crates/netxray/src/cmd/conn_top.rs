@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 struct Row {
     sk: String,
     netns: u32,
+    netns_cookie: Option<u64>,
     netns_name: Option<String>,
     laddr: IpAddr,
     lport: u16,
@@ -111,7 +112,10 @@ pub fn run(
             rows.push(Row {
                 sk: format!("{sk:#x}"),
                 netns,
-                netns_name: names.netns_name(NsId::new(netns, 0)).map(|n| n.to_string()),
+                netns_cookie: (st.netns_cookie != 0).then_some(st.netns_cookie),
+                netns_name: names
+                    .netns_name(NsId::new(netns, st.netns_cookie))
+                    .map(|n| n.to_string()),
                 laddr: ends.laddr,
                 lport: ends.lport,
                 raddr: ends.raddr,
