@@ -53,8 +53,11 @@ NXSHA=$(sha256sum "$NX" | cut -c1-16)
 # ---- what the host needs -------------------------------------------------------
 # the project's one set-up script (group "matrix")
 "$ROOT/scripts/setup.sh" matrix >&2 || die "scripts/setup.sh matrix failed"
+# The list read whole first: `busybox --list | grep -q` fails under pipefail
+# when grep exits before busybox has written everything (SIGPIPE).
+applets=$(/bin/busybox --list)
 for a in nc ping timeout awk; do
-	/bin/busybox --list | grep -qx $a || die "/bin/busybox has no '$a' applet (install busybox-static)"
+	grep -qx "$a" <<<"$applets" || die "/bin/busybox has no '$a' applet (install busybox-static)"
 done
 
 # one run at a time per cache

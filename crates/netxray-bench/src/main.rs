@@ -19,6 +19,8 @@
 //! 11: bpftrace printing a line per event on the seed hooks into a file,
 //! the issue's reference for a printing tracer (0.13-0.17 where the targets
 //! were set; by default only when bpftrace is installed).
+//! 12, 13: the seed hooks with a filter of 5 host alternatives (compared
+//! one by one) and of 1000 (looked up in a set, issue #16), both unmatched.
 //! Given several netxray binaries, it runs each mode with each of them in
 //! every round (an A/B comparison under the same conditions).
 //!
@@ -68,6 +70,14 @@ struct Mode {
     args: Vec<String>,
     /// Output to a file (JSON), else /dev/null.
     to_file: bool,
+}
+
+/// `host (A or B or ...)` with `n` addresses, none of the flood's.
+fn hosts(n: u32) -> String {
+    let list: Vec<String> = (0..n)
+        .map(|k| format!("198.19.{}.{}", k / 250, k % 250 + 1))
+        .collect();
+    format!("host ({})", list.join(" or "))
 }
 
 fn modes() -> Vec<Mode> {
@@ -193,6 +203,22 @@ fn modes() -> Vec<Mode> {
             cmd: "tp-floor",
             dropped: false,
             args: vec![],
+            to_file: false,
+        },
+        Mode {
+            // Issue #16: a few host alternatives, compared one by one...
+            cmd: "trace",
+            dropped: false,
+            name: "4 seed hooks, 5 hosts (compares) match nothing",
+            args: vec!["-t".into(), SEED_HOOKS.into(), hosts(5)],
+            to_file: false,
+        },
+        Mode {
+            // ... and a thousand, looked up in a set: the same cost wanted.
+            cmd: "trace",
+            dropped: false,
+            name: "4 seed hooks, 1000 hosts (a set lookup) match nothing",
+            args: vec!["-t".into(), SEED_HOOKS.into(), hosts(1000)],
             to_file: false,
         },
         Mode {
@@ -1003,7 +1029,7 @@ fn main() -> Result<()> {
         .map(|(_, m)| m)
         .collect();
     if modes.is_empty() {
-        bail!("--modes selects no mode (0-11)");
+        bail!("--modes selects no mode (0-13)");
     }
     if modes.iter().any(|m| m.to_file && !is_full_trace(m)) {
         warm_page_cache(3 << 30)?;
