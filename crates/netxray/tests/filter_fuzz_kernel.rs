@@ -12,6 +12,8 @@
 //!
 //!     PROPTEST_CASES=8500 cargo test --test filter_fuzz_kernel
 //!
+//! Some primitives are runs of alternatives that compile to set lookups.
+//!
 //! A failing case is kept by proptest in
 //! `crates/netxray/proptest-regressions/` (commit it: it is replayed first).
 
@@ -62,6 +64,13 @@ const PRIMITIVES: &[&str] = &[
     "udp[4:2] > 20",
     "ip[2:2] & 0x1fff != 0",
     "ip6[6] == 58",
+    // Runs of 8+ alternatives: set lookups (docs/filter.md, "Big filters").
+    "host (198.18.0.1 or 198.18.0.2 or 198.19.0.1 or 198.19.0.2 or 198.19.0.3 or 198.19.0.4 or 198.19.0.5 or 198.19.0.6 or 198.19.0.7)",
+    "src host (198.18.0.1 or 198.18.0.2 or 198.19.0.1 or 198.19.0.2 or 198.19.0.3 or 198.19.0.4 or 198.19.0.5 or 198.19.0.6 or 198.19.0.7)",
+    "dst net (198.18.0.0/24 or 198.18.1.0/24 or 198.19.1.0/24 or 198.19.2.0/24 or 198.19.3.0/24 or 198.19.4.0/24 or 198.19.5.0/24 or 198.19.6.0/24 or 198.19.7.0/24)",
+    "host (2001:db8::1 or 2001:db8::2 or 2001:db8:9::1 or 2001:db8:9::2 or 2001:db8:9::3 or 2001:db8:9::4 or 2001:db8:9::5 or 2001:db8:9::6 or 2001:db8:9::7)",
+    "port (53 or 80 or 443 or 8080 or 9000 or 9001 or 9002 or 9003 or 9004)",
+    "udp dst port (53 or 80 or 443 or 8080 or 9000 or 9001 or 9002 or 9003) or udp dst portrange 1000-2000",
 ];
 
 /// A random expression: primitives joined by and/or, some negated, some
