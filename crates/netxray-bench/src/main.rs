@@ -206,6 +206,17 @@ fn modes() -> Vec<Mode> {
             to_file: false,
         },
         Mode {
+            // The issue's reference for a printing tracer ("bpftrace
+            // printing one line per event on those 4 hooks holds about
+            // 0.13-0.17"): tells whether this machine, today, is in the
+            // state the targets were set in.
+            name: "bpftrace, a line per event on the 4 seed hooks",
+            cmd: "bpftrace",
+            dropped: false,
+            args: vec![],
+            to_file: true,
+        },
+        Mode {
             // Issue #16: a few host alternatives, compared one by one...
             cmd: "trace",
             dropped: false,
@@ -220,17 +231,6 @@ fn modes() -> Vec<Mode> {
             name: "4 seed hooks, 1000 hosts (a set lookup) match nothing",
             args: vec!["-t".into(), SEED_HOOKS.into(), hosts(1000)],
             to_file: false,
-        },
-        Mode {
-            // The issue's reference for a printing tracer ("bpftrace
-            // printing one line per event on those 4 hooks holds about
-            // 0.13-0.17"): tells whether this machine, today, is in the
-            // state the targets were set in.
-            name: "bpftrace, a line per event on the 4 seed hooks",
-            cmd: "bpftrace",
-            dropped: false,
-            args: vec![],
-            to_file: true,
         },
     ]
 }
