@@ -111,6 +111,23 @@ pub struct FilterArgs {
     pub pid: Option<u32>,
 }
 
+/// What every long-running subcommand takes: how long it runs and how a
+/// script knows it has started (cmd/run.rs drives them).
+#[derive(Debug, Clone, Default, Args)]
+pub struct RunArgs {
+    /// Stop after this many events (trace), connections or records (conn),
+    /// or reports (drops, stats, conn --top).
+    #[arg(short = 'c', long)]
+    pub count: Option<u64>,
+    /// Stop after this many seconds.
+    #[arg(long, value_parser = values::duration)]
+    pub duration: Option<f64>,
+    /// Write this file (netxray's pid) once everything is attached: scripts
+    /// and tests wait on it.
+    #[arg(long)]
+    pub ready_file: Option<PathBuf>,
+}
+
 #[derive(Debug, Args)]
 pub struct TraceArgs {
     /// Hooks to trace: groups or hook names, comma separated (see `netxray hooks`).
@@ -122,15 +139,8 @@ pub struct TraceArgs {
     pub filter: FilterArgs,
     #[command(flatten)]
     pub output: OutputArgs,
-    /// Stop after this many events.
-    #[arg(short = 'c', long)]
-    pub count: Option<u64>,
-    /// Stop after this many seconds.
-    #[arg(long, value_parser = values::duration)]
-    pub duration: Option<f64>,
-    /// Write this file once every hook is attached (scripts and tests wait on it).
-    #[arg(long)]
-    pub ready_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub run: RunArgs,
     /// Ring buffer size in KiB (a power of two, 4 to 2097152).
     #[arg(long, default_value_t = 8192, value_parser = values::ring_kib)]
     pub ring_size: u32,
@@ -210,15 +220,11 @@ pub struct DropsArgs {
     /// Seconds between tables (or JSON summaries).
     #[arg(long, default_value_t = 1.0, value_parser = values::interval)]
     pub interval: f64,
-    /// Stop after this many seconds.
-    #[arg(long, value_parser = values::duration)]
-    pub duration: Option<f64>,
+    #[command(flatten)]
+    pub run: RunArgs,
     /// Rows shown per table, most drops first.
     #[arg(long, default_value_t = 20)]
     pub top: usize,
-    /// Write this file once the drop counter is attached.
-    #[arg(long)]
-    pub ready_file: Option<PathBuf>,
     /// Print every drop with its packet instead of counting (as
     /// `netxray trace -t kfree_skb`).
     #[arg(long)]
@@ -271,12 +277,11 @@ pub struct StatsArgs {
     /// Seconds between tables (or JSON snapshots).
     #[arg(long, default_value_t = 1.0, value_parser = values::interval)]
     pub interval: f64,
-    /// Print one interval (counted from the start) and exit.
+    /// Print one interval (counted from the start) and exit (`-c 1`).
     #[arg(long)]
     pub once: bool,
-    /// Stop after this many seconds.
-    #[arg(long, value_parser = values::duration)]
-    pub duration: Option<f64>,
+    #[command(flatten)]
+    pub run: RunArgs,
     /// Top flows and sources shown.
     #[arg(long, default_value_t = 10)]
     pub top: usize,
@@ -290,9 +295,6 @@ pub struct StatsArgs {
     /// at least 16).
     #[arg(long, default_value_t = 65536, value_parser = clap::value_parser!(u32).range(16..))]
     pub flows: u32,
-    /// Write this file once everything is attached.
-    #[arg(long)]
-    pub ready_file: Option<PathBuf>,
     /// A filter in tcpdump's language (see `netxray trace --help`): only
     /// matching packets are counted.
     #[arg(value_name = "EXPRESSION")]
@@ -357,15 +359,8 @@ pub struct ConnArgs {
     /// aborted), reset, or timed out later.
     #[arg(long)]
     pub failed: bool,
-    /// Stop after this many connections (with --events/--states: records).
-    #[arg(short = 'c', long)]
-    pub count: Option<u64>,
-    /// Stop after this many seconds.
-    #[arg(long, value_parser = values::duration)]
-    pub duration: Option<f64>,
-    /// Write this file once every tracepoint is attached.
-    #[arg(long)]
-    pub ready_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub run: RunArgs,
     /// Ring buffer size in KiB (a power of two, 4 to 2097152).
     #[arg(long, default_value_t = 4096, value_parser = values::ring_kib)]
     pub ring_size: u32,

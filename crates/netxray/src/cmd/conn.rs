@@ -6,6 +6,7 @@
 //! the cost is per connection, not per packet).
 
 use crate::cli::{ConnArgs, OutputFormat};
+use crate::cmd::run::{self, drive, Flow, Job, Stop};
 use crate::error::{Error, Result};
 use crate::kernel::btf::KernelBtf;
 use crate::kernel::conn::{ConnConfigArgs, ConnSession};
@@ -19,7 +20,7 @@ use netxray_abi::conn::{ConnCounter, ConnEvent, ConnKind};
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// What is shown, after the kernel's netns test.
 struct Selection {
@@ -69,12 +70,6 @@ fn clock_ns(id: libc::clockid_t) -> i128 {
     ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
 }
 
-enum Stop {
-    Done,
-    Signal,
-    ClosedStdout,
-}
-
 pub fn run(args: ConnArgs) -> Result<ExitCode> {
     let filter = Filter::from_words(&args.expression)
         .map_err(|e| Error::usage(format!("bad filter: {e}")))?;
@@ -85,19 +80,58 @@ pub fn run(args: ConnArgs) -> Result<ExitCode> {
     let filter_bpf = filter
         .to_ebpf()
         .map_err(|e| Error::usage(format!("bad filter: {e}")))?;
-    let duration = args
-        .duration
-        .map(|d| {
-            Duration::try_from_secs_f64(d)
-                .map_err(|_| Error::usage("--duration must be a number of seconds, 0 or more"))
-        })
-        .transpose()?;
     if args.pid == Some(0) {
         return Err(Error::usage("--pid 0: no such process"));
     }
-    // The namespace is held for the run (netns::Pin): its inode cannot be
-    // handed to a namespace created later.
-    let (netns_inode, _pin) = match &args.netns {
+    let (mut session, _pin) = open(&args, filter_bpf)?;
+    let ring = session.take_ring()?;
+    if args.top {
+        return crate::cmd::conn_top::run(&args, session, ring, filter);
+    }
+    let sel = Selection {
+        filter: filter.prepare(),
+        pid: args.pid,
+        comm: args.comm.clone(),
+        failed: args.failed,
+        closes: !args.states,
+        events: args.events || args.states,
+        listen: args.listen,
+    };
+    tracing::info!("following TCP connections ({})", session.attached.join(","));
+    let offset = clock_ns(libc::CLOCK_REALTIME) - clock_ns(libc::CLOCK_MONOTONIC);
+    let stdout = io::stdout().lock();
+    let mut job = ConnJob {
+        session,
+        ring,
+        sel,
+        names: Names::new(),
+        wall: Box::new(move |mono: u64| (mono as i128 + offset).max(0) as u64),
+        printer: ConnPrinter::new(
+            io::BufWriter::with_capacity(1 << 16, stdout),
+            args.output.output == OutputFormat::Json,
+            args.events,
+        ),
+        shown: 0,
+        bad: 0,
+        count: args.run.count,
+        last_lost: 0,
+    };
+    let stop = drive(&mut job, &args.run)?;
+    let _ = job.printer.flush();
+    let counters = job.session.counters().unwrap_or_default();
+    let left = job.session.entries_left().unwrap_or((0, 0));
+    drop(job.session);
+    summary(stop, job.shown, job.bad, &counters, left);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Load and attach, in the namespace asked for (held for the run, see
+/// netns::Pin: its inode cannot be handed to a namespace created later).
+fn open(
+    args: &ConnArgs,
+    filter_bpf: Option<crate::model::filter::ebpf::Compiled>,
+) -> Result<(ConnSession, netns::Pin)> {
+    let (netns_inode, pin) = match &args.netns {
         Some(spec) => {
             let ns = netns::resolve(spec)?;
             (ns.inode, netns::Pin::hold(&ns))
@@ -116,7 +150,7 @@ pub fn run(args: ConnArgs) -> Result<ExitCode> {
         top: args.top,
         filter_bpf,
     };
-    let mut session = ConnSession::open(&cfg, &kbtf)?;
+    let session = ConnSession::open(&cfg, &kbtf)?;
     for (name, why) in &session.skipped {
         tracing::warn!("skipping {name}: {why}");
     }
@@ -127,127 +161,77 @@ pub fn run(args: ConnArgs) -> Result<ExitCode> {
     {
         tracing::warn!("accepted connections will show their listener's process, not the one that accepted them");
     }
-    let mut ring = session.take_ring()?;
-    if args.top {
-        return crate::cmd::conn_top::run(&args, duration, &session, ring, filter);
-    }
-    let sel = Selection {
-        filter: filter.prepare(),
-        pid: args.pid,
-        comm: args.comm.clone(),
-        failed: args.failed,
-        closes: !args.states,
-        events: args.events || args.states,
-        listen: args.listen,
-    };
-    let stop = crate::cmd::signals::StopFlag::install()?;
-    if let Some(path) = &args.ready_file {
-        std::fs::write(path, format!("{}\n", std::process::id()))
-            .map_err(|e| Error::io(format!("writing --ready-file {}", path.display()), e))?;
-    }
-    tracing::info!("following TCP connections ({})", session.attached.join(","));
-    let offset = clock_ns(libc::CLOCK_REALTIME) - clock_ns(libc::CLOCK_MONOTONIC);
-    let wall = move |mono: u64| (mono as i128 + offset).max(0) as u64;
-    let mut names = Names::new();
-    let stdout = io::stdout().lock();
-    let mut printer = ConnPrinter::new(
-        io::BufWriter::with_capacity(1 << 16, stdout),
-        args.output.output == OutputFormat::Json,
-        args.events,
-    );
-    let started = Instant::now();
-    let deadline = duration.and_then(|d| started.checked_add(d));
-    let mut shown = 0u64;
-    let mut bad = 0u64;
-    let mut last_lost = 0u64;
-    let mut last_status = Instant::now();
-    let why = loop {
-        if stop.raised() {
-            let _ = drain(
-                &mut ring,
-                &sel,
-                &mut names,
-                &wall,
-                &mut printer,
-                &mut shown,
-                &mut bad,
-                None,
-            );
-            break Stop::Signal;
-        }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            let _ = drain(
-                &mut ring,
-                &sel,
-                &mut names,
-                &wall,
-                &mut printer,
-                &mut shown,
-                &mut bad,
-                args.count,
-            );
-            break Stop::Done;
-        }
-        wait_readable(&ring, Duration::from_millis(10));
-        match drain(
-            &mut ring,
-            &sel,
-            &mut names,
-            &wall,
-            &mut printer,
-            &mut shown,
-            &mut bad,
-            args.count,
-        ) {
-            Ok(true) => break Stop::Done,
-            Ok(false) => {}
-            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => break Stop::ClosedStdout,
-            Err(e) => return Err(Error::io("writing output", e)),
-        }
-        if last_status.elapsed() >= Duration::from_secs(1) {
-            last_status = Instant::now();
-            if let Ok(c) = session.counters() {
-                if c.lost > last_lost {
-                    tracing::warn!(
-                        "{} conn records lost in the kernel in the last second (ring buffer full; {} in all): use a larger --ring-size",
-                        c.lost - last_lost,
-                        c.lost
-                    );
-                    last_lost = c.lost;
-                }
-            }
-            if stdout_closed() {
-                break Stop::ClosedStdout;
-            }
-        }
-    };
-    let _ = printer.flush();
-    let counters = session.counters().unwrap_or_default();
-    let left = session.entries_left().unwrap_or((0, 0));
-    drop(session);
-    summary(&why, shown, bad, &counters, left);
-    Ok(ExitCode::SUCCESS)
+    Ok((session, pin))
 }
 
-fn wait_readable(ring: &EventRing, timeout: Duration) {
-    let mut fds = libc::pollfd {
-        fd: ring.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: poll on one pollfd we own; EINTR (a signal) just returns.
-    unsafe { libc::poll(&mut fds, 1, timeout.as_millis() as libc::c_int) };
+/// Connection records as a job of the run driver.
+struct ConnJob {
+    session: ConnSession,
+    ring: EventRing,
+    sel: Selection,
+    names: Names,
+    wall: Box<dyn Fn(u64) -> u64>,
+    printer: ConnPrinter<io::BufWriter<io::StdoutLock<'static>>>,
+    shown: u64,
+    bad: u64,
+    count: Option<u64>,
+    last_lost: u64,
 }
 
-fn stdout_closed() -> bool {
-    let mut fds = libc::pollfd {
-        fd: 1,
-        events: 0,
-        revents: 0,
-    };
-    // SAFETY: poll on one pollfd we own, zero timeout.
-    let n = unsafe { libc::poll(&mut fds, 1, 0) };
-    n > 0 && fds.revents & (libc::POLLERR | libc::POLLHUP) != 0
+impl ConnJob {
+    /// Print what the ring holds, up to `limit`; Stop once it is reached.
+    fn drain_up_to(&mut self, limit: Option<u64>) -> Result<Flow> {
+        let done = drain(
+            &mut self.ring,
+            &self.sel,
+            &mut self.names,
+            &*self.wall,
+            &mut self.printer,
+            &mut self.shown,
+            &mut self.bad,
+            limit,
+        )
+        .map_err(run::output)?;
+        Ok(if done { Flow::Stop } else { Flow::Go })
+    }
+}
+
+impl Job for ConnJob {
+    fn ring_fd(&self) -> Option<std::os::fd::RawFd> {
+        Some(self.ring.as_raw_fd())
+    }
+
+    fn drain(&mut self) -> Result<Flow> {
+        self.drain_up_to(self.count)
+    }
+
+    fn period(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+
+    fn every(&mut self, _: Duration) -> Result<Flow> {
+        if let Ok(c) = self.session.counters() {
+            if c.lost > self.last_lost {
+                tracing::warn!(
+                    "{} conn records lost in the kernel in the last second (ring buffer full; {} in all): use a larger --ring-size",
+                    c.lost - self.last_lost,
+                    c.lost
+                );
+                self.last_lost = c.lost;
+            }
+        }
+        Ok(Flow::Go)
+    }
+
+    fn end(&mut self, stop: Stop, _: Duration) -> Result<()> {
+        // Interrupted: everything that arrived is shown, --count or not.
+        let limit = if stop == Stop::Signal {
+            None
+        } else {
+            self.count
+        };
+        self.drain_up_to(limit).map(|_| ())
+    }
 }
 
 /// Print what the ring holds; Ok(true) once --count is reached.
@@ -305,12 +289,8 @@ fn drain<W: Write>(
     res
 }
 
-fn summary(why: &Stop, shown: u64, bad: u64, c: &ConnCounter, (open, pending): (u64, u64)) {
-    let why = match why {
-        Stop::Done => "done",
-        Stop::Signal => "interrupted",
-        Stop::ClosedStdout => "output closed",
-    };
+fn summary(why: Stop, shown: u64, bad: u64, c: &ConnCounter, (open, pending): (u64, u64)) {
+    let why = why.word();
     let evicted = c.tracked.saturating_sub(c.removed + open + pending);
     let mut err = io::stderr().lock();
     let _ = writeln!(

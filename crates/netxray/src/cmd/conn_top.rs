@@ -6,7 +6,8 @@
 //! table with their entry and are not shown for it.
 
 use crate::cli::{ConnArgs, OutputFormat};
-use crate::error::{Error, Result};
+use crate::cmd::run::{self, drive, Flow, Job, Stop};
+use crate::error::Result;
 use crate::kernel::conn::ConnSession;
 use crate::kernel::netns::Names;
 use crate::kernel::ring::EventRing;
@@ -19,7 +20,7 @@ use std::collections::HashMap;
 use std::io::{self, IsTerminal, Write};
 use std::net::IpAddr;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[derive(Debug, Serialize)]
 struct Row {
@@ -53,58 +54,78 @@ struct Snapshot<'a> {
 
 pub fn run(
     args: &ConnArgs,
-    duration: Option<Duration>,
-    session: &ConnSession,
-    mut ring: EventRing,
+    session: ConnSession,
+    ring: EventRing,
     filter: Filter,
 ) -> Result<ExitCode> {
-    let filter: Prepared = filter.prepare();
-    let every = Duration::try_from_secs_f64(args.interval)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| Error::usage("--interval must be a number of seconds, more than 0"))?;
-    let stop = crate::cmd::signals::StopFlag::install()?;
-    if let Some(path) = &args.ready_file {
-        std::fs::write(path, format!("{}\n", std::process::id()))
-            .map_err(|e| Error::io(format!("writing --ready-file {}", path.display()), e))?;
-    }
-    let json = args.output.output == OutputFormat::Json;
-    let in_place = !json && io::stdout().is_terminal();
-    let mut names = Names::new();
-    let mut out = io::stdout().lock();
-    let started = Instant::now();
-    let mut prev: HashMap<u64, (u64, u64)> = HashMap::new();
-    let mut last = Instant::now();
-    let mut shown = 0u64;
-    loop {
-        let deadline = last.checked_add(every);
-        let mut ended = false;
-        while deadline.is_none_or(|d| Instant::now() < d) {
-            if stop.raised() || duration.is_some_and(|d| started.elapsed() >= d) {
-                ended = true;
-                break;
-            }
-            // The final records are not shown here: keep the ring empty.
-            ring.drain(|_| true);
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let interval = last.elapsed().as_secs_f64();
-        last = Instant::now();
-        let table = session.table()?;
+    // --interval is checked when parsed (cli/values.rs): more than 0.
+    let mut job = TopJob {
+        filter: filter.prepare(),
+        pid: args.pid,
+        comm: args.comm.clone(),
+        rows: args.rows,
+        interval: Duration::from_secs_f64(args.interval),
+        json: args.output.output == OutputFormat::Json,
+        in_place: args.output.output != OutputFormat::Json && io::stdout().is_terminal(),
+        names: Names::new(),
+        out: io::stdout().lock(),
+        prev: HashMap::new(),
+        shown: 0,
+        count: args.run.count,
+        session,
+        ring,
+    };
+    drive(&mut job, &args.run)?;
+    let c = job.session.counters().unwrap_or_default();
+    let _ = writeln!(
+        io::stderr().lock(),
+        "netxray: {} tables shown; kernel: {} connections followed, {} records lost (ring buffer full)",
+        job.shown,
+        c.tracked,
+        c.lost
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The busiest connections as a job of the run driver: a table per interval.
+struct TopJob {
+    filter: Prepared,
+    pid: Option<u32>,
+    comm: Option<String>,
+    rows: usize,
+    interval: Duration,
+    json: bool,
+    /// A terminal: each table replaces the last.
+    in_place: bool,
+    names: Names,
+    out: io::StdoutLock<'static>,
+    /// Each connection's byte counts at the last table.
+    prev: HashMap<u64, (u64, u64)>,
+    /// Tables shown, and --count.
+    shown: u64,
+    count: Option<u64>,
+    session: ConnSession,
+    ring: EventRing,
+}
+
+impl TopJob {
+    /// The rows of the last `interval`: connections that moved bytes, busiest first.
+    fn rows(&mut self) -> Result<(Vec<Row>, usize)> {
+        let table = self.session.table()?;
         let mut now: HashMap<u64, (u64, u64)> = HashMap::with_capacity(table.len());
         let mut rows = Vec::new();
         for (sk, st) in &table {
             now.insert(*sk, (st.app_tx, st.app_rx));
-            let (ptx, prx) = prev.get(sk).copied().unwrap_or((0, 0));
+            let (ptx, prx) = self.prev.get(sk).copied().unwrap_or((0, 0));
             let (tx, rx) = (st.app_tx.saturating_sub(ptx), st.app_rx.saturating_sub(prx));
             if tx + rx == 0 || st.tuple.family == 0 {
                 continue;
             }
             let ends = Ends::from_tuple(&st.tuple);
             let comm = (st.owner_tgid != 0).then(|| c_str(&st.owner_comm));
-            if !ends.matches(&filter)
-                || args.pid.is_some_and(|p| st.owner_tgid != p)
-                || args.comm.as_ref().is_some_and(|c| comm.as_ref() != Some(c))
+            if !ends.matches(&self.filter)
+                || self.pid.is_some_and(|p| st.owner_tgid != p)
+                || self.comm.as_ref().is_some_and(|c| comm.as_ref() != Some(c))
             {
                 continue;
             }
@@ -113,7 +134,8 @@ pub fn run(
                 sk: format!("{sk:#x}"),
                 netns,
                 netns_cookie: (st.netns_cookie != 0).then_some(st.netns_cookie),
-                netns_name: names
+                netns_name: self
+                    .names
                     .netns_name(NsId::new(netns, st.netns_cookie))
                     .map(|n| n.to_string()),
                 laddr: ends.laddr,
@@ -128,11 +150,18 @@ pub fn run(
                 rx_total: st.app_rx,
             });
         }
-        prev = now;
+        self.prev = now;
         let active = rows.len();
         rows.sort_by_key(|r| std::cmp::Reverse(r.tx_bytes + r.rx_bytes));
-        rows.truncate(args.rows);
-        let res = if json {
+        rows.truncate(self.rows);
+        Ok((rows, active))
+    }
+
+    /// One table (or JSON snapshot) for the last `interval` seconds.
+    fn report(&mut self, interval: f64) -> Result<()> {
+        let (rows, active) = self.rows()?;
+        let out = &mut self.out;
+        let res = if self.json {
             let s = Snapshot {
                 kind: "top",
                 ts_ns: std::time::SystemTime::now()
@@ -142,30 +171,45 @@ pub fn run(
                 connections: active,
                 rows: &rows,
             };
-            serde_json::to_writer(&mut out, &s)
+            serde_json::to_writer(&mut *out, &s)
                 .map_err(io::Error::other)
                 .and_then(|()| writeln!(out))
         } else {
-            print_table(&mut out, &rows, active, interval, in_place)
+            print_table(out, &rows, active, interval, self.in_place)
         };
-        match res.and_then(|()| out.flush()) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => break,
-            Err(e) => return Err(Error::io("writing output", e)),
-        }
-        shown += 1;
-        if ended || args.count.is_some_and(|c| shown >= c) {
-            break;
-        }
+        res.and_then(|()| out.flush()).map_err(run::output)?;
+        self.shown += 1;
+        Ok(())
     }
-    let c = session.counters().unwrap_or_default();
-    let _ = writeln!(
-        io::stderr().lock(),
-        "netxray: {shown} tables shown; kernel: {} connections followed, {} records lost (ring buffer full)",
-        c.tracked,
-        c.lost
-    );
-    Ok(ExitCode::SUCCESS)
+}
+
+impl Job for TopJob {
+    fn drain(&mut self) -> Result<Flow> {
+        // The connection records are not shown here: keep the ring empty.
+        self.ring.drain(|_| true);
+        Ok(Flow::Go)
+    }
+
+    fn period(&self) -> Duration {
+        self.interval
+    }
+
+    fn every(&mut self, elapsed: Duration) -> Result<Flow> {
+        self.report(elapsed.as_secs_f64())?;
+        Ok(if self.count.is_some_and(|c| self.shown >= c) {
+            Flow::Stop
+        } else {
+            Flow::Go
+        })
+    }
+
+    fn end(&mut self, _: Stop, elapsed: Duration) -> Result<()> {
+        // The interval cut short, unless the last table reached --count.
+        if self.count.is_none_or(|c| self.shown < c) {
+            self.report(elapsed.as_secs_f64())?;
+        }
+        Ok(())
+    }
 }
 
 fn print_table<W: Write>(

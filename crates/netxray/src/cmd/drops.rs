@@ -5,6 +5,7 @@
 use crate::cli::{DropsArgs, OutputFormat, TraceArgs};
 use crate::cmd::filter as cmd_filter;
 use crate::cmd::nft_trace::{self, NftWatch, RuleDrops, RuleRow};
+use crate::cmd::run::{self, drive, Flow, Job, Stop};
 use crate::error::{Error, Result};
 use crate::kernel::btf::KernelBtf;
 use crate::kernel::kallsyms::Kallsyms;
@@ -20,7 +21,7 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::io::{self, Write};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// One row of a table: a (reason, location, namespace, interface) and its
 /// drops in the interval and since the start.
@@ -74,9 +75,7 @@ pub fn run(args: DropsArgs) -> Result<ExitCode> {
             hooks: vec!["kfree_skb".into()],
             filter: args.filter,
             output: args.output,
-            count: None,
-            duration: args.duration,
-            ready_file: args.ready_file,
+            run: args.run,
             ring_size: 8192,
             snaplen: 128,
             journey: false,
@@ -92,89 +91,108 @@ pub fn run(args: DropsArgs) -> Result<ExitCode> {
             expression: args.expression,
         });
     }
-    let filter = cmd_filter::build(&args.expression, &args.filter)?;
-    let filter_bpf = filter
-        .to_ebpf()
-        .map_err(|e| Error::usage(format!("bad filter: {e}")))?;
-    // --interval and --duration are checked when parsed (cli/values.rs).
-    let scope = cmd_filter::scope(&args.filter)?;
-    let kbtf = KernelBtf::load().map_err(|_| Error::NoBtf)?;
-    crate::kernel::caps::require_bpf_privileges()?;
-    let kfree = HookPoint::by_id(hook_id::KFREE_SKB)
-        .ok_or_else(|| Error::Runtime("no kfree_skb hook".into()))?;
-    let cfg = TraceConfig {
-        hooks: vec![kfree],
-        required: vec![hook_id::KFREE_SKB],
-        netns: scope.netns,
-        netns_at: scope.ns.clone(),
-        ifindex: scope.ifindex,
-        tgid: scope.tgid,
-        filter_bpf,
-        ring_bytes: 4096 * 4,
-        snaplen: 128,
-        follow_ns: 0,
-        stack_hooks: 0,
-        ret: false,
-        drops: true,
-        nf_attribution: true,
-        xdp: None,
-    };
-    let mut session = TraceSession::open(&cfg, &kbtf)?;
-    if let Some(why) = &session.netfilter_error {
-        tracing::warn!("NETFILTER_DROP drops will not say in which hook: {why}");
+    let mut job = DropsJob::open(&args)?;
+    drive(&mut job, &args.run)?;
+    job.finish();
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The drop counter as a job of the run driver: a table per interval.
+struct DropsJob {
+    session: TraceSession,
+    reasons: HashMap<i64, String>,
+    syms: Kallsyms,
+    names: Names,
+    /// `--nft-trace`: the trace subscription and the rules' drops.
+    nft: Option<(NftWatch, RuleDrops)>,
+    /// Each row's total at the last table.
+    before: HashMap<DropKey, u64>,
+    out: io::StdoutLock<'static>,
+    json: bool,
+    interval: Duration,
+    top: usize,
+    /// Tables shown, and --count.
+    shown: u64,
+    count: Option<u64>,
+}
+
+impl DropsJob {
+    fn open(args: &DropsArgs) -> Result<Self> {
+        let filter = cmd_filter::build(&args.expression, &args.filter)?;
+        let filter_bpf = filter
+            .to_ebpf()
+            .map_err(|e| Error::usage(format!("bad filter: {e}")))?;
+        // --interval and --duration are checked when parsed (cli/values.rs).
+        let scope = cmd_filter::scope(&args.filter)?;
+        let kbtf = KernelBtf::load().map_err(|_| Error::NoBtf)?;
+        crate::kernel::caps::require_bpf_privileges()?;
+        let kfree = HookPoint::by_id(hook_id::KFREE_SKB)
+            .ok_or_else(|| Error::Runtime("no kfree_skb hook".into()))?;
+        let cfg = TraceConfig {
+            hooks: vec![kfree],
+            required: vec![hook_id::KFREE_SKB],
+            netns: scope.netns,
+            netns_at: scope.ns.clone(),
+            ifindex: scope.ifindex,
+            tgid: scope.tgid,
+            filter_bpf,
+            ring_bytes: 4096 * 4,
+            snaplen: 128,
+            follow_ns: 0,
+            stack_hooks: 0,
+            ret: false,
+            drops: true,
+            nf_attribution: true,
+            xdp: None,
+        };
+        let session = TraceSession::open(&cfg, &kbtf)?;
+        if let Some(why) = &session.netfilter_error {
+            tracing::warn!("NETFILTER_DROP drops will not say in which hook: {why}");
+        }
+        // Before the ready file: the tables and the subscription are in place.
+        let nft = if args.nft_trace {
+            Some((
+                NftWatch::open(&args.filter, &filter, &scope)?,
+                RuleDrops::default(),
+            ))
+        } else {
+            None
+        };
+        Ok(Self {
+            session,
+            reasons: kbtf.drop_reasons(),
+            syms: Kallsyms::load(),
+            names: Names::new(),
+            nft,
+            before: HashMap::new(),
+            out: io::stdout().lock(),
+            json: args.output.output == OutputFormat::Json,
+            interval: Duration::from_secs_f64(args.interval),
+            top: args.top,
+            shown: 0,
+            count: args.run.count,
+        })
     }
-    let reasons = kbtf.drop_reasons();
-    let syms = Kallsyms::load();
-    let mut names = Names::new();
-    // Before the ready file: the tables and the subscription are in place.
-    let mut nft = if args.nft_trace {
-        Some((
-            NftWatch::open(&args.filter, &filter, &scope)?,
-            RuleDrops::default(),
-        ))
-    } else {
-        None
-    };
-    if let Some(path) = &args.ready_file {
-        std::fs::write(path, format!("{}\n", std::process::id()))
-            .map_err(|e| Error::io(format!("writing --ready-file {}", path.display()), e))?;
+
+    /// `--nft-trace`: take the rule verdicts waiting. A socket that fails
+    /// is reported and given up; the count goes on.
+    fn poll_nft(&mut self) {
+        let Self { nft, names, .. } = self;
+        if let Some((watch, rules)) = nft {
+            if let Err(e) = watch.poll(names, |ev| rules.add(ev)) {
+                tracing::warn!("--nft-trace stopped: {e}");
+                *nft = None;
+            }
+        }
     }
-    let stop = crate::cmd::signals::StopFlag::install()?;
-    let started = Instant::now();
-    let mut before: HashMap<DropKey, u64> = HashMap::new();
-    let mut out = io::stdout().lock();
-    let json = args.output.output == OutputFormat::Json;
-    let mut last = Instant::now();
-    loop {
-        let deadline = last + Duration::from_secs_f64(args.interval);
-        let ended = args
-            .duration
-            .is_some_and(|d| started.elapsed() >= Duration::from_secs_f64(d));
-        while Instant::now() < deadline && !stop.raised() {
-            if args
-                .duration
-                .is_some_and(|d| started.elapsed() >= Duration::from_secs_f64(d))
-            {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-            if let Some((watch, rules)) = &mut nft {
-                watch.poll(&mut names, |ev| rules.add(ev))?;
-            }
-        }
-        if let Some((watch, rules)) = &mut nft {
-            watch.poll(&mut names, |ev| rules.add(ev))?;
-        }
-        let interval = last.elapsed().as_secs_f64();
-        last = Instant::now();
-        if interval < 0.05 && (ended || stop.raised()) {
-            break; // nothing new since the last table
-        }
+
+    /// The table's rows since the last one, most drops first.
+    fn rows(&mut self) -> Result<Vec<Row>> {
         // Namespaces created since (a container starting): watch their
         // netfilter hooks too.
-        let added = session.refresh_netfilter();
+        let added = self.session.refresh_netfilter();
         if !added.is_empty() {
-            names.rescan();
+            self.names.rescan();
         }
         for ns in added {
             tracing::info!(
@@ -183,8 +201,16 @@ pub fn run(args: DropsArgs) -> Result<ExitCode> {
                 ns.inode
             );
         }
-        let rows = session.drops()?;
-        let mut table: Vec<Row> = rows
+        let Self {
+            session,
+            reasons,
+            syms,
+            names,
+            before,
+            ..
+        } = self;
+        let mut table: Vec<Row> = session
+            .drops()?
             .iter()
             .map(|(k, v)| {
                 let prev = before.insert(*k, v.count).unwrap_or(0);
@@ -216,10 +242,17 @@ pub fn run(args: DropsArgs) -> Result<ExitCode> {
             })
             .collect();
         table.sort_by(|a, b| b.count.cmp(&a.count).then(b.total.cmp(&a.total)));
-        table.truncate(args.top);
+        table.truncate(self.top);
+        Ok(table)
+    }
+
+    /// One table (or JSON summary) for the last `interval` seconds.
+    fn report(&mut self, interval: f64) -> Result<()> {
+        let table = self.rows()?;
         let drops = table.iter().map(|r| r.count).sum();
-        let nft_rules = nft.as_mut().map(|(_, rules)| rules.rows());
-        let res = if json {
+        let nft_rules = self.nft.as_mut().map(|(_, rules)| rules.rows());
+        let out = &mut self.out;
+        let res = if self.json {
             let s = Summary {
                 ts_ns: std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
@@ -229,45 +262,73 @@ pub fn run(args: DropsArgs) -> Result<ExitCode> {
                 rows: table,
                 nft_rules,
             };
-            serde_json::to_writer(&mut out, &s)
+            serde_json::to_writer(&mut *out, &s)
                 .map_err(io::Error::other)
                 .and_then(|()| writeln!(out))
         } else {
-            print_table(&mut out, &table, interval).and_then(|()| match &nft_rules {
-                Some(rules) => nft_trace::print_rules(&mut out, rules, interval),
+            print_table(out, &table, interval).and_then(|()| match &nft_rules {
+                Some(rules) => nft_trace::print_rules(out, rules, interval),
                 None => Ok(()),
             })
         };
-        match res.and_then(|()| out.flush()) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => break,
-            Err(e) => return Err(Error::io("writing output", e)),
-        }
-        if ended || stop.raised() {
-            break;
-        }
+        res.and_then(|()| out.flush()).map_err(run::output)?;
+        self.shown += 1;
+        Ok(())
     }
-    let counters = session.counters().unwrap_or_default();
-    let lost: u64 = counters.iter().map(|c| c.lost).sum();
-    let counted: u64 = counters.iter().map(|c| c.emitted).sum();
-    drop(session);
-    if let Some((watch, mut rules)) = nft.take() {
-        let dropped: u64 = rules.rows().iter().map(|r| r.total).sum();
-        tracing::info!(
-            "{}",
-            watch.summary(&format!("{dropped} drops by nftables rules counted"))
+
+    /// The summary on stderr, after everything is detached.
+    fn finish(self) {
+        let counters = self.session.counters().unwrap_or_default();
+        let lost: u64 = counters.iter().map(|c| c.lost).sum();
+        let counted: u64 = counters.iter().map(|c| c.emitted).sum();
+        drop(self.session);
+        if let Some((watch, mut rules)) = self.nft {
+            let dropped: u64 = rules.rows().iter().map(|r| r.total).sum();
+            tracing::info!(
+                "{}",
+                watch.summary(&format!("{dropped} drops by nftables rules counted"))
+            );
+        }
+        let _ = writeln!(
+            io::stderr().lock(),
+            "netxray: {counted} drops counted{}",
+            if lost > 0 {
+                format!(", {lost} not counted (the row table was full)")
+            } else {
+                String::new()
+            }
         );
     }
-    let _ = writeln!(
-        io::stderr().lock(),
-        "netxray: {counted} drops counted{}",
-        if lost > 0 {
-            format!(", {lost} not counted (the row table was full)")
+}
+
+impl Job for DropsJob {
+    fn drain(&mut self) -> Result<Flow> {
+        self.poll_nft();
+        Ok(Flow::Go)
+    }
+
+    fn period(&self) -> Duration {
+        self.interval
+    }
+
+    fn every(&mut self, elapsed: Duration) -> Result<Flow> {
+        self.poll_nft();
+        self.report(elapsed.as_secs_f64())?;
+        Ok(if self.count.is_some_and(|c| self.shown >= c) {
+            Flow::Stop
         } else {
-            String::new()
+            Flow::Go
+        })
+    }
+
+    fn end(&mut self, _: Stop, elapsed: Duration) -> Result<()> {
+        self.poll_nft();
+        // Nothing new since the last table when it was just printed.
+        if elapsed.as_secs_f64() < 0.05 {
+            return Ok(());
         }
-    );
-    Ok(ExitCode::SUCCESS)
+        self.report(elapsed.as_secs_f64())
+    }
 }
 
 fn print_table<W: Write>(out: &mut W, rows: &[Row], interval: f64) -> io::Result<()> {

@@ -7,6 +7,7 @@ pub mod drops;
 pub mod filter;
 pub mod hooks;
 pub mod nft_trace;
+pub mod run;
 pub mod signals;
 pub mod stats;
 pub mod trace;

@@ -1,5 +1,5 @@
-//! Ctrl-C and SIGTERM as a flag, for subcommands that poll on a timer
-//! (`trace` uses tokio's signal streams instead).
+//! Ctrl-C and SIGTERM as a flag, for the run driver (cmd/run.rs), whose
+//! poll(2) a signal interrupts.
 
 use crate::error::Result;
 use std::sync::atomic::{AtomicBool, Ordering};

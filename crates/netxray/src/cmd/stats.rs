@@ -5,6 +5,7 @@
 use crate::cli::FilterArgs;
 use crate::cli::{OutputFormat, StatsArgs};
 use crate::cmd::filter as cmd_filter;
+use crate::cmd::run::{self, drive, Flow, Job, Stop};
 use crate::error::{Error, Result};
 use crate::kernel::netns;
 use crate::kernel::stats::{StatsConfig, StatsSession};
@@ -13,7 +14,7 @@ use crate::model::value::NsId;
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub fn run(args: StatsArgs) -> Result<ExitCode> {
     let filter = cmd_filter::build(&args.expression, &FilterArgs::default())?;
@@ -62,69 +63,104 @@ pub fn run(args: StatsArgs) -> Result<ExitCode> {
     let netns_name = names
         .netns_name(NsId::new(ns.inode, 0))
         .map(|n| n.to_string());
-    if let Some(path) = &args.ready_file {
-        std::fs::write(path, format!("{}\n", std::process::id()))
-            .map_err(|e| Error::io(format!("writing --ready-file {}", path.display()), e))?;
-    }
-    let stop = crate::cmd::signals::StopFlag::install()?;
-    let started = Instant::now();
-    let mut rates = Rates::default();
-    let mut out = io::stdout().lock();
-    let json = args.output.output == OutputFormat::Json;
-    let mut last = Instant::now();
-    loop {
-        let deadline = last + Duration::from_secs_f64(args.interval);
-        let over = |started: Instant| {
-            args.duration
-                .is_some_and(|d| started.elapsed() >= Duration::from_secs_f64(d))
-        };
-        while Instant::now() < deadline && !stop.raised() && !over(started) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let interval = last.elapsed().as_secs_f64();
-        last = Instant::now();
-        let snap = session.snapshot()?;
-        let watched: BTreeMap<u32, (String, bool)> = session
+    let mut job = StatsJob {
+        session,
+        rates: Rates::default(),
+        out: io::stdout().lock(),
+        json: args.output.output == OutputFormat::Json,
+        interval: Duration::from_secs_f64(args.interval),
+        flows: args.flows,
+        top: args.top,
+        netns: ns.inode,
+        netns_name,
+        shown: 0,
+        // --once is -c 1.
+        count: if args.once { Some(1) } else { args.run.count },
+    };
+    drive(&mut job, &args.run)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The counters as a job of the run driver: a report per interval.
+struct StatsJob {
+    session: StatsSession,
+    rates: Rates,
+    out: io::StdoutLock<'static>,
+    json: bool,
+    interval: Duration,
+    flows: u32,
+    top: usize,
+    netns: u32,
+    netns_name: Option<String>,
+    /// Reports shown, and --count.
+    shown: u64,
+    count: Option<u64>,
+}
+
+impl StatsJob {
+    /// One report for the last `interval` seconds.
+    fn report(&mut self, interval: f64) -> Result<()> {
+        let snap = self.session.snapshot()?;
+        let watched: BTreeMap<u32, (String, bool)> = self
+            .session
             .watched
             .iter()
             .map(|(i, w)| (*i, (w.name.clone(), w.xdp)))
             .collect();
-        let mut report = rates.report(
+        let mut report = self.rates.report(
             &Sample {
                 ifaces: &snap.ifaces,
                 flows: &snap.flows,
                 names: &watched,
                 flows_inserted: snap.ctl.flows_inserted,
                 flows_failed: snap.ctl.flows_failed,
-                capacity: args.flows,
+                capacity: self.flows,
                 entries: snap.table_entries,
             },
             interval,
-            args.top,
+            self.top,
         );
-        report.netns = ns.inode;
-        report.netns_name = netns_name.clone();
-        let res = if json {
-            serde_json::to_writer(&mut out, &report)
+        report.netns = self.netns;
+        report.netns_name = self.netns_name.clone();
+        let out = &mut self.out;
+        let res = if self.json {
+            serde_json::to_writer(&mut *out, &report)
                 .map_err(io::Error::other)
                 .and_then(|()| writeln!(out))
         } else {
-            print_report(&mut out, &report)
+            print_report(out, &report)
         };
-        match res.and_then(|()| out.flush()) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => break,
-            Err(e) => return Err(Error::io("writing output", e)),
-        }
-        if args.once || stop.raised() || over(started) {
-            break;
+        res.and_then(|()| out.flush()).map_err(run::output)?;
+        self.shown += 1;
+        Ok(())
+    }
+}
+
+impl Job for StatsJob {
+    fn period(&self) -> Duration {
+        self.interval
+    }
+
+    fn every(&mut self, elapsed: Duration) -> Result<Flow> {
+        self.report(elapsed.as_secs_f64())?;
+        if self.count.is_some_and(|c| self.shown >= c) {
+            return Ok(Flow::Stop);
         }
         // Interfaces created or deleted meanwhile.
-        for note in session.refresh()? {
+        for note in self.session.refresh()? {
             tracing::info!("{note}");
         }
+        Ok(Flow::Go)
     }
-    Ok(ExitCode::SUCCESS)
+
+    fn end(&mut self, stop: Stop, elapsed: Duration) -> Result<()> {
+        // The interval cut short by a signal or --duration, reported too
+        // (not after the report that reached --count).
+        if stop == Stop::Signal || self.count.is_none_or(|c| self.shown < c) {
+            self.report(elapsed.as_secs_f64())?;
+        }
+        Ok(())
+    }
 }
 
 /// 1234567 -> "1.2M".

@@ -4,6 +4,7 @@
 use crate::cli::{MapWhen, OutputFormat, TraceArgs};
 use crate::cmd::filter as cmd_filter;
 use crate::cmd::nft_trace::NftWatch;
+use crate::cmd::run::{self, drive, Flow, Job, Stop};
 use crate::error::{Error, Result};
 use crate::kernel::btf::KernelBtf;
 use crate::kernel::kallsyms::Kallsyms;
@@ -22,10 +23,9 @@ use aya::maps::{MapData, StackTraceMap};
 use netxray_abi::{hook_id, Counter, Event};
 use std::collections::HashMap;
 use std::io::{self, Write};
+use std::os::fd::AsRawFd;
 use std::process::ExitCode;
 use std::time::Duration;
-use tokio::io::unix::AsyncFd;
-use tokio::signal::unix::{signal, SignalKind};
 
 struct Context {
     names: Names,
@@ -105,13 +105,6 @@ struct Stacks {
     seen: HashMap<u32, Vec<String>>,
 }
 
-/// Why the loop ended.
-enum Stop {
-    Done,
-    Signal,
-    ClosedStdout,
-}
-
 /// How long `--follow` keeps a packet's buffer followed between two hops.
 const FOLLOW_NS: u32 = 2_000_000_000;
 
@@ -134,8 +127,73 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
         .to_ebpf()
         .map_err(|e| Error::usage(format!("bad filter: {e}")))?;
     let kbtf = KernelBtf::load().map_err(|_| Error::NoBtf)?;
+    let (hooks, required) = select_hooks(&args, &kbtf)?;
+    let scope = cmd_filter::scope(&args.filter)?;
+    check_scope(&args, &hooks, &required, scope.ifindex)?;
+    let stack_hooks = stack_hooks(args.stack.as_deref(), &hooks)?;
+    let cfg = TraceConfig {
+        hooks,
+        required,
+        netns: scope.netns,
+        netns_at: scope.ns.clone(),
+        ifindex: scope.ifindex,
+        tgid: scope.tgid,
+        filter_bpf,
+        ring_bytes: args.ring_size.saturating_mul(1024),
+        snaplen: args.snaplen,
+        follow_ns: if args.follow { FOLLOW_NS } else { 0 },
+        stack_hooks,
+        ret: args.ret,
+        drops: false,
+        nf_attribution: args.nf_attribution,
+        xdp: args.xdp.map(Into::into),
+    };
+    let mut session = TraceSession::open(&cfg, &kbtf)?;
+    // Before the ready file: the tables and the subscription are in place.
+    let nft = if args.nft_trace {
+        Some(NftWatch::open(&args.filter, &filter, &scope)?)
+    } else {
+        None
+    };
+    for (h, why) in &session.skipped {
+        tracing::warn!("skipping {}: {why}", h.name);
+    }
+    let ctx = context(&cfg, &kbtf, &mut session, nft)?;
+    log_attached(&session);
+    let ring = session.take_ring()?;
+    // Rendering and writing run on a thread of their own (output/threaded.rs).
+    let printer: Box<dyn Printer> = Box::new(
+        ThreadedPrinter::spawn(printer_maker(&args))
+            .map_err(|e| Error::io("starting the output thread", e))?,
+    );
+    let mut job = TraceJob {
+        ring,
+        session,
+        ctx,
+        printer,
+        st: LoopState {
+            correlator: Correlator::new(cfg.hooks.iter().any(|h| h.is_context())),
+            ready: Vec::new(),
+            latest_ts: 0,
+            shown: 0,
+            decode_errors: 0,
+            limit: args.run.count,
+            hooks: cfg.hooks.iter().map(|h| h.name).collect(),
+            more: false,
+        },
+        last_lost: 0,
+        last_clobbered: 0,
+    };
+    let stop = drive(&mut job, &args.run)?;
+    job.finish(stop, if args.journey { "journeys" } else { "events" });
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The hooks asked for (-t, else every hook this kernel has), with the
+/// exit hooks of --ret; and the ones named one by one (required).
+fn select_hooks(args: &TraceArgs, kbtf: &KernelBtf) -> Result<(Vec<&'static HookPoint>, Vec<u16>)> {
     let (mut hooks, required) = if args.hooks.is_empty() {
-        (available_hooks(&kbtf, args.ret), Vec::new())
+        (available_hooks(kbtf, args.ret), Vec::new())
     } else {
         hook::select_named(&args.hooks).map_err(Error::usage)?
     };
@@ -146,14 +204,23 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
     }
     if args.ret {
         // The exit hooks of the entry hooks being traced.
-        for h in available_hooks(&kbtf, true) {
+        for h in available_hooks(kbtf, true) {
             if h.group == hook::Group::Ret && !hooks.contains(&h) {
                 hooks.push(h);
             }
         }
     }
-    let scope = cmd_filter::scope(&args.filter)?;
-    if scope.ifindex == 0 {
+    Ok((hooks, required))
+}
+
+/// Interface hooks need -i; the privileges the hooks need.
+fn check_scope(
+    args: &TraceArgs,
+    hooks: &[&'static HookPoint],
+    required: &[u16],
+    ifindex: u32,
+) -> Result<()> {
+    if ifindex == 0 {
         if let Some(h) = hooks
             .iter()
             .find(|h| matches!(h.backend, Backend::Tc { .. } | Backend::Xdp))
@@ -175,37 +242,16 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
     }) {
         crate::kernel::caps::require_net_admin(&format!("the {} hooks", h.group.name()))?;
     }
+    Ok(())
+}
 
-    let hooks_for_stack = hooks.clone();
-    let cfg = TraceConfig {
-        hooks,
-        required,
-        netns: scope.netns,
-        netns_at: scope.ns.clone(),
-        ifindex: scope.ifindex,
-        tgid: scope.tgid,
-        filter_bpf,
-        ring_bytes: args.ring_size.saturating_mul(1024),
-        snaplen: args.snaplen,
-        follow_ns: if args.follow { FOLLOW_NS } else { 0 },
-        stack_hooks: stack_hooks(args.stack.as_deref(), &hooks_for_stack)?,
-        ret: args.ret,
-        drops: false,
-        nf_attribution: args.nf_attribution,
-        xdp: args.xdp.map(Into::into),
-    };
-    let mut session = TraceSession::open(&cfg, &kbtf)?;
-    // Before the ready file: the tables and the subscription are in place.
-    let nft = if args.nft_trace {
-        Some(NftWatch::open(&args.filter, &filter, &scope)?)
-    } else {
-        None
-    };
-    for (h, why) in &session.skipped {
-        tracing::warn!("skipping {}: {why}", h.name);
-    }
-    let shown: Vec<&'static str> = cfg.hooks.iter().map(|h| h.name).collect();
-    let ring = session.take_ring()?;
+/// What decoding needs: names, reasons, symbols, --stack's map.
+fn context(
+    cfg: &TraceConfig,
+    kbtf: &KernelBtf,
+    session: &mut TraceSession,
+    nft: Option<NftWatch>,
+) -> Result<Context> {
     let stacks = if cfg.stack_hooks != 0 {
         Some(Stacks {
             map: session.take_stacks()?,
@@ -219,7 +265,7 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
             .hooks
             .iter()
             .any(|h| h.id == hook_id::KFREE_SKB || h.id == hook_id::CONSUME_SKB);
-    let mut ctx = Context {
+    Ok(Context {
         names: Names::new(),
         strings: NameCache::default(),
         drops: names_of(kbtf.drop_reasons()),
@@ -233,7 +279,10 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
         wall_offset: clock_ns(libc::CLOCK_REALTIME) - clock_ns(libc::CLOCK_MONOTONIC),
         nft,
         nft_shown: 0,
-    };
+    })
+}
+
+fn log_attached(session: &TraceSession) {
     tracing::info!(
         "tracing {} hooks ({}){}",
         session.attached.len(),
@@ -249,17 +298,19 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
             format!(", {} skipped", session.skipped.len())
         }
     );
+}
 
-    // Rendering and writing run on a thread of their own (output/threaded.rs).
+/// The printer the output thread makes: lines, JSON or journeys.
+fn printer_maker(args: &TraceArgs) -> impl FnOnce() -> Box<dyn Printer> + Send + 'static {
     let (journey, format, detail, map, max_journeys, count) = (
         args.journey,
         args.output.output,
         args.detail,
         args.map,
         args.max_journeys,
-        args.count,
+        args.run.count,
     );
-    let make = move || -> Box<dyn Printer> {
+    move || -> Box<dyn Printer> {
         let stdout = io::stdout().lock();
         let out = io::BufWriter::with_capacity(1 << 16, stdout);
         match (journey, format) {
@@ -282,71 +333,150 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
             (false, OutputFormat::Json) => Box::new(JsonPrinter::new(out)),
             (false, OutputFormat::Text) => Box::new(TextPrinter::new(out)),
         }
-    };
-    let mut printer: Box<dyn Printer> = Box::new(
-        ThreadedPrinter::spawn(make).map_err(|e| Error::io("starting the output thread", e))?,
-    );
+    }
+}
 
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::io("starting the event loop", e))?;
-    // Signal handlers before the ready file: a script may send SIGINT as soon
-    // as it sees the file.
-    let signals = {
-        let _rt = rt.enter();
-        let int = signal(SignalKind::interrupt())
-            .map_err(|e| Error::io("installing SIGINT handler", e))?;
-        let term = signal(SignalKind::terminate())
-            .map_err(|e| Error::io("installing SIGTERM handler", e))?;
-        (int, term)
-    };
-    if let Some(path) = &args.ready_file {
-        std::fs::write(path, format!("{}\n", std::process::id()))
-            .map_err(|e| Error::io(format!("writing --ready-file {}", path.display()), e))?;
+/// The trace as a job of the run driver.
+struct TraceJob {
+    ring: EventRing,
+    session: TraceSession,
+    ctx: Context,
+    printer: Box<dyn Printer>,
+    st: LoopState,
+    /// Kernel losses already warned about.
+    last_lost: u64,
+    last_clobbered: u64,
+}
+
+impl TraceJob {
+    /// After the run: what is still held, the summary, everything detached
+    /// before it is reported.
+    fn finish(self, stop: Stop, unit: &str) {
+        let TraceJob {
+            session,
+            mut ctx,
+            mut printer,
+            st: mut state,
+            ..
+        } = self;
+        // Context records still waiting for their packet.
+        state.correlator.release(u64::MAX, &mut state.ready);
+        let _ = print_ready(printer.as_mut(), &mut state);
+        if stop != Stop::ClosedStdout {
+            let _ = printer.finish();
+        }
+        state.shown = printer.shown().unwrap_or(state.shown);
+        let _ = printer.flush();
+        let counters = session.counters().unwrap_or_default();
+        drop(session); // detach everything before reporting
+        let nft_note = ctx
+            .nft
+            .take()
+            .map(|w| w.summary(&format!("{} nftables trace lines shown", ctx.nft_shown)));
+        if let Some(note) = printer.summary_note() {
+            tracing::info!("{note}");
+        }
+        if let Some(note) = nft_note {
+            tracing::info!("{note}");
+        }
+        summary(&state, &counters, stop, unit);
     }
-    let mut state = LoopState {
-        correlator: Correlator::new(cfg.hooks.iter().any(|h| h.is_context())),
-        ready: Vec::new(),
-        latest_ts: 0,
-        shown: 0,
-        decode_errors: 0,
-        limit: args.count,
-        hooks: shown,
-        more: false,
-    };
-    let stop = rt.block_on(event_loop(
-        ring,
-        signals,
-        &mut session,
-        &mut ctx,
-        printer.as_mut(),
-        &mut state,
-        args.duration,
-    ))?;
-    // Context records still waiting for their packet.
-    state.correlator.release(u64::MAX, &mut state.ready);
-    let _ = print_ready(printer.as_mut(), &mut state);
-    if !matches!(stop, Stop::ClosedStdout) {
-        let _ = printer.finish();
+}
+
+impl Job for TraceJob {
+    fn ring_fd(&self) -> Option<std::os::fd::RawFd> {
+        Some(self.ring.as_raw_fd())
     }
-    state.shown = printer.shown().unwrap_or(state.shown);
-    let _ = printer.flush();
-    let counters = session.counters().unwrap_or_default();
-    drop(session); // detach everything before reporting
-    let nft_note = ctx
-        .nft
-        .take()
-        .map(|w| w.summary(&format!("{} nftables trace lines shown", ctx.nft_shown)));
-    let unit = if args.journey { "journeys" } else { "events" };
-    if let Some(note) = printer.summary_note() {
-        tracing::info!("{note}");
+
+    fn drain(&mut self) -> Result<Flow> {
+        let done = poll_nft(&mut self.ctx, self.printer.as_mut())
+            .and_then(|()| {
+                drain(
+                    &mut self.ring,
+                    &mut self.ctx,
+                    self.printer.as_mut(),
+                    &mut self.st,
+                )
+            })
+            .map_err(run::output)?;
+        Ok(if done {
+            Flow::Stop
+        } else if self.st.more {
+            Flow::More
+        } else {
+            Flow::Go
+        })
     }
-    if let Some(note) = nft_note {
-        tracing::info!("{note}");
+
+    fn period(&self) -> Duration {
+        Duration::from_secs(1)
     }
-    summary(&state, &counters, &stop, unit);
-    Ok(ExitCode::SUCCESS)
+
+    /// The status tick: journeys that went quiet, --count, namespaces
+    /// created since, losses.
+    fn every(&mut self, _: Duration) -> Result<Flow> {
+        // Journeys that went quiet end now, not at the next event.
+        let now = self
+            .ctx
+            .wall_ns(clock_ns(libc::CLOCK_MONOTONIC).max(0) as u64);
+        // A write error found by the output thread comes back at any call:
+        // a closed stdout here too is the end of the run.
+        self.printer
+            .idle(now)
+            .and_then(|()| self.printer.flush())
+            .map_err(run::output)?;
+        if let Some(n) = self.printer.shown() {
+            self.st.shown = n;
+            if self.st.limit.is_some_and(|l| n >= l) {
+                return Ok(Flow::Stop);
+            }
+        }
+        // Namespaces created since: their netfilter hooks too.
+        for ns in self.session.refresh_netfilter() {
+            tracing::info!(
+                "netfilter hooks now watched in namespace {} (inode {})",
+                ns.path.display(),
+                ns.inode
+            );
+        }
+        if let Ok(c) = self.session.counters() {
+            let lost: u64 = c.iter().map(|c| c.lost).sum();
+            if lost > self.last_lost {
+                tracing::warn!(
+                    "{} events lost in the kernel in the last second (ring buffer full; {} in all): \
+                     use a larger --ring-size or a narrower filter",
+                    lost - self.last_lost,
+                    lost
+                );
+                self.last_lost = lost;
+            }
+            let clobbered: u64 = c.iter().map(|c| c.clobbered).sum();
+            if clobbered > self.last_clobbered {
+                tracing::warn!(
+                    "{} records lost in the kernel in the last second ({} in all): \
+                     another program on the same CPU (an interrupt's softirq) \
+                     overwrote them while they were built",
+                    clobbered - self.last_clobbered,
+                    clobbered
+                );
+                self.last_clobbered = clobbered;
+            }
+        }
+        Ok(Flow::Go)
+    }
+
+    fn end(&mut self, _: Stop, _: Duration) -> Result<()> {
+        // What the ring still holds, unless --count was reached.
+        if self.st.limit.is_none_or(|l| self.st.shown < l) {
+            drain_all(
+                &mut self.ring,
+                &mut self.ctx,
+                self.printer.as_mut(),
+                &mut self.st,
+            );
+        }
+        Ok(())
+    }
 }
 
 struct LoopState {
@@ -361,17 +491,6 @@ struct LoopState {
     hooks: Vec<&'static str>,
     /// The last drain stopped at DRAIN_BATCH with records left.
     more: bool,
-}
-
-fn stdout_closed() -> bool {
-    let mut fds = libc::pollfd {
-        fd: 1,
-        events: 0,
-        revents: 0,
-    };
-    // SAFETY: poll on one pollfd we own, zero timeout.
-    let n = unsafe { libc::poll(&mut fds, 1, 0) };
-    n > 0 && fds.revents & (libc::POLLERR | libc::POLLHUP) != 0
 }
 
 /// Records handled per drain before going back to the event loop: under a
@@ -495,136 +614,12 @@ fn print_ready(printer: &mut dyn Printer, st: &mut LoopState) -> io::Result<bool
     Ok(false)
 }
 
-async fn event_loop(
-    ring: EventRing,
-    signals: (tokio::signal::unix::Signal, tokio::signal::unix::Signal),
-    session: &mut TraceSession,
-    ctx: &mut Context,
-    printer: &mut dyn Printer,
-    st: &mut LoopState,
-    duration: Option<f64>,
-) -> Result<Stop> {
-    // SAFETY: the ring buffer owns its map fd, which stays open and the same
-    // for as long as the AsyncFd owns the ring buffer.
-    let mut afd = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
-        .map_err(|e| Error::io("polling the ring buffer", e.into()))?;
-    let (mut sigint, mut sigterm) = signals;
-    // The kernel side wakes us only when the ring fills up: drain on a short
-    // timer otherwise (a wake-up per event costs more than the event).
-    let mut tick = tokio::time::interval(Duration::from_millis(10));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut status = tokio::time::interval(Duration::from_secs(1));
-    let deadline =
-        duration.map(|d| tokio::time::Instant::now() + Duration::from_secs_f64(d.max(0.0)));
-    let sleep_until = async {
-        match deadline {
-            Some(d) => tokio::time::sleep_until(d).await,
-            None => std::future::pending().await,
-        }
-    };
-    tokio::pin!(sleep_until);
-    let mut last_lost = 0u64;
-    let mut last_clobbered = 0u64;
-    let mut ticks = 0u32;
-
-    loop {
-        let done = tokio::select! {
-            _ = sigint.recv() => {
-                drain_all(afd.get_mut(), ctx, printer, st);
-                return Ok(Stop::Signal);
-            }
-            _ = sigterm.recv() => {
-                drain_all(afd.get_mut(), ctx, printer, st);
-                return Ok(Stop::Signal);
-            }
-            _ = &mut sleep_until => {
-                drain_all(afd.get_mut(), ctx, printer, st);
-                return Ok(Stop::Done);
-            }
-            guard = afd.readable_mut() => {
-                let mut guard = guard.map_err(|e| Error::io("polling the ring buffer", e))?;
-                let r = drain(guard.get_inner_mut(), ctx, printer, st);
-                guard.clear_ready();
-                r
-            }
-            // Records left by a drain that stopped at its batch size.
-            _ = std::future::ready(()), if st.more => drain(afd.get_mut(), ctx, printer, st),
-            _ = tick.tick() => {
-                ticks += 1;
-                if ticks.is_multiple_of(20) && stdout_closed() {
-                    return Ok(Stop::ClosedStdout);
-                }
-                poll_nft(ctx, printer).and_then(|()| drain(afd.get_mut(), ctx, printer, st))
-            }
-            _ = status.tick() => {
-                // Journeys that went quiet end now, not at the next event.
-                let now = ctx.wall_ns(clock_ns(libc::CLOCK_MONOTONIC).max(0) as u64);
-                // A write error found by the output thread comes back at any
-                // call: a closed stdout here too is the end of the run.
-                match printer.idle(now).and_then(|()| printer.flush()) {
-                    Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
-                        return Ok(Stop::ClosedStdout)
-                    }
-                    Err(e) => return Err(Error::io("writing output", e)),
-                    Ok(()) => {}
-                }
-                if let Some(n) = printer.shown() {
-                    st.shown = n;
-                    if st.limit.is_some_and(|l| n >= l) {
-                        return Ok(Stop::Done);
-                    }
-                }
-                // Namespaces created since: their netfilter hooks too.
-                for ns in session.refresh_netfilter() {
-                    tracing::info!(
-                        "netfilter hooks now watched in namespace {} (inode {})",
-                        ns.path.display(),
-                        ns.inode
-                    );
-                }
-                if let Ok(c) = session.counters() {
-                    let lost: u64 = c.iter().map(|c| c.lost).sum();
-                    if lost > last_lost {
-                        tracing::warn!(
-                            "{} events lost in the kernel in the last second (ring buffer full; {} in all): \
-                             use a larger --ring-size or a narrower filter",
-                            lost - last_lost, lost
-                        );
-                        last_lost = lost;
-                    }
-                    let clobbered: u64 = c.iter().map(|c| c.clobbered).sum();
-                    if clobbered > last_clobbered {
-                        tracing::warn!(
-                            "{} records lost in the kernel in the last second ({} in all): \
-                             another program on the same CPU (an interrupt's softirq) \
-                             overwrote them while they were built",
-                            clobbered - last_clobbered, clobbered
-                        );
-                        last_clobbered = clobbered;
-                    }
-                }
-                Ok(false)
-            }
-        };
-        match done {
-            Ok(true) => return Ok(Stop::Done),
-            Ok(false) => {}
-            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(Stop::ClosedStdout),
-            Err(e) => return Err(Error::io("writing output", e)),
-        }
-    }
-}
-
-fn summary(st: &LoopState, counters: &[Counter], stop: &Stop, unit: &str) {
+fn summary(st: &LoopState, counters: &[Counter], stop: Stop, unit: &str) {
     let mut total = Counter::default();
     for c in counters {
         total += *c;
     }
-    let why = match stop {
-        Stop::Done => "done",
-        Stop::Signal => "interrupted",
-        Stop::ClosedStdout => "output closed",
-    };
+    let why = stop.word();
     let mut err = io::stderr().lock();
     let _ = writeln!(
         err,
