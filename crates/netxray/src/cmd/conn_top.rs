@@ -14,43 +14,13 @@ use crate::kernel::ring::EventRing;
 use crate::model::conn::Ends;
 use crate::model::filter::{Filter, Prepared};
 use crate::model::value::NsId;
+use crate::output::conn_top::{Row, Snapshot};
+use crate::output::report;
 use netxray_abi::c_str;
-use serde::Serialize;
 use std::collections::HashMap;
 use std::io::{self, IsTerminal, Write};
-use std::net::IpAddr;
 use std::process::ExitCode;
 use std::time::Duration;
-
-#[derive(Debug, Serialize)]
-struct Row {
-    sk: String,
-    netns: u32,
-    netns_cookie: Option<u64>,
-    netns_name: Option<String>,
-    laddr: IpAddr,
-    lport: u16,
-    raddr: IpAddr,
-    rport: u16,
-    pid: Option<u32>,
-    comm: Option<String>,
-    /// Bytes the application sent / received in the interval.
-    tx_bytes: u64,
-    rx_bytes: u64,
-    /// Since netxray started following the connection.
-    tx_total: u64,
-    rx_total: u64,
-}
-
-#[derive(Debug, Serialize)]
-struct Snapshot<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    ts_ns: u64,
-    interval_s: f64,
-    connections: usize,
-    rows: &'a [Row],
-}
 
 pub fn run(
     args: &ConnArgs,
@@ -160,24 +130,17 @@ impl TopJob {
     /// One table (or JSON snapshot) for the last `interval` seconds.
     fn report(&mut self, interval: f64) -> Result<()> {
         let (rows, active) = self.rows()?;
-        let out = &mut self.out;
-        let res = if self.json {
-            let s = Snapshot {
-                kind: "top",
-                ts_ns: std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_nanos() as u64),
-                interval_s: interval,
-                connections: active,
-                rows: &rows,
-            };
-            serde_json::to_writer(&mut *out, &s)
-                .map_err(io::Error::other)
-                .and_then(|()| writeln!(out))
-        } else {
-            print_table(out, &rows, active, interval, self.in_place)
+        let s = Snapshot {
+            kind: "top",
+            ts_ns: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64),
+            interval_s: interval,
+            connections: active,
+            rows: &rows,
+            in_place: self.in_place,
         };
-        res.and_then(|()| out.flush()).map_err(run::output)?;
+        report::print(&mut self.out, &s, self.json).map_err(run::output)?;
         self.shown += 1;
         Ok(())
     }
@@ -210,43 +173,4 @@ impl Job for TopJob {
         }
         Ok(())
     }
-}
-
-fn print_table<W: Write>(
-    out: &mut W,
-    rows: &[Row],
-    active: usize,
-    interval: f64,
-    in_place: bool,
-) -> io::Result<()> {
-    if in_place {
-        write!(out, "\x1b[H\x1b[2J")?;
-    }
-    writeln!(
-        out,
-        "{active} connections moved data in the last {interval:.1} s; top {}",
-        rows.len()
-    )?;
-    writeln!(
-        out,
-        "{:>7} {:<15} {:<24} {:<24} {:>10} {:>10}",
-        "PID", "COMM", "LOCAL", "REMOTE", "TX_KB", "RX_KB"
-    )?;
-    for r in rows {
-        let ep = |a: IpAddr, p: u16| match a {
-            IpAddr::V6(a) => format!("[{a}]:{p}"),
-            IpAddr::V4(a) => format!("{a}:{p}"),
-        };
-        writeln!(
-            out,
-            "{:>7} {:<15} {:<24} {:<24} {:>10.1} {:>10.1}",
-            r.pid.map_or_else(|| "-".into(), |p| p.to_string()),
-            r.comm.as_deref().unwrap_or("-"),
-            ep(r.laddr, r.lport),
-            ep(r.raddr, r.rport),
-            r.tx_bytes as f64 / 1024.0,
-            r.rx_bytes as f64 / 1024.0
-        )?;
-    }
-    writeln!(out)
 }

@@ -4,7 +4,7 @@
 
 use crate::cli::{DropsArgs, OutputFormat, TraceArgs};
 use crate::cmd::filter as cmd_filter;
-use crate::cmd::nft_trace::{self, NftWatch, RuleDrops, RuleRow};
+use crate::cmd::nft_trace::NftWatch;
 use crate::cmd::run::{self, drive, Flow, Job, Stop};
 use crate::error::{Error, Result};
 use crate::kernel::btf::KernelBtf;
@@ -14,48 +14,16 @@ use crate::kernel::trace::{TraceConfig, TraceSession};
 use crate::model::drops::advice_at;
 use crate::model::event::nf_hook_name;
 use crate::model::hook::HookPoint;
+use crate::model::nft::RuleDrops;
 use crate::model::packet::{self, CaptureInfo};
 use crate::model::value::NsId;
+use crate::output::drops::{Row, Summary};
+use crate::output::report;
 use netxray_abi::{flags, hook_id, DropKey, DropVal};
-use serde::Serialize;
 use std::collections::HashMap;
 use std::io::{self, Write};
 use std::process::ExitCode;
 use std::time::Duration;
-
-/// One row of a table: a (reason, location, namespace, interface) and its
-/// drops in the interval and since the start.
-#[derive(Debug, Serialize)]
-struct Row {
-    reason: String,
-    count: u64,
-    total: u64,
-    bytes: u64,
-    netns: u32,
-    /// With `netns`, the namespace's identity (null before Linux 5.12).
-    netns_cookie: Option<u64>,
-    netns_name: Option<String>,
-    ifindex: u32,
-    ifname: Option<String>,
-    location: String,
-    /// The netfilter hook the packet was inside ("ip input"): for
-    /// NETFILTER_DROP, the hook whose chains dropped it.
-    netfilter_hook: Option<String>,
-    sample: String,
-    means: Option<&'static str>,
-    check: Option<&'static str>,
-}
-
-#[derive(Debug, Serialize)]
-struct Summary {
-    ts_ns: u64,
-    interval_s: f64,
-    drops: u64,
-    rows: Vec<Row>,
-    /// `--nft-trace`: the nftables rules that dropped packets.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    nft_rules: Option<Vec<RuleRow>>,
-}
 
 fn sample(v: &DropVal) -> String {
     let n = (v.cap_len as usize).min(v.sample.len());
@@ -251,27 +219,16 @@ impl DropsJob {
         let table = self.rows()?;
         let drops = table.iter().map(|r| r.count).sum();
         let nft_rules = self.nft.as_mut().map(|(_, rules)| rules.rows());
-        let out = &mut self.out;
-        let res = if self.json {
-            let s = Summary {
-                ts_ns: std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_nanos() as u64),
-                interval_s: interval,
-                drops,
-                rows: table,
-                nft_rules,
-            };
-            serde_json::to_writer(&mut *out, &s)
-                .map_err(io::Error::other)
-                .and_then(|()| writeln!(out))
-        } else {
-            print_table(out, &table, interval).and_then(|()| match &nft_rules {
-                Some(rules) => nft_trace::print_rules(out, rules, interval),
-                None => Ok(()),
-            })
+        let summary = Summary {
+            ts_ns: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64),
+            interval_s: interval,
+            drops,
+            rows: table,
+            nft_rules,
         };
-        res.and_then(|()| out.flush()).map_err(run::output)?;
+        report::print(&mut self.out, &summary, self.json).map_err(run::output)?;
         self.shown += 1;
         Ok(())
     }
@@ -329,44 +286,4 @@ impl Job for DropsJob {
         }
         self.report(elapsed.as_secs_f64())
     }
-}
-
-fn print_table<W: Write>(out: &mut W, rows: &[Row], interval: f64) -> io::Result<()> {
-    writeln!(
-        out,
-        "{:>8} {:>9}  {:<22} {:<14} {:<10} {:<32} SAMPLE",
-        format!("/{interval:.0}s"),
-        "TOTAL",
-        "REASON",
-        "NETNS",
-        "IFACE",
-        "WHERE"
-    )?;
-    for r in rows {
-        let ns = r.netns_name.clone().unwrap_or_else(|| {
-            if r.netns == 0 {
-                "-".into()
-            } else {
-                r.netns.to_string()
-            }
-        });
-        writeln!(
-            out,
-            "{:>8} {:>9}  {:<22} {:<14} {:<10} {:<32} {}",
-            r.count,
-            r.total,
-            r.reason,
-            ns,
-            r.ifname.as_deref().unwrap_or("-"),
-            match &r.netfilter_hook {
-                Some(h) => format!("{} ({h})", r.location),
-                None => r.location.clone(),
-            },
-            r.sample
-        )?;
-        if let (Some(m), Some(c)) = (r.means, r.check) {
-            writeln!(out, "{:>20}{m}; check: {c}", "")?;
-        }
-    }
-    writeln!(out)
 }

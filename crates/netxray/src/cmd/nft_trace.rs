@@ -10,11 +10,7 @@ use crate::kernel::nftables::NftTracer;
 use crate::model::event::proto_name;
 use crate::model::filter::Filter;
 use crate::model::nft::{family, marking_protocols, NftEvent, NftTrace, PacketsById};
-use crate::model::value::Name;
 use crate::model::value::NsId;
-use serde::Serialize;
-use std::collections::HashMap;
-use std::io::{self, Write};
 
 /// Datagrams read per poll (the socket keeps the rest for the next one).
 const READ_BATCH: usize = 4096;
@@ -126,128 +122,11 @@ impl NftWatch {
     }
 }
 
-/// A rule (or a chain policy) that dropped packets.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct RuleKey {
-    netns: u32,
-    family: &'static str,
-    table: String,
-    chain: String,
-    handle: Option<u64>,
-    trace_type: &'static str,
-    verdict: String,
-}
-
-/// One row of `drops --nft-trace`: a rule's drops in the interval and
-/// since the start (fields in docs/json.md).
-#[derive(Debug, Serialize)]
-pub struct RuleRow {
-    pub count: u64,
-    pub total: u64,
-    pub netns: u32,
-    pub netns_name: Option<Name>,
-    pub family: &'static str,
-    pub table: String,
-    pub chain: String,
-    /// None for a chain's policy.
-    pub handle: Option<u64>,
-    #[serde(rename = "type")]
-    pub trace_type: &'static str,
-    pub verdict: String,
-    /// The latest packet it dropped.
-    pub sample: String,
-}
-
-/// `drops --nft-trace`: drop verdicts counted per rule.
-#[derive(Debug, Default)]
-pub struct RuleDrops {
-    totals: HashMap<RuleKey, (u64, String, Option<Name>)>,
-    before: HashMap<RuleKey, u64>,
-}
-
-impl RuleDrops {
-    /// Count `ev` if it dropped the packet.
-    pub fn add(&mut self, ev: NftEvent) {
-        if ev.verdict.as_deref() != Some("drop") {
-            return;
-        }
-        let key = RuleKey {
-            netns: ev.netns,
-            family: ev.family,
-            table: ev.table,
-            chain: ev.chain,
-            handle: ev.handle,
-            trace_type: ev.trace_type,
-            verdict: "drop".into(),
-        };
-        let e = self.totals.entry(key).or_default();
-        e.0 += 1;
-        e.1 = ev.summary;
-        e.2 = ev.netns_name;
-    }
-
-    /// Every rule seen, most drops in the interval first (then in all).
-    pub fn rows(&mut self) -> Vec<RuleRow> {
-        let mut rows: Vec<RuleRow> = self
-            .totals
-            .iter()
-            .map(|(k, (total, sample, name))| {
-                let prev = self.before.insert(k.clone(), *total).unwrap_or(0);
-                RuleRow {
-                    count: total - prev,
-                    total: *total,
-                    netns: k.netns,
-                    netns_name: name.clone(),
-                    family: k.family,
-                    table: k.table.clone(),
-                    chain: k.chain.clone(),
-                    handle: k.handle,
-                    trace_type: k.trace_type,
-                    verdict: k.verdict.clone(),
-                    sample: sample.clone(),
-                }
-            })
-            .collect();
-        rows.sort_by(|a, b| b.count.cmp(&a.count).then(b.total.cmp(&a.total)));
-        rows
-    }
-}
-
-/// The rules table under the drops table.
-pub fn print_rules<W: Write>(out: &mut W, rows: &[RuleRow], interval: f64) -> io::Result<()> {
-    writeln!(
-        out,
-        "{:>8} {:>9}  {:<40} {:<14} SAMPLE",
-        format!("/{interval:.0}s"),
-        "TOTAL",
-        "NFT RULE",
-        "NETNS"
-    )?;
-    for r in rows {
-        let rule = match r.handle {
-            Some(h) => format!("{} {} {} handle {h}", r.family, r.table, r.chain),
-            None => format!("{} {} {} policy", r.family, r.table, r.chain),
-        };
-        let ns = r
-            .netns_name
-            .as_ref()
-            .map_or_else(|| r.netns.to_string(), |n| n.to_string());
-        writeln!(
-            out,
-            "{:>8} {:>9}  {:<40} {:<14} {}",
-            r.count,
-            r.total,
-            format!("{rule} ({})", r.verdict),
-            ns,
-            r.sample
-        )?;
-    }
-    writeln!(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::nft::RuleDrops;
+    use crate::output::nft::print_rules;
 
     fn drop_at(handle: u64, verdict: &str) -> NftEvent {
         NftEvent {

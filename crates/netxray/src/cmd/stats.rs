@@ -9,10 +9,11 @@ use crate::cmd::run::{self, drive, Flow, Job, Stop};
 use crate::error::{Error, Result};
 use crate::kernel::netns;
 use crate::kernel::stats::{StatsConfig, StatsSession};
-use crate::model::stats::{Rates, Report, Sample};
+use crate::model::stats::{Rates, Sample};
 use crate::model::value::NsId;
+use crate::output::report;
 use std::collections::BTreeMap;
-use std::io::{self, Write};
+use std::io;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -122,15 +123,7 @@ impl StatsJob {
         );
         report.netns = self.netns;
         report.netns_name = self.netns_name.clone();
-        let out = &mut self.out;
-        let res = if self.json {
-            serde_json::to_writer(&mut *out, &report)
-                .map_err(io::Error::other)
-                .and_then(|()| writeln!(out))
-        } else {
-            print_report(out, &report)
-        };
-        res.and_then(|()| out.flush()).map_err(run::output)?;
+        report::print(&mut self.out, &report, self.json).map_err(run::output)?;
         self.shown += 1;
         Ok(())
     }
@@ -161,121 +154,4 @@ impl Job for StatsJob {
         }
         Ok(())
     }
-}
-
-/// 1234567 -> "1.2M".
-fn si(v: f64) -> String {
-    match v {
-        v if v >= 1e9 => format!("{:.1}G", v / 1e9),
-        v if v >= 1e6 => format!("{:.1}M", v / 1e6),
-        v if v >= 1e4 => format!("{:.1}k", v / 1e3),
-        v if v > 0.0 && v < 10.0 => format!("{v:.1}"),
-        v => format!("{v:.0}"),
-    }
-}
-
-fn print_report<W: Write>(out: &mut W, r: &Report) -> io::Result<()> {
-    writeln!(
-        out,
-        "netns {}  interval {:.1} s",
-        r.netns_name.clone().unwrap_or_else(|| r.netns.to_string()),
-        r.interval_s
-    )?;
-    writeln!(
-        out,
-        "{:<12} {:<4} {:>8} {:>8}  {:>7} {:>7} {:>6} {:>6}  {:>7} {:>7} {:>6} {:>6}  {:>6} {:>6}",
-        "IFACE",
-        "DIR",
-        "PKT/S",
-        "BIT/S",
-        "IPV4",
-        "IPV6",
-        "ARP",
-        "OTHER",
-        "TCP",
-        "UDP",
-        "ICMP",
-        "OTHER",
-        "SYN/S",
-        "RST/S"
-    )?;
-    let rate = |n: u64| {
-        si(if r.interval_s > 0.0 {
-            n as f64 / r.interval_s
-        } else {
-            0.0
-        })
-    };
-    for i in &r.interfaces {
-        let l3 = |k: &str| rate(i.l3.get(k).map_or(0, |c| c.packets));
-        let l4 = |k: &str| rate(i.l4.get(k).map_or(0, |c| c.packets));
-        writeln!(
-            out,
-            "{:<12} {:<4} {:>8} {:>8}  {:>7} {:>7} {:>6} {:>6}  {:>7} {:>7} {:>6} {:>6}  {:>6} {:>6}",
-            i.ifname,
-            i.dir,
-            si(i.pps),
-            si(i.bps),
-            l3("ipv4"),
-            l3("ipv6"),
-            l3("arp"),
-            l3("other"),
-            l4("tcp"),
-            l4("udp"),
-            l4("icmp"),
-            l4("other"),
-            rate(i.tcp_syn),
-            rate(i.tcp_rst)
-        )?;
-    }
-    if !r.flows.is_empty() {
-        writeln!(out, "top flows")?;
-        for f in &r.flows {
-            let ports = matches!(f.proto.as_str(), "tcp" | "udp" | "sctp");
-            let (s, d) = if ports {
-                (
-                    format!("{}.{}", f.saddr, f.sport),
-                    format!("{}.{}", f.daddr, f.dport),
-                )
-            } else {
-                (f.saddr.to_string(), f.daddr.to_string())
-            };
-            writeln!(
-                out,
-                "  {:<12} {:<4} {:<5} {:>22} > {:<22} {:>8} pkt/s {:>8} bit/s",
-                f.ifname,
-                f.dir,
-                f.proto,
-                s,
-                d,
-                si(f.pps),
-                si(f.bps)
-            )?;
-        }
-    }
-    if !r.sources.is_empty() {
-        writeln!(out, "top sources (received)")?;
-        for s in &r.sources {
-            writeln!(
-                out,
-                "  {:<39} {:>8} pkt/s {:>8} bit/s",
-                s.saddr.to_string(),
-                si(s.pps),
-                si(s.bps)
-            )?;
-        }
-    }
-    let t = &r.flow_table;
-    writeln!(
-        out,
-        "flows: {} of {} in the table, {} evicted{}\n",
-        t.entries,
-        t.capacity,
-        t.evicted,
-        if t.failed > 0 {
-            format!(", {} not tracked", t.failed)
-        } else {
-            String::new()
-        }
-    )
 }

@@ -3,10 +3,14 @@
 //! status and warnings go to stderr through `tracing`.
 
 pub mod conn;
+pub mod conn_top;
+pub mod drops;
 pub mod journey;
 mod json;
 pub mod map;
 pub mod nft;
+pub mod report;
+pub mod stats;
 pub mod threaded;
 
 use crate::model::event::TraceEvent;

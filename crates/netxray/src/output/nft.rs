@@ -3,7 +3,7 @@
 //! `"kind": "nft"` (fields in docs/json.md).
 
 use super::clock;
-use crate::model::nft::NftEvent;
+use crate::model::nft::{NftEvent, RuleRow};
 use std::io::{self, Write};
 
 /// `TIME NETNS IFACE nft:inet filter input  rule handle 4 verdict drop: PACKET`
@@ -33,6 +33,38 @@ pub fn write_json(out: &mut Vec<u8>, ev: &NftEvent) {
     // Serialising plain fields into a Vec cannot fail.
     let _ = serde_json::to_writer(&mut *out, ev);
     out.push(b'\n');
+}
+
+/// The rules table under the drops table.
+pub fn print_rules(out: &mut dyn Write, rows: &[RuleRow], interval: f64) -> io::Result<()> {
+    writeln!(
+        out,
+        "{:>8} {:>9}  {:<40} {:<14} SAMPLE",
+        format!("/{interval:.0}s"),
+        "TOTAL",
+        "NFT RULE",
+        "NETNS"
+    )?;
+    for r in rows {
+        let rule = match r.handle {
+            Some(h) => format!("{} {} {} handle {h}", r.family, r.table, r.chain),
+            None => format!("{} {} {} policy", r.family, r.table, r.chain),
+        };
+        let ns = r
+            .netns_name
+            .as_ref()
+            .map_or_else(|| r.netns.to_string(), |n| n.to_string());
+        writeln!(
+            out,
+            "{:>8} {:>9}  {:<40} {:<14} {}",
+            r.count,
+            r.total,
+            format!("{rule} ({})", r.verdict),
+            ns,
+            r.sample
+        )?;
+    }
+    writeln!(out)
 }
 
 #[cfg(test)]
