@@ -16,8 +16,9 @@ pub struct Context<'a> {
     pub netns_name: Option<&'a str>,
 }
 
+/// What every conn record starts with: kind, time, socket, namespace, ends.
 #[derive(Serialize)]
-struct JsonConn<'a> {
+struct JsonHead<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
     ts_ns: u64,
@@ -31,6 +32,32 @@ struct JsonConn<'a> {
     raddr: IpAddr,
     rport: u16,
     direction: Direction,
+}
+
+impl<'a> JsonHead<'a> {
+    fn new(kind: &'static str, c: &Conn, cx: &Context<'a>) -> Self {
+        let r = &c.raw;
+        JsonHead {
+            kind,
+            ts_ns: (cx.wall_ns)(r.ts_ns),
+            sk: format!("{:#x}", r.sk),
+            netns: r.netns,
+            netns_cookie: (r.netns_cookie != 0).then_some(r.netns_cookie),
+            netns_name: cx.netns_name,
+            family: family(c),
+            laddr: c.ends.laddr,
+            lport: c.ends.lport,
+            raddr: c.ends.raddr,
+            rport: c.ends.rport,
+            direction: c.direction,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct JsonConn<'a> {
+    #[serde(flatten)]
+    head: JsonHead<'a>,
     pid: Option<u32>,
     comm: Option<&'a str>,
     owner_source: Option<&'static str>,
@@ -58,19 +85,8 @@ struct JsonConn<'a> {
 
 #[derive(Serialize)]
 struct JsonEvent<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    ts_ns: u64,
-    sk: String,
-    netns: u32,
-    netns_cookie: Option<u64>,
-    netns_name: Option<&'a str>,
-    family: &'static str,
-    laddr: IpAddr,
-    lport: u16,
-    raddr: IpAddr,
-    rport: u16,
-    direction: Direction,
+    #[serde(flatten)]
+    head: JsonHead<'a>,
     old_state: &'static str,
     new_state: &'static str,
     /// Time in old_state (state transitions).
@@ -164,18 +180,7 @@ impl<W: Write> ConnPrinter<W> {
         let outcome = c.outcome();
         if self.json {
             let j = JsonConn {
-                kind: "conn",
-                ts_ns: (cx.wall_ns)(r.ts_ns),
-                sk: format!("{:#x}", r.sk),
-                netns: r.netns,
-                netns_cookie: (r.netns_cookie != 0).then_some(r.netns_cookie),
-                netns_name: cx.netns_name,
-                family: family(c),
-                laddr: c.ends.laddr,
-                lport: c.ends.lport,
-                raddr: c.ends.raddr,
-                rport: c.ends.rport,
-                direction: c.direction,
+                head: JsonHead::new("conn", c, cx),
                 pid: c.owner.as_ref().map(|t| t.pid),
                 comm: c.owner.as_ref().map(|t| t.comm.as_str()),
                 owner_source: c.owner_source,
@@ -264,18 +269,7 @@ impl<W: Write> ConnPrinter<W> {
             .then(|| r.ts_ns.saturating_sub(r.prev_ns));
         if self.json {
             let j = JsonEvent {
-                kind: event_name(c.kind),
-                ts_ns: (cx.wall_ns)(r.ts_ns),
-                sk: format!("{:#x}", r.sk),
-                netns: r.netns,
-                netns_cookie: (r.netns_cookie != 0).then_some(r.netns_cookie),
-                netns_name: cx.netns_name,
-                family: family(c),
-                laddr: c.ends.laddr,
-                lport: c.ends.lport,
-                raddr: c.ends.raddr,
-                rport: c.ends.rport,
-                direction: c.direction,
+                head: JsonHead::new(event_name(c.kind), c, cx),
                 old_state: state_name(r.oldstate),
                 new_state: state_name(r.newstate),
                 in_old_state_ns: in_old,
