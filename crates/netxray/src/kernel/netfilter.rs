@@ -17,13 +17,13 @@
 //! Every link is a file descriptor: closing it (exit, crash, SIGKILL)
 //! detaches the program.
 
-use crate::kernel::jit;
 use crate::kernel::netns::{self, Netns};
 use crate::kernel::nfhooks::HookQuery;
 use crate::kernel::probe::sys::{self, attach_type, prog_type, Insn, LinkExtra};
-use crate::model::filter::ebpf::Insn as FilterInsn;
 use aya::Btf;
 use aya_obj::Object;
+use netxray_filter::ebpf::Insn as FilterInsn;
+use netxray_filter::splice;
 use std::collections::{HashMap, HashSet};
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
@@ -103,7 +103,9 @@ pub fn load(
     btf: &Btf,
 ) -> Result<NfPrograms, NfError> {
     let patched = match filter {
-        Some(prog) => Some(jit::splice(NF_OBJ, prog).map_err(|e| NfError::Object(e.to_string()))?),
+        Some(prog) => {
+            Some(splice::splice(NF_OBJ, prog).map_err(|e| NfError::Object(e.to_string()))?)
+        }
         None => None,
     };
     let bytes = patched.as_ref().map_or(NF_OBJ, |p| p.bytes());

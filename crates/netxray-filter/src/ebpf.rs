@@ -1,5 +1,5 @@
 //! The filter compiled to BPF instructions, for the kernel's `nx_filter_jit`
-//! placeholder (bpf/include/nx_packet.bpf.h; spliced in by kernel/jit.rs).
+//! placeholder (bpf/include/nx_packet.bpf.h; spliced in by [`crate::splice`]).
 //! The verifier checks this code like any other, and each primitive costs a
 //! few loads and compares: no interpreter loop.
 //!
@@ -42,8 +42,8 @@ mod off {
 }
 
 /// The most instructions a filter may have: the kernel's placeholder
-/// (NX_JIT_SLOTS, 1024) less its magic and its map load (kernel/jit.rs).
-pub const MAX_INSNS: usize = 1020;
+/// (NX_JIT_SLOTS, 1024) less its magic and its map load ([`crate::splice`]).
+pub const MAX_INSNS: usize = crate::splice::CODE_SLOTS;
 
 /// One entry of the kernel's `nx_filter_sets` (`struct nx_set_key`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

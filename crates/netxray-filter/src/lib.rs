@@ -14,6 +14,7 @@ mod eval;
 mod lex;
 mod lower;
 mod parse;
+pub mod splice;
 
 pub use eval::Frame;
 
