@@ -11,6 +11,7 @@
 
 pub mod ebpf;
 mod eval;
+mod insn;
 mod lex;
 mod lower;
 mod parse;

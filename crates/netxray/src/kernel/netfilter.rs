@@ -22,7 +22,6 @@ use crate::kernel::nfhooks::HookQuery;
 use crate::kernel::probe::sys::{self, attach_type, prog_type, Insn, LinkExtra};
 use aya::Btf;
 use aya_obj::Object;
-use netxray_filter::ebpf::Insn as FilterInsn;
 use netxray_filter::splice;
 use std::collections::{HashMap, HashSet};
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
@@ -98,7 +97,7 @@ pub struct NfPrograms {
 /// Parse, splice the filter into, relocate and load netfilter.bpf.o against
 /// the trace object's maps (`maps`: name -> fd).
 pub fn load(
-    filter: Option<&[FilterInsn]>,
+    filter: Option<&[Insn]>,
     maps: &HashMap<String, RawFd>,
     btf: &Btf,
 ) -> Result<NfPrograms, NfError> {
