@@ -20,6 +20,7 @@
 use crate::kernel::netns::{self, Netns};
 use crate::kernel::nfhooks::HookQuery;
 use crate::kernel::probe::sys::{self, attach_type, prog_type, Insn, LinkExtra};
+use crate::model::hook::NF_HOOK_NAMES;
 use aya::Btf;
 use aya_obj::Object;
 use netxray_filter::splice;
@@ -36,9 +37,6 @@ const PRIORITY_LAST: i32 = i32::MAX - 1;
 /// Priorities tried past the first when another link holds it (EBUSY): as
 /// many netxray runs at once, each at its own priority.
 const PRIORITY_TRIES: i32 = 256;
-
-/// `enum nf_inet_hooks`, as nft names them.
-pub const HOOK_NAMES: [&str; 5] = ["prerouting", "input", "forward", "output", "postrouting"];
 
 /// One place to attach: a family, a hook and first or last priority.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -201,14 +199,20 @@ impl NfPrograms {
                         tracing::debug!(
                             "netfilter link {} {} priority {priority} in {label2}",
                             if p.pf == NFPROTO_IPV6 { "ip6" } else { "ip" },
-                            HOOK_NAMES.get(p.hooknum as usize).copied().unwrap_or("?"),
+                            NF_HOOK_NAMES
+                                .get(p.hooknum as usize)
+                                .copied()
+                                .unwrap_or("?"),
                         );
                         links.push(fd)
                     }
                     Err(err) => {
                         return Err(NfError::Attach {
                             family: if p.pf == NFPROTO_IPV6 { "ip6" } else { "ip" },
-                            hook: HOOK_NAMES.get(p.hooknum as usize).copied().unwrap_or("?"),
+                            hook: NF_HOOK_NAMES
+                                .get(p.hooknum as usize)
+                                .copied()
+                                .unwrap_or("?"),
                             priority,
                             ns: label2,
                             err,

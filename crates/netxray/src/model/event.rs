@@ -1,7 +1,7 @@
 //! A trace event as netxray reports it: the kernel record decoded, its packet
 //! parsed, names resolved. This is the JSON schema (docs/json.md).
 
-use crate::model::hook::HookPoint;
+use crate::model::hook::{HookPoint, NF_HOOK_NAMES};
 use crate::model::packet::{self, CaptureInfo, Packet, VlanTag};
 use crate::model::value::{Name, NsId, SkbAddr};
 use netxray_abi::{c_str, flags, hook_id, Event, EventKind, RawTuple};
@@ -177,10 +177,7 @@ pub fn nf_hook_name(at: u32) -> Option<String> {
         10 => "ip6",
         _ => "?",
     };
-    let hook = crate::kernel::netfilter::HOOK_NAMES
-        .get(hook as usize)
-        .copied()
-        .unwrap_or("?");
+    let hook = NF_HOOK_NAMES.get(hook as usize).copied().unwrap_or("?");
     Some(format!("{family} {hook}"))
 }
 
