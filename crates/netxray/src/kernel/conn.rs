@@ -9,10 +9,10 @@ use crate::error::{Error, Result};
 use crate::kernel::btf::KernelBtf;
 use crate::kernel::ring::EventRing;
 use crate::kernel::session::{chain, AttachError, Session, SessionBuilder};
-use crate::model::filter::ebpf::Compiled;
 use aya::maps::{HashMap as BpfHashMap, Map, MapData, PerCpuArray};
 use aya::programs::TracePoint;
 use netxray_abi::conn::{conn_cfg, ConnConfig, ConnCounter, ConnState};
+use netxray_filter::ebpf::Compiled;
 
 static CONN_OBJ: &[u8] = aya::include_bytes_aligned!("../../../../bpf/conn.bpf.o");
 

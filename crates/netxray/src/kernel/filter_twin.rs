@@ -6,10 +6,10 @@
 
 use crate::error::{Error, Result};
 use crate::kernel::probe::sys;
-use crate::kernel::{jit, session};
-use crate::model::filter::Filter;
+use crate::kernel::session;
 use aya::programs::SchedClassifier;
 use aya::{Btf, Ebpf, EbpfLoader};
+use netxray_filter::{splice, Filter};
 use std::os::fd::AsFd;
 
 static TWIN_OBJ: &[u8] = aya::include_bytes_aligned!("../../../../bpf/filter_twin.bpf.o");
@@ -35,7 +35,7 @@ impl FilterTwin {
             .map_err(|e| Error::usage(format!("bad filter: {e}")))?;
         let patched = match &prog {
             Some(p) => {
-                Some(jit::splice(TWIN_OBJ, &p.insns).map_err(|e| Error::usage(e.to_string()))?)
+                Some(splice::splice(TWIN_OBJ, &p.insns).map_err(|e| Error::usage(e.to_string()))?)
             }
             None => None,
         };

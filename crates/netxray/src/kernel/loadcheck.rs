@@ -17,8 +17,8 @@ use crate::kernel::netns::{self, Netns};
 use crate::kernel::session::AttachError;
 use crate::kernel::stats::{StatsConfig, StatsSession, XdpMode};
 use crate::kernel::trace::{TraceConfig, TraceSession};
-use crate::model::filter::Filter;
 use crate::model::hook::{Backend, HOOKS};
+use netxray_filter::Filter;
 
 /// A filter that exercises the spliced code: addresses, ports, protocols.
 /// Runs of eight alternatives: the programs are also checked with set
@@ -156,7 +156,7 @@ fn push(out: &mut Vec<ProgramCheck>, area: &'static str, hook: &str, f: bool, ou
 fn trace(
     kbtf: &KernelBtf,
     dev: Option<&Device>,
-    filter_bpf: Option<crate::model::filter::ebpf::Compiled>,
+    filter_bpf: Option<netxray_filter::ebpf::Compiled>,
     out: &mut Vec<ProgramCheck>,
 ) {
     let f = filter_bpf.is_some();
@@ -214,7 +214,7 @@ fn trace(
 
 fn conn(
     kbtf: &KernelBtf,
-    filter_bpf: Option<crate::model::filter::ebpf::Compiled>,
+    filter_bpf: Option<netxray_filter::ebpf::Compiled>,
     out: &mut Vec<ProgramCheck>,
 ) {
     let f = filter_bpf.is_some();
@@ -260,7 +260,7 @@ fn conn(
 
 fn stats(
     dev: Option<&Device>,
-    filter_bpf: Option<crate::model::filter::ebpf::Compiled>,
+    filter_bpf: Option<netxray_filter::ebpf::Compiled>,
     out: &mut Vec<ProgramCheck>,
 ) {
     let f = filter_bpf.is_some();

@@ -4,7 +4,6 @@ pub mod btf;
 pub mod caps;
 pub mod conn;
 pub mod filter_twin;
-pub mod jit;
 pub mod kallsyms;
 pub mod loadcheck;
 pub mod netfilter;

@@ -17,13 +17,13 @@
 //! Every link is a file descriptor: closing it (exit, crash, SIGKILL)
 //! detaches the program.
 
-use crate::kernel::jit;
 use crate::kernel::netns::{self, Netns};
 use crate::kernel::nfhooks::HookQuery;
 use crate::kernel::probe::sys::{self, attach_type, prog_type, Insn, LinkExtra};
-use crate::model::filter::ebpf::Insn as FilterInsn;
+use crate::model::hook::NF_HOOK_NAMES;
 use aya::Btf;
 use aya_obj::Object;
+use netxray_filter::splice;
 use std::collections::{HashMap, HashSet};
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
@@ -37,9 +37,6 @@ const PRIORITY_LAST: i32 = i32::MAX - 1;
 /// Priorities tried past the first when another link holds it (EBUSY): as
 /// many netxray runs at once, each at its own priority.
 const PRIORITY_TRIES: i32 = 256;
-
-/// `enum nf_inet_hooks`, as nft names them.
-pub const HOOK_NAMES: [&str; 5] = ["prerouting", "input", "forward", "output", "postrouting"];
 
 /// One place to attach: a family, a hook and first or last priority.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -98,12 +95,14 @@ pub struct NfPrograms {
 /// Parse, splice the filter into, relocate and load netfilter.bpf.o against
 /// the trace object's maps (`maps`: name -> fd).
 pub fn load(
-    filter: Option<&[FilterInsn]>,
+    filter: Option<&[Insn]>,
     maps: &HashMap<String, RawFd>,
     btf: &Btf,
 ) -> Result<NfPrograms, NfError> {
     let patched = match filter {
-        Some(prog) => Some(jit::splice(NF_OBJ, prog).map_err(|e| NfError::Object(e.to_string()))?),
+        Some(prog) => {
+            Some(splice::splice(NF_OBJ, prog).map_err(|e| NfError::Object(e.to_string()))?)
+        }
         None => None,
     };
     let bytes = patched.as_ref().map_or(NF_OBJ, |p| p.bytes());
@@ -200,14 +199,20 @@ impl NfPrograms {
                         tracing::debug!(
                             "netfilter link {} {} priority {priority} in {label2}",
                             if p.pf == NFPROTO_IPV6 { "ip6" } else { "ip" },
-                            HOOK_NAMES.get(p.hooknum as usize).copied().unwrap_or("?"),
+                            NF_HOOK_NAMES
+                                .get(p.hooknum as usize)
+                                .copied()
+                                .unwrap_or("?"),
                         );
                         links.push(fd)
                     }
                     Err(err) => {
                         return Err(NfError::Attach {
                             family: if p.pf == NFPROTO_IPV6 { "ip6" } else { "ip" },
-                            hook: HOOK_NAMES.get(p.hooknum as usize).copied().unwrap_or("?"),
+                            hook: NF_HOOK_NAMES
+                                .get(p.hooknum as usize)
+                                .copied()
+                                .unwrap_or("?"),
                             priority,
                             ns: label2,
                             err,

@@ -2,7 +2,7 @@
 //!
 //! Every per-kernel choice is made here, by probing, never by version number:
 //! - the ring buffer's size is checked (a power of two, at least a page);
-//! - the filter is spliced into the object (`kernel/jit.rs`) before loading;
+//! - the filter is spliced into the object (`netxray_filter::splice`) before loading;
 //! - map sizes are set (tables get room only when the run needs them);
 //! - a tracepoint whose arguments changed between kernels is served by the
 //!   program written for this kernel's signature ([`program_for`]): `NAME`
@@ -17,12 +17,12 @@
 
 use crate::error::{Error, Result};
 use crate::kernel::btf::KernelBtf;
-use crate::kernel::jit;
-use crate::model::filter::ebpf::{Compiled, SetEntry};
 use aya::maps::lpm_trie::{Key, LpmTrie};
 use aya::maps::{Array, Map, MapData};
 use aya::programs::{BtfTracePoint, ProgramError};
 use aya::{Btf, Ebpf, EbpfLoader, Pod};
+use netxray_filter::ebpf::{Compiled, SetEntry};
+use netxray_filter::splice;
 
 /// Why a program could not be attached.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -195,7 +195,7 @@ impl<'a> SessionBuilder<'a> {
         let btf = Btf::from_sys_fs().map_err(|_| Error::NoBtf)?;
         let patched = match self.filter {
             Some(prog) => Some(
-                jit::splice(self.bytes, &prog.insns).map_err(|e| Error::usage(e.to_string()))?,
+                splice::splice(self.bytes, &prog.insns).map_err(|e| Error::usage(e.to_string()))?,
             ),
             None => None,
         };

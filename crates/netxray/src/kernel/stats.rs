@@ -16,12 +16,12 @@ use crate::kernel::probe::sys::{self, attach_type, LinkExtra};
 use crate::kernel::session::{Session, SessionBuilder};
 use crate::kernel::tc::{self, TcAttachment};
 use crate::kernel::xdp;
-use crate::model::filter::ebpf::Compiled;
 use aya::maps::{MapData, PerCpuArray, PerCpuHashMap};
 use aya::programs::{SchedClassifier, Xdp};
 use netxray_abi::{
     cfg_flags, Config, FlowKey, FlowLast, FlowVal, IfKey, IfLast, IfStats, StatsCtl, DIR_MAX,
 };
+use netxray_filter::ebpf::Compiled;
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 

@@ -15,12 +15,12 @@ use crate::kernel::session::{AttachError, Session, SessionBuilder};
 use crate::kernel::stats::{XdpMode, XDP_FLAGS_DRV_MODE};
 use crate::kernel::tc;
 use crate::kernel::xdp;
-use crate::model::filter::ebpf::Compiled;
 use crate::model::hook::{Backend, Group, HookPoint, HOOKS};
 use aya::maps::{Map, MapData, PerCpuArray, PerCpuHashMap, StackTraceMap};
 use aya::programs::{ProgramError, SchedClassifier, Xdp};
 use aya::Ebpf;
 use netxray_abi::{cfg_flags, hook_id, Config, Counter, DropKey, DropLast, DropVal, CAP_BYTES};
+use netxray_filter::ebpf::Compiled;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 static TRACE_OBJ: &[u8] = aya::include_bytes_aligned!("../../../../bpf/trace.bpf.o");

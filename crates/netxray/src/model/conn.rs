@@ -3,9 +3,9 @@
 //! connection (who opened it, who owns it, how much went each way, how it
 //! ended), and the flow filter applied to them.
 
-use crate::model::filter::{Frame, Prepared};
 use netxray_abi::conn::{conn_flags as f, owner_src, ConnEvent, ConnKind, RawConnEvent};
 use netxray_abi::{c_str, RawTuple};
+use netxray_filter::{Frame, Prepared};
 use serde::Serialize;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -348,8 +348,8 @@ impl Conn {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::filter::Filter;
     use netxray_abi::conn::CONN_ABI_VERSION;
+    use netxray_filter::Filter;
 
     fn conn(flags: u16, err: i32, acked: u64, received: u64) -> Conn {
         let raw = RawConnEvent {

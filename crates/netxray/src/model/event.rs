@@ -1,8 +1,8 @@
 //! A trace event as netxray reports it: the kernel record decoded, its packet
 //! parsed, names resolved. This is the JSON schema (docs/json.md).
 
-use crate::model::hook::HookPoint;
-use crate::model::packet::{self, CaptureInfo, Packet, VlanTag};
+use crate::model::hook::{HookPoint, NF_HOOK_NAMES};
+use crate::model::packet::{self, CaptureInfo, VlanTag};
 use crate::model::value::{Name, NsId, SkbAddr};
 use netxray_abi::{c_str, flags, hook_id, Event, EventKind, RawTuple};
 use serde::Serialize;
@@ -177,10 +177,7 @@ pub fn nf_hook_name(at: u32) -> Option<String> {
         10 => "ip6",
         _ => "?",
     };
-    let hook = crate::kernel::netfilter::HOOK_NAMES
-        .get(hook as usize)
-        .copied()
-        .unwrap_or("?");
+    let hook = NF_HOOK_NAMES.get(hook as usize).copied().unwrap_or("?");
     Some(format!("{family} {hook}"))
 }
 
@@ -489,7 +486,7 @@ impl TraceEvent {
         };
         let pkt = packet::decode(ev.data, &info);
         self.source = Some("packet");
-        self.apply_packet(&pkt);
+        self.apply_packet(&pkt); // model/packet_fields.rs
     }
 
     fn make_summary(&self) -> String {
@@ -573,13 +570,6 @@ impl TraceEvent {
             Some(d) => format!("{}; {d}", from.summary),
             None => from.summary.clone(),
         };
-    }
-}
-
-// Filled from the decoder's Packet (see apply_packet in model/packet_fields.rs).
-impl TraceEvent {
-    pub fn apply_packet(&mut self, pkt: &Packet) {
-        crate::model::packet_fields::apply(self, pkt);
     }
 }
 

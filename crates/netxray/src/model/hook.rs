@@ -88,6 +88,10 @@ pub enum Backend {
     Xdp,
 }
 
+/// `enum nf_inet_hooks`, as nft names them: [`Backend::Netfilter`]'s
+/// `hooknum`, and the hook in an `NX_NF_AT()` value.
+pub const NF_HOOK_NAMES: [&str; 5] = ["prerouting", "input", "forward", "output", "postrouting"];
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct HookPoint {
     /// ABI id (`enum nx_hook`).

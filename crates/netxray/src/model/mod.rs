@@ -4,7 +4,9 @@ pub mod conn;
 pub mod correlate;
 pub mod drops;
 pub mod event;
-pub mod filter;
+/// The filter compiler and evaluator, a crate of its own; here under its
+/// old path, so `netxray::model::filter::Filter` keeps working.
+pub use netxray_filter as filter;
 pub mod fmt;
 pub mod hook;
 pub mod journey;

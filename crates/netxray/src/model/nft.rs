@@ -3,9 +3,9 @@
 //! message the kernel sends (`nft monitor trace` shows the same).
 
 use crate::model::event::proto_name;
-use crate::model::filter::{Expr, Filter, Frame, Prim, Proto};
 use crate::model::packet::{self, CaptureInfo, Packet};
 use crate::model::value::Name;
+use netxray_filter::{Expr, Filter, Frame, Prim, Proto};
 use serde::Serialize;
 use std::borrow::Cow;
 use std::collections::BTreeSet;

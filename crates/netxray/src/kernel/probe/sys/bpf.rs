@@ -43,55 +43,10 @@ pub const MAP_TYPE_RINGBUF: u32 = 27;
 /// `XDP_FLAGS_SKB_MODE`: generic XDP.
 pub const XDP_FLAGS_SKB_MODE: u32 = 1 << 1;
 
-/// One BPF instruction (`struct bpf_insn`).
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-pub struct Insn {
-    code: u8,
-    regs: u8, // dst in the low nibble, src in the high one
-    off: i16,
-    imm: i32,
-}
-const _: () = assert!(std::mem::size_of::<Insn>() == 8);
-
-impl Insn {
-    /// Any instruction, from its fields (a loader's relocated code).
-    pub const fn new(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Self {
-        Insn {
-            code,
-            regs: (dst & 0xf) | (src << 4),
-            off,
-            imm,
-        }
-    }
-    /// `dst = imm` (64-bit, sign-extended).
-    pub const fn mov64_imm(dst: u8, imm: i32) -> Self {
-        Insn {
-            code: 0xb7,
-            regs: dst & 0xf,
-            off: 0,
-            imm,
-        }
-    }
-    /// `call helper`.
-    pub const fn call(helper: i32) -> Self {
-        Insn {
-            code: 0x85,
-            regs: 0,
-            off: 0,
-            imm: helper,
-        }
-    }
-    /// `exit`.
-    pub const fn exit() -> Self {
-        Insn {
-            code: 0x95,
-            regs: 0,
-            off: 0,
-            imm: 0,
-        }
-    }
-}
+/// One BPF instruction: the filter's type, so that compiled filters and
+/// hand-written programs are one thing (encoded for the kernel by
+/// [`prog_load`]).
+pub use netxray_filter::ebpf::Insn;
 
 /// The `BPF_PROG_LOAD` part of `union bpf_attr`, up to `log_true_size`.
 #[repr(C)]
@@ -159,11 +114,12 @@ const LICENSE: &CStr = c"GPL";
 /// `BPF_PROG_LOAD`. On failure, loads again with a verifier log (as libbpf does) so the
 /// error says why.
 pub fn prog_load(spec: &ProgSpec<'_>) -> Result<OwnedFd, LoadError> {
-    match prog_load_once(spec, None) {
+    let code: Vec<[u8; 8]> = spec.insns.iter().map(|i| i.to_bytes()).collect();
+    match prog_load_once(spec, &code, None) {
         Ok(fd) => Ok(fd),
         Err(errno) => {
             let mut log = vec![0u8; 64 * 1024];
-            let log = match prog_load_once(spec, Some(&mut log)) {
+            let log = match prog_load_once(spec, &code, Some(&mut log)) {
                 Ok(_fd) => String::new(), // loaded the second time: drop it, report the first errno
                 Err(_) => {
                     let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
@@ -175,11 +131,16 @@ pub fn prog_load(spec: &ProgSpec<'_>) -> Result<OwnedFd, LoadError> {
     }
 }
 
-fn prog_load_once(spec: &ProgSpec<'_>, log: Option<&mut [u8]>) -> Result<OwnedFd, Errno> {
+/// `code`: `spec.insns` encoded, as `struct bpf_insn`s.
+fn prog_load_once(
+    spec: &ProgSpec<'_>,
+    code: &[[u8; 8]],
+    log: Option<&mut [u8]>,
+) -> Result<OwnedFd, Errno> {
     let mut attr = ProgLoadAttr {
         prog_type: spec.prog_type,
-        insn_cnt: spec.insns.len() as u32,
-        insns: spec.insns.as_ptr() as u64,
+        insn_cnt: code.len() as u32,
+        insns: code.as_ptr() as u64,
         license: LICENSE.as_ptr() as u64,
         expected_attach_type: spec.expected_attach_type,
         attach_btf_id: spec.attach_btf_id,
@@ -198,7 +159,8 @@ fn prog_load_once(spec: &ProgSpec<'_>, log: Option<&mut [u8]>) -> Result<OwnedFd
         attr.log_buf = buf.as_mut_ptr() as u64;
     }
     // SAFETY: attr is a fully initialised repr(C) prefix of union bpf_attr; the pointers in it
-    // (insns, license, log_buf) outlive the call, and log_size is the log buffer's length.
+    // (insns: code's insn_cnt instructions, license, log_buf) outlive the call, and log_size
+    // is the log buffer's length.
     unsafe { bpf_fd(BPF_PROG_LOAD, &attr) }
 }
 

@@ -1,19 +1,53 @@
-//! Packet filters in the pcap-filter(7) language (tcpdump's expressions),
-//! with libpcap 1.10's meaning, evaluated in the kernel.
+//! netxray's packet filters: the pcap-filter(7) language (tcpdump's
+//! expressions), with libpcap 1.10's meaning, compiled for the kernel and
+//! evaluated in user space.
 //!
-//! Text -> [`lex`] tokens -> [`parse`] an [`Expr`] of primitives (qualifiers
-//! resolved, each primitive knowing how many `vlan` keywords came before it,
-//! since `vlan` shifts the offsets of everything after it, as in libpcap) ->
-//! [`lower`] to a small formula of loads and compares (`Low`) -> either
-//! [`ebpf`] instructions spliced into the kernel programs, or [`eval`] in
-//! user space. Both share `Low`, so they cannot disagree on what a primitive
-//! means; the differential test checks both against tcpdump itself.
+//! A filter goes through it in this order:
+//!
+//! - text -> `lex` (tokens) -> `parse`: an [`Expr`] of primitives ([`Prim`]),
+//!   qualifiers resolved, each primitive knowing how many `vlan` keywords
+//!   came before it, since `vlan` shifts the offsets of everything after it,
+//!   as in libpcap ([`Filter::parse`]);
+//! - `lower`: a small formula of loads and compares (`Low`), where a run of
+//!   host, net or port alternatives of one kind becomes a set lookup;
+//! - then either [`ebpf`]: BPF instructions ([`Insn`](ebpf::Insn)) and the
+//!   sets' entries for the kernel ([`Filter::to_ebpf`]), or `eval`: the same
+//!   formula run on a record in user space ([`Filter::matches`], [`Frame`]);
+//! - [`splice`]: the compiled code written over the placeholders of a BPF
+//!   object (the subprogram `nx_filter_jit` and the inline regions,
+//!   bpf/include/nx_packet.bpf.h) before it is loaded.
+//!
+//! Both ends share `Low`, so they cannot disagree on what a primitive means;
+//! the differential tests (crates/netxray/tests/filter_*.rs) check both
+//! against tcpdump itself. The crate knows nothing of aya or of loading: it
+//! turns text into code and bytes into bytes.
+//!
+//! # Why not libpcap
+//!
+//! retis and pwru hand the expression to libpcap, translate the classic BPF
+//! it returns to eBPF and run that. netxray compiles the language itself:
+//!
+//! - the user-space evaluator and the kernel code come from one lowered form,
+//!   so they cannot disagree (libpcap's output would need an interpreter of
+//!   its own in user space, for packets only);
+//! - the code is spliced into the tracing programs, inline where they filter
+//!   a packet in place: no bpf-to-bpf call and return on every run;
+//! - a run of 8 or more host, net or port alternatives (`host (A or B or
+//!   ...)`) is one lookup in an LPM trie, where libpcap compares each
+//!   alternative in turn: a thousand hosts compile to the instructions of ten;
+//! - filters apply to records without packets, flows (`conn`) and sockets,
+//!   given the same code as a header built from their addresses and ports;
+//!   the parsed expression says, with its position, which primitive such a
+//!   record cannot answer ([`Expr::check_flow_only`]);
+//! - no C library to build against or link: cargo alone builds netxray.
 
 pub mod ebpf;
 mod eval;
+mod insn;
 mod lex;
 mod lower;
 mod parse;
+pub mod splice;
 
 pub use eval::Frame;
 

@@ -1,5 +1,5 @@
 //! The filter compiled to BPF instructions, for the kernel's `nx_filter_jit`
-//! placeholder (bpf/include/nx_packet.bpf.h; spliced in by kernel/jit.rs).
+//! placeholder (bpf/include/nx_packet.bpf.h; spliced in by [`crate::splice`]).
 //! The verifier checks this code like any other, and each primitive costs a
 //! few loads and compares: no interpreter loop.
 //!
@@ -30,6 +30,8 @@ use super::lower::{Base, Cmp, Low, Set, Val};
 use super::ArithOp;
 use netxray_abi::CAP_BYTES;
 
+pub use crate::insn::Insn;
+
 /// Offsets in `struct nx_scratch` (asserted in abi.h).
 mod off {
     pub const LEN: i16 = 48;
@@ -42,8 +44,8 @@ mod off {
 }
 
 /// The most instructions a filter may have: the kernel's placeholder
-/// (NX_JIT_SLOTS, 1024) less its magic and its map load (kernel/jit.rs).
-pub const MAX_INSNS: usize = 1020;
+/// (NX_JIT_SLOTS, 1024) less its magic and its map load ([`crate::splice`]).
+pub const MAX_INSNS: usize = crate::splice::CODE_SLOTS;
 
 /// One entry of the kernel's `nx_filter_sets` (`struct nx_set_key`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,41 +82,8 @@ pub(super) fn set_entries(sets: &[std::sync::Arc<Set>]) -> Vec<SetEntry> {
 /// `NX_F_L2`: data[] starts with an Ethernet header.
 const F_L2: i32 = 1;
 
-/// One BPF instruction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Insn {
-    pub code: u8,
-    pub dst: u8,
-    pub src: u8,
-    pub off: i16,
-    pub imm: i32,
-}
-
-impl Insn {
-    pub fn to_bytes(self) -> [u8; 8] {
-        let o = self.off.to_le_bytes();
-        let i = self.imm.to_le_bytes();
-        [
-            self.code,
-            (self.src << 4) | (self.dst & 0x0f),
-            o[0],
-            o[1],
-            i[0],
-            i[1],
-            i[2],
-            i[3],
-        ]
-    }
-}
-
 const fn i(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
-    Insn {
-        code,
-        dst,
-        src,
-        off,
-        imm,
-    }
+    Insn::new(code, dst, src, off, imm)
 }
 
 // Opcodes.

@@ -21,7 +21,7 @@
 //! the filter like the rest of the program. (freplace would be the kernel's
 //! way, but it is refused under lockdown.)
 
-use crate::model::filter::ebpf::Insn;
+use crate::ebpf::Insn;
 use object::{Object, ObjectSection, ObjectSymbol, SectionKind};
 use std::ops::Range;
 
@@ -48,7 +48,7 @@ const EXIT: u8 = 0x95;
 const JA: u8 = 0x05;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum JitError {
+pub enum SpliceError {
     #[error("the BPF object cannot be parsed: {0}")]
     Elf(String),
     #[error("the BPF object has no filter placeholder {SYMBOL}")]
@@ -82,23 +82,23 @@ struct Placeholder {
 
 /// Every placeholder in the object: the subprogram `SYMBOL` (which must
 /// exist) and the inline regions of every program section.
-fn placeholders(obj: &[u8]) -> Result<Vec<Placeholder>, JitError> {
-    let file = object::File::parse(obj).map_err(|e| JitError::Elf(e.to_string()))?;
+fn placeholders(obj: &[u8]) -> Result<Vec<Placeholder>, SpliceError> {
+    let file = object::File::parse(obj).map_err(|e| SpliceError::Elf(e.to_string()))?;
     let sym = file
         .symbols()
         .find(|s| s.name() == Ok(SYMBOL))
-        .ok_or(JitError::NoPlaceholder)?;
-    let idx = sym.section_index().ok_or(JitError::NoPlaceholder)?;
+        .ok_or(SpliceError::NoPlaceholder)?;
+    let idx = sym.section_index().ok_or(SpliceError::NoPlaceholder)?;
     let section = file
         .section_by_index(idx)
-        .map_err(|e| JitError::Elf(e.to_string()))?;
-    let (sec_off, sec_len) = section.file_range().ok_or(JitError::NoPlaceholder)?;
+        .map_err(|e| SpliceError::Elf(e.to_string()))?;
+    let (sec_off, sec_len) = section.file_range().ok_or(SpliceError::NoPlaceholder)?;
     let start = sec_off as usize + sym.address() as usize;
     if sym.address() as usize + SLOTS * 8 > sec_len as usize || start + SLOTS * 8 > obj.len() {
-        return Err(JitError::BadPlaceholder);
+        return Err(SpliceError::BadPlaceholder);
     }
     if obj[start..start + 16] != MAGIC || obj[start + 16..start + 32] != SETS_LOAD {
-        return Err(JitError::BadPlaceholder);
+        return Err(SpliceError::BadPlaceholder);
     }
     let mut all = vec![Placeholder {
         range: start..start + SLOTS * 8,
@@ -109,7 +109,7 @@ fn placeholders(obj: &[u8]) -> Result<Vec<Placeholder>, JitError> {
             continue;
         };
         let (off, len) = (off as usize, len as usize);
-        let text = obj.get(off..off + len).ok_or(JitError::BadPlaceholder)?;
+        let text = obj.get(off..off + len).ok_or(SpliceError::BadPlaceholder)?;
         let mut at = 0;
         while at + 16 <= text.len() {
             if text[at..at + 16] != MAGIC_INLINE {
@@ -121,7 +121,7 @@ fn placeholders(obj: &[u8]) -> Result<Vec<Placeholder>, JitError> {
                 || text[end - 8..end] != ACCEPT
                 || text[at + 16..at + 32] != SETS_LOAD
             {
-                return Err(JitError::BadPlaceholder);
+                return Err(SpliceError::BadPlaceholder);
             }
             all.push(Placeholder {
                 range: off + at..off + end,
@@ -155,9 +155,9 @@ fn inlined(prog: &[Insn]) -> Vec<Insn> {
         .collect()
 }
 
-pub fn splice(obj: &[u8], prog: &[Insn]) -> Result<Patched, JitError> {
+pub fn splice(obj: &[u8], prog: &[Insn]) -> Result<Patched, SpliceError> {
     if prog.len() > CODE_SLOTS {
-        return Err(JitError::TooLong(prog.len()));
+        return Err(SpliceError::TooLong(prog.len()));
     }
     let places = placeholders(obj)?;
     let inline = inlined(prog);
@@ -192,9 +192,20 @@ pub fn splice(obj: &[u8], prog: &[Insn]) -> Result<Patched, JitError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::filter::{ebpf, Filter};
+    use crate::{ebpf, Filter};
 
-    static OBJ: &[u8] = aya::include_bytes_aligned!("../../../../bpf/trace.bpf.o");
+    /// `include_bytes!`, 8-byte aligned as ELF parsing wants (what
+    /// `aya::include_bytes_aligned!` does, without aya).
+    macro_rules! include_aligned {
+        ($path:literal) => {{
+            #[repr(C, align(8))]
+            struct Aligned<B: ?Sized>(B);
+            static ALIGNED: &Aligned<[u8]> = &Aligned(*include_bytes!($path));
+            &ALIGNED.0
+        }};
+    }
+
+    static OBJ: &[u8] = include_aligned!("../../../bpf/trace.bpf.o");
 
     #[test]
     fn splices_into_the_placeholders_only() {
@@ -237,7 +248,7 @@ mod tests {
         }
         assert_eq!(&out[from..], &OBJ[from..]);
         // The patched object no longer has the magic: it cannot be patched twice.
-        assert_eq!(splice(out, &prog).err(), Some(JitError::BadPlaceholder));
+        assert_eq!(splice(out, &prog).err(), Some(SpliceError::BadPlaceholder));
     }
 
     #[test]
@@ -262,7 +273,7 @@ mod tests {
 
     #[test]
     fn objects_without_packets_have_no_inline_region() {
-        static CONN: &[u8] = aya::include_bytes_aligned!("../../../../bpf/conn.bpf.o");
+        static CONN: &[u8] = include_aligned!("../../../bpf/conn.bpf.o");
         assert_eq!(placeholders(CONN).unwrap().len(), 1);
     }
 
@@ -280,7 +291,7 @@ mod tests {
         ];
         assert_eq!(
             splice(OBJ, &prog).err(),
-            Some(JitError::TooLong(CODE_SLOTS + 1))
+            Some(SpliceError::TooLong(CODE_SLOTS + 1))
         );
     }
 }
