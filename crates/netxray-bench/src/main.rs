@@ -494,7 +494,7 @@ impl Drop for Traced {
 /// linked at tcx ingress of the receiving interface (netxray's own
 /// bpf(2) wrappers, as `doctor` uses them).
 fn start_tcx_floor() -> Result<Traced> {
-    use netxray::kernel::probe::sys::{self, attach_type, prog_type, Insn, LinkExtra, ProgSpec};
+    use netxray::kernel::sys::{self, attach_type, prog_type, Insn, LinkExtra, ProgSpec};
     use std::os::fd::AsFd;
     const TCX_NEXT: i32 = -1;
     let insns = [Insn::mov64_imm(0, TCX_NEXT), Insn::exit()];
@@ -534,7 +534,7 @@ fn start_tcx_floor() -> Result<Traced> {
 /// with the others), attached with BPF_RAW_TRACEPOINT_OPEN.
 fn start_tp_floor() -> Result<Traced> {
     use netxray::kernel::probe::btf;
-    use netxray::kernel::probe::sys::{self, attach_type, prog_type, Insn, ProgSpec};
+    use netxray::kernel::sys::{self, attach_type, prog_type, Insn, ProgSpec};
     use std::os::fd::AsFd;
     let vmlinux = btf::vmlinux().map_err(|e| anyhow::anyhow!("kernel BTF: {e}"))?;
     let insns = [Insn::mov64_imm(0, 0), Insn::exit()];

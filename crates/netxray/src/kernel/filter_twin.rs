@@ -5,7 +5,7 @@
 //! against tcpdump's, and by nothing at run time.
 
 use crate::error::{Error, Result};
-use crate::kernel::probe::sys;
+use crate::kernel::sys;
 use crate::kernel::{jit, session};
 use crate::model::filter::Filter;
 use aya::programs::SchedClassifier;

@@ -16,6 +16,7 @@ pub mod probe;
 pub mod ring;
 pub mod session;
 pub mod stats;
+pub mod sys;
 pub mod tc;
 pub mod trace;
 pub mod xdp;

@@ -20,7 +20,7 @@
 use crate::kernel::jit;
 use crate::kernel::netns::{self, Netns};
 use crate::kernel::nfhooks::HookQuery;
-use crate::kernel::probe::sys::{self, attach_type, prog_type, Insn, LinkExtra};
+use crate::kernel::sys::{self, attach_type, prog_type, Insn, LinkExtra};
 use crate::model::filter::ebpf::Insn as FilterInsn;
 use aya::Btf;
 use aya_obj::Object;

@@ -240,7 +240,7 @@ pub fn throwaway<T>(f: impl FnOnce(&Netns) -> T) -> std::io::Result<T> {
     let holder = std::thread::Builder::new()
         .name("nx-throwaway-netns".into())
         .spawn(move || {
-            let made = crate::kernel::probe::sys::unshare_netns()
+            let made = crate::kernel::sys::unshare_netns()
                 .map_err(|e| std::io::Error::from_raw_os_error(e.0))
                 .and_then(|()| {
                     // SAFETY: gettid has no preconditions.

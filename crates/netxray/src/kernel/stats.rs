@@ -12,8 +12,8 @@
 
 use crate::error::{Error, Result};
 use crate::kernel::netns::{self, Netns};
-use crate::kernel::probe::sys::{self, attach_type, LinkExtra};
 use crate::kernel::session::{Session, SessionBuilder};
+use crate::kernel::sys::{self, attach_type, LinkExtra};
 use crate::kernel::tc::{self, TcAttachment};
 use crate::kernel::xdp;
 use crate::model::filter::ebpf::Compiled;

@@ -4,7 +4,7 @@
 //! `bpftool prog` and `ip link` show them).
 
 use crate::kernel::netlink::{Attrs, Message, NlSocket};
-use crate::kernel::probe::sys;
+use crate::kernel::sys;
 
 const RTM_NEWLINK: u16 = 16;
 const RTM_GETLINK: u16 = 18;

@@ -50,7 +50,7 @@ fn lo_up() -> io::Result<()> {
 
 fn trace_in_throwaway_netns() -> Check {
     let n = name::NFT_TRACE;
-    if let Err(e) = super::sys::unshare_netns() {
+    if let Err(e) = crate::kernel::sys::unshare_netns() {
         return Check::unknown(
             n,
             format!("not tried: cannot make a throwaway netns (unshare: {e})"),
