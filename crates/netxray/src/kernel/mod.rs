@@ -8,7 +8,6 @@ pub mod jit;
 pub mod kallsyms;
 pub mod loadcheck;
 pub mod netfilter;
-pub mod netlink;
 pub mod netns;
 pub mod nfhooks;
 pub mod nftables;

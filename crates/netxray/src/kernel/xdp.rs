@@ -3,8 +3,8 @@
 //! cannot be mixed), the error names the program there (id and name, as
 //! `bpftool prog` and `ip link` show them).
 
-use crate::kernel::netlink::{Attrs, Message, NlSocket};
 use crate::kernel::sys;
+use crate::kernel::sys::netlink::{Attrs, Message, NlSocket};
 
 const RTM_NEWLINK: u16 = 16;
 const RTM_GETLINK: u16 = 18;

@@ -1,6 +1,7 @@
 //! The raw kernel interfaces, in one place: `bpf(2)`, `perf_event_open(2)` and friends
 //! (mounts, rlimits), called by the feature probes (`kernel::probe`), the sessions (XDP and
-//! netfilter links), the filter twin, the tests and the bench.
+//! netfilter links), the filter twin, the tests and the bench; and [`netlink`] (one socket
+//! type and one message codec, for nftables, the netfilter hook lists and legacy tc).
 //!
 //! aya 0.14 has no public way to load a hand-written program of an arbitrary type
 //! (netfilter, for one) or to create tcx/netfilter/kprobe-multi links, so netxray speaks the
@@ -8,12 +9,13 @@
 //! fields used: the kernel zero-fills the rest of `union bpf_attr` itself when `size` is smaller.
 //! Every file descriptor comes back as an [`OwnedFd`](std::os::fd::OwnedFd), so it is closed when dropped.
 //!
-//! Its unsafe code lives in this folder: `bpf`, `perf`, `os`.
+//! Its unsafe code lives in this folder: `bpf`, `perf`, `os`, `netlink/socket`.
 //!
 //! The calls most reused: [`prog_load`], [`link_create`], [`raw_tracepoint_open`],
 //! [`map_create`], [`Errno`].
 
 mod bpf;
+pub mod netlink;
 mod os;
 mod perf;
 
