@@ -1,7 +1,8 @@
 //! The raw kernel interfaces, in one place: `bpf(2)`, `perf_event_open(2)` and friends
-//! (mounts, rlimits), called by the feature probes (`kernel::probe`), the sessions (XDP and
-//! netfilter links), the filter twin, the tests and the bench; and [`netlink`] (one socket
-//! type and one message codec, for nftables, the netfilter hook lists and legacy tc).
+//! (network namespaces, interface names and indexes, mounts, rlimits), and [`netlink`] (one
+//! socket type and one message codec, for nftables, the netfilter hook lists and legacy tc).
+//! Used by the feature probes (`kernel::probe`), the sessions (XDP and netfilter links, tc),
+//! `kernel::netns`, the filter twin, the tests and the bench.
 //!
 //! aya 0.14 has no public way to load a hand-written program of an arbitrary type
 //! (netfilter, for one) or to create tcx/netfilter/kprobe-multi links, so netxray speaks the
@@ -9,19 +10,23 @@
 //! fields used: the kernel zero-fills the rest of `union bpf_attr` itself when `size` is smaller.
 //! Every file descriptor comes back as an [`OwnedFd`](std::os::fd::OwnedFd), so it is closed when dropped.
 //!
-//! Its unsafe code lives in this folder: `bpf`, `perf`, `os`, `netlink/socket`.
+//! Its unsafe code lives in this folder: `bpf`, `perf`, `ns`, `iface`, `os`, `netlink/socket`.
 //!
 //! The calls most reused: [`prog_load`], [`link_create`], [`raw_tracepoint_open`],
 //! [`map_create`], [`Errno`].
 
 mod bpf;
+mod iface;
 pub mod netlink;
+mod ns;
 mod os;
 mod perf;
 
 use std::fmt;
 
 pub use bpf::*;
+pub use iface::*;
+pub use ns::*;
 pub use os::*;
 pub use perf::*;
 
