@@ -36,7 +36,7 @@
 
 use anyhow::{bail, Context, Result};
 use std::net::UdpSocket;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -371,9 +371,9 @@ fn pin(cpu: usize) {
 
 fn enter(ns: &str) -> Result<()> {
     let f = std::fs::File::open(format!("/run/netns/{ns}"))?;
-    // SAFETY: setns on the calling thread (a thread of our own) with an fd we own.
-    if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-        bail!("setns {ns}: {}", std::io::Error::last_os_error());
+    // On the calling thread, a thread of our own.
+    if let Err(e) = netxray::kernel::sys::setns_net(f.as_fd()) {
+        bail!("setns {ns}: {}", std::io::Error::from_raw_os_error(e.0));
     }
     Ok(())
 }
@@ -494,8 +494,7 @@ impl Drop for Traced {
 /// linked at tcx ingress of the receiving interface (netxray's own
 /// bpf(2) wrappers, as `doctor` uses them).
 fn start_tcx_floor() -> Result<Traced> {
-    use netxray::kernel::probe::sys::{self, attach_type, prog_type, Insn, LinkExtra, ProgSpec};
-    use std::os::fd::AsFd;
+    use netxray::kernel::sys::{self, attach_type, prog_type, Insn, LinkExtra, ProgSpec};
     const TCX_NEXT: i32 = -1;
     let insns = [Insn::mov64_imm(0, TCX_NEXT), Insn::exit()];
     let prog = sys::prog_load(&ProgSpec {
@@ -534,8 +533,7 @@ fn start_tcx_floor() -> Result<Traced> {
 /// with the others), attached with BPF_RAW_TRACEPOINT_OPEN.
 fn start_tp_floor() -> Result<Traced> {
     use netxray::kernel::probe::btf;
-    use netxray::kernel::probe::sys::{self, attach_type, prog_type, Insn, ProgSpec};
-    use std::os::fd::AsFd;
+    use netxray::kernel::sys::{self, attach_type, prog_type, Insn, ProgSpec};
     let vmlinux = btf::vmlinux().map_err(|e| anyhow::anyhow!("kernel BTF: {e}"))?;
     let insns = [Insn::mov64_imm(0, 0), Insn::exit()];
     let mut links = Vec::new();

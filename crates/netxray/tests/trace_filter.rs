@@ -93,7 +93,7 @@ fn three_expressions_show_exactly_their_packets() {
 /// `skb->vlan_tci`, not the bytes (veth keeps it there end to end). Detached
 /// when the returned link is dropped.
 fn push_vlan_on_egress(ns: &Netns, ifname: &str, vid: u16) -> std::os::fd::OwnedFd {
-    use ::netxray::kernel::probe::sys::{self, attach_type, prog_type, Insn, LinkExtra, ProgSpec};
+    use ::netxray::kernel::sys::{self, attach_type, prog_type, Insn, LinkExtra, ProgSpec};
     use std::os::fd::AsFd;
     let insns = [
         Insn::mov64_imm(2, 0x0081), // htons(ETH_P_8021Q)

@@ -3,6 +3,10 @@
 //! run time, never compiled in) and to tell which tracepoints exist
 //! (`btf_trace_<event>` typedefs) and how many arguments each passes (they
 //! change between kernels: `consume_skb` gained its location in 6.3).
+//!
+//! Kept beside `aya::Btf` because aya 0.14's `Btf` only finds a type's id by name and kind
+//! (its `type_by_id`/`types` are crate-private): it cannot follow `btf_trace_*` to the func
+//! proto to count arguments, nor list an enum's values (drop reasons).
 
 use std::collections::{HashMap, HashSet};
 

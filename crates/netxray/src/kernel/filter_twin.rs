@@ -5,8 +5,8 @@
 //! against tcpdump's, and by nothing at run time.
 
 use crate::error::{Error, Result};
-use crate::kernel::probe::sys;
 use crate::kernel::session;
+use crate::kernel::sys;
 use aya::programs::SchedClassifier;
 use aya::{Btf, Ebpf, EbpfLoader};
 use netxray_filter::{splice, Filter};

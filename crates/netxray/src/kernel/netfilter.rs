@@ -19,7 +19,7 @@
 
 use crate::kernel::netns::{self, Netns};
 use crate::kernel::nfhooks::HookQuery;
-use crate::kernel::probe::sys::{self, attach_type, prog_type, Insn, LinkExtra};
+use crate::kernel::sys::{self, attach_type, prog_type, Insn, LinkExtra};
 use crate::model::hook::NF_HOOK_NAMES;
 use aya::Btf;
 use aya_obj::Object;

@@ -2,10 +2,11 @@
 //! reports (an inode number), and running code inside one.
 
 use crate::error::{Error, Result};
+use crate::kernel::sys;
 use crate::model::value::{Name, NsId};
 use std::collections::HashMap;
 use std::ffi::CString;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -138,10 +139,7 @@ fn is_netns(path: &Path) -> bool {
     let Ok(f) = std::fs::File::open(path) else {
         return false;
     };
-    // SAFETY: ioctl NS_GET_NSTYPE on an fd we own; returns the namespace type.
-    const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
-    let t = unsafe { libc::ioctl(f.as_raw_fd(), NS_GET_NSTYPE as _) };
-    t == libc::CLONE_NEWNET
+    sys::is_netns(f.as_fd())
 }
 
 fn find_by_inode(inode: u32) -> Option<Netns> {
@@ -211,10 +209,15 @@ pub fn in_netns<T: Send + 'static>(
     // CAP_SYS_ADMIN for nothing.
     let here = same_netns(&file, Path::new("/proc/thread-self/ns/net"));
     std::thread::spawn(move || {
-        // SAFETY: setns on a thread of our own with an fd we own; the
-        // thread ends after f, so no other code runs in the namespace.
-        if !here && unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-            let e = std::io::Error::last_os_error();
+        // On a thread of our own: the thread ends after f, so no other code
+        // runs in the namespace.
+        let entered = if here {
+            Ok(())
+        } else {
+            sys::setns_net(file.as_fd())
+        };
+        if let Err(e) = entered {
+            let e = std::io::Error::from_raw_os_error(e.0);
             if e.raw_os_error() == Some(libc::EPERM) {
                 return Err(std::io::Error::new(
                     e.kind(),
@@ -240,7 +243,7 @@ pub fn throwaway<T>(f: impl FnOnce(&Netns) -> T) -> std::io::Result<T> {
     let holder = std::thread::Builder::new()
         .name("nx-throwaway-netns".into())
         .spawn(move || {
-            let made = crate::kernel::probe::sys::unshare_netns()
+            let made = sys::unshare_netns()
                 .map_err(|e| std::io::Error::from_raw_os_error(e.0))
                 .and_then(|()| {
                     // SAFETY: gettid has no preconditions.
@@ -279,74 +282,34 @@ fn same_netns(file: &std::fs::File, other: &Path) -> bool {
 pub fn ifindex(ns: &Netns, name: &str) -> Result<u32> {
     let cname =
         CString::new(name).map_err(|_| Error::usage(format!("bad interface name '{name}'")))?;
-    // SAFETY: if_nametoindex reads a NUL-terminated string.
-    let idx = in_netns(&ns.path, move || unsafe {
-        libc::if_nametoindex(cname.as_ptr())
-    })
-    .map_err(|e| {
-        Error::io(
-            format!("entering network namespace {}", ns.path.display()),
-            e,
-        )
-    })?;
-    if idx == 0 {
-        return Err(Error::usage(format!(
-            "unknown interface '{name}' in network namespace {} (inode {})",
-            ns.path.display(),
-            ns.inode
-        )));
-    }
-    Ok(idx)
+    in_netns(&ns.path, move || sys::ifindex(&cname))
+        .map_err(|e| {
+            Error::io(
+                format!("entering network namespace {}", ns.path.display()),
+                e,
+            )
+        })?
+        .map_err(|_| {
+            Error::usage(format!(
+                "unknown interface '{name}' in network namespace {} (inode {})",
+                ns.path.display(),
+                ns.inode
+            ))
+        })
 }
 
 /// The name of interface `index` in the namespace at `path`.
 pub(crate) fn ifname_in(path: &Path, index: u32) -> Option<String> {
-    in_netns(path, move || {
-        let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
-        // SAFETY: buf has IF_NAMESIZE bytes as if_indextoname requires.
-        let p = unsafe { libc::if_indextoname(index, buf.as_mut_ptr()) };
-        if p.is_null() {
-            return None;
-        }
-        // SAFETY: on success buf holds a NUL-terminated name.
-        Some(
-            unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }
-                .to_string_lossy()
-                .into_owned(),
-        )
-    })
-    .ok()
-    .flatten()
+    in_netns(path, move || sys::ifname(index).ok())
+        .ok()
+        .flatten()
 }
 
 /// The cookie of the namespace at `path` (SO_NETNS_COOKIE on a socket made
 /// inside it, Linux 5.14+); None when it cannot be had (no CAP_SYS_ADMIN to
 /// enter it, an older kernel).
 pub fn cookie_of(path: &Path) -> Option<u64> {
-    in_netns(path, || {
-        // SAFETY: a socket of our own, closed below; getsockopt writes at
-        // most len bytes into v.
-        unsafe {
-            let fd = libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
-            if fd < 0 {
-                return None;
-            }
-            const SO_NETNS_COOKIE: libc::c_int = 71;
-            let mut v: u64 = 0;
-            let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
-            let rc = libc::getsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                SO_NETNS_COOKIE,
-                (&raw mut v).cast(),
-                &mut len,
-            );
-            libc::close(fd);
-            (rc == 0 && v != 0).then_some(v)
-        }
-    })
-    .ok()
-    .flatten()
+    in_netns(path, sys::netns_cookie).ok().flatten()
 }
 
 /// How often the namespaces are looked at again, at most, when records name

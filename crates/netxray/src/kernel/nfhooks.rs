@@ -11,8 +11,8 @@
 //! Both over a NETLINK_NETFILTER socket and /proc files opened inside the
 //! namespace and kept open.
 
-use crate::kernel::netlink::codec::{NLM_F_DUMP, NLM_F_REQUEST};
-use crate::kernel::netlink::{Attrs, Message, NlSocket};
+use crate::kernel::sys::netlink::codec::{NLM_F_DUMP, NLM_F_REQUEST};
+use crate::kernel::sys::netlink::{Attrs, Message, NlSocket};
 use std::io;
 
 const NFNL_SUBSYS_HOOK: u16 = 12;
@@ -260,7 +260,7 @@ mod tests {
 
     /// The replies of a datagram, as `HookQuery::dump` hands them on.
     fn replies(dgram: &[u8]) -> Vec<Msg> {
-        crate::kernel::netlink::messages(dgram)
+        crate::kernel::sys::netlink::messages(dgram)
             .expect("messages")
             .iter()
             .filter_map(|m| {

@@ -12,8 +12,8 @@
 
 use crate::error::{Error, Result};
 use crate::kernel::netns::{self, Netns};
-use crate::kernel::probe::sys::{self, attach_type, LinkExtra};
 use crate::kernel::session::{Session, SessionBuilder};
+use crate::kernel::sys::{self, attach_type, LinkExtra};
 use crate::kernel::tc::{self, TcAttachment};
 use crate::kernel::xdp;
 use aya::maps::{MapData, PerCpuArray, PerCpuHashMap};
@@ -80,27 +80,7 @@ pub struct StatsSession {
 
 /// Interfaces (index, name) in a namespace.
 pub fn interfaces(ns: &Netns) -> std::io::Result<Vec<(u32, String)>> {
-    netns::in_netns(&ns.path, || {
-        let mut out = Vec::new();
-        // SAFETY: if_nameindex returns an array ended by a zero entry,
-        // freed with if_freenameindex below; names are C strings.
-        unsafe {
-            let list = libc::if_nameindex();
-            if list.is_null() {
-                return out;
-            }
-            let mut p = list;
-            while (*p).if_index != 0 && !(*p).if_name.is_null() {
-                let name = std::ffi::CStr::from_ptr((*p).if_name)
-                    .to_string_lossy()
-                    .into_owned();
-                out.push(((*p).if_index, name));
-                p = p.add(1);
-            }
-            libc::if_freenameindex(list);
-        }
-        out
-    })
+    netns::in_netns(&ns.path, sys::interfaces)
 }
 
 impl StatsSession {

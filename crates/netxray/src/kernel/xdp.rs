@@ -3,8 +3,8 @@
 //! cannot be mixed), the error names the program there (id and name, as
 //! `bpftool prog` and `ip link` show them).
 
-use crate::kernel::netlink::{Attrs, Message, NlSocket};
-use crate::kernel::probe::sys;
+use crate::kernel::sys;
+use crate::kernel::sys::netlink::{Attrs, Message, NlSocket};
 
 const RTM_NEWLINK: u16 = 16;
 const RTM_GETLINK: u16 = 18;
@@ -64,14 +64,5 @@ pub fn held_message(ifname: &str, holder: Option<(u32, String)>) -> String {
 
 /// The name of interface `ifindex` in the calling thread's namespace.
 pub fn ifname(ifindex: u32) -> String {
-    let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
-    // SAFETY: buf has IF_NAMESIZE bytes, as if_indextoname requires.
-    let p = unsafe { libc::if_indextoname(ifindex, buf.as_mut_ptr()) };
-    if p.is_null() {
-        return format!("interface {ifindex}");
-    }
-    // SAFETY: if_indextoname wrote a NUL-terminated name into buf.
-    unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }
-        .to_string_lossy()
-        .into_owned()
+    sys::ifname(ifindex).unwrap_or_else(|_| format!("interface {ifindex}"))
 }

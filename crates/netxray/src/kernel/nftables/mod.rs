@@ -22,13 +22,13 @@
 //! table whose process is gone, before it makes its own.
 //!
 //! nfnetlink is spoken through netxray's own netlink layer
-//! ([`crate::kernel::netlink`]): no crate for it builds offline here, and
+//! ([`crate::kernel::sys::netlink`]): no crate for it builds offline here, and
 //! the few messages needed are short.
 
 pub mod ruleset;
 pub mod trace;
 
-use crate::kernel::netlink::{self, socket, NlSocket};
+use crate::kernel::sys::netlink::{self, socket, NlSocket};
 use crate::model::nft::{family, NftTrace};
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};

@@ -2,11 +2,11 @@
 //! one batch, owned by the control socket), and the table list (a dump).
 
 use super::NftError;
-use crate::kernel::netlink::codec::{
+use crate::kernel::sys::netlink::codec::{
     messages, Attrs, DecodeError, Message, NlMsg, NLMSG_DONE, NLMSG_ERROR, NLM_F_ACK, NLM_F_APPEND,
     NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST,
 };
-use crate::kernel::netlink::NlSocket;
+use crate::kernel::sys::netlink::NlSocket;
 use crate::model::nft::family;
 use std::io;
 

@@ -3,7 +3,7 @@
 //! `enum nft_trace_attributes`.
 
 use super::ruleset::{NFNL_SUBSYS_NFTABLES, NFT_MSG_TRACE};
-use crate::kernel::netlink::{Attrs, DecodeError, NlMsg};
+use crate::kernel::sys::netlink::{Attrs, DecodeError, NlMsg};
 use crate::model::nft::{NftTrace, TraceKind, Verdict};
 
 const NFTA_TRACE_TABLE: u16 = 1;
@@ -62,7 +62,7 @@ pub fn decode(msg: &NlMsg<'_>) -> Result<Option<NftTrace>, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernel::netlink::{messages, Message};
+    use crate::kernel::sys::netlink::{messages, Message};
     use crate::model::nft::{family, NftEvent, TracedPacket};
 
     fn shown(t: &NftTrace) -> (String, String) {

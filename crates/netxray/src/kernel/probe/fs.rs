@@ -3,8 +3,8 @@
 use std::io::{ErrorKind, Read};
 use std::path::{Path, PathBuf};
 
-use super::sys::{self, Errno};
 use super::{name, Check, Privileges};
+use crate::kernel::sys::{self, Errno};
 
 pub(crate) const TRACEFS: &str = "/sys/kernel/tracing";
 const LOCKDOWN: &str = "/sys/kernel/security/lockdown";

@@ -6,8 +6,8 @@
 //! link, map and perf event is an `OwnedFd` closed right after the try, and the XDP, tcx and
 //! netfilter attachments are made inside a throwaway network namespace.
 //!
-//! Submodules other code may reuse: [`sys`] (raw `bpf(2)` and perf syscalls, the only
-//! `unsafe`), [`btf`] (vmlinux BTF type ids for `attach_btf_id`), [`caps`] (CapEff parsing).
+//! The syscalls it makes are in [`crate::kernel::sys`]. Submodules other code may reuse:
+//! [`btf`] (vmlinux BTF type ids for `attach_btf_id`), [`caps`] (CapEff parsing).
 
 pub mod btf;
 pub mod caps;
@@ -15,7 +15,6 @@ mod fs;
 mod netns;
 mod nftables;
 mod programs;
-pub mod sys;
 mod tc;
 
 use serde::Serialize;

@@ -9,8 +9,8 @@
 use std::os::fd::AsFd;
 
 use super::programs::load;
-use super::sys::{self, attach_type, prog_type, Insn, LinkExtra};
 use super::{name, Check};
+use crate::kernel::sys::{self, attach_type, prog_type, Insn, LinkExtra};
 
 const XDP_PASS: i32 = 2;
 const TCX_NEXT: i32 = -1;

@@ -5,9 +5,9 @@
 
 use super::{name, Check};
 use crate::kernel::nftables::{self, NftTracer};
+use crate::kernel::sys;
 use crate::model::nft::{family, NftTrace};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -23,34 +23,12 @@ pub(crate) fn probe() -> Vec<Check> {
 
 /// `lo` up in this thread's namespace (SIOCSIFFLAGS).
 fn lo_up() -> io::Result<()> {
-    // SAFETY: plain socket(2), owned at once.
-    let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if raw < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: raw is a fresh fd.
-    let sock = unsafe { OwnedFd::from_raw_fd(raw) };
-    // SAFETY: ifreq is plain data; zero is valid.
-    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (d, s) in ifr.ifr_name.iter_mut().zip(b"lo\0") {
-        *d = *s as libc::c_char;
-    }
-    // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write the ifreq we pass.
-    unsafe {
-        if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut ifr) < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
-        if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &ifr) < 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
+    sys::set_up(c"lo").map_err(|e| io::Error::from_raw_os_error(e.0))
 }
 
 fn trace_in_throwaway_netns() -> Check {
     let n = name::NFT_TRACE;
-    if let Err(e) = super::sys::unshare_netns() {
+    if let Err(e) = sys::unshare_netns() {
         return Check::unknown(
             n,
             format!("not tried: cannot make a throwaway netns (unshare: {e})"),

@@ -8,8 +8,10 @@ use std::path::Path;
 use aya::Btf;
 
 use super::fs::Tracefs;
-use super::sys::{self, attach_type, prog_type, Errno, Insn, LinkExtra, LoadError, ProgSpec};
 use super::{btf, name, Check};
+use crate::kernel::sys::{
+    self, attach_type, prog_type, Errno, Insn, LinkExtra, LoadError, ProgSpec,
+};
 
 /// The tracepoint every tracing probe attaches to.
 const TRACEPOINT: &str = "netif_receive_skb";

@@ -5,8 +5,8 @@
 use super::rtnl::{self, Direction, FilterInfo, QdiscInfo, TC_H_CLSACT};
 use super::state;
 use super::{route_socket, FILTER_PREFIX};
-use crate::kernel::netlink::NlSocket;
 use crate::kernel::netns::{self, Netns};
+use crate::kernel::sys::netlink::NlSocket;
 use std::io;
 use std::sync::Mutex;
 

@@ -59,9 +59,9 @@ pub use cleanup::{clean_namespace, sweep_records};
 pub use rtnl::Direction;
 
 use crate::kernel::btf::KernelBtf;
-use crate::kernel::netlink::NlSocket;
 use crate::kernel::netns::{self, Netns};
-use crate::kernel::probe::sys::{self, attach_type, Errno, LinkExtra};
+use crate::kernel::sys::netlink::NlSocket;
+use crate::kernel::sys::{self, attach_type, Errno, LinkExtra};
 use cleanup::{release_qdisc, set_live, survey};
 use rtnl::{BpfFilter, FilterInfo, ETH_P_ALL};
 use std::io;

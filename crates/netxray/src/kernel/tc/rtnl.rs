@@ -9,10 +9,10 @@
 //! program fd, its name and the direct-action flag). A filter's `info` is
 //! `priority << 16 | protocol` with the protocol in network order.
 
-use crate::kernel::netlink::codec::{
+use crate::kernel::sys::netlink::codec::{
     DecodeError, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST,
 };
-use crate::kernel::netlink::{Attrs, Message, NlMsg, NlSocket};
+use crate::kernel::sys::netlink::{Attrs, Message, NlMsg, NlSocket};
 use std::io;
 
 const RTM_NEWQDISC: u16 = 36;
@@ -315,7 +315,7 @@ pub fn ack(sock: &NlSocket, build: impl FnOnce(u32) -> Vec<u8>) -> io::Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernel::netlink::messages;
+    use crate::kernel::sys::netlink::messages;
 
     fn u16_at(b: &[u8], i: usize) -> u16 {
         u16::from_ne_bytes([b[i], b[i + 1]])

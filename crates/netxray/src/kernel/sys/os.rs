@@ -1,4 +1,4 @@
-//! Mounts, namespaces, interfaces, rlimits.
+//! Mounts, rlimits, the page size.
 
 use std::ffi::CStr;
 
@@ -30,27 +30,6 @@ pub fn umount_lazy(target: &CStr) -> Result<(), Errno> {
         return Err(Errno::last());
     }
     Ok(())
-}
-
-/// Move the calling thread into a new, empty network namespace (`unshare(CLONE_NEWNET)`).
-/// Call it only on a thread of its own that is dropped afterwards.
-pub fn unshare_netns() -> Result<(), Errno> {
-    // SAFETY: no pointers; affects only the calling thread's namespace.
-    let ret = unsafe { libc::unshare(libc::CLONE_NEWNET) };
-    if ret < 0 {
-        return Err(Errno::last());
-    }
-    Ok(())
-}
-
-/// The interface index of `name` in the calling thread's network namespace.
-pub fn ifindex(name: &CStr) -> Result<u32, Errno> {
-    // SAFETY: a valid C string.
-    let idx = unsafe { libc::if_nametoindex(name.as_ptr()) };
-    if idx == 0 {
-        return Err(Errno::last());
-    }
-    Ok(idx)
 }
 
 /// The current `RLIMIT_MEMLOCK` soft limit (`None` = unlimited), then an attempt to raise it

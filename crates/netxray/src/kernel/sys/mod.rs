@@ -1,23 +1,32 @@
-//! Raw `bpf(2)`, `perf_event_open(2)` and friends: the only `unsafe` in the probe.
+//! The raw kernel interfaces, in one place: `bpf(2)`, `perf_event_open(2)` and friends
+//! (network namespaces, interface names and indexes, mounts, rlimits), and [`netlink`] (one
+//! socket type and one message codec, for nftables, the netfilter hook lists and legacy tc).
+//! Used by the feature probes (`kernel::probe`), the sessions (XDP and netfilter links, tc),
+//! `kernel::netns`, the filter twin, the tests and the bench.
 //!
 //! aya 0.14 has no public way to load a hand-written program of an arbitrary type
-//! (netfilter, for one) or to create tcx/netfilter/kprobe-multi links, so the probe speaks the
+//! (netfilter, for one) or to create tcx/netfilter/kprobe-multi links, so netxray speaks the
 //! syscalls directly. Every attr struct is `#[repr(C)]`, zero-initialised, and sized to the
 //! fields used: the kernel zero-fills the rest of `union bpf_attr` itself when `size` is smaller.
 //! Every file descriptor comes back as an [`OwnedFd`](std::os::fd::OwnedFd), so it is closed when dropped.
 //!
-//! The unsafe code lives in this folder only: `bpf`, `perf`, `os`.
+//! Its unsafe code lives in this folder: `bpf`, `perf`, `ns`, `iface`, `os`, `netlink/socket`.
 //!
-//! Other subcommands may reuse this (the netfilter loader, for one): [`prog_load`],
-//! [`link_create`], [`raw_tracepoint_open`], [`map_create`], [`Errno`].
+//! The calls most reused: [`prog_load`], [`link_create`], [`raw_tracepoint_open`],
+//! [`map_create`], [`Errno`].
 
 mod bpf;
+mod iface;
+pub mod netlink;
+mod ns;
 mod os;
 mod perf;
 
 use std::fmt;
 
 pub use bpf::*;
+pub use iface::*;
+pub use ns::*;
 pub use os::*;
 pub use perf::*;
 
