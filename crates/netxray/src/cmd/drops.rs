@@ -8,7 +8,7 @@ use crate::cmd::nft_trace::NftWatch;
 use crate::cmd::run::{self, drive, Flow, Job, Stop};
 use crate::error::{Error, Result};
 use crate::kernel::btf::KernelBtf;
-use crate::kernel::kallsyms::Kallsyms;
+use crate::kernel::kallsyms::LazyKallsyms;
 use crate::kernel::netns::Names;
 use crate::kernel::trace::{TraceConfig, TraceSession};
 use crate::model::drops::advice_at;
@@ -69,7 +69,7 @@ pub fn run(args: DropsArgs) -> Result<ExitCode> {
 struct DropsJob {
     session: TraceSession,
     reasons: HashMap<i64, String>,
-    syms: Kallsyms,
+    syms: LazyKallsyms,
     names: Names,
     /// `--nft-trace`: the trace subscription and the rules' drops.
     nft: Option<(NftWatch, RuleDrops)>,
@@ -129,7 +129,7 @@ impl DropsJob {
         Ok(Self {
             session,
             reasons: kbtf.drop_reasons(),
-            syms: Kallsyms::load(),
+            syms: LazyKallsyms::spawn(),
             names: Names::new(),
             nft,
             before: HashMap::new(),

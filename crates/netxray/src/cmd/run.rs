@@ -97,6 +97,48 @@ fn is_closed_stdout(e: &Error) -> bool {
     matches!(e, Error::Io { source, .. } if source.kind() == io::ErrorKind::BrokenPipe)
 }
 
+/// Where the time to start goes (`-v` prints it): named phases, each the
+/// time since the one before.
+pub struct Phases {
+    start: Instant,
+    last: Instant,
+    parts: Vec<(&'static str, Duration)>,
+}
+
+impl Default for Phases {
+    fn default() -> Self {
+        let now = Instant::now();
+        Self {
+            start: now,
+            last: now,
+            parts: Vec::new(),
+        }
+    }
+}
+
+impl Phases {
+    /// The phase `name` ends now.
+    pub fn mark(&mut self, name: &'static str) {
+        let now = Instant::now();
+        self.parts.push((name, now - self.last));
+        self.last = now;
+    }
+
+    /// "ready after 212 ms: kernel BTF 31 ms, ..." at debug level.
+    pub fn report(&self) {
+        let parts: Vec<String> = self
+            .parts
+            .iter()
+            .map(|(n, d)| format!("{n} {} ms", d.as_millis()))
+            .collect();
+        tracing::debug!(
+            "ready after {} ms: {}",
+            self.start.elapsed().as_millis(),
+            parts.join(", ")
+        );
+    }
+}
+
 /// Write `--ready-file`: netxray's pid, once everything is attached.
 pub fn write_ready_file(run: &RunArgs) -> Result<()> {
     if let Some(path) = &run.ready_file {

@@ -4,10 +4,10 @@
 use crate::cli::{MapWhen, OutputFormat, TraceArgs};
 use crate::cmd::filter as cmd_filter;
 use crate::cmd::nft_trace::NftWatch;
-use crate::cmd::run::{self, drive, Flow, Job, Stop};
+use crate::cmd::run::{self, drive, Flow, Job, Phases, Stop};
 use crate::error::{Error, Result};
 use crate::kernel::btf::KernelBtf;
-use crate::kernel::kallsyms::Kallsyms;
+use crate::kernel::kallsyms::LazyKallsyms;
 use crate::kernel::netns::Names;
 use crate::kernel::ring::EventRing;
 use crate::kernel::trace::{available_hooks, TraceConfig, TraceSession};
@@ -32,7 +32,7 @@ struct Context {
     strings: NameCache,
     drops: HashMap<i64, Name>,
     rsts: HashMap<i64, Name>,
-    syms: Kallsyms,
+    syms: LazyKallsyms,
     stacks: Option<Stacks>,
     wall_offset: i128,
     /// `--nft-trace`.
@@ -122,11 +122,14 @@ fn stack_hooks(named: Option<&[String]>, traced: &[&'static HookPoint]) -> Resul
 }
 
 pub fn run(args: TraceArgs) -> Result<ExitCode> {
+    let mut phases = Phases::default();
     let filter = cmd_filter::build(&args.expression, &args.filter)?;
     let filter_bpf = filter
         .to_ebpf()
         .map_err(|e| Error::usage(format!("bad filter: {e}")))?;
+    phases.mark("filter");
     let kbtf = KernelBtf::load().map_err(|_| Error::NoBtf)?;
+    phases.mark("kernel BTF");
     let (hooks, required) = select_hooks(&args, &kbtf)?;
     let scope = cmd_filter::scope(&args.filter)?;
     check_scope(&args, &hooks, &required, scope.ifindex)?;
@@ -149,6 +152,7 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
         xdp: args.xdp.map(Into::into),
     };
     let mut session = TraceSession::open(&cfg, &kbtf)?;
+    phases.mark("programs loaded and attached");
     // Before the ready file: the tables and the subscription are in place.
     let nft = if args.nft_trace {
         Some(NftWatch::open(&args.filter, &filter, &scope)?)
@@ -184,6 +188,8 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
         last_lost: 0,
         last_clobbered: 0,
     };
+    phases.mark("names and output");
+    phases.report();
     let stop = drive(&mut job, &args.run)?;
     job.finish(stop, if args.journey { "journeys" } else { "events" });
     Ok(ExitCode::SUCCESS)
@@ -271,9 +277,9 @@ fn context(
         drops: names_of(kbtf.drop_reasons()),
         rsts: names_of(kbtf.enum_names("sk_rst_reason", "SK_RST_REASON_")),
         syms: if needs_syms {
-            Kallsyms::load()
+            LazyKallsyms::spawn()
         } else {
-            Kallsyms::default()
+            LazyKallsyms::default()
         },
         stacks,
         wall_offset: clock_ns(libc::CLOCK_REALTIME) - clock_ns(libc::CLOCK_MONOTONIC),

@@ -57,6 +57,27 @@ impl Cursor<'_> {
     }
 }
 
+/// The running kernel's BTF, read once for the whole process: sysfs hands
+/// its 5 MB out a page per read(2), and two parsers (this one, aya's) read it.
+pub fn vmlinux_bytes() -> Result<&'static [u8], BtfError> {
+    static BYTES: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    if let Some(b) = BYTES.get() {
+        return Ok(b);
+    }
+    let path = KernelBtf::VMLINUX;
+    let data = std::fs::read(path).map_err(|source| BtfError::Read {
+        path: path.into(),
+        source,
+    })?;
+    Ok(BYTES.get_or_init(|| data))
+}
+
+/// aya's view of the running kernel's BTF (for loading programs), parsed
+/// from the bytes [`vmlinux_bytes`] read.
+pub fn aya_btf() -> Option<aya::Btf> {
+    aya::Btf::parse(vmlinux_bytes().ok()?, aya::Endianness::default()).ok()
+}
+
 impl KernelBtf {
     pub const VMLINUX: &'static str = "/sys/kernel/btf/vmlinux";
 
@@ -64,9 +85,14 @@ impl KernelBtf {
     /// file, and `NETXRAY_HIDE_TRACEPOINTS` (comma separated event names)
     /// pretends the kernel lacks those tracepoints.
     pub fn load() -> Result<Self, BtfError> {
-        let path = std::env::var("NETXRAY_BTF").unwrap_or_else(|_| Self::VMLINUX.into());
-        let data = std::fs::read(&path).map_err(|source| BtfError::Read { path, source })?;
-        let mut btf = Self::parse(&data)?;
+        let mut btf = match std::env::var("NETXRAY_BTF") {
+            Ok(path) => {
+                let data =
+                    std::fs::read(&path).map_err(|source| BtfError::Read { path, source })?;
+                Self::parse(&data)?
+            }
+            Err(_) => Self::parse(vmlinux_bytes()?)?,
+        };
         if let Ok(hide) = std::env::var("NETXRAY_HIDE_TRACEPOINTS") {
             for ev in hide.split(',').map(|e| e.rsplit(':').next().unwrap_or(e)) {
                 btf.typedefs.remove(&format!("btf_trace_{ev}"));

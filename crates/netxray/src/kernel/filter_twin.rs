@@ -24,7 +24,7 @@ pub struct FilterTwin {
 impl FilterTwin {
     /// Load the twin with `filter` compiled and spliced in.
     pub fn load(filter: &Filter) -> Result<Self> {
-        let btf = Btf::from_sys_fs().map_err(|_| Error::NoBtf)?;
+        let btf = crate::kernel::btf::aya_btf().ok_or(Error::NoBtf)?;
         Self::load_with(&btf, filter)
     }
 
@@ -33,13 +33,11 @@ impl FilterTwin {
         let prog = filter
             .to_ebpf()
             .map_err(|e| Error::usage(format!("bad filter: {e}")))?;
-        let patched = match &prog {
-            Some(p) => {
-                Some(splice::splice(TWIN_OBJ, &p.insns).map_err(|e| Error::usage(e.to_string()))?)
-            }
-            None => None,
-        };
-        let object = patched.as_ref().map_or(TWIN_OBJ, |p| p.bytes());
+        let code = prog
+            .as_ref()
+            .map_or(&splice::ACCEPT_ALL[..], |p| &p.insns[..]);
+        let patched = splice::splice(TWIN_OBJ, code).map_err(|e| Error::usage(e.to_string()))?;
+        let object = patched.bytes();
         let sets = prog.as_ref().map_or(&[][..], |p| &p.sets[..]);
         let mut ebpf = EbpfLoader::new()
             .btf(Some(btf))

@@ -7,6 +7,38 @@ pub struct Kallsyms {
     syms: Vec<(u64, String)>,
 }
 
+/// A symbol table read on a thread of its own, waited for at the first
+/// lookup: reading and sorting /proc/kallsyms (a hundred thousand lines)
+/// need not delay the start of a run.
+#[derive(Debug, Default)]
+pub struct LazyKallsyms {
+    loading: std::sync::Mutex<Option<std::thread::JoinHandle<Kallsyms>>>,
+    table: std::sync::OnceLock<Kallsyms>,
+}
+
+impl LazyKallsyms {
+    /// Start reading now.
+    pub fn spawn() -> Self {
+        let loading = std::thread::Builder::new()
+            .name("nx-kallsyms".into())
+            .spawn(Kallsyms::load)
+            .ok();
+        Self {
+            loading: std::sync::Mutex::new(loading),
+            table: std::sync::OnceLock::new(),
+        }
+    }
+
+    pub fn symbolize(&self, addr: u64) -> Option<String> {
+        self.table
+            .get_or_init(|| {
+                let handle = self.loading.lock().ok().and_then(|mut h| h.take());
+                handle.and_then(|h| h.join().ok()).unwrap_or_default()
+            })
+            .symbolize(addr)
+    }
+}
+
 impl Kallsyms {
     pub fn load() -> Self {
         std::fs::read_to_string("/proc/kallsyms")

@@ -99,13 +99,10 @@ pub fn load(
     maps: &HashMap<String, RawFd>,
     btf: &Btf,
 ) -> Result<NfPrograms, NfError> {
-    let patched = match filter {
-        Some(prog) => {
-            Some(splice::splice(NF_OBJ, prog).map_err(|e| NfError::Object(e.to_string()))?)
-        }
-        None => None,
-    };
-    let bytes = patched.as_ref().map_or(NF_OBJ, |p| p.bytes());
+    // Spliced even without a filter (see SessionBuilder::load).
+    let patched = splice::splice(NF_OBJ, filter.unwrap_or(&splice::ACCEPT_ALL))
+        .map_err(|e| NfError::Object(e.to_string()))?;
+    let bytes = patched.bytes();
     let mut obj = Object::parse(bytes).map_err(|e| NfError::Object(e.to_string()))?;
     let mut pairs = Vec::new();
     for (name, map) in &obj.maps {

@@ -23,6 +23,7 @@ use aya::programs::{BtfTracePoint, ProgramError};
 use aya::{Btf, Ebpf, EbpfLoader, Pod};
 use netxray_filter::ebpf::{Compiled, SetEntry};
 use netxray_filter::splice;
+use std::collections::HashMap;
 
 /// Why a program could not be attached.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -192,14 +193,16 @@ impl<'a> SessionBuilder<'a> {
     /// Patch, size and load the object (its maps are created; programs are
     /// loaded when attached).
     pub fn load(self) -> Result<Session> {
-        let btf = Btf::from_sys_fs().map_err(|_| Error::NoBtf)?;
-        let patched = match self.filter {
-            Some(prog) => Some(
-                splice::splice(self.bytes, &prog.insns).map_err(|e| Error::usage(e.to_string()))?,
-            ),
-            None => None,
-        };
-        let object = patched.as_ref().map_or(self.bytes, |p| p.bytes());
+        let t = std::time::Instant::now();
+        let btf = crate::kernel::btf::aya_btf().ok_or(Error::NoBtf)?;
+        let parsed = t.elapsed();
+        // Spliced even without a filter: the placeholder's padding is then
+        // never walked by the verifier (netxray_filter::splice).
+        let code = self
+            .filter
+            .map_or(&splice::ACCEPT_ALL[..], |f| &f.insns[..]);
+        let patched = splice::splice(self.bytes, code).map_err(|e| Error::usage(e.to_string()))?;
+        let object = patched.bytes();
         let sets = self.filter.map_or(&[][..], |f| &f.sets[..]);
         let mut loader = EbpfLoader::new();
         loader.btf(Some(&btf));
@@ -211,11 +214,18 @@ impl<'a> SessionBuilder<'a> {
             .load(object)
             .map_err(|e| Error::kernel(format!("loading {}", self.name), e))?;
         fill_sets(&mut ebpf, self.name, sets)?;
+        tracing::debug!(
+            "{}: kernel BTF for aya {} ms, object and maps {} ms",
+            self.name,
+            parsed.as_millis(),
+            (t.elapsed() - parsed).as_millis()
+        );
         Ok(Session {
             ebpf,
             btf,
             object: self.name,
-            filtered: patched.is_some(),
+            filtered: self.filter.is_some(),
+            preload_errors: HashMap::new(),
         })
     }
 }
@@ -229,6 +239,8 @@ pub struct Session {
     pub object: &'static str,
     /// Whether a filter was spliced in.
     pub filtered: bool,
+    /// Programs [`Session::preload_tracepoints`] could not load, and why.
+    preload_errors: HashMap<String, AttachError>,
 }
 
 impl Session {
@@ -261,6 +273,53 @@ impl Session {
             .ok_or_else(|| missing_map(object, name))
     }
 
+    /// Load the tp_btf programs of these tracepoints (those this kernel
+    /// has) on several threads at once: the verifier's work is most of the
+    /// time a run takes to start, and programs verify independently. Each
+    /// load's failure is kept for [`Session::attach_tracepoint`] to report.
+    pub fn preload_tracepoints(&mut self, events: &[&str], kbtf: &KernelBtf) {
+        let wanted: HashMap<String, &str> = events
+            .iter()
+            .filter(|e| kbtf.has_tracepoint(e))
+            .map(|e| (program_for(&self.ebpf, kbtf, e), *e))
+            .collect();
+        let btf = &self.btf;
+        let mut jobs: Vec<(String, &str, &mut BtfTracePoint)> = self
+            .ebpf
+            .programs_mut()
+            .filter_map(|(name, p)| {
+                let event = wanted.get(name)?;
+                let tp: &mut BtfTracePoint = p.try_into().ok()?;
+                Some((name.to_string(), *event, tp))
+            })
+            .collect();
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, 8);
+        let per = jobs.len().div_ceil(threads).max(1);
+        let errors: Vec<(String, AttachError)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = jobs
+                .chunks_mut(per)
+                .map(|chunk| {
+                    scope.spawn(move || {
+                        let mut failed = Vec::new();
+                        for (name, event, prog) in chunk.iter_mut() {
+                            if let Err(e) = prog.load(event, btf) {
+                                failed.push((name.clone(), AttachError::from_load(name, &e)));
+                            }
+                        }
+                        failed
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect()
+        });
+        self.preload_errors.extend(errors);
+    }
+
     /// Load and attach the tp_btf program for tracepoint `event`, in the
     /// variant that fits this kernel's signature.
     pub fn attach_tracepoint(&mut self, event: &str, kbtf: &KernelBtf) -> Result<(), AttachError> {
@@ -268,14 +327,20 @@ impl Session {
             return Err(AttachError::Missing(format!("the tracepoint {event}")));
         }
         let name = program_for(&self.ebpf, kbtf, event);
+        if let Some(e) = self.preload_errors.remove(&name) {
+            return Err(e);
+        }
         let prog: &mut BtfTracePoint = self
             .ebpf
             .program_mut(&name)
             .ok_or_else(|| AttachError::Failed(format!("{} has no program {name}", self.object)))?
             .try_into()
             .map_err(|e: ProgramError| AttachError::Failed(e.to_string()))?;
-        prog.load(event, &self.btf)
-            .map_err(|e| AttachError::from_load(&name, &e))?;
+        // Loaded already by preload_tracepoints, or now.
+        if prog.fd().is_err() {
+            prog.load(event, &self.btf)
+                .map_err(|e| AttachError::from_load(&name, &e))?;
+        }
         prog.attach()
             .map_err(|e| AttachError::Failed(format!("attaching {name}: {}", chain(&e))))?;
         Ok(())

@@ -79,6 +79,7 @@ pub struct TraceSession {
 
 impl TraceSession {
     pub fn open(cfg: &TraceConfig, kbtf: &KernelBtf) -> Result<Self> {
+        let started = std::time::Instant::now();
         let mut kernel = SessionBuilder::new("trace.bpf.o", TRACE_OBJ)
             .filter(cfg.filter_bpf.as_ref())
             .ring("nx_events", cfg.ring_bytes)?
@@ -143,6 +144,14 @@ impl TraceSession {
         if !nf_hooks.is_empty() || cfg.nf_attribution {
             session.open_netfilter(cfg, &nf_hooks, kbtf)?;
         }
+        let events: Vec<&str> = to_attach
+            .iter()
+            .filter(|h| matches!(h.backend, Backend::TpBtf))
+            .map(|h| h.event())
+            .collect();
+        let objects = started.elapsed();
+        session.kernel.preload_tracepoints(&events, kbtf);
+        let verified = started.elapsed();
         for hook in to_attach {
             match session.attach(hook, cfg, kbtf) {
                 Ok(()) => session.attached.push(hook),
@@ -153,6 +162,13 @@ impl TraceSession {
         if session.attached.is_empty() {
             return Err(nothing_attached(&session.skipped));
         }
+        tracing::debug!(
+            "trace.bpf.o: object and maps {} ms, {} tracepoint programs verified {} ms (in parallel), attached {} ms",
+            objects.as_millis(),
+            events.len(),
+            (verified - objects).as_millis(),
+            (started.elapsed() - verified).as_millis()
+        );
         Ok(session)
     }
 
