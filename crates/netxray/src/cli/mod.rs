@@ -3,6 +3,7 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+pub mod filter;
 pub mod values;
 use std::path::PathBuf;
 

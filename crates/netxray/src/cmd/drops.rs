@@ -2,14 +2,14 @@
 //! namespace, interface), shown as a table per interval (or one JSON object
 //! per interval), with what each reason means and what to check.
 
+use crate::cli::filter as cmd_filter;
 use crate::cli::{DropsArgs, OutputFormat, TraceArgs};
-use crate::cmd::filter as cmd_filter;
-use crate::cmd::nft_trace::NftWatch;
 use crate::cmd::run::{self, drive, Flow, Job, Stop};
 use crate::error::{Error, Result};
 use crate::kernel::btf::KernelBtf;
 use crate::kernel::kallsyms::LazyKallsyms;
 use crate::kernel::netns::Names;
+use crate::kernel::nftables::watch::NftWatch;
 use crate::kernel::trace::{TraceConfig, TraceSession};
 use crate::model::drops::advice_at;
 use crate::model::event::nf_hook_name;
@@ -120,7 +120,7 @@ impl DropsJob {
         // Before the ready file: the tables and the subscription are in place.
         let nft = if args.nft_trace {
             Some((
-                NftWatch::open(&args.filter, &filter, &scope)?,
+                NftWatch::open(args.filter.netns.as_deref(), &filter, scope.ifindex)?,
                 RuleDrops::default(),
             ))
         } else {

@@ -15,10 +15,10 @@
 //! tick (10 ms) is what drains it otherwise, as before.
 
 use crate::cli::RunArgs;
-use crate::cmd::signals::StopFlag;
 use crate::error::{Error, Result};
 use std::io;
 use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// How often the ring is drained when the kernel does not wake us.
@@ -26,6 +26,38 @@ const TICK: Duration = Duration::from_millis(10);
 /// How often a closed stdout is looked for (a reader that went away while
 /// nothing was written).
 const STDOUT_CHECK: Duration = Duration::from_millis(200);
+
+// ---- Ctrl-C and SIGTERM as a flag, which poll(2) in the loop notices.
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+/// Raised by SIGINT or SIGTERM once installed.
+pub struct StopFlag;
+
+impl StopFlag {
+    pub fn install() -> Result<Self> {
+        let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        for sig in [libc::SIGINT, libc::SIGTERM] {
+            // SAFETY: the handler only stores to an atomic, which is
+            // async-signal-safe.
+            if unsafe { libc::signal(sig, handler) } == libc::SIG_ERR {
+                return Err(Error::io(
+                    "installing a signal handler",
+                    std::io::Error::last_os_error(),
+                ));
+            }
+        }
+        Ok(Self)
+    }
+
+    pub fn raised(&self) -> bool {
+        STOP.load(Ordering::SeqCst)
+    }
+}
 
 /// What a job says after a step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

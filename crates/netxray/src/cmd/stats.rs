@@ -2,9 +2,9 @@
 //! by protocol, with the top flows and sources, counted in the kernel at TC
 //! (and XDP); a table per interval, or one JSON snapshot per interval.
 
+use crate::cli::filter as cmd_filter;
 use crate::cli::FilterArgs;
 use crate::cli::{OutputFormat, StatsArgs};
-use crate::cmd::filter as cmd_filter;
 use crate::cmd::run::{self, drive, Flow, Job, Stop};
 use crate::error::{Error, Result};
 use crate::kernel::netns;

@@ -1,14 +1,14 @@
 //! `netxray trace`: CLI flags -> TraceConfig -> TraceSession -> decode ->
 //! printer, until Ctrl-C, SIGTERM, --count, --duration or a closed stdout.
 
+use crate::cli::filter as cmd_filter;
 use crate::cli::{MapWhen, OutputFormat, TraceArgs};
-use crate::cmd::filter as cmd_filter;
-use crate::cmd::nft_trace::NftWatch;
 use crate::cmd::run::{self, drive, Flow, Job, Phases, Stop};
 use crate::error::{Error, Result};
 use crate::kernel::btf::KernelBtf;
 use crate::kernel::kallsyms::LazyKallsyms;
 use crate::kernel::netns::Names;
+use crate::kernel::nftables::watch::NftWatch;
 use crate::kernel::ring::EventRing;
 use crate::kernel::trace::{available_hooks, TraceConfig, TraceSession};
 use crate::model::correlate::Correlator;
@@ -128,6 +128,8 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
         .to_ebpf()
         .map_err(|e| Error::usage(format!("bad filter: {e}")))?;
     phases.mark("filter");
+    // Read once for both BTF parsers (ours here, aya's in the session).
+    let vmlinux = crate::kernel::btf::vmlinux_bytes().ok();
     let kbtf = KernelBtf::load().map_err(|_| Error::NoBtf)?;
     phases.mark("kernel BTF");
     let (hooks, required) = select_hooks(&args, &kbtf)?;
@@ -152,10 +154,15 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
         xdp: args.xdp.map(Into::into),
     };
     let mut session = TraceSession::open(&cfg, &kbtf)?;
+    drop(vmlinux);
     phases.mark("programs loaded and attached");
     // Before the ready file: the tables and the subscription are in place.
     let nft = if args.nft_trace {
-        Some(NftWatch::open(&args.filter, &filter, &scope)?)
+        Some(NftWatch::open(
+            args.filter.netns.as_deref(),
+            &filter,
+            scope.ifindex,
+        )?)
     } else {
         None
     };

@@ -57,11 +57,15 @@ impl Cursor<'_> {
     }
 }
 
-/// The running kernel's BTF, read once for the whole process: sysfs hands
-/// its 5 MB out a page per read(2), and two parsers (this one, aya's) read it.
-pub fn vmlinux_bytes() -> Result<&'static [u8], BtfError> {
-    static BYTES: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
-    if let Some(b) = BYTES.get() {
+/// The running kernel's BTF, read once while someone holds it: sysfs hands
+/// its 5 MB out a page per read(2), and two parsers (this one, aya's) read
+/// it. Not kept for the whole run (its memory counts in netxray's peak):
+/// a caller that will parse it twice holds the returned bytes across both.
+pub fn vmlinux_bytes() -> Result<std::sync::Arc<Vec<u8>>, BtfError> {
+    use std::sync::{Arc, Mutex, Weak};
+    static HELD: Mutex<Weak<Vec<u8>>> = Mutex::new(Weak::new());
+    let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(b) = held.upgrade() {
         return Ok(b);
     }
     let path = KernelBtf::VMLINUX;
@@ -69,13 +73,15 @@ pub fn vmlinux_bytes() -> Result<&'static [u8], BtfError> {
         path: path.into(),
         source,
     })?;
-    Ok(BYTES.get_or_init(|| data))
+    let data = Arc::new(data);
+    *held = Arc::downgrade(&data);
+    Ok(data)
 }
 
 /// aya's view of the running kernel's BTF (for loading programs), parsed
 /// from the bytes [`vmlinux_bytes`] read.
 pub fn aya_btf() -> Option<aya::Btf> {
-    aya::Btf::parse(vmlinux_bytes().ok()?, aya::Endianness::default()).ok()
+    aya::Btf::parse(&vmlinux_bytes().ok()?, aya::Endianness::default()).ok()
 }
 
 impl KernelBtf {
@@ -91,7 +97,7 @@ impl KernelBtf {
                     std::fs::read(&path).map_err(|source| BtfError::Read { path, source })?;
                 Self::parse(&data)?
             }
-            Err(_) => Self::parse(vmlinux_bytes()?)?,
+            Err(_) => Self::parse(&vmlinux_bytes()?)?,
         };
         if let Ok(hide) = std::env::var("NETXRAY_HIDE_TRACEPOINTS") {
             for ev in hide.split(',').map(|e| e.rsplit(':').next().unwrap_or(e)) {

@@ -3,7 +3,7 @@
 //! end of the run.
 
 use super::json::{json_object, Field};
-use super::map::{self, MapPath};
+use super::pathmap::{self, MapPath};
 use super::Printer;
 use crate::model::event::TraceEvent;
 use crate::model::journey::{End, Hop, Journey, JourneyConfig, Tracker};
@@ -134,7 +134,7 @@ impl<W: Write> JourneyPrinter<W> {
                     } else {
                         "path"
                     };
-                    let drawing = map::render(&[MapPath {
+                    let drawing = pathmap::render(&[MapPath {
                         label: label.into(),
                         hops: j.path(),
                     }]);
@@ -449,7 +449,7 @@ impl<W: Write> Printer for JourneyPrinter<W> {
                     writeln!(self.out)?;
                 }
             } else {
-                write!(self.out, "{}", map::render(&drawings))?;
+                write!(self.out, "{}", pathmap::render(&drawings))?;
             }
         }
         Ok(())

@@ -28,6 +28,8 @@
 pub mod ruleset;
 pub mod trace;
 
+pub mod watch;
+
 use crate::kernel::sys::netlink::{self, socket, NlSocket};
 use crate::model::nft::{family, NftTrace};
 use std::io;

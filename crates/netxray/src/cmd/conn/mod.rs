@@ -5,6 +5,8 @@
 //! --comm and --failed here, on each record (a record per connection, so
 //! the cost is per connection, not per packet).
 
+mod top;
+
 use crate::cli::{ConnArgs, OutputFormat};
 use crate::cmd::run::{self, drive, Flow, Job, Stop};
 use crate::error::{Error, Result};
@@ -86,7 +88,7 @@ pub fn run(args: ConnArgs) -> Result<ExitCode> {
     let (mut session, _pin) = open(&args, filter_bpf)?;
     let ring = session.take_ring()?;
     if args.top {
-        return crate::cmd::conn_top::run(&args, session, ring, filter);
+        return top::run(&args, session, ring, filter);
     }
     let sel = Selection {
         filter: filter.prepare(),

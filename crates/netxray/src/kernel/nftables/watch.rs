@@ -2,8 +2,6 @@
 //! namespace watched, and the trace messages of the packets the filter
 //! matches, as [`NftEvent`]s.
 
-use crate::cli::FilterArgs;
-use crate::cmd::filter::Scope;
 use crate::error::Result;
 use crate::kernel::netns::{self, Names};
 use crate::kernel::nftables::NftTracer;
@@ -33,14 +31,15 @@ fn now_ns() -> u64 {
 }
 
 impl NftWatch {
-    /// Tracing tables and subscription in `--netns` (netxray's own namespace
-    /// without it).
-    pub fn open(args: &FilterArgs, filter: &Filter, scope: &Scope) -> Result<Self> {
-        let ns = match &args.netns {
+    /// Tracing tables and subscription in the namespace `netns` names
+    /// (`--netns`; netxray's own without it), for the packets `filter`
+    /// keeps, on interface `ifindex` (0: any).
+    pub fn open(netns: Option<&str>, filter: &Filter, ifindex: u32) -> Result<Self> {
+        let ns = match netns {
             Some(spec) => netns::resolve(spec)?,
             None => netns::current()?,
         };
-        let path = args.netns.is_some().then_some(ns.path.as_path());
+        let path = netns.is_some().then_some(ns.path.as_path());
         let protos = marking_protocols(filter);
         let tracer = NftTracer::open(path, &protos)?;
         for (fam, why) in &tracer.skipped {
@@ -56,12 +55,12 @@ impl NftWatch {
             "--nft-trace: tables {} {} added in network namespace {}, marking {marking} (removed by the kernel when netxray exits)",
             tracer.families_text(),
             tracer.table,
-            args.netns.as_deref().unwrap_or("of netxray"),
+            netns.unwrap_or("of netxray"),
         );
         Ok(Self {
             tracer,
             filter: filter.clone(),
-            ifindex: scope.ifindex,
+            ifindex,
             netns: ns.inode,
             packets: PacketsById::default(),
             pending: Vec::new(),
