@@ -194,7 +194,15 @@ impl<'a> SessionBuilder<'a> {
     /// loaded when attached).
     pub fn load(self) -> Result<Session> {
         let t = std::time::Instant::now();
-        let btf = crate::kernel::btf::aya_btf().ok_or(Error::NoBtf)?;
+        // aya's loader parses the kernel's BTF for itself when made, and
+        // keeps it to itself: ours (for loading programs) is parsed on
+        // another thread meanwhile.
+        let (btf, mut loader) = std::thread::scope(|s| {
+            let ours = s.spawn(crate::kernel::btf::aya_btf);
+            let loader = EbpfLoader::new();
+            (ours.join().ok().flatten(), loader)
+        });
+        let btf = btf.ok_or(Error::NoBtf)?;
         let parsed = t.elapsed();
         // Spliced even without a filter: the placeholder's padding is then
         // never walked by the verifier (netxray_filter::splice).
@@ -204,7 +212,6 @@ impl<'a> SessionBuilder<'a> {
         let patched = splice::splice(self.bytes, code).map_err(|e| Error::usage(e.to_string()))?;
         let object = patched.bytes();
         let sets = self.filter.map_or(&[][..], |f| &f.sets[..]);
-        let mut loader = EbpfLoader::new();
         loader.btf(Some(&btf));
         for (map, n) in &self.sizes {
             loader.map_max_entries(map, *n);
@@ -215,7 +222,7 @@ impl<'a> SessionBuilder<'a> {
             .map_err(|e| Error::kernel(format!("loading {}", self.name), e))?;
         fill_sets(&mut ebpf, self.name, sets)?;
         tracing::debug!(
-            "{}: kernel BTF for aya {} ms, object and maps {} ms",
+            "{}: kernel BTF (aya's, twice) {} ms, object and maps {} ms",
             self.name,
             parsed.as_millis(),
             (t.elapsed() - parsed).as_millis()
