@@ -304,18 +304,22 @@ impl Session {
             .map_or(1, |n| n.get())
             .clamp(1, 8);
         let per = jobs.len().div_ceil(threads).max(1);
-        let errors: Vec<(String, AttachError)> = std::thread::scope(|scope| {
+        type Outcome = (String, std::time::Duration, Option<AttachError>);
+        let mut done: Vec<Outcome> = std::thread::scope(|scope| {
             let handles: Vec<_> = jobs
                 .chunks_mut(per)
                 .map(|chunk| {
                     scope.spawn(move || {
-                        let mut failed = Vec::new();
+                        let mut out = Vec::new();
                         for (name, event, prog) in chunk.iter_mut() {
-                            if let Err(e) = prog.load(event, btf) {
-                                failed.push((name.clone(), AttachError::from_load(name, &e)));
-                            }
+                            let t = std::time::Instant::now();
+                            let err = prog
+                                .load(event, btf)
+                                .err()
+                                .map(|e| AttachError::from_load(name, &e));
+                            out.push((name.clone(), t.elapsed(), err));
                         }
-                        failed
+                        out
                     })
                 })
                 .collect();
@@ -324,7 +328,23 @@ impl Session {
                 .flat_map(|h| h.join().unwrap_or_default())
                 .collect()
         });
-        self.preload_errors.extend(errors);
+        // -v: where the verifier's time goes.
+        done.sort_by_key(|(_, t, _)| std::cmp::Reverse(*t));
+        let slowest: Vec<String> = done
+            .iter()
+            .take(5)
+            .map(|(n, t, _)| format!("{n} {} ms", t.as_millis()))
+            .collect();
+        tracing::debug!(
+            "{}: {} programs loaded on {threads} threads; slowest: {}",
+            self.object,
+            done.len(),
+            slowest.join(", ")
+        );
+        self.preload_errors.extend(
+            done.into_iter()
+                .filter_map(|(name, _, err)| err.map(|e| (name, e))),
+        );
     }
 
     /// Load and attach the tp_btf program for tracepoint `event`, in the
