@@ -313,10 +313,11 @@ pub fn cookie_of(path: &Path) -> Option<u64> {
 }
 
 /// How often the namespaces are looked at again, at most, when records name
-/// one not seen before: known by inode alone (before 5.12), and with a
-/// cookie (rarer: each namespace once).
+/// one known by inode alone (before 5.12). One with a cookie is looked for
+/// in a fresh scan the first time (each namespace once: a namespace made
+/// just after the last scan is not in it), then at most every
+/// [`RETRY_MISSING`].
 const RESCAN_EVERY: Duration = Duration::from_millis(250);
-const RESCAN_NEW_COOKIE: Duration = Duration::from_millis(20);
 /// A namespace not found is looked for again after this.
 const RETRY_MISSING: Duration = Duration::from_secs(1);
 
@@ -367,28 +368,32 @@ impl Names {
         self.recent = Default::default();
     }
 
-    /// Name and path of a namespace not seen before, from a scan at least
-    /// as new as the namespace, where it can be told.
-    fn find(&mut self, id: NsId) -> Option<(Name, PathBuf)> {
-        let every = if id.cookie != 0 {
-            RESCAN_NEW_COOKIE
-        } else {
-            RESCAN_EVERY
-        };
-        if self.last_scan.is_none_or(|t| t.elapsed() >= every) {
-            self.rescan();
-        }
+    /// Name and path of `id` in the latest scan, its cookie checked where
+    /// it can be (a reused inode then names another namespace).
+    fn lookup(&self, id: NsId) -> Option<(Name, PathBuf)> {
         let (name, path) = self.scanned.get(&id.inode).cloned()?;
-        if id.cookie != 0 {
-            if let Some(c) = cookie_of(&path) {
-                if c != id.cookie {
-                    // Its inode belongs to another namespace now: the one
-                    // reported is gone.
-                    return None;
-                }
-            }
+        // The path may have gone since the scan (and the inode with it).
+        if inode_of(&path) != Some(id.inode) {
+            return None;
+        }
+        if id.cookie != 0 && cookie_of(&path).is_some_and(|c| c != id.cookie) {
+            return None;
         }
         Some((name, path))
+    }
+
+    /// Name and path of a namespace not seen before: from the latest scan,
+    /// else from a new one (a namespace made since, or one that took a
+    /// deleted one's inode).
+    fn find(&mut self, id: NsId) -> Option<(Name, PathBuf)> {
+        if let Some(found) = self.lookup(id) {
+            return Some(found);
+        }
+        if id.cookie != 0 || self.last_scan.is_none_or(|t| t.elapsed() >= RESCAN_EVERY) {
+            self.rescan();
+            return self.lookup(id);
+        }
+        None
     }
 
     fn entry(&mut self, id: NsId) -> Option<(Name, PathBuf)> {
