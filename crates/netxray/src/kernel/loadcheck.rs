@@ -25,47 +25,15 @@ use netxray_filter::Filter;
 /// lookups (nx_filter_sets), in IPv4, IPv6 and ports.
 const CHECK_FILTER: &str = "host (198.18.0.1 or 198.18.0.2 or 198.18.0.3 or 198.18.0.4 or 198.18.0.5 or 198.18.0.6 or 198.18.0.7 or 198.18.0.8) and (tcp port (80 or 81 or 82 or 83 or 84 or 85 or 86 or 87) or udp or icmp) or ip6 and net (2001:db8:0::/48 or 2001:db8:1::/48 or 2001:db8:2::/48 or 2001:db8:3::/48 or 2001:db8:4::/48 or 2001:db8:5::/48 or 2001:db8:6::/48 or 2001:db8:7::/48)";
 
-/// What happened to one program.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(tag = "status", content = "detail", rename_all = "lowercase")]
-pub enum Outcome {
-    Ok,
-    /// The kernel lacks what the hook needs (said how).
-    Missing(String),
-    /// The verifier refused netxray's program: a bug.
-    Refused(String),
-    /// Not tried (e.g. no interface given for tc/xdp).
-    Skipped(String),
-    /// Another failure (permissions, a busy attachment point).
-    Failed(String),
-}
+pub use crate::model::doctor::{Outcome, ProgramCheck};
 
-impl Outcome {
-    fn from_attach(e: &AttachError) -> Self {
-        match e {
-            AttachError::Missing(_) => Outcome::Missing(e.to_string()),
-            AttachError::Refused { .. } => Outcome::Refused(e.to_string()),
-            AttachError::Failed(_) => Outcome::Failed(e.to_string()),
-        }
+/// What an attach error means for the load check.
+fn outcome_of(e: &AttachError) -> Outcome {
+    match e {
+        AttachError::Missing(_) => Outcome::Missing(e.to_string()),
+        AttachError::Refused { .. } => Outcome::Refused(e.to_string()),
+        AttachError::Failed(_) => Outcome::Failed(e.to_string()),
     }
-
-    /// Whether this outcome fails the check.
-    pub fn is_failure(&self) -> bool {
-        matches!(self, Outcome::Refused(_) | Outcome::Failed(_))
-    }
-}
-
-/// One program's line.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct ProgramCheck {
-    /// trace, conn, stats.
-    pub area: &'static str,
-    /// The hook (or program) name.
-    pub hook: String,
-    /// Whether the filter was spliced in.
-    pub filtered: bool,
-    #[serde(flatten)]
-    pub outcome: Outcome,
 }
 
 /// Where the interface-bound programs (tc, XDP) go.
@@ -195,7 +163,7 @@ fn trace(
         Ok(session) => {
             for h in &hooks {
                 let outcome = match session.skipped.iter().find(|(s, _)| s.id == h.id) {
-                    Some((_, why)) => Outcome::from_attach(why),
+                    Some((_, why)) => outcome_of(why),
                     None if session.attached.iter().any(|a| a.id == h.id) => Outcome::Ok,
                     None => Outcome::Failed("neither attached nor skipped".into()),
                 };
@@ -224,7 +192,7 @@ fn conn(
     if !top {
         for t in TOP_TRACEPOINTS {
             let why = AttachError::Missing(format!("the tracepoint {t} (conn --top)"));
-            push(out, "conn", t, f, Outcome::from_attach(&why));
+            push(out, "conn", t, f, outcome_of(&why));
         }
     }
     let cfg = ConnConfigArgs {
@@ -243,7 +211,7 @@ fn conn(
                 push(out, "conn", name, f, Outcome::Ok);
             }
             for (name, why) in &session.skipped {
-                push(out, "conn", name, f, Outcome::from_attach(why));
+                push(out, "conn", name, f, outcome_of(why));
             }
         }
         Err(e) => {

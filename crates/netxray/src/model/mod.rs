@@ -2,6 +2,7 @@
 
 pub mod conn;
 pub mod correlate;
+pub mod doctor;
 pub mod drops;
 pub mod event;
 /// The filter compiler and evaluator, a crate of its own; here under its

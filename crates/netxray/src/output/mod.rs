@@ -4,7 +4,9 @@
 
 pub mod conn;
 pub mod conn_top;
+pub mod doctor;
 pub mod drops;
+pub mod hooks;
 pub mod journey;
 mod json;
 pub mod nft;
