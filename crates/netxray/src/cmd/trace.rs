@@ -128,8 +128,6 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
         .to_ebpf()
         .map_err(|e| Error::usage(format!("bad filter: {e}")))?;
     phases.mark("filter");
-    // Read once for both BTF parsers (ours here, aya's in the session).
-    let vmlinux = crate::kernel::btf::vmlinux_bytes().ok();
     let kbtf = KernelBtf::load().map_err(|_| Error::NoBtf)?;
     phases.mark("kernel BTF");
     let (hooks, required) = select_hooks(&args, &kbtf)?;
@@ -154,7 +152,6 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
         xdp: args.xdp.map(Into::into),
     };
     let mut session = TraceSession::open(&cfg, &kbtf)?;
-    drop(vmlinux);
     phases.mark("programs loaded and attached");
     // Before the ready file: the tables and the subscription are in place.
     let nft = if args.nft_trace {

@@ -21,7 +21,11 @@ impl LazyKallsyms {
     pub fn spawn() -> Self {
         let loading = std::thread::Builder::new()
             .name("nx-kallsyms".into())
-            .spawn(Kallsyms::load)
+            .spawn(|| {
+                let k = Kallsyms::load();
+                crate::kernel::sys::release_freed_memory();
+                k
+            })
             .ok();
         Self {
             loading: std::sync::Mutex::new(loading),
@@ -40,25 +44,41 @@ impl LazyKallsyms {
 }
 
 impl Kallsyms {
+    /// Read line by line: the whole file is about 10 MB of text, of which
+    /// the table keeps the functions.
     pub fn load() -> Self {
-        std::fs::read_to_string("/proc/kallsyms")
-            .map(|s| Self::parse(&s))
-            .unwrap_or_default()
+        use std::io::BufRead;
+        let Ok(f) = std::fs::File::open("/proc/kallsyms") else {
+            return Self::default();
+        };
+        let mut syms = Vec::new();
+        let mut line = String::new();
+        let mut r = std::io::BufReader::with_capacity(1 << 16, f);
+        while matches!(r.read_line(&mut line), Ok(n) if n > 0) {
+            if let Some(s) = Self::parse_line(&line) {
+                syms.push(s);
+            }
+            line.clear();
+        }
+        Self::sorted(syms)
     }
 
     pub fn parse(text: &str) -> Self {
-        let mut syms: Vec<(u64, String)> = text
-            .lines()
-            .filter_map(|l| {
-                let mut it = l.split_whitespace();
-                let addr = u64::from_str_radix(it.next()?, 16).ok()?;
-                let kind = it.next()?;
-                let name = it.next()?;
-                (addr != 0 && matches!(kind, "t" | "T" | "w" | "W"))
-                    .then(|| (addr, name.to_string()))
-            })
-            .collect();
+        Self::sorted(text.lines().filter_map(Self::parse_line).collect())
+    }
+
+    /// `ADDR KIND NAME [module]`: functions only, and not hidden addresses.
+    fn parse_line(l: &str) -> Option<(u64, String)> {
+        let mut it = l.split_whitespace();
+        let addr = u64::from_str_radix(it.next()?, 16).ok()?;
+        let kind = it.next()?;
+        let name = it.next()?;
+        (addr != 0 && matches!(kind, "t" | "T" | "w" | "W")).then(|| (addr, name.to_string()))
+    }
+
+    fn sorted(mut syms: Vec<(u64, String)>) -> Self {
         syms.sort_unstable_by_key(|s| s.0);
+        syms.shrink_to_fit();
         Self { syms }
     }
 

@@ -195,14 +195,11 @@ impl<'a> SessionBuilder<'a> {
     pub fn load(self) -> Result<Session> {
         let t = std::time::Instant::now();
         // aya's loader parses the kernel's BTF for itself when made, and
-        // keeps it to itself: ours (for loading programs) is parsed on
-        // another thread meanwhile.
-        let (btf, mut loader) = std::thread::scope(|s| {
-            let ours = s.spawn(crate::kernel::btf::aya_btf);
-            let loader = EbpfLoader::new();
-            (ours.join().ok().flatten(), loader)
-        });
-        let btf = btf.ok_or(Error::NoBtf)?;
+        // keeps it to itself: ours (for loading programs) is parsed here
+        // too. Not on a thread of its own: freed in another malloc arena,
+        // its 20 MB stayed in netxray's resident memory.
+        let btf = crate::kernel::btf::aya_btf().ok_or(Error::NoBtf)?;
+        let mut loader = EbpfLoader::new();
         let parsed = t.elapsed();
         // Spliced even without a filter: the placeholder's padding is then
         // never walked by the verifier (netxray_filter::splice).
@@ -341,6 +338,8 @@ impl Session {
             done.len(),
             slowest.join(", ")
         );
+        // The loader threads' malloc arenas hold what they freed.
+        crate::kernel::sys::release_freed_memory();
         self.preload_errors.extend(
             done.into_iter()
                 .filter_map(|(name, _, err)| err.map(|e| (name, e))),
