@@ -300,15 +300,21 @@ impl Session {
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .clamp(1, 8);
-        let per = jobs.len().div_ceil(threads).max(1);
+        // Each thread takes the next program when it is done (the slowest
+        // cost 2-4 times the others: fixed shares left one thread idle).
+        let queue = std::sync::Mutex::new(jobs.iter_mut());
         type Outcome = (String, std::time::Duration, Option<AttachError>);
         let mut done: Vec<Outcome> = std::thread::scope(|scope| {
-            let handles: Vec<_> = jobs
-                .chunks_mut(per)
-                .map(|chunk| {
+            let handles: Vec<_> = (0..threads)
+                .map(|_| {
+                    let queue = &queue;
                     scope.spawn(move || {
                         let mut out = Vec::new();
-                        for (name, event, prog) in chunk.iter_mut() {
+                        loop {
+                            let next = queue.lock().ok().and_then(|mut q| q.next());
+                            let Some((name, event, prog)) = next else {
+                                break;
+                            };
                             let t = std::time::Instant::now();
                             let err = prog
                                 .load(event, btf)
