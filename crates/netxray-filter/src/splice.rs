@@ -26,7 +26,7 @@
 //! filter. (freplace would be the kernel's way, but it is refused under
 //! lockdown.)
 
-use crate::ebpf::Insn;
+use crate::insn::Insn;
 use object::{Object, ObjectSection, ObjectSymbol, SectionKind};
 use std::ops::Range;
 

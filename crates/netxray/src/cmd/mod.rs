@@ -1,4 +1,5 @@
-//! One module per subcommand: its run function and little else.
+//! One module per subcommand: its run function and little else; `run.rs`
+//! is the run driver the long-running ones share.
 
 pub mod conn;
 pub mod doctor;

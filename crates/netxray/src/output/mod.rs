@@ -1,6 +1,8 @@
-//! Printers: every subcommand writes records through [`Printer`], as aligned
-//! text for people or JSON lines for programs. Data goes to stdout only;
-//! status and warnings go to stderr through `tracing`.
+//! Printers: streams of records (trace, and journeys) go through
+//! [`Printer`], reports and listings (drops, stats, conn --top, doctor,
+//! hooks) through [`report::Report`]; aligned text for people or JSON lines
+//! for programs. Data goes to stdout only; status and warnings go to stderr
+//! through `tracing`.
 
 pub mod conn;
 pub mod conn_top;
