@@ -171,6 +171,28 @@ impl Phases {
     }
 }
 
+/// A clock's reading in ns (CLOCK_MONOTONIC is the kernel's timestamps').
+pub fn clock_ns(id: libc::clockid_t) -> i128 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we pass.
+    unsafe { libc::clock_gettime(id, &mut ts) };
+    ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
+}
+
+impl Flow {
+    /// After a report: Stop once `shown` reaches `--count`.
+    pub fn counted(shown: u64, count: Option<u64>) -> Self {
+        if count.is_some_and(|c| shown >= c) {
+            Flow::Stop
+        } else {
+            Flow::Go
+        }
+    }
+}
+
 /// Write `--ready-file`: netxray's pid, once everything is attached.
 pub fn write_ready_file(run: &RunArgs) -> Result<()> {
     if let Some(path) = &run.ready_file {

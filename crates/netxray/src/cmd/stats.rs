@@ -136,7 +136,7 @@ impl Job for StatsJob {
 
     fn every(&mut self, elapsed: Duration) -> Result<Flow> {
         self.report(elapsed.as_secs_f64())?;
-        if self.count.is_some_and(|c| self.shown >= c) {
+        if Flow::counted(self.shown, self.count) == Flow::Stop {
             return Ok(Flow::Stop);
         }
         // Interfaces created or deleted meanwhile.

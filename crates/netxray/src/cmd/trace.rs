@@ -3,7 +3,7 @@
 
 use crate::cli::filter as cmd_filter;
 use crate::cli::{MapWhen, OutputFormat, TraceArgs};
-use crate::cmd::run::{self, drive, Flow, Job, Phases, Stop};
+use crate::cmd::run::{self, clock_ns, drive, Flow, Job, Phases, Stop};
 use crate::error::{Error, Result};
 use crate::kernel::btf::KernelBtf;
 use crate::kernel::kallsyms::LazyKallsyms;
@@ -42,16 +42,6 @@ struct Context {
 
 fn names_of(m: HashMap<i64, String>) -> HashMap<i64, Name> {
     m.into_iter().map(|(k, v)| (k, Name::from(v))).collect()
-}
-
-fn clock_ns(id: libc::clockid_t) -> i128 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into the timespec we pass.
-    unsafe { libc::clock_gettime(id, &mut ts) };
-    ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
 }
 
 impl Resolver for Context {

@@ -8,7 +8,7 @@
 mod top;
 
 use crate::cli::{ConnArgs, OutputFormat};
-use crate::cmd::run::{self, drive, Flow, Job, Stop};
+use crate::cmd::run::{self, clock_ns, drive, Flow, Job, Stop};
 use crate::error::{Error, Result};
 use crate::kernel::btf::KernelBtf;
 use crate::kernel::conn::{ConnConfigArgs, ConnSession};
@@ -60,16 +60,6 @@ impl Selection {
         }
         !(self.failed && c.kind == ConnKind::Close && !c.outcome().is_failure())
     }
-}
-
-fn clock_ns(id: libc::clockid_t) -> i128 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into the timespec we pass.
-    unsafe { libc::clock_gettime(id, &mut ts) };
-    ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
 }
 
 pub fn run(args: ConnArgs) -> Result<ExitCode> {

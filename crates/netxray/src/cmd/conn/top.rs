@@ -159,11 +159,7 @@ impl Job for TopJob {
 
     fn every(&mut self, elapsed: Duration) -> Result<Flow> {
         self.report(elapsed.as_secs_f64())?;
-        Ok(if self.count.is_some_and(|c| self.shown >= c) {
-            Flow::Stop
-        } else {
-            Flow::Go
-        })
+        Ok(Flow::counted(self.shown, self.count))
     }
 
     fn end(&mut self, _: Stop, elapsed: Duration) -> Result<()> {
