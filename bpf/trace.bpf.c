@@ -183,17 +183,20 @@ static __always_inline bool nx_skb_event(struct nx_ctx *c, struct sk_buff *skb,
 
 	if (!skb)
 		return false;
-	if (!dev)
-		dev = nx_sane_dev((skb->dev));
+	/* The namespace's pointer is loaded once, here, not again after the
+	 * filter: each load of a pointer from skb or from the socket costs the
+	 * verifier (6.5+) a walk over the kernel's BTF, once per path it
+	 * verifies (docs/dev-notes.md, issue #17). */
+	const struct net *net = nx_net_of_skb_dev(skb, &dev);
 	if (dev) {
-		/* The namespace is three dependent loads: only before the filter
-		 * when filtering on it. */
-		__u32 netns = c->cfg->netns ? nx_netns_of_dev(dev) : 0;
+		/* The namespace's inode is one more dependent load: only before
+		 * the filter when filtering on it. (net is tested on its own: to
+		 * the verifier, a device pointer is never NULL.) */
+		__u32 netns = c->cfg->netns && net ? net->ns.inum : 0;
 		if (!nx_prefilter(c, netns, dev->ifindex, &irq))
 			return false;
 	} else {
-		struct sock *sk = (skb->sk);
-		__u32 netns = sk ? nx_netns_of_sock(sk) : 0;
+		__u32 netns = net ? net->ns.inum : 0;
 		if (!nx_prefilter(c, netns, (skb->skb_iif), &irq))
 			return false;
 		e->flags |= NX_F_NO_DEV;
@@ -205,13 +208,7 @@ static __always_inline bool nx_skb_event(struct nx_ctx *c, struct sk_buff *skb,
 		nx_mark_shared(e, skb);
 	if (e->cap_len > c->cfg->cap_bytes)
 		e->cap_len = c->cfg->cap_bytes;
-	if (dev) {
-		nx_set_net(e, dev->nd_net.net);
-	} else {
-		struct sock *sk = (skb->sk);
-		if (sk)
-			nx_set_net(e, sk->__sk_common.skc_net.net);
-	}
+	nx_set_net(e, net);
 	nx_set_dev_name(e, dev);
 	if (c->cfg->flags & NX_CFG_RET)
 		nx_ret_remember(e);
@@ -264,7 +261,10 @@ static __always_inline void nx_sock_event(struct nx_ctx *c, const struct sock *s
 		return;
 	if (!nx_sock_is_ip(sk))
 		return;
-	if (!nx_prefilter(c, nx_netns_of_sock(sk), ifindex, &irq))
+	/* Loaded once (see nx_skb_event). */
+	const struct net *net = sk->__sk_common.skc_net.net;
+	barrier_var(net);
+	if (!nx_prefilter(c, net ? net->ns.inum : 0, ifindex, &irq))
 		return;
 	e->kind = NX_KIND_SOCKET;
 	e->flags |= NX_F_TUPLE | NX_F_NO_DEV;
@@ -275,7 +275,7 @@ static __always_inline void nx_sock_event(struct nx_ctx *c, const struct sock *s
 	}
 	nx_sock_tuple(&e->tuple, sk, rx);
 	nx_synth_from_tuple(c->s);
-	e->netns_cookie = nx_net_cookie(sk->__sk_common.skc_net.net);
+	e->netns_cookie = nx_net_cookie(net);
 	if (!nx_follow_check(c, skb, nx_filter_match(c->s, c->cfg)))
 		return;
 	e->cap_len = 0; /* synthesised bytes are for the filter only */

@@ -123,15 +123,35 @@ static __always_inline const struct net_device *nx_sane_dev(const struct net_dev
 
 /* The namespace an skb is in (its device's, else its socket's), NULL if
  * neither is known (a local packet before ip_output sets skb->dev). */
-static __always_inline const struct net *nx_net_of_skb(const struct sk_buff *skb)
+static __always_inline const struct net *nx_net_of_skb_dev(const struct sk_buff *skb,
+							    const struct net_device **devp)
 {
-	const struct net_device *dev = nx_sane_dev((skb->dev));
+	const struct net_device *dev = *devp;
+	const struct net *net = NULL;
 	const struct sock *sk;
 
-	if (dev)
-		return dev->nd_net.net;
-	sk = (skb->sk);
-	return sk ? sk->__sk_common.skc_net.net : NULL;
+	if (!dev)
+		dev = nx_sane_dev((skb->dev));
+	if (dev) {
+		net = dev->nd_net.net;
+	} else {
+		sk = (skb->sk);
+		if (sk)
+			net = sk->__sk_common.skc_net.net;
+	}
+	/* Kept in a register or on the stack: the compiler must not load it
+	 * again where it is used. */
+	barrier_var(net);
+	barrier_var(dev);
+	*devp = dev;
+	return net;
+}
+
+static __always_inline const struct net *nx_net_of_skb(const struct sk_buff *skb)
+{
+	const struct net_device *dev = NULL;
+
+	return nx_net_of_skb_dev(skb, &dev);
 }
 
 struct nx_ctx {

@@ -182,6 +182,14 @@ fn byte_counts_agree_with_tcplife() {
         eprintln!("tcplife (libbpf-tools) not installed: skipped");
         return;
     };
+    // tcplife attaches a classic tracepoint: it needs tracefs, which a
+    // fresh boot may not have mounted (netxray mounts it itself).
+    if !std::path::Path::new("/sys/kernel/tracing/events").exists() {
+        common::netns::command_stdout(
+            "mount",
+            &["-t", "tracefs", "tracefs", "/sys/kernel/tracing"],
+        );
+    }
     let t = LinearBridged::new();
     let mut child = std::process::Command::new("stdbuf")
         .args(["-oL", tcplife, "-w"])

@@ -397,6 +397,7 @@ fn journeys_in_flight_stay_bounded_under_a_flood() {
         .filter(|j| j["end"]["kind"] == "evicted")
         .count();
     assert!(evicted > 0, "{}", out.stderr);
+    eprintln!("peak memory {rss} KiB");
     assert!(rss < 64 * 1024, "peak memory {rss} KiB");
 }
 

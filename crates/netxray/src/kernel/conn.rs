@@ -125,6 +125,9 @@ impl ConnSession {
                 "the tracepoint syscalls:{event}"
             )));
         }
+        // Classic tracepoints are found through tracefs: a fresh boot may
+        // not have it mounted.
+        crate::kernel::sys::ensure_tracefs().map_err(AttachError::Missing)?;
         let prog: &mut TracePoint = self
             .kernel
             .ebpf

@@ -196,8 +196,9 @@ impl<'a> SessionBuilder<'a> {
         let t = std::time::Instant::now();
         // aya's loader parses the kernel's BTF for itself when made, and
         // keeps it to itself: ours (for loading programs) is parsed here
-        // too. Not on a thread of its own: freed in another malloc arena,
-        // its 20 MB stayed in netxray's resident memory.
+        // too. Not at the same time on a thread: both copies of the 5 MB
+        // file and both parses at once put 5 MB on the peak (the journey
+        // flood test's bound), for 15 ms.
         let btf = crate::kernel::btf::aya_btf().ok_or(Error::NoBtf)?;
         let mut loader = EbpfLoader::new();
         let parsed = t.elapsed();
@@ -217,9 +218,11 @@ impl<'a> SessionBuilder<'a> {
         let mut ebpf = loader
             .load(object)
             .map_err(|e| Error::kernel(format!("loading {}", self.name), e))?;
+        drop(loader);
+        crate::kernel::sys::release_freed_memory();
         fill_sets(&mut ebpf, self.name, sets)?;
         tracing::debug!(
-            "{}: kernel BTF (aya's, twice) {} ms, object and maps {} ms",
+            "{}: kernel BTF (ours and aya's) {} ms, object and maps {} ms",
             self.name,
             parsed.as_millis(),
             (t.elapsed() - parsed).as_millis()
@@ -303,7 +306,12 @@ impl Session {
         // Each thread takes the next program when it is done (the slowest
         // cost 2-4 times the others: fixed shares left one thread idle).
         let queue = std::sync::Mutex::new(jobs.iter_mut());
-        type Outcome = (String, std::time::Duration, Option<AttachError>);
+        type Outcome = (
+            String,
+            std::time::Duration,
+            Option<u32>,
+            Option<AttachError>,
+        );
         let mut done: Vec<Outcome> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..threads)
                 .map(|_| {
@@ -320,7 +328,11 @@ impl Session {
                                 .load(event, btf)
                                 .err()
                                 .map(|e| AttachError::from_load(name, &e));
-                            out.push((name.clone(), t.elapsed(), err));
+                            let verified = prog
+                                .info()
+                                .ok()
+                                .and_then(|i| i.verified_instruction_count());
+                            out.push((name.clone(), t.elapsed(), verified, err));
                         }
                         out
                     })
@@ -332,11 +344,14 @@ impl Session {
                 .collect()
         });
         // -v: where the verifier's time goes.
-        done.sort_by_key(|(_, t, _)| std::cmp::Reverse(*t));
+        done.sort_by_key(|(_, t, _, _)| std::cmp::Reverse(*t));
         let slowest: Vec<String> = done
             .iter()
-            .take(5)
-            .map(|(n, t, _)| format!("{n} {} ms", t.as_millis()))
+            .take(8)
+            .map(|(n, t, v, _)| match v {
+                Some(v) => format!("{n} {} ms ({v} insns verified)", t.as_millis()),
+                None => format!("{n} {} ms", t.as_millis()),
+            })
             .collect();
         tracing::debug!(
             "{}: {} programs loaded on {threads} threads; slowest: {}",
@@ -348,7 +363,7 @@ impl Session {
         crate::kernel::sys::release_freed_memory();
         self.preload_errors.extend(
             done.into_iter()
-                .filter_map(|(name, _, err)| err.map(|e| (name, e))),
+                .filter_map(|(name, _, _, err)| err.map(|e| (name, e))),
         );
     }
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use super::{name, Check, Privileges};
 use crate::kernel::sys::{self, Errno};
 
-pub(crate) const TRACEFS: &str = "/sys/kernel/tracing";
+pub(crate) use crate::kernel::sys::TRACEFS;
 const LOCKDOWN: &str = "/sys/kernel/security/lockdown";
 
 pub(crate) fn check_privileges(p: &Privileges) -> Check {
@@ -55,23 +55,17 @@ pub(crate) struct Tracefs {
 pub(crate) fn probe_tracefs() -> Tracefs {
     let root = Path::new(TRACEFS);
     let events = root.join("events");
-    let mut how = "already mounted";
-    let missing = |detail: String| Tracefs {
-        check: Check::missing(name::TRACEFS, detail),
-        events: None,
-        filter_functions_errno: None,
-    };
-    match std::fs::metadata(&events) {
-        Ok(_) => {}
-        Err(e) if e.kind() == ErrorKind::NotFound => {
-            if let Err(e) = sys::mount(c"tracefs", c"/sys/kernel/tracing", c"tracefs") {
-                return missing(format!("not mounted at {TRACEFS}; mount -t tracefs: {e}"));
+    let how = match sys::ensure_tracefs() {
+        Ok(sys::TracefsState::AlreadyMounted) => "already mounted",
+        Ok(sys::TracefsState::MountedNow) => "mounted by doctor, left mounted",
+        Err(why) => {
+            return Tracefs {
+                check: Check::missing(name::TRACEFS, why),
+                events: None,
+                filter_functions_errno: None,
             }
-            how = "mounted by doctor, left mounted";
         }
-        // tracefs is root-only (mode 0700): mounted or not, this process cannot use it.
-        Err(e) => return missing(format!("{}: {}", events.display(), Errno::from(&e))),
-    }
+    };
     let filter_functions_errno = read_one_byte(&root.join("available_filter_functions")).err();
     let check = if events.join("net").is_dir() {
         Check::ok(

@@ -22,6 +22,35 @@ pub fn mount(source: &CStr, target: &CStr, fstype: &CStr) -> Result<(), Errno> {
     Ok(())
 }
 
+/// Where classic tracepoints (`syscalls:*`) are found: perf_event_open
+/// takes their id from `events/<group>/<name>/id` there.
+pub const TRACEFS: &str = "/sys/kernel/tracing";
+
+/// How [`ensure_tracefs`] found tracefs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TracefsState {
+    AlreadyMounted,
+    /// Mounted now, and left mounted (other tracepoint users need it too).
+    MountedNow,
+}
+
+/// Make sure tracefs is mounted at [`TRACEFS`], mounting it if not (a fresh
+/// boot often has it unmounted; classic tracepoints cannot be attached
+/// without it). Err: the reason it is not usable.
+pub fn ensure_tracefs() -> Result<TracefsState, String> {
+    let events = std::path::Path::new(TRACEFS).join("events");
+    match std::fs::metadata(&events) {
+        Ok(_) => Ok(TracefsState::AlreadyMounted),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            mount(c"tracefs", c"/sys/kernel/tracing", c"tracefs")
+                .map_err(|e| format!("not mounted at {TRACEFS}; mount -t tracefs: {e}"))?;
+            Ok(TracefsState::MountedNow)
+        }
+        // tracefs is root-only (mode 0700): mounted or not, this process cannot use it.
+        Err(e) => Err(format!("{}: {}", events.display(), Errno::from(&e))),
+    }
+}
+
 /// `umount -l target`.
 pub fn umount_lazy(target: &CStr) -> Result<(), Errno> {
     // SAFETY: a valid C string.
