@@ -23,6 +23,7 @@
  * shared maps this brings (nx_config, nx_counters, nx_events) are unused
  * here, and user space loads nx_events at its smallest. */
 #include "nx_packet.bpf.h"
+#include "nx_sock.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -619,29 +620,13 @@ struct sys_exit_args {
 
 static __always_inline void accepted(struct sys_exit_args *args)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct conn_ctx c;
 	struct nx_conn_state *st;
-	struct fdtable *fdt;
-	struct file **fds;
-	struct file *file = NULL;
-	struct socket *sock;
-	struct sock *sk;
-	__s64 fd = args->ret;
+	struct sock *sk = nx_sock_of_fd(args->ret);
 	__u64 key;
 
-	if (fd < 0)
+	if (!sk)
 		return;
-	fdt = BPF_CORE_READ(task, files, fdt);
-	if (!fdt || fd >= BPF_CORE_READ(fdt, max_fds))
-		return;
-	fds = BPF_CORE_READ(fdt, fd);
-	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
-		return;
-	sock = BPF_CORE_READ(file, private_data);
-	if (!sock || BPF_CORE_READ(sock, file) != file)
-		return;
-	sk = BPF_CORE_READ(sock, sk);
 	key = (__u64)sk;
 	st = bpf_map_lookup_elem(&nx_conns, &key);
 	if (!st || !conn_begin(&c))
@@ -662,17 +647,8 @@ static __always_inline void accepted(struct sys_exit_args *args)
 		e->tid = (__u32)pid_tgid;
 		e->tgid = pid_tgid >> 32;
 		bpf_get_current_comm(e->comm, sizeof(e->comm));
-		e->tuple.family = BPF_CORE_READ(sk, __sk_common.skc_family);
+		nx_sock_tuple_probe(&e->tuple, sk);
 		e->tuple.l4proto = IPPROTO_TCP;
-		e->tuple.sport = BPF_CORE_READ(sk, __sk_common.skc_num);
-		e->tuple.dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-		if (e->tuple.family == AF_INET) {
-			bpf_probe_read_kernel(e->tuple.saddr, 4, &sk->__sk_common.skc_rcv_saddr);
-			bpf_probe_read_kernel(e->tuple.daddr, 4, &sk->__sk_common.skc_daddr);
-		} else {
-			bpf_probe_read_kernel(e->tuple.saddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
-			bpf_probe_read_kernel(e->tuple.daddr, 16, &sk->__sk_common.skc_v6_daddr);
-		}
 		conn_fill(e, st);
 		e->oldstate = st->state;
 		e->newstate = st->state;

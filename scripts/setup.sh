@@ -8,7 +8,8 @@
 #
 # test:   iproute2 (ip, tc), nftables (nft), tcpdump (the filter oracle),
 #         bpftool (leftover checks), util-linux (setpriv), coreutils (stdbuf),
-#         libbpf-tools (tcplife, compared with conn)
+#         libbpf-tools (tcplife, compared with conn), dnsmasq-base (a DNS
+#         server without the system service) and bind9-dnsutils (dig), for dns
 # bpf:    clang-19, llvm-19, libbpf-dev at the versions the committed
 #         objects were built with (scripts/check-bpf.sh compares bytes)
 # matrix: qemu-system-x86 and what builds a guest's initramfs
@@ -37,6 +38,8 @@ for g in "${groups[@]}"; do
 		need util-linux setpriv
 		need coreutils stdbuf
 		need libbpf-tools tcplife
+		need dnsmasq-base dnsmasq
+		need bind9-dnsutils dig
 		;;
 	bpf)
 		if [ "$(dpkg-query -W -f='${Version}' clang-19 2> /dev/null)" != "$CLANG_VERSION" ] ||

@@ -529,4 +529,107 @@ _Static_assert(sizeof(struct nx_conn_config) == 16, "nx_conn_config size");
 #define NX_CONN_CFG_TOP (1 << 3)	/* --top: count application bytes per connection */
 #define NX_CONN_CFG_FILTER (1 << 4)	/* run the filter spliced into nx_filter_jit on each record's tuple */
 
+/* ---- netxray dns / netxray http: application data from system calls ----
+ * Its own object (l7.bpf.c), maps and ring buffer; shares struct nx_tuple
+ * and the sizes above. Versioned on its own. */
+
+#define NX_L7_ABI_VERSION 1
+/* Bytes of a call's data copied from its start (a power of two), and from
+ * its end (for the end of a chunked HTTP body in a large write). */
+#define NX_L7_CAP 1024
+#define NX_L7_TAIL 32
+
+/* nx_l7_event.dir */
+#define NX_L7_SEND 1		/* the process wrote this */
+#define NX_L7_RECV 2		/* the process read this */
+
+/* nx_l7_event.syscall: the call that moved the data */
+enum nx_l7_syscall {
+	NX_L7_SYS_READ = 1,
+	NX_L7_SYS_WRITE = 2,
+	NX_L7_SYS_READV = 3,
+	NX_L7_SYS_WRITEV = 4,
+	NX_L7_SYS_RECVFROM = 5,
+	NX_L7_SYS_SENDTO = 6,
+	NX_L7_SYS_RECVMSG = 7,
+	NX_L7_SYS_SENDMSG = 8,
+	NX_L7_SYS_RECVMMSG = 9,
+	NX_L7_SYS_SENDMMSG = 10,
+};
+
+/* nx_l7_event.flags */
+#define NX_L7_F_PEER_FROM_MSG (1 << 0)	/* tuple.daddr/dport from the call's address (sendto, msg_name), not the socket's */
+#define NX_L7_F_MORE_MSGS (1 << 1)	/* an mmsg call moved more messages than were recorded (NX_L7_MMSG_MAX) */
+#define NX_L7_MMSG_MAX 8
+
+/* One ring-buffer record of map "nx_l7_events": one call's data on an IP
+ * socket (one record per message of sendmmsg/recvmmsg). Addresses as
+ * nx_tuple: saddr/sport local, daddr/dport remote. The record is
+ * sizeof(struct nx_l7_event) - NX_L7_CAP + cap_len bytes long. */
+struct nx_l7_event {
+	__u64 ts_ns;		/* bpf_ktime_get_ns() at the call's return */
+	__u64 enter_ns;		/* at the call's entry */
+	__u64 sk;		/* the socket's address: the connection's identity while it lives */
+	__u64 netns_cookie;	/* see nx_event */
+	__u32 netns;
+	__u32 tgid;
+	__u32 tid;
+	__u32 len;		/* bytes this message carried (the call's return, or msg_len) */
+	__u32 cap_len;		/* bytes in data[] (from the start of the message) */
+	__u32 fd;
+	__u16 syscall;		/* enum nx_l7_syscall */
+	__u8 abi_version;	/* NX_L7_ABI_VERSION */
+	__u8 dir;		/* NX_L7_SEND / NX_L7_RECV */
+	__u8 sock_type;		/* SOCK_STREAM (1) or SOCK_DGRAM (2) */
+	__u8 msg_index;		/* mmsg calls: which message of the call */
+	__u8 tail_len;		/* bytes in tail[]: 0 when data[] holds the whole message */
+	__u8 flags;		/* NX_L7_F_* */
+	char comm[NX_COMM_LEN];	/* the process's (its main thread's) name */
+	struct nx_tuple tuple;
+	__u8 tail[NX_L7_TAIL];	/* the message's last tail_len bytes */
+	__u8 data[NX_L7_CAP];
+};
+#define NX_L7_EVENT_HDR_SIZE 152
+_Static_assert(sizeof(struct nx_l7_event) == NX_L7_EVENT_HDR_SIZE + NX_L7_CAP, "nx_l7_event size");
+
+/* Counters, per CPU (array "nx_l7_counters", one slot). */
+struct nx_l7_counter {
+	__u64 calls;		/* calls that returned data on a socket of the right kind */
+	__u64 matched;		/* of which kept by --pid/--comm/--netns and the filter */
+	__u64 emitted;		/* records handed to the ring buffer */
+	__u64 lost;		/* records lost: ring buffer full */
+	__u64 unpaired;		/* returns whose entry was not recorded (table full, or started before netxray) */
+	__u64 pending_full;	/* entries not recorded: the in-flight table was full */
+	__u64 read_errors;	/* user memory that could not be read (copied as 0 bytes) */
+};
+_Static_assert(sizeof(struct nx_l7_counter) == 56, "nx_l7_counter size");
+
+/* Configuration (array "nx_l7_config", one slot), written before attaching. */
+struct nx_l7_config {
+	__u32 netns;		/* only this netns inode (0: any) */
+	__u32 tgid;		/* only this process (0: any) */
+	__u32 flags;		/* NX_L7_CFG_* */
+	__u32 cap_bytes;	/* bytes copied from a message's start, <= NX_L7_CAP */
+	__u32 wakeup_bytes;	/* wake the reader once this much data is pending */
+	__u32 _pad;
+	char comm[NX_COMM_LEN];	/* only processes of this name (their main thread's; flags & NX_L7_CFG_COMM) */
+};
+_Static_assert(sizeof(struct nx_l7_config) == 40, "nx_l7_config size");
+#define NX_L7_CFG_FILTER (1 << 0)	/* run the filter spliced into nx_filter_jit on each call's tuple */
+#define NX_L7_CFG_COMM (1 << 1)		/* compare the task's name with comm */
+#define NX_L7_CFG_TCP (1 << 2)		/* stream (TCP) sockets */
+#define NX_L7_CFG_UDP (1 << 3)		/* datagram (UDP) sockets */
+
+/* A call between its entry and its return (hash "nx_l7_calls", key: pid_tgid). */
+struct nx_l7_call {
+	__u64 enter_ns;
+	__u64 buf;		/* read/write/recvfrom/sendto: the buffer; *v: the iovec array; *msg: the msghdr; *mmsg: the mmsghdr array */
+	__u64 addr;		/* recvfrom/sendto: the sockaddr */
+	__u32 fd;
+	__u32 count;		/* iovcnt, or vlen */
+	__u16 syscall;
+	__u8 _pad[6];
+};
+_Static_assert(sizeof(struct nx_l7_call) == 40, "nx_l7_call size");
+
 #endif

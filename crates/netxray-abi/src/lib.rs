@@ -9,6 +9,7 @@
 use thiserror::Error;
 
 pub mod conn;
+pub mod l7;
 
 pub const ABI_VERSION: u8 = 6;
 pub const CAP_BYTES: usize = 128;

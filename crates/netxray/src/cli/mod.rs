@@ -37,6 +37,10 @@ pub enum Command {
     /// closes (who opened and owns it, bytes, retransmissions, RTT, how it
     /// ended), or every event as it happens.
     Conn(Box<ConnArgs>),
+    /// Every DNS query a process on this host sends or answers, with its
+    /// answer, latency and the processes on both sides (system calls on
+    /// UDP and TCP sockets, any namespace).
+    Dns(Box<DnsArgs>),
     /// Show the hook tree: groups, hooks, and whether this kernel has them.
     Hooks(HooksArgs),
     /// Check what this kernel and these privileges allow netxray to do.
@@ -327,6 +331,38 @@ pub struct HooksArgs {
 pub struct DoctorArgs {
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DnsArgs {
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Only queries asked or answered by this process (tested in the
+    /// kernel).
+    #[arg(long)]
+    pub pid: Option<u32>,
+    /// Only queries asked or answered by processes of this name (at most
+    /// 15 bytes, as the kernel keeps it; tested in the kernel).
+    #[arg(long, value_parser = values::comm)]
+    pub comm: Option<String>,
+    /// Only this network namespace: an inode number, a name under
+    /// /run/netns, or a path such as /proc/PID/ns/net (tested in the kernel).
+    #[arg(long)]
+    pub netns: Option<String>,
+    /// Seconds a query waits for its answer before it is reported
+    /// unanswered.
+    #[arg(long, default_value_t = 5.0, value_parser = values::interval)]
+    pub timeout: f64,
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Ring buffer size in KiB (a power of two, 4 to 2097152).
+    #[arg(long, default_value_t = 4096, value_parser = values::ring_kib)]
+    pub ring_size: u32,
+    /// A filter on addresses and ports in tcpdump's language, on the
+    /// socket's flow (the peer of an unconnected UDP socket is the address
+    /// the call names). Default: `port 53`.
+    #[arg(value_name = "EXPRESSION")]
+    pub expression: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -2,6 +2,7 @@
 //! is the run driver the long-running ones share.
 
 pub mod conn;
+pub mod dns;
 pub mod doctor;
 pub mod drops;
 pub mod hooks;

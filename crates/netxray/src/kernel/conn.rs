@@ -8,9 +8,8 @@
 use crate::error::{Error, Result};
 use crate::kernel::btf::KernelBtf;
 use crate::kernel::ring::EventRing;
-use crate::kernel::session::{chain, AttachError, Session, SessionBuilder};
-use aya::maps::{HashMap as BpfHashMap, Map, MapData, PerCpuArray};
-use aya::programs::TracePoint;
+use crate::kernel::session::{AttachError, Session, SessionBuilder};
+use aya::maps::{HashMap as BpfHashMap, Map, MapData};
 use netxray_abi::conn::{conn_cfg, ConnConfig, ConnCounter, ConnState};
 use netxray_filter::ebpf::Compiled;
 
@@ -100,7 +99,7 @@ impl ConnSession {
             }
         }
         for name in ACCEPT {
-            match session.attach_syscall(name) {
+            match session.kernel.attach_syscall(name) {
                 Ok(()) => session.attached.push(name),
                 Err(why) => session.skipped.push((name, why)),
             }
@@ -116,32 +115,6 @@ impl ConnSession {
         Ok(session)
     }
 
-    fn attach_syscall(&mut self, event: &str) -> Result<(), AttachError> {
-        // The test knob KernelBtf honours for BTF tracepoints.
-        if std::env::var("NETXRAY_HIDE_TRACEPOINTS")
-            .is_ok_and(|h| h.split(',').any(|n| n.trim() == event))
-        {
-            return Err(AttachError::Missing(format!(
-                "the tracepoint syscalls:{event}"
-            )));
-        }
-        // Classic tracepoints are found through tracefs: a fresh boot may
-        // not have it mounted.
-        crate::kernel::sys::ensure_tracefs().map_err(AttachError::Missing)?;
-        let prog: &mut TracePoint = self
-            .kernel
-            .ebpf
-            .program_mut(event)
-            .ok_or_else(|| AttachError::Failed(format!("conn.bpf.o has no program {event}")))?
-            .try_into()
-            .map_err(|e: aya::programs::ProgramError| AttachError::Failed(e.to_string()))?;
-        prog.load().map_err(|e| AttachError::from_load(event, &e))?;
-        prog.attach("syscalls", event).map_err(|e| {
-            AttachError::Failed(format!("attaching syscalls:{event}: {}", chain(&e)))
-        })?;
-        Ok(())
-    }
-
     /// The ring buffer (can be taken once).
     pub fn take_ring(&mut self) -> Result<EventRing> {
         match self.kernel.take_map("nx_conn_events")? {
@@ -154,17 +127,7 @@ impl ConnSession {
 
     /// The counters summed over CPUs.
     pub fn counters(&self) -> Result<ConnCounter> {
-        let map = self.kernel.map("nx_conn_counters")?;
-        let arr: PerCpuArray<&MapData, ConnCounter> =
-            PerCpuArray::try_from(map).map_err(|e| Error::kernel("opening nx_conn_counters", e))?;
-        let per_cpu = arr
-            .get(&0, 0)
-            .map_err(|e| Error::kernel("reading nx_conn_counters", e))?;
-        let mut sum = ConnCounter::default();
-        for c in per_cpu.iter() {
-            sum += *c;
-        }
-        Ok(sum)
+        self.kernel.sum_per_cpu("nx_conn_counters", 0)
     }
 
     /// Every entry of the connection table, by socket address (--top).

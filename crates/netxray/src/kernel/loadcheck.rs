@@ -13,6 +13,7 @@
 
 use crate::kernel::btf::KernelBtf;
 use crate::kernel::conn::{ConnConfigArgs, ConnSession, TOP_TRACEPOINTS};
+use crate::kernel::l7::{L7ConfigArgs, L7Session, Transports};
 use crate::kernel::netns::{self, Netns};
 use crate::kernel::session::AttachError;
 use crate::kernel::stats::{StatsConfig, StatsSession, XdpMode};
@@ -77,6 +78,7 @@ fn check_on(kbtf: &KernelBtf, dev: Option<&Device>) -> Vec<ProgramCheck> {
     for f in [None, filter] {
         trace(kbtf, dev, f.clone(), &mut out);
         conn(kbtf, f.clone(), &mut out);
+        l7(f.clone(), &mut out);
         stats(dev, f, &mut out);
     }
     out
@@ -214,15 +216,47 @@ fn conn(
                 push(out, "conn", name, f, outcome_of(why));
             }
         }
-        Err(e) => {
-            let msg = e.to_string();
-            let outcome = if msg.contains("netxray bug") {
-                Outcome::Refused(msg)
-            } else {
-                Outcome::Failed(msg)
-            };
-            push(out, "conn", "conn.bpf.o", f, outcome)
+        Err(e) => push(out, "conn", "conn.bpf.o", f, outcome_of_error(&e)),
+    }
+}
+
+/// netxray dns / http: every system call's entry and return, both
+/// transports.
+fn l7(filter_bpf: Option<netxray_filter::ebpf::Compiled>, out: &mut Vec<ProgramCheck>) {
+    let f = filter_bpf.is_some();
+    let cfg = L7ConfigArgs {
+        netns: 0,
+        tgid: 0,
+        comm: Some("netxray-check".into()),
+        transports: Transports {
+            tcp: true,
+            udp: true,
+        },
+        cap_bytes: 1024,
+        ring_bytes: 1 << 16,
+        max_calls: 1024,
+        filter_bpf,
+    };
+    match L7Session::open(&cfg) {
+        Ok(session) => {
+            for name in &session.attached {
+                push(out, "l7", name, f, Outcome::Ok);
+            }
+            for (call, why) in &session.skipped {
+                push(out, "l7", &format!("syscalls:{call}"), f, outcome_of(why));
+            }
         }
+        Err(e) => push(out, "l7", "l7.bpf.o", f, outcome_of_error(&e)),
+    }
+}
+
+/// A session that could not open at all: refused (a netxray bug) or failed.
+fn outcome_of_error(e: &crate::error::Error) -> Outcome {
+    let msg = e.to_string();
+    if msg.contains("netxray bug") {
+        Outcome::Refused(msg)
+    } else {
+        Outcome::Failed(msg)
     }
 }
 

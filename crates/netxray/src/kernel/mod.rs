@@ -5,6 +5,7 @@ pub mod caps;
 pub mod conn;
 pub mod filter_twin;
 pub mod kallsyms;
+pub mod l7;
 pub mod loadcheck;
 pub mod netfilter;
 pub mod netns;

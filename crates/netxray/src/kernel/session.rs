@@ -18,8 +18,8 @@
 use crate::error::{Error, Result};
 use crate::kernel::btf::KernelBtf;
 use aya::maps::lpm_trie::{Key, LpmTrie};
-use aya::maps::{Array, Map, MapData};
-use aya::programs::{BtfTracePoint, ProgramError};
+use aya::maps::{Array, Map, MapData, PerCpuArray};
+use aya::programs::{BtfTracePoint, ProgramError, TracePoint};
 use aya::{Btf, Ebpf, EbpfLoader, Pod};
 use netxray_filter::ebpf::{Compiled, SetEntry};
 use netxray_filter::splice;
@@ -272,6 +272,24 @@ impl Session {
             .ok_or_else(|| missing_map(self.object, name))
     }
 
+    /// Slot `index` of the per-CPU array `name`, summed over the CPUs
+    /// (the counters every object keeps).
+    pub fn sum_per_cpu<T>(&self, name: &str, index: u32) -> Result<T>
+    where
+        T: Pod + Default + std::ops::AddAssign,
+    {
+        let arr: PerCpuArray<&MapData, T> = PerCpuArray::try_from(self.map(name)?)
+            .map_err(|e| Error::kernel(format!("opening {name}"), e))?;
+        let per_cpu = arr
+            .get(&index, 0)
+            .map_err(|e| Error::kernel(format!("reading {name}"), e))?;
+        let mut sum = T::default();
+        for c in per_cpu.iter() {
+            sum += *c;
+        }
+        Ok(sum)
+    }
+
     /// Map `name`, taken out of the object (once).
     pub fn take_map(&mut self, name: &str) -> Result<Map> {
         let object = self.object;
@@ -390,6 +408,45 @@ impl Session {
         }
         prog.attach()
             .map_err(|e| AttachError::Failed(format!("attaching {name}: {}", chain(&e))))?;
+        Ok(())
+    }
+}
+
+impl Session {
+    /// Load and attach the classic tracepoint program `syscalls:<event>`
+    /// (named after the event in the object), mounting tracefs first if it
+    /// is not (the tracepoint's id is read there). Attached through a perf
+    /// event: a bpf_link since 5.15, a perf event fd before; both go with
+    /// the process.
+    pub fn attach_syscall(&mut self, event: &str) -> Result<(), AttachError> {
+        // The test knob KernelBtf honours for BTF tracepoints.
+        if std::env::var("NETXRAY_HIDE_TRACEPOINTS")
+            .is_ok_and(|h| h.split(',').any(|n| n.trim() == event))
+        {
+            return Err(AttachError::Missing(format!(
+                "the tracepoint syscalls:{event}"
+            )));
+        }
+        crate::kernel::sys::ensure_tracefs().map_err(AttachError::Missing)?;
+        let object = self.object;
+        let prog: &mut TracePoint = self
+            .ebpf
+            .program_mut(event)
+            .ok_or_else(|| AttachError::Failed(format!("{object} has no program {event}")))?
+            .try_into()
+            .map_err(|e: ProgramError| AttachError::Failed(e.to_string()))?;
+        prog.load().map_err(|e| AttachError::from_load(event, &e))?;
+        prog.attach("syscalls", event).map_err(|e| {
+            // No such tracepoint: this kernel lacks the system call's
+            // tracepoints (CONFIG_FTRACE_SYSCALLS).
+            let missing = std::path::Path::new(crate::kernel::sys::TRACEFS)
+                .join("events/syscalls")
+                .join(event);
+            if !missing.exists() {
+                return AttachError::Missing(format!("the tracepoint syscalls:{event}"));
+            }
+            AttachError::Failed(format!("attaching syscalls:{event}: {}", chain(&e)))
+        })?;
         Ok(())
     }
 }

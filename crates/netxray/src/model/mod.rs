@@ -11,6 +11,7 @@ pub use netxray_filter as filter;
 pub mod fmt;
 pub mod hook;
 pub mod journey;
+pub mod l7;
 pub mod nft;
 pub mod packet;
 pub mod packet_fields;

@@ -6,6 +6,7 @@
 
 pub mod conn;
 pub mod conn_top;
+pub mod dns;
 pub mod doctor;
 pub mod drops;
 pub mod hooks;

@@ -1,0 +1,514 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * netxray dns / netxray http: the data processes write to and read from IP
+ * sockets, from the system calls that move it. Classic syscall tracepoints
+ * (syscalls:sys_enter_* / sys_exit_*), which lockdown allows and every
+ * kernel since 5.10 has.
+ *
+ * At entry the call's arguments (fd, buffer or iovec or msghdr, address)
+ * are kept per thread (nx_l7_calls); at return, when it moved data, the fd
+ * is followed to its socket (nx_sock_of_fd). Only TCP and UDP sockets of
+ * the families IPv4/IPv6 go on; then --pid, --comm, --netns and the filter
+ * (on the socket's flow, the peer taken from the call's address for an
+ * unconnected UDP socket); then a bounded prefix of the data, and its last
+ * bytes, are copied with bpf_probe_read_user into one record per message.
+ *
+ * What is not seen: data no local process reads or writes (forwarded
+ * traffic), sendfile/splice/io_uring, and TLS (encrypted here).
+ */
+#include "nx_packet.bpf.h"
+#include "nx_sock.bpf.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define NX_SOCK_STREAM 1
+#define NX_SOCK_DGRAM 2
+#define NX_IPPROTO_TCP 6
+#define NX_IPPROTO_UDP 17
+/* iovecs looked at per message (data and tail) */
+#define NX_L7_IOV_MAX 8
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct nx_l7_config);
+} nx_l7_config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct nx_l7_counter);
+} nx_l7_counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 * 1024 * 1024);
+} nx_l7_events SEC(".maps");
+
+/* The record under construction, with room after it: a copy at offset
+ * `at` (< NX_L7_CAP) of `n` (<= NX_L7_CAP) bytes stays inside the value as
+ * far as the verifier can tell (it does not know at + n <= NX_L7_CAP). */
+struct nx_l7_scratch {
+	struct nx_l7_event ev;
+	__u8 slack[NX_L7_CAP];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct nx_l7_scratch);
+} nx_l7_scratch SEC(".maps");
+
+/* Calls in flight, per thread: entry to return. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct nx_l7_call);
+} nx_l7_calls SEC(".maps");
+
+/* Classic syscall tracepoint records (no BTF arguments). */
+struct sys_enter_args {
+	__u64 common;
+	__s32 nr;
+	__s32 _pad;
+	__u64 args[6];
+};
+
+struct sys_exit_args {
+	__u64 common;
+	__s32 nr;
+	__s32 _pad;
+	__s64 ret;
+};
+
+/* User-space layouts (x86-64). */
+struct nx_iovec {
+	__u64 base;
+	__u64 len;
+};
+
+struct nx_msghdr {
+	__u64 name;
+	__u32 namelen;
+	__u32 _pad0;
+	__u64 iov;
+	__u64 iovlen;
+	__u64 control;
+	__u64 controllen;
+	__u32 flags;
+	__u32 _pad1;
+};
+
+struct nx_mmsghdr {
+	struct nx_msghdr hdr;
+	__u32 len;
+	__u32 _pad;
+};
+
+static __always_inline struct nx_l7_config *nx_l7_cfg(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&nx_l7_config, &zero);
+}
+
+static __always_inline struct nx_l7_counter *nx_l7_cnt(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&nx_l7_counters, &zero);
+}
+
+/* The process's name (its main thread's: `dig`, not its `isc-net-0000`
+ * worker thread), as ps shows it. */
+static __always_inline void nx_l7_process_comm(char *dst)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct task_struct *leader = BPF_CORE_READ(task, group_leader);
+
+	if (!leader || bpf_probe_read_kernel(dst, NX_COMM_LEN, &leader->comm))
+		bpf_get_current_comm(dst, NX_COMM_LEN);
+}
+
+/* --pid and --comm, before anything is recorded. */
+static __always_inline bool nx_l7_task_wanted(struct nx_l7_config *cfg, __u64 pid_tgid)
+{
+	if (cfg->tgid && (pid_tgid >> 32) != cfg->tgid)
+		return false;
+	if (cfg->flags & NX_L7_CFG_COMM) {
+		char comm[NX_COMM_LEN] = {};
+		nx_l7_process_comm(comm);
+#pragma unroll
+		for (int i = 0; i < NX_COMM_LEN; i++) {
+			if (comm[i] != cfg->comm[i])
+				return false;
+			if (!comm[i])
+				break;
+		}
+	}
+	return true;
+}
+
+static __always_inline void nx_l7_enter(struct sys_enter_args *args, __u16 sys, __u64 buf,
+					__u64 addr, __u32 count)
+{
+	struct nx_l7_config *cfg = nx_l7_cfg();
+	struct nx_l7_counter *cnt;
+	__u64 id = bpf_get_current_pid_tgid();
+	struct nx_l7_call call = {
+		.enter_ns = bpf_ktime_get_ns(),
+		.buf = buf,
+		.addr = addr,
+		.fd = (__u32)args->args[0],
+		.count = count,
+		.syscall = sys,
+	};
+
+	if (!cfg || !nx_l7_task_wanted(cfg, id))
+		return;
+	if (bpf_map_update_elem(&nx_l7_calls, &id, &call, BPF_ANY) != 0) {
+		cnt = nx_l7_cnt();
+		if (cnt)
+			cnt->pending_full++;
+	}
+}
+
+/* A user sockaddr as the remote end of the tuple (an unconnected UDP
+ * socket's peer). */
+static __always_inline void nx_l7_peer(struct nx_l7_event *e, __u64 uaddr)
+{
+	__u16 family = 0;
+	__u16 port = 0;
+
+	if (!uaddr || bpf_probe_read_user(&family, sizeof(family), (void *)uaddr))
+		return;
+	if (family != e->tuple.family)
+		return;
+	if (bpf_probe_read_user(&port, sizeof(port), (void *)(uaddr + 2)))
+		return;
+	if (family == NX_AF_INET) {
+		if (bpf_probe_read_user(e->tuple.daddr, 4, (void *)(uaddr + 4)))
+			return;
+	} else {
+		if (bpf_probe_read_user(e->tuple.daddr, 16, (void *)(uaddr + 8)))
+			return;
+	}
+	e->tuple.dport = bpf_ntohs(port);
+	e->flags |= NX_L7_F_PEER_FROM_MSG;
+}
+
+/* Copy up to `want` bytes from user `src` to data[at..]; returns bytes
+ * copied. at + want <= cap is the caller's bound. */
+static __always_inline __u32 nx_l7_copy(struct nx_l7_event *e, __u32 at, __u64 src, __u64 want,
+					struct nx_l7_counter *cnt)
+{
+	__u32 n = want;
+
+	if (at >= NX_L7_CAP)
+		return 0;
+	if (want > NX_L7_CAP - at)
+		n = NX_L7_CAP - at;
+	/* Bounded again where used: the verifier loses bounds the compiler
+	 * keeps on the stack (see nx_emit_rec). */
+	barrier_var(n);
+	if (n == 0 || n > NX_L7_CAP)
+		return 0;
+	barrier_var(at);
+	at &= NX_L7_CAP - 1;
+	if (bpf_probe_read_user(&e->data[at], n, (void *)src)) {
+		cnt->read_errors++;
+		return 0;
+	}
+	return n;
+}
+
+/* The message's last bytes, when data[] does not hold them: from the flat
+ * buffer `src` of `len` bytes. */
+static __always_inline void nx_l7_tail(struct nx_l7_event *e, __u64 src, __u64 len)
+{
+	if (len <= e->cap_len || len < NX_L7_TAIL)
+		return;
+	if (bpf_probe_read_user(e->tail, NX_L7_TAIL, (void *)(src + len - NX_L7_TAIL)) == 0)
+		e->tail_len = NX_L7_TAIL;
+}
+
+/* Data and tail of a message held in an iovec array. */
+static __always_inline void nx_l7_copy_iov(struct nx_l7_event *e, __u64 uiov, __u64 iovcnt,
+					   __u64 len, __u32 cap, struct nx_l7_counter *cnt)
+{
+	__u64 seen = 0;
+
+#pragma unroll
+	for (int i = 0; i < NX_L7_IOV_MAX; i++) {
+		struct nx_iovec iov;
+
+		if (i >= iovcnt || seen >= len)
+			break;
+		if (bpf_probe_read_user(&iov, sizeof(iov), (void *)(uiov + i * sizeof(iov))))
+			break;
+		if (iov.len > len - seen)
+			iov.len = len - seen;
+		if (e->cap_len < cap)
+			e->cap_len += nx_l7_copy(e, e->cap_len, iov.base,
+						 iov.len < cap - e->cap_len ? iov.len : cap - e->cap_len,
+						 cnt);
+		seen += iov.len;
+		/* The iovec holding the message's end holds its tail (when the
+		 * last NX_L7_TAIL bytes are all in it). */
+		if (seen >= len && len > e->cap_len && iov.len >= NX_L7_TAIL &&
+		    bpf_probe_read_user(e->tail, NX_L7_TAIL,
+					(void *)(iov.base + iov.len - NX_L7_TAIL)) == 0)
+			e->tail_len = NX_L7_TAIL;
+	}
+}
+
+/* The record's fixed part, and the socket test: false when fd is not a TCP
+ * or UDP socket over IPv4/IPv6 of the kinds asked for, or the filters say
+ * no. */
+static __always_inline bool nx_l7_begin(struct nx_l7_event *e, struct nx_l7_config *cfg,
+					struct nx_l7_call *call, __u8 dir, __u64 pid_tgid)
+{
+	struct sock *sk = nx_sock_of_fd(call->fd);
+	__u16 type;
+	__u8 proto;
+
+	if (!sk)
+		return false;
+	type = BPF_CORE_READ(sk, sk_type);
+	if (type == NX_SOCK_STREAM && (cfg->flags & NX_L7_CFG_TCP))
+		proto = NX_IPPROTO_TCP;
+	else if (type == NX_SOCK_DGRAM && (cfg->flags & NX_L7_CFG_UDP))
+		proto = NX_IPPROTO_UDP;
+	else
+		return false;
+	if (BPF_CORE_READ(sk, sk_protocol) != proto)
+		return false;
+	__builtin_memset(e, 0, NX_L7_EVENT_HDR_SIZE);
+	nx_sock_tuple_probe(&e->tuple, sk);
+	if (e->tuple.family != NX_AF_INET && e->tuple.family != NX_AF_INET6)
+		return false;
+	e->tuple.l4proto = proto;
+	e->netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	if (cfg->netns && e->netns != cfg->netns)
+		return false;
+	e->netns_cookie = nx_net_cookie_probe(BPF_CORE_READ(sk, __sk_common.skc_net.net));
+	e->abi_version = NX_L7_ABI_VERSION;
+	e->sk = (__u64)sk;
+	e->tgid = pid_tgid >> 32;
+	e->tid = (__u32)pid_tgid;
+	e->fd = call->fd;
+	e->syscall = call->syscall;
+	e->dir = dir;
+	e->sock_type = type;
+	e->enter_ns = call->enter_ns;
+	e->ts_ns = bpf_ktime_get_ns();
+	nx_l7_process_comm(e->comm);
+	return true;
+}
+
+/* The filter, on the flow (the scratch record of the shared header gets a
+ * packet made from the tuple). */
+static __always_inline bool nx_l7_filter(struct nx_l7_event *e, struct nx_l7_config *cfg)
+{
+	struct nx_scratch *s;
+
+	if (!(cfg->flags & NX_L7_CFG_FILTER))
+		return true;
+	s = nx_get_scratch();
+	if (!s)
+		return false;
+	__builtin_memset(&s->ev, 0, NX_EVENT_HDR_SIZE);
+	__builtin_memcpy(&s->ev.tuple, &e->tuple, sizeof(e->tuple));
+	s->ev.flags = NX_F_TUPLE;
+	nx_synth_from_tuple(s);
+	return nx_filter_jit(s, s->ev.data) != 0;
+}
+
+static __always_inline void nx_l7_output(struct nx_l7_event *e, struct nx_l7_config *cfg,
+					 struct nx_l7_counter *cnt)
+{
+	__u64 flags = 0;
+	__u64 pending = bpf_ringbuf_query(&nx_l7_events, BPF_RB_AVAIL_DATA);
+	__u64 rec = NX_L7_EVENT_HDR_SIZE + e->cap_len;
+
+	if (pending < cfg->wakeup_bytes) {
+		if (pending + NX_RINGBUF_REC_HDR + rec >= cfg->wakeup_bytes)
+			flags = BPF_RB_FORCE_WAKEUP;
+	} else if (pending >= bpf_ringbuf_query(&nx_l7_events, BPF_RB_RING_SIZE) / 4 * 3) {
+		flags = BPF_RB_FORCE_WAKEUP;
+	}
+	barrier_var(rec);
+	if (rec > NX_L7_EVENT_HDR_SIZE + NX_L7_CAP)
+		rec = NX_L7_EVENT_HDR_SIZE + NX_L7_CAP;
+	if (bpf_ringbuf_output(&nx_l7_events, e, rec, flags) == 0)
+		cnt->emitted++;
+	else
+		cnt->lost++;
+}
+
+static __always_inline struct nx_l7_event *nx_l7_scratch_get(void)
+{
+	__u32 zero = 0;
+	struct nx_l7_scratch *s = bpf_map_lookup_elem(&nx_l7_scratch, &zero);
+
+	return s ? &s->ev : NULL;
+}
+
+static __always_inline __u32 nx_l7_cap(struct nx_l7_config *cfg)
+{
+	__u32 cap = cfg->cap_bytes;
+	return cap > NX_L7_CAP ? NX_L7_CAP : cap;
+}
+
+/* One message: from a flat buffer (read, write, recvfrom, sendto), or an
+ * iovec array. */
+static __always_inline void nx_l7_message(struct nx_l7_event *e, struct nx_l7_config *cfg,
+					  struct nx_l7_counter *cnt, __u64 buf, __u64 iovcnt,
+					  bool flat, __u64 len)
+{
+	__u32 cap = nx_l7_cap(cfg);
+
+	e->len = len;
+	e->cap_len = 0;
+	e->tail_len = 0;
+	if (flat) {
+		e->cap_len = nx_l7_copy(e, 0, buf, len < cap ? len : cap, cnt);
+		nx_l7_tail(e, buf, len);
+	} else {
+		nx_l7_copy_iov(e, buf, iovcnt, len, cap, cnt);
+	}
+	nx_l7_output(e, cfg, cnt);
+}
+
+static __always_inline void nx_l7_exit(struct sys_exit_args *args, __u8 dir)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct nx_l7_call *found = bpf_map_lookup_elem(&nx_l7_calls, &id);
+	struct nx_l7_config *cfg = nx_l7_cfg();
+	struct nx_l7_counter *cnt = nx_l7_cnt();
+	struct nx_l7_event *e = nx_l7_scratch_get();
+	struct nx_l7_call call;
+	__s64 ret = args->ret;
+
+	if (!found) {
+		if (cnt && ret > 0 && cfg && nx_l7_task_wanted(cfg, id))
+			cnt->unpaired++;
+		return;
+	}
+	call = *found;
+	bpf_map_delete_elem(&nx_l7_calls, &id);
+	if (ret <= 0 || !cfg || !cnt || !e)
+		return;
+	if (!nx_l7_begin(e, cfg, &call, dir, id))
+		return;
+	cnt->calls++;
+	switch (call.syscall) {
+	case NX_L7_SYS_RECVFROM:
+	case NX_L7_SYS_SENDTO:
+		nx_l7_peer(e, call.addr);
+		break;
+	case NX_L7_SYS_RECVMSG:
+	case NX_L7_SYS_SENDMSG: {
+		struct nx_msghdr m;
+		if (bpf_probe_read_user(&m, sizeof(m), (void *)call.buf))
+			return;
+		if (m.namelen)
+			nx_l7_peer(e, m.name);
+		break;
+	}
+	case NX_L7_SYS_RECVMMSG:
+	case NX_L7_SYS_SENDMMSG: {
+		struct nx_mmsghdr m;
+		if (bpf_probe_read_user(&m, sizeof(m), (void *)call.buf))
+			return;
+		if (m.hdr.namelen)
+			nx_l7_peer(e, m.hdr.name);
+		break;
+	}
+	}
+	if (!nx_l7_filter(e, cfg))
+		return;
+	cnt->matched++;
+	switch (call.syscall) {
+	case NX_L7_SYS_READ:
+	case NX_L7_SYS_WRITE:
+	case NX_L7_SYS_RECVFROM:
+	case NX_L7_SYS_SENDTO:
+		nx_l7_message(e, cfg, cnt, call.buf, 0, true, ret);
+		return;
+	case NX_L7_SYS_READV:
+	case NX_L7_SYS_WRITEV:
+		nx_l7_message(e, cfg, cnt, call.buf, call.count, false, ret);
+		return;
+	case NX_L7_SYS_RECVMSG:
+	case NX_L7_SYS_SENDMSG: {
+		struct nx_msghdr m;
+		if (bpf_probe_read_user(&m, sizeof(m), (void *)call.buf))
+			return;
+		nx_l7_message(e, cfg, cnt, m.iov, m.iovlen, false, ret);
+		return;
+	}
+	}
+	/* sendmmsg/recvmmsg: ret messages, each with its own length and peer. */
+	for (int i = 0; i < NX_L7_MMSG_MAX; i++) {
+		struct nx_mmsghdr m;
+
+		if (i >= ret || i >= call.count)
+			break;
+		if (bpf_probe_read_user(&m, sizeof(m), (void *)(call.buf + i * sizeof(m))))
+			break;
+		e->msg_index = i;
+		e->flags &= ~NX_L7_F_PEER_FROM_MSG;
+		if (m.hdr.namelen) {
+			/* The socket's own peer unless the message names one. */
+			nx_l7_peer(e, m.hdr.name);
+		}
+		if (ret > NX_L7_MMSG_MAX)
+			e->flags |= NX_L7_F_MORE_MSGS;
+		nx_l7_message(e, cfg, cnt, m.hdr.iov, m.hdr.iovlen, false, m.len);
+	}
+}
+
+#define NX_L7_ENTER(name, sys, buf, addr, count)                    \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                 \
+	int sys_enter_##name(struct sys_enter_args *args)           \
+	{                                                            \
+		nx_l7_enter(args, sys, buf, addr, count);            \
+		return 0;                                            \
+	}
+
+#define NX_L7_EXIT(name, dir)                                        \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                  \
+	int sys_exit_##name(struct sys_exit_args *args)             \
+	{                                                            \
+		nx_l7_exit(args, dir);                               \
+		return 0;                                            \
+	}
+
+/* read(fd, buf, count), write(fd, buf, count) */
+NX_L7_ENTER(read, NX_L7_SYS_READ, args->args[1], 0, 0)
+NX_L7_EXIT(read, NX_L7_RECV)
+NX_L7_ENTER(write, NX_L7_SYS_WRITE, args->args[1], 0, 0)
+NX_L7_EXIT(write, NX_L7_SEND)
+/* readv/writev(fd, iov, iovcnt) */
+NX_L7_ENTER(readv, NX_L7_SYS_READV, args->args[1], 0, args->args[2])
+NX_L7_EXIT(readv, NX_L7_RECV)
+NX_L7_ENTER(writev, NX_L7_SYS_WRITEV, args->args[1], 0, args->args[2])
+NX_L7_EXIT(writev, NX_L7_SEND)
+/* recvfrom/sendto(fd, buf, len, flags, addr, addrlen) */
+NX_L7_ENTER(recvfrom, NX_L7_SYS_RECVFROM, args->args[1], args->args[4], 0)
+NX_L7_EXIT(recvfrom, NX_L7_RECV)
+NX_L7_ENTER(sendto, NX_L7_SYS_SENDTO, args->args[1], args->args[4], 0)
+NX_L7_EXIT(sendto, NX_L7_SEND)
+/* recvmsg/sendmsg(fd, msg, flags) */
+NX_L7_ENTER(recvmsg, NX_L7_SYS_RECVMSG, args->args[1], 0, 0)
+NX_L7_EXIT(recvmsg, NX_L7_RECV)
+NX_L7_ENTER(sendmsg, NX_L7_SYS_SENDMSG, args->args[1], 0, 0)
+NX_L7_EXIT(sendmsg, NX_L7_SEND)
+/* recvmmsg/sendmmsg(fd, msgvec, vlen, flags[, timeout]) */
+NX_L7_ENTER(recvmmsg, NX_L7_SYS_RECVMMSG, args->args[1], 0, args->args[2])
+NX_L7_EXIT(recvmmsg, NX_L7_RECV)
+NX_L7_ENTER(sendmmsg, NX_L7_SYS_SENDMMSG, args->args[1], 0, args->args[2])
+NX_L7_EXIT(sendmmsg, NX_L7_SEND)

@@ -1,0 +1,278 @@
+//! End to end: `netxray dns` with a real server (dnsmasq, in namespace B)
+//! and real clients in namespace A: dig over UDP and TCP, IPv4 and IPv6,
+//! glibc's getaddrinfo (`getent ahosts`, which sends A and AAAA together
+//! with sendmmsg), NXDOMAIN, and a query nobody answers.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+/// dnsmasq in a namespace: example.test has A and AAAA records,
+/// nx.test does not exist. Killed on drop.
+struct Dnsmasq {
+    child: Child,
+}
+
+impl Dnsmasq {
+    fn start(ns: &Netns, listen: &[&str]) -> Dnsmasq {
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns.name(), "dnsmasq", "--no-daemon"])
+            .args([
+                "--no-resolv",
+                "--no-hosts",
+                "--bind-interfaces",
+                "--port=53",
+            ])
+            .arg(format!("--listen-address={}", listen.join(",")))
+            .args([
+                "--address=/example.test/198.18.0.9",
+                "--address=/example.test/2001:db8::9",
+                "--address=/nx.test/",
+                "--pid-file=",
+                "--user=root",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start dnsmasq");
+        let d = Dnsmasq { child };
+        // Ready when it answers.
+        let ok = poll_until(WAIT, Duration::from_millis(50), || {
+            let out = ns.run(&[
+                "dig",
+                "+short",
+                "+tries=1",
+                "+timeout=1",
+                &format!("@{}", listen[0]),
+                "ready.example.test",
+            ]);
+            out.contains("198.18.0.9").then_some(())
+        });
+        assert!(ok.is_some(), "dnsmasq did not answer");
+        d
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// /etc/netns/<ns>/resolv.conf: `ip netns exec` mounts it over
+/// /etc/resolv.conf, so glibc in that namespace asks our server. Removed on
+/// drop.
+struct ResolvConf {
+    dir: PathBuf,
+}
+
+impl ResolvConf {
+    fn new(ns: &Netns, server: &str) -> ResolvConf {
+        let dir = PathBuf::from("/etc/netns").join(ns.name());
+        std::fs::create_dir_all(&dir).expect("mkdir /etc/netns/NS");
+        std::fs::write(
+            dir.join("resolv.conf"),
+            format!("nameserver {server}\noptions timeout:2 attempts:1\n"),
+        )
+        .expect("write resolv.conf");
+        ResolvConf { dir }
+    }
+}
+
+impl Drop for ResolvConf {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Runs a client in the namespace; returns its pid (`ip netns exec`
+/// execs the command: same pid).
+fn client(ns: &Netns, argv: &[&str]) -> u32 {
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", ns.name()])
+        .args(argv)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start client");
+    let pid = child.id();
+    let _ = child.wait();
+    pid
+}
+
+fn find<'a>(recs: &'a [Value], name: &str, qtype: &str, transport: &str) -> Vec<&'a Value> {
+    recs.iter()
+        .filter(|r| r["name"] == name && r["qtype"] == qtype && r["transport"] == transport)
+        .collect()
+}
+
+fn answers(r: &Value) -> Vec<String> {
+    r["answers"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|x| {
+                    format!(
+                        "{} {}",
+                        x["type"].as_str().unwrap_or(""),
+                        x["data"].as_str().unwrap_or("")
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn every_query_with_its_answer_latency_and_both_processes() {
+    let Some(_serial) = e2e() else { return };
+    let t = LinearBridged::new();
+    let dns = Dnsmasq::start(t.b(), &["198.18.0.2", "2001:db8::2"]);
+    let _resolv = ResolvConf::new(t.a(), "198.18.0.2");
+    let run = NetxrayRun::new(netxray_bin())
+        .args(["dns", "-o", "json", "--timeout", "1"])
+        .args(["host", "198.18.0.2", "or", "host", "2001:db8::2"])
+        .start()
+        .unwrap_or_else(|e| panic!("netxray did not start: {e}"));
+    let a = t.a();
+    let udp4 = client(a, &["dig", "+tries=1", "@198.18.0.2", "example.test", "A"]);
+    let nx = client(a, &["dig", "+tries=1", "@198.18.0.2", "nx.test", "A"]);
+    let tcp = client(a, &["dig", "+tcp", "@198.18.0.2", "example.test", "AAAA"]);
+    let udp6 = client(a, &["dig", "+tries=1", "@2001:db8::2", "example.test", "A"]);
+    let gai = client(a, &["getent", "ahosts", "example.test"]);
+    // Nobody listens on 5300: the query is never answered.
+    let lost = client(
+        a,
+        &[
+            "dig",
+            "+tries=1",
+            "+timeout=1",
+            "-p",
+            "5300",
+            "@198.18.0.2",
+            "lost.test",
+            "A",
+        ],
+    );
+    let want = 7;
+    let got = poll_until(WAIT, Duration::from_millis(100), || {
+        let n = parse_json_lines(&run.stdout_so_far()).len();
+        (n >= want).then_some(n)
+    });
+    let out = run.stop();
+    let recs = parse_json_lines(&out.stdout);
+    assert!(
+        got.is_some(),
+        "{} records: {}\n{}",
+        recs.len(),
+        out.stdout,
+        out.stderr
+    );
+
+    let one = |name: &str, qtype: &str, transport: &str, client_pid: u32| -> Value {
+        let v: Vec<&Value> = find(&recs, name, qtype, transport)
+            .into_iter()
+            .filter(|r| r["client_process"]["pid"] == client_pid)
+            .collect();
+        assert_eq!(v.len(), 1, "{name} {qtype} {transport}: {}", out.stdout);
+        v[0].clone()
+    };
+    let r = one("example.test", "A", "udp", udp4);
+    assert_eq!(r["status"], "answered");
+    assert_eq!(r["rcode"], "NOERROR");
+    assert_eq!(answers(&r), ["A 198.18.0.9"]);
+    assert_eq!(r["client_process"]["comm"], "dig");
+    assert_eq!(r["server_process"]["comm"], "dnsmasq");
+    assert_eq!(r["server_process"]["pid"], dns.pid());
+    assert_eq!(r["client_process"]["netns_name"], a.name());
+    assert_eq!(r["server_process"]["netns_name"], t.b().name());
+    assert_eq!(r["server"], "198.18.0.2:53");
+    assert_eq!(r["latency_side"], "client");
+    assert!(
+        r["latency_ns"]
+            .as_u64()
+            .is_some_and(|l| l > 0 && l < 1_000_000_000),
+        "{r}"
+    );
+
+    let r = one("nx.test", "A", "udp", nx);
+    assert_eq!(r["rcode"], "NXDOMAIN");
+    assert!(answers(&r).is_empty());
+
+    let r = one("example.test", "AAAA", "tcp", tcp);
+    assert_eq!(r["rcode"], "NOERROR");
+    assert_eq!(answers(&r), ["AAAA 2001:db8::9"]);
+    assert_eq!(r["server_process"]["comm"], "dnsmasq");
+
+    let r = one("example.test", "A", "udp", udp6);
+    assert_eq!(r["server"], "[2001:db8::2]:53");
+    assert_eq!(answers(&r), ["A 198.18.0.9"]);
+
+    // getaddrinfo: A and AAAA, two queries (sent together with sendmmsg).
+    let r4 = one("example.test", "A", "udp", gai);
+    let r6 = one("example.test", "AAAA", "udp", gai);
+    for r in [&r4, &r6] {
+        assert_eq!(r["client_process"]["comm"], "getent");
+        assert_eq!(r["status"], "answered");
+    }
+    assert_eq!(answers(&r6), ["AAAA 2001:db8::9"]);
+
+    let r = one("lost.test", "A", "udp", lost);
+    assert_eq!(r["status"], "unanswered");
+    assert!(r["server_process"].is_null());
+
+    // The readiness probes aside, nothing else.
+    let others: Vec<&Value> = recs
+        .iter()
+        .filter(|r| r["name"] != "ready.example.test")
+        .collect();
+    assert_eq!(others.len(), want, "{}", out.stdout);
+    assert!(out.stderr.contains(" 0 lost"), "{}", out.stderr);
+}
+
+#[test]
+fn text_output_comm_in_the_kernel_and_a_bad_filter() {
+    let Some(_serial) = e2e() else { return };
+    let t = LinearBridged::new();
+    let _dns = Dnsmasq::start(t.b(), &["198.18.0.2"]);
+    let _resolv = ResolvConf::new(t.a(), "198.18.0.2");
+    let run = NetxrayRun::new(netxray_bin())
+        .args(["dns", "--comm", "getent"])
+        .start()
+        .unwrap_or_else(|e| panic!("netxray did not start: {e}"));
+    // dig first, then getent: once getent's queries are shown, dig's would
+    // have been too.
+    client(t.a(), &["dig", "@198.18.0.2", "example.test", "A"]);
+    let gai = client(t.a(), &["getent", "ahosts", "example.test"]);
+    let shown = poll_until(WAIT, Duration::from_millis(100), || {
+        let s = run.stdout_so_far();
+        (s.matches("/getent").count() >= 2).then_some(())
+    });
+    let out = run.stop();
+    assert!(shown.is_some(), "{}\n{}", out.stdout, out.stderr);
+    let lines = out.lines();
+    assert!(lines[0].starts_with("TIME"), "{}", out.stdout);
+    assert!(!out.stdout.contains("/dig"), "{}", out.stdout);
+    for l in &lines[1..] {
+        assert!(l.contains(&format!("{gai}/getent")), "{l}");
+        assert!(l.contains("example.test") && l.contains("NOERROR"), "{l}");
+    }
+
+    let bad = Command::new(netxray_bin())
+        .args(["dns", "tcp[13] = 2"])
+        .output()
+        .expect("run netxray");
+    assert_eq!(bad.status.code(), Some(2), "{bad:?}");
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("bad filter"));
+}
