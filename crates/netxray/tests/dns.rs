@@ -168,10 +168,12 @@ fn every_query_with_its_answer_latency_and_both_processes() {
     let want = 7;
     let got = poll_until(WAIT, Duration::from_millis(100), || {
         let n = parse_json_lines(&run.stdout_so_far()).len();
+        // (every record is a "dns" one until the summary at the end)
         (n >= want).then_some(n)
     });
     let out = run.stop();
-    let recs = parse_json_lines(&out.stdout);
+    let all = parse_json_lines(&out.stdout);
+    let recs: Vec<Value> = all.iter().filter(|r| r["type"] == "dns").cloned().collect();
     assert!(
         got.is_some(),
         "{} records: {}\n{}",
@@ -239,6 +241,22 @@ fn every_query_with_its_answer_latency_and_both_processes() {
         .collect();
     assert_eq!(others.len(), want, "{}", out.stdout);
     assert!(out.stderr.contains(" 0 lost"), "{}", out.stderr);
+
+    // At the end, per name: queries, errors, latency percentiles.
+    let sum: Vec<&Value> = all.iter().filter(|r| r["type"] == "dns_summary").collect();
+    let row = |name: &str| {
+        sum.iter()
+            .find(|r| r["name"] == name)
+            .unwrap_or_else(|| panic!("no summary for {name}: {}", out.stdout))
+    };
+    // example.test: dig A, dig AAAA over TCP, dig A over IPv6, getent A
+    // and AAAA; all answered.
+    assert_eq!(row("example.test")["queries"], 5);
+    assert_eq!(row("example.test")["errors"], 0);
+    assert!(row("example.test")["p50_ns"].as_u64().is_some());
+    assert_eq!(row("nx.test")["errors"], 1);
+    assert_eq!(row("lost.test")["errors"], 1);
+    assert!(row("lost.test")["p50_ns"].is_null());
 }
 
 #[test]
@@ -264,7 +282,14 @@ fn text_output_comm_in_the_kernel_and_a_bad_filter() {
     let lines = out.lines();
     assert!(lines[0].starts_with("TIME"), "{}", out.stdout);
     assert!(!out.stdout.contains("/dig"), "{}", out.stdout);
-    for l in &lines[1..] {
+    // The records, then a blank line and the summary per name.
+    let end = lines
+        .iter()
+        .position(|l| l.is_empty())
+        .unwrap_or(lines.len());
+    assert!(lines[end + 1].starts_with("NAME"), "{}", out.stdout);
+    assert!(lines[end + 2].starts_with("example.test"), "{}", out.stdout);
+    for l in &lines[1..end] {
         assert!(l.contains(&format!("{gai}/getent")), "{l}");
         assert!(l.contains("example.test") && l.contains("NOERROR"), "{l}");
     }

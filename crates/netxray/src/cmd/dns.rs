@@ -13,7 +13,10 @@ use crate::kernel::netns::{self, Names};
 use crate::kernel::ring::EventRing;
 use crate::model::conn::Ends;
 use crate::model::filter::Filter;
-use crate::model::l7::dns_query::{Direction, Exchange, Observed, Side, Tracker, Transport};
+use crate::model::l7::dns_query::{
+    Direction, Exchange, Observed, Outcome, Side, Tracker, Transport,
+};
+use crate::model::l7::summary::Summary;
 use crate::model::value::NsId;
 use crate::output::dns::{Context, DnsPrinter};
 use netxray_abi::l7::{Dir, L7Counter, L7Event, SOCK_STREAM};
@@ -84,6 +87,7 @@ pub fn run(args: DnsArgs) -> Result<ExitCode> {
         session,
         ring,
         tracker: Tracker::new(MAX_PENDING),
+        summary: Summary::default(),
         names: Names::new(),
         wall: Box::new(move |mono: u64| (mono as i128 + offset).max(0) as u64),
         printer: DnsPrinter::new(
@@ -109,6 +113,7 @@ struct DnsJob {
     session: L7Session,
     ring: EventRing,
     tracker: Tracker,
+    summary: Summary,
     names: Names,
     wall: Box<dyn Fn(u64) -> u64>,
     printer: DnsPrinter<io::BufWriter<io::StdoutLock<'static>>>,
@@ -134,6 +139,9 @@ impl DnsJob {
             }
             self.printer.exchange(e, &mut cx).map_err(run::output)?;
             self.shown += 1;
+            let error = !matches!(e.outcome, Outcome::Answered { rcode: 0, .. });
+            let key = if e.name.is_empty() { "(none)" } else { &e.name };
+            self.summary.add(key, e.latency_ns, error);
         }
         if !records.is_empty() {
             self.printer.flush().map_err(run::output)?;
@@ -226,11 +234,13 @@ impl Job for DnsJob {
         } else {
             self.count
         };
-        if self.drain_up_to(limit)? == Flow::Stop {
-            return Ok(());
+        if self.drain_up_to(limit)? == Flow::Go {
+            let left = self.tracker.finish();
+            self.print(left, limit)?;
         }
-        let left = self.tracker.finish();
-        self.print(left, limit).map(|_| ())
+        self.printer
+            .summary(&self.summary.rows())
+            .map_err(run::output)
     }
 }
 

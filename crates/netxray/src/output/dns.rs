@@ -4,6 +4,7 @@
 use super::clock;
 use crate::model::l7::dns::{rcode_name, type_name};
 use crate::model::l7::dns_query::{Exchange, Outcome, Side};
+use crate::model::l7::summary::Row;
 use serde::Serialize;
 use std::io::{self, Write};
 use std::net::SocketAddr;
@@ -56,6 +57,23 @@ struct JsonQuery<'a> {
     server_process: Option<JsonSide>,
 }
 
+#[derive(Serialize)]
+struct JsonSummary<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    name: &'a str,
+    queries: u64,
+    errors: u64,
+    p50_ns: Option<u64>,
+    p90_ns: Option<u64>,
+    p99_ns: Option<u64>,
+    max_ns: Option<u64>,
+}
+
+fn ms(ns: Option<u64>) -> String {
+    ns.map_or_else(|| "-".to_string(), |l| format!("{:.3}", l as f64 / 1e6))
+}
+
 /// `answered`, `unanswered` or `malformed`.
 pub fn status(o: &Outcome) -> &'static str {
     match o {
@@ -81,6 +99,50 @@ impl<W: Write> DnsPrinter<W> {
     }
 
     pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
+    /// The end of the run: per name, queries, errors (an rcode other than
+    /// NOERROR, no answer, malformed) and latency percentiles.
+    pub fn summary(&mut self, rows: &[Row]) -> io::Result<()> {
+        if self.json {
+            for r in rows {
+                let j = JsonSummary {
+                    kind: "dns_summary",
+                    name: &r.key,
+                    queries: r.count,
+                    errors: r.errors,
+                    p50_ns: r.p50,
+                    p90_ns: r.p90,
+                    p99_ns: r.p99,
+                    max_ns: r.max,
+                };
+                serde_json::to_writer(&mut self.out, &j).map_err(io::Error::other)?;
+                self.out.write_all(b"\n")?;
+            }
+            return self.out.flush();
+        }
+        if rows.is_empty() {
+            return Ok(());
+        }
+        writeln!(
+            self.out,
+            "\n{:<40} {:>8} {:>7} {:>9} {:>9} {:>9} {:>9}",
+            "NAME", "QUERIES", "ERRORS", "P50(ms)", "P90(ms)", "P99(ms)", "MAX(ms)"
+        )?;
+        for r in rows {
+            writeln!(
+                self.out,
+                "{:<40} {:>8} {:>7} {:>9} {:>9} {:>9} {:>9}",
+                r.key,
+                r.count,
+                r.errors,
+                ms(r.p50),
+                ms(r.p90),
+                ms(r.p99),
+                ms(r.max)
+            )?;
+        }
         self.out.flush()
     }
 
@@ -194,9 +256,7 @@ impl<W: Write> DnsPrinter<W> {
             Outcome::Unanswered => ("-".into(), "(no answer)".into()),
             Outcome::Malformed(why) => ("MALFORMED".into(), why.clone()),
         };
-        let lat = e
-            .latency_ns
-            .map_or_else(|| "-".to_string(), |l| format!("{:.3}", l as f64 / 1e6));
+        let lat = ms(e.latency_ns);
         writeln!(
             self.out,
             "{:<15} {:<5} {:<22} {:<22} {:>5} {:<6} {:<32} {:<9} {:>9}  {:<20} {:<20} {}",

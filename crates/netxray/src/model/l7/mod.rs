@@ -4,3 +4,4 @@
 
 pub mod dns;
 pub mod dns_query;
+pub mod summary;
