@@ -267,9 +267,9 @@ fn summary(why: Stop, shown: u64, bad: u64, overflow: u64, c: &L7Counter) {
     let mut err = io::stderr().lock();
     let _ = writeln!(
         err,
-        "netxray: {why}: {shown} queries shown; kernel: {} messages on IP sockets, {} kept by the filters, \
-         {} sent, {} lost (ring buffer full), {} calls not followed (in flight before netxray started, or table full: {}), \
-         {} unreadable buffers{}{}",
+        "netxray: {why}: {shown} queries shown; kernel: {} calls with data on TCP/UDP sockets, {} kept by the filters, \
+         {} messages sent, {} lost (ring buffer full), {} calls not followed (in flight when netxray started; any file), \
+         {} not followed (too many in flight), {} unreadable buffers{}{}",
         c.calls,
         c.matched,
         c.emitted,
