@@ -48,11 +48,12 @@ struct {
 } nx_l7_events SEC(".maps");
 
 /* The record under construction, with room after it: a copy at offset
- * `at` (< NX_L7_CAP) of `n` (<= NX_L7_CAP) bytes stays inside the value as
- * far as the verifier can tell (it does not know at + n <= NX_L7_CAP). */
+ * `off` of `n` bytes stays inside the value as far as the verifier can
+ * tell from the masks in nx_l7_copy (it does not know off + n <=
+ * NX_L7_CAP, which the code ensures). */
 struct nx_l7_scratch {
 	struct nx_l7_event ev;
-	__u8 slack[NX_L7_CAP];
+	__u8 slack[2 * NX_L7_CAP];
 };
 
 struct {
@@ -200,24 +201,28 @@ static __always_inline void nx_l7_peer(struct nx_l7_event *e, __u64 uaddr)
 }
 
 /* Copy up to `want` bytes from user `src` to data[at..]; returns bytes
- * copied. at + want <= cap is the caller's bound. */
+ * copied (never past data[NX_L7_CAP]). */
 static __always_inline __u32 nx_l7_copy(struct nx_l7_event *e, __u32 at, __u64 src, __u64 want,
 					struct nx_l7_counter *cnt)
 {
-	__u32 n = want;
+	__u64 off = at;
+	__u64 n = want;
 
-	if (at >= NX_L7_CAP)
+	if (off >= NX_L7_CAP)
 		return 0;
-	if (want > NX_L7_CAP - at)
-		n = NX_L7_CAP - at;
-	/* Bounded again where used: the verifier loses bounds the compiler
-	 * keeps on the stack (see nx_emit_rec). */
+	if (n > NX_L7_CAP - off)
+		n = NX_L7_CAP - off;
+	if (n == 0)
+		return 0;
+	/* Bounds the verifier keeps on every kernel (5.10's lost those of the
+	 * comparisons above: "R2 min value is negative"): masks the compiler
+	 * cannot drop, behind the barriers. The scratch's slack covers
+	 * off + n up to (NX_L7_CAP - 1) + (2 * NX_L7_CAP - 1). */
+	barrier_var(off);
 	barrier_var(n);
-	if (n == 0 || n > NX_L7_CAP)
-		return 0;
-	barrier_var(at);
-	at &= NX_L7_CAP - 1;
-	if (bpf_probe_read_user(&e->data[at], n, (void *)src)) {
+	off &= NX_L7_CAP - 1;
+	n &= 2 * NX_L7_CAP - 1;
+	if (bpf_probe_read_user(&e->data[off], n, (void *)src)) {
 		cnt->read_errors++;
 		return 0;
 	}
