@@ -4,7 +4,7 @@
 # scripts/test.sh (group "test"), .ci/run (all groups) and
 # scripts/kmatrix/run.sh (group "matrix"); safe to run again.
 #
-#   scripts/setup.sh [test] [bpf] [matrix]     (default: test)
+#   scripts/setup.sh [test] [bpf] [matrix] [bench]     (default: test)
 #
 # test:   iproute2 (ip, tc), nftables (nft), tcpdump (the filter oracle),
 #         bpftool (leftover checks), util-linux (setpriv), coreutils (stdbuf),
@@ -13,6 +13,7 @@
 # bpf:    clang-19, llvm-19, libbpf-dev at the versions the committed
 #         objects were built with (scripts/check-bpf.sh compares bytes)
 # matrix: qemu-system-x86 and what builds a guest's initramfs
+# bench:  dnsperf (scripts/bench-dns.sh)
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
@@ -48,6 +49,9 @@ for g in "${groups[@]}"; do
 			want+=("clang-19=$CLANG_VERSION" "llvm-19=$CLANG_VERSION" "libbpf-dev=$LIBBPF_VERSION")
 		fi
 		;;
+	bench)
+		need dnsperf dnsperf
+		;;
 	matrix)
 		need qemu-system-x86 qemu-system-x86_64
 		need busybox-static /bin/busybox
@@ -59,7 +63,7 @@ for g in "${groups[@]}"; do
 		need iproute2 ip
 		;;
 	*)
-		echo "setup.sh: unknown group '$g' (test, bpf, matrix)" >&2
+		echo "setup.sh: unknown group '$g' (test, bpf, matrix, bench)" >&2
 		exit 2
 		;;
 	esac

@@ -25,7 +25,7 @@
 
 use super::dns::{self, Message, Rdata};
 use crate::model::value::NsId;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 
 /// The transport a message went over.
@@ -144,7 +144,9 @@ pub const GRACE_NS: u64 = 300_000_000;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Key {
-    client: SocketAddr,
+    /// The client's port: its address is not in the key (a client socket
+    /// bound to the wildcard address, as dnsperf's, does not know it).
+    client_port: u16,
     server_port: u16,
     transport: Transport,
     id: u16,
@@ -153,9 +155,22 @@ struct Key {
 }
 
 impl Pending {
-    fn new(first_ns: u64, server: SocketAddr) -> Self {
+    /// Addresses as one side sees them: a socket bound to the wildcard
+    /// address does not know its own, the other side does.
+    fn learn(&mut self, client: SocketAddr, server: SocketAddr) {
+        if self.client_addr.ip().is_unspecified() && !client.ip().is_unspecified() {
+            self.client_addr = client;
+        }
+        if self.server.ip().is_unspecified() && !server.ip().is_unspecified() {
+            self.server = server;
+        }
+    }
+
+    fn new(first_ns: u64, client: SocketAddr, server: SocketAddr) -> Self {
         Self {
+            seq: 0,
             first_ns,
+            client_addr: client,
             server,
             client: None,
             server_side: None,
@@ -167,7 +182,10 @@ impl Pending {
 
 #[derive(Debug, Clone)]
 struct Pending {
+    /// Which insertion this is (the queues' entries name it).
+    seq: u64,
     first_ns: u64,
+    client_addr: SocketAddr,
     server: SocketAddr,
     /// The client's process and when it wrote the query.
     client: Option<(Side, u64)>,
@@ -184,6 +202,13 @@ struct Pending {
 #[derive(Debug, Default)]
 pub struct Tracker {
     pending: HashMap<Key, Pending>,
+    /// Pending queries in the order they came (time, insertion number,
+    /// key): expiry and eviction take from the front. Entries whose query
+    /// is gone are skipped there (and compacted away when too many).
+    order: VecDeque<(u64, u64, Key)>,
+    /// Answers a server wrote, waiting for their client, in order.
+    answered: VecDeque<(u64, u64, Key)>,
+    seq: u64,
     /// TCP: the length prefix read or written apart from its message (in
     /// a call of its own, or a byte at a time), per (socket, direction).
     tcp: HashMap<(u64, bool), TcpFrame>,
@@ -275,30 +300,41 @@ impl Tracker {
         };
         let q = p.msg.questions.first();
         let key = Key {
-            client,
+            client_port: client.port(),
             server_port: server.port(),
             transport: o.transport,
             id: p.msg.id,
             name: q.map(|q| q.name.to_ascii_lowercase()).unwrap_or_default(),
             qtype: q.map_or(0, |q| q.qtype),
         };
+        let ends = (client, server);
         if !p.msg.response {
-            self.query(key, server, o, sent)
+            self.query(key, ends, o, sent)
         } else {
             let outcome = answered(&p.msg);
-            self.answer(key, server, o, sent, outcome, q.map(|q| q.name.clone()))
+            self.answer(key, ends, o, sent, outcome, q.map(|q| q.name.clone()))
         }
     }
 
-    fn query(&mut self, key: Key, server: SocketAddr, o: &Observed, sent: bool) -> Vec<Exchange> {
+    fn query(
+        &mut self,
+        key: Key,
+        (client, server): (SocketAddr, SocketAddr),
+        o: &Observed,
+        sent: bool,
+    ) -> Vec<Exchange> {
         let mut out = Vec::new();
-        if !self.pending.contains_key(&key) && self.pending.len() >= self.max_pending {
-            out.extend(self.evict_oldest());
+        if !self.pending.contains_key(&key) {
+            if self.pending.len() >= self.max_pending {
+                out.extend(self.evict_oldest());
+            }
+            let p = self.fresh(o.at(), (client, server), &key);
+            self.pending.insert(key.clone(), p);
         }
-        let entry = self
-            .pending
-            .entry(key)
-            .or_insert_with(|| Pending::new(o.at(), server));
+        let Some(entry) = self.pending.get_mut(&key) else {
+            return out;
+        };
+        entry.learn(client, server);
         entry.first_ns = entry.first_ns.min(o.at());
         if sent {
             // A retry of the same query keeps the first time.
@@ -306,27 +342,24 @@ impl Tracker {
         } else {
             entry.server_side.get_or_insert((o.side.clone(), o.at()));
         }
-        // A server bound to the wildcard address does not know its own.
-        if !server.ip().is_unspecified() {
-            entry.server = server;
-        }
         out
     }
 
     fn answer(
         &mut self,
         key: Key,
-        server: SocketAddr,
+        (client, server): (SocketAddr, SocketAddr),
         o: &Observed,
         sent: bool,
         outcome: Outcome,
         name: Option<String>,
     ) -> Vec<Exchange> {
         let at = o.at();
-        let mut p = self
-            .pending
-            .remove(&key)
-            .unwrap_or_else(|| Pending::new(at, server));
+        let mut p = match self.pending.remove(&key) {
+            Some(p) => p,
+            None => self.fresh(at, (client, server), &key),
+        };
+        p.learn(client, server);
         if sent {
             // The server wrote the answer: the record waits for the asking
             // side (see GRACE_NS).
@@ -334,8 +367,13 @@ impl Tracker {
             p.server_side.get_or_insert((o.side.clone(), 0));
             p.answer = Some((outcome, at));
             p.answer_name = name;
+            self.answered.push_back((at, p.seq, key.clone()));
+            let mut out = Vec::new();
+            if self.pending.len() >= self.max_pending {
+                out.extend(self.evict_oldest());
+            }
             self.pending.insert(key, p);
-            return Vec::new();
+            return out;
         }
         let latency = p
             .client
@@ -347,43 +385,81 @@ impl Tracker {
         vec![record(&key, name, &p, outcome, latency)]
     }
 
+    /// A new pending query, queued for expiry.
+    fn fresh(&mut self, at: u64, (client, server): (SocketAddr, SocketAddr), key: &Key) -> Pending {
+        self.seq += 1;
+        self.order.push_back((at, self.seq, key.clone()));
+        if self.order.len() > 4 * self.max_pending {
+            let pending = &self.pending;
+            self.order
+                .retain(|(_, seq, k)| pending.get(k).is_some_and(|p| p.seq == *seq));
+            self.answered
+                .retain(|(_, seq, k)| pending.get(k).is_some_and(|p| p.seq == *seq));
+        }
+        Pending {
+            seq: self.seq,
+            ..Pending::new(at, client, server)
+        }
+    }
+
+    /// The pending query a queue entry names, if it is still that one.
+    fn take_live(&mut self, seq: u64, key: &Key) -> Option<Pending> {
+        if self.pending.get(key).is_some_and(|p| p.seq == seq) {
+            self.pending.remove(key)
+        } else {
+            None
+        }
+    }
+
     /// Queries older than `timeout_ns` at `now_ns`, and answers a server
     /// wrote more than [`GRACE_NS`] ago that no client of this host read:
     /// reported (unanswered, or from the server's side).
     pub fn expire(&mut self, now_ns: u64, timeout_ns: u64) -> Vec<Exchange> {
-        let old: Vec<Key> =
-            self.pending
-                .iter()
-                .filter(|(_, p)| {
-                    let answered_long_ago = p.answer.as_ref().is_some_and(|(_, at)| {
-                        now_ns.saturating_sub(*at) >= GRACE_NS.min(timeout_ns)
-                    });
-                    answered_long_ago || now_ns.saturating_sub(p.first_ns) >= timeout_ns
-                })
-                .map(|(k, _)| k.clone())
-                .collect();
-        let mut out: Vec<Exchange> = old
-            .into_iter()
-            .filter_map(|k| self.pending.remove(&k).map(|p| unanswered(&k, &p)))
-            .collect();
+        let mut out = Vec::new();
+        let grace = GRACE_NS.min(timeout_ns);
+        while let Some((at, seq, key)) = self.answered.front().cloned() {
+            if now_ns.saturating_sub(at) < grace {
+                break;
+            }
+            self.answered.pop_front();
+            if let Some(p) = self.take_live(seq, &key) {
+                out.push(unanswered(&key, &p));
+            }
+        }
+        while let Some((at, seq, key)) = self.order.front().cloned() {
+            if now_ns.saturating_sub(at) < timeout_ns {
+                break;
+            }
+            self.order.pop_front();
+            if let Some(p) = self.take_live(seq, &key) {
+                out.push(unanswered(&key, &p));
+            }
+        }
         out.sort_by_key(|e| e.ts_ns);
         out
     }
 
     /// The end of the run: every query still waiting.
     pub fn finish(&mut self) -> Vec<Exchange> {
-        self.expire(u64::MAX, 0)
+        self.order.clear();
+        self.answered.clear();
+        let mut out: Vec<Exchange> = self
+            .pending
+            .drain()
+            .map(|(k, p)| unanswered(&k, &p))
+            .collect();
+        out.sort_by_key(|e| e.ts_ns);
+        out
     }
 
     fn evict_oldest(&mut self) -> Option<Exchange> {
-        let key = self
-            .pending
-            .iter()
-            .min_by_key(|(_, p)| p.first_ns)
-            .map(|(k, _)| k.clone())?;
-        let p = self.pending.remove(&key)?;
-        self.overflow += 1;
-        Some(unanswered(&key, &p))
+        while let Some((_, seq, key)) = self.order.pop_front() {
+            if let Some(p) = self.take_live(seq, &key) {
+                self.overflow += 1;
+                return Some(unanswered(&key, &p));
+            }
+        }
+        None
     }
 }
 
@@ -417,7 +493,7 @@ fn record(
             .filter(|t| *t > 0)
             .unwrap_or(p.first_ns),
         transport: key.transport,
-        client: key.client,
+        client: SocketAddr::new(p.client_addr.ip(), key.client_port),
         server: SocketAddr::new(p.server.ip(), key.server_port),
         id: key.id,
         name: name.unwrap_or_else(|| key.name.clone()),
@@ -622,6 +698,31 @@ mod tests {
             &[1, 2, 3],
         ));
         assert!(matches!(bad[0].outcome, Outcome::Malformed(_)));
+    }
+
+    #[test]
+    fn too_many_waiting_reports_the_oldest_unanswered() {
+        let mut t = Tracker::new(2);
+        let c = side(10, "dnsperf");
+        let q: Vec<Vec<u8>> = (0..3).map(|i| wire(i, "a.test", None)).collect();
+        let send = |t: &mut Tracker, i: usize| {
+            t.observe(&obs(
+                i as u64,
+                &c,
+                Direction::Sent,
+                "198.18.0.1:1",
+                "198.18.0.2:53",
+                &q[i],
+            ))
+        };
+        assert!(send(&mut t, 0).is_empty());
+        assert!(send(&mut t, 1).is_empty());
+        let out = send(&mut t, 2);
+        assert_eq!(out.len(), 1);
+        assert_eq!((out[0].id, &out[0].outcome), (0, &Outcome::Unanswered));
+        assert_eq!(t.overflow, 1);
+        assert_eq!(t.pending(), 2);
+        assert_eq!(t.finish().len(), 2);
     }
 
     #[test]
