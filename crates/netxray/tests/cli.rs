@@ -183,6 +183,9 @@ fn hooks_lists_the_tree() {
         assert!(text.contains(&format!("  {g}: ")), "group {g} in:\n{text}");
     }
     assert!(text.contains("skb:kfree_skb"));
+    // netxray dns's system calls, in a section of their own.
+    assert!(text.contains("\nsyscalls: "), "{text}");
+    assert!(text.contains("syscalls:sendmmsg"), "{text}");
     let out = netxray(&["hooks", "--output", "json"]);
     let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
         .lines()

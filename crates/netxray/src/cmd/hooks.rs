@@ -8,7 +8,7 @@ use crate::kernel::netns;
 use crate::kernel::tc::{self, TcPath};
 use crate::kernel::trace::{hook_available, hook_lacks};
 use crate::model::hook::{Backend, HookPoint, HOOKS};
-use crate::output::hooks::{HookList, HookRow, LoadList};
+use crate::output::hooks::{HookList, HookRow, LoadList, SyscallRow};
 use crate::output::report;
 use std::process::ExitCode;
 
@@ -35,6 +35,13 @@ pub fn run(args: HooksArgs) -> Result<ExitCode> {
                 available: avail(h),
                 via: via(h),
                 kernel_lacks: lacks(h),
+            })
+            .collect(),
+        syscalls: crate::kernel::l7::SYSCALLS
+            .iter()
+            .map(|call| SyscallRow {
+                call,
+                available: crate::kernel::l7::syscall_available(call),
             })
             .collect(),
     };

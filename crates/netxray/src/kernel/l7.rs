@@ -24,6 +24,21 @@ pub const SYSCALLS: &[&str] = &[
     "sendmmsg",
 ];
 
+/// Whether this kernel has the entry and return tracepoints of `call`;
+/// None when tracefs is not mounted (not mounted here: `hooks` changes
+/// nothing).
+pub fn syscall_available(call: &str) -> Option<bool> {
+    let events = std::path::Path::new(crate::kernel::sys::TRACEFS).join("events");
+    if !events.is_dir() {
+        return None;
+    }
+    let dir = events.join("syscalls");
+    Some(
+        dir.join(format!("sys_enter_{call}")).is_dir()
+            && dir.join(format!("sys_exit_{call}")).is_dir(),
+    )
+}
+
 /// Which sockets: stream (TCP), datagram (UDP), or both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Transports {

@@ -20,12 +20,33 @@ pub struct HookRow {
     pub kernel_lacks: Option<String>,
 }
 
+const SYSCALL_NOTE: &str =
+    "entry and return (sys_enter_*, sys_exit_*): the first 1024 bytes of each message";
+
+/// A system call whose data `dns` (and `http`) read: its entry and return
+/// tracepoints.
+#[derive(Serialize)]
+pub struct SyscallRow {
+    pub call: &'static str,
+    /// None: tracefs is not mounted, so not checked.
+    pub available: Option<bool>,
+}
+
 /// Every hook netxray knows.
 #[derive(Serialize)]
 pub struct HookList {
     /// Checked against this kernel's BTF.
     pub btf_checked: bool,
     pub rows: Vec<HookRow>,
+    pub syscalls: Vec<SyscallRow>,
+}
+
+fn mark(available: Option<bool>) -> &'static str {
+    match available {
+        Some(true) => "ok",
+        Some(false) => "MISSING",
+        None => "?",
+    }
 }
 
 impl Report for HookList {
@@ -37,6 +58,14 @@ impl Report for HookList {
                 "hook": h.name, "group": h.group.name(), "backend": h.backend,
                 "available": r.available, "via": r.via, "note": h.note,
                 "kernel_lacks": r.kernel_lacks,
+            });
+            writeln!(out, "{v}")?;
+        }
+        for r in &self.syscalls {
+            let v = serde_json::json!({
+                "hook": format!("syscalls:{}", r.call), "group": "syscalls",
+                "backend": "syscall-tracepoints", "available": r.available,
+                "note": SYSCALL_NOTE,
             });
             writeln!(out, "{v}")?;
         }
@@ -57,11 +86,7 @@ impl Report for HookList {
             writeln!(out, "  {}: {}", g.name(), g.about())?;
             for r in self.rows.iter().filter(|r| r.hook.group == g) {
                 let h = r.hook;
-                let mark = match r.available {
-                    Some(true) => "ok",
-                    Some(false) => "MISSING",
-                    None => "?",
-                };
+                let mark = mark(r.available);
                 let legacy = if r.via == Some("clsact") {
                     " [no tcx in this kernel: through legacy tc, clsact + cls_bpf]".to_string()
                 } else if let Some(what) = &r.kernel_lacks {
@@ -75,7 +100,25 @@ impl Report for HookList {
         writeln!(
             out,
             "\nSelect with -t/--hooks GROUP|HOOK[,...]; default: every available hook but the ret and netfilter groups (the word `default` selects that set)."
-        )
+        )?;
+        writeln!(
+            out,
+            "\nsyscalls: data processes write to and read from TCP and UDP sockets, for netxray dns ({})",
+            if self.syscalls.iter().any(|r| r.available.is_none()) {
+                "not checked: tracefs is not mounted; netxray dns and doctor mount it"
+            } else {
+                "checked in tracefs"
+            }
+        )?;
+        for r in &self.syscalls {
+            writeln!(
+                out,
+                "    {:<34} {:<8} {SYSCALL_NOTE}",
+                format!("syscalls:{}", r.call),
+                mark(r.available)
+            )?;
+        }
+        Ok(())
     }
 }
 
