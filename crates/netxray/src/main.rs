@@ -39,6 +39,7 @@ fn main() -> ExitCode {
         Command::Stats(a) => cmd::stats::run(*a),
         Command::Conn(a) => cmd::conn::run(*a),
         Command::Dns(a) => cmd::dns::run(*a),
+        Command::Http(a) => cmd::http::run(*a),
         Command::Hooks(a) => cmd::hooks::run(a),
         Command::Doctor(a) => cmd::doctor::run(a.output.output == netxray::cli::OutputFormat::Json)
             .map_err(|e| netxray::error::Error::Runtime(format!("{e:#}"))),

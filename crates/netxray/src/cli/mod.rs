@@ -41,6 +41,10 @@ pub enum Command {
     /// answer, latency and the processes on both sides (system calls on
     /// UDP and TCP sockets, any namespace).
     Dns(Box<DnsArgs>),
+    /// Every HTTP/1.x request with its response, status, sizes and latency,
+    /// and the processes on both sides (system calls on TCP sockets, any
+    /// namespace; keep-alive and pipelining).
+    Http(Box<HttpArgs>),
     /// Show the hook tree: groups, hooks, and whether this kernel has them.
     Hooks(HooksArgs),
     /// Check what this kernel and these privileges allow netxray to do.
@@ -333,24 +337,24 @@ pub struct DoctorArgs {
     pub output: OutputArgs,
 }
 
+/// What `dns` and `http` share (cmd/l7.rs).
 #[derive(Debug, Args)]
-pub struct DnsArgs {
+pub struct L7Args {
     #[command(flatten)]
     pub output: OutputArgs,
-    /// Only queries asked or answered by this process (tested in the
-    /// kernel).
+    /// Only this process (tested in the kernel).
     #[arg(long)]
     pub pid: Option<u32>,
-    /// Only queries asked or answered by processes of this name (at most
-    /// 15 bytes, as the kernel keeps it; tested in the kernel).
+    /// Only processes of this name (their main thread's, as ps shows it; at
+    /// most 15 bytes; tested in the kernel).
     #[arg(long, value_parser = values::comm)]
     pub comm: Option<String>,
     /// Only this network namespace: an inode number, a name under
     /// /run/netns, or a path such as /proc/PID/ns/net (tested in the kernel).
     #[arg(long)]
     pub netns: Option<String>,
-    /// Seconds a query waits for its answer before it is reported
-    /// unanswered.
+    /// Seconds a request or query waits for its answer before it is
+    /// reported without one.
     #[arg(long, default_value_t = 5.0, value_parser = values::interval)]
     pub timeout: f64,
     #[command(flatten)]
@@ -360,9 +364,24 @@ pub struct DnsArgs {
     pub ring_size: u32,
     /// A filter on addresses and ports in tcpdump's language, on the
     /// socket's flow (the peer of an unconnected UDP socket is the address
-    /// the call names). Default: `port 53`.
+    /// the call names), tested in the kernel before anything is copied.
     #[arg(value_name = "EXPRESSION")]
     pub expression: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DnsArgs {
+    /// (The expression defaults to `port 53`.)
+    #[command(flatten)]
+    pub l7: L7Args,
+}
+
+#[derive(Debug, Args)]
+pub struct HttpArgs {
+    /// (Without an expression: every TCP socket; what is not HTTP is
+    /// ignored.)
+    #[command(flatten)]
+    pub l7: L7Args,
 }
 
 #[derive(Debug, Args)]

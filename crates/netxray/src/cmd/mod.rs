@@ -6,6 +6,8 @@ pub mod dns;
 pub mod doctor;
 pub mod drops;
 pub mod hooks;
+pub mod http;
+pub mod l7;
 pub mod run;
 pub mod stats;
 pub mod trace;

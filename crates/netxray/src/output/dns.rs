@@ -2,20 +2,15 @@
 //! object per line (schema: docs/dns.md).
 
 use super::clock;
+use super::l7::{ms, summary_table, Context, SummaryLabels};
+use crate::cmd::l7::L7Printer;
+use crate::model::l7::call::Side;
 use crate::model::l7::dns::{rcode_name, type_name};
-use crate::model::l7::dns_query::{Exchange, Outcome, Side};
+use crate::model::l7::dns_query::{Exchange, Outcome};
 use crate::model::l7::summary::Row;
 use serde::Serialize;
 use std::io::{self, Write};
 use std::net::SocketAddr;
-
-/// What the printer needs besides the record.
-pub struct Context<'a> {
-    /// Wall-clock nanoseconds of a monotonic timestamp.
-    pub wall_ns: &'a dyn Fn(u64) -> u64,
-    /// A namespace's name, if it has one.
-    pub netns_name: &'a mut dyn FnMut(&Side) -> Option<String>,
-}
 
 #[derive(Serialize)]
 struct JsonSide {
@@ -57,23 +52,6 @@ struct JsonQuery<'a> {
     server_process: Option<JsonSide>,
 }
 
-#[derive(Serialize)]
-struct JsonSummary<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    name: &'a str,
-    queries: u64,
-    errors: u64,
-    p50_ns: Option<u64>,
-    p90_ns: Option<u64>,
-    p99_ns: Option<u64>,
-    max_ns: Option<u64>,
-}
-
-fn ms(ns: Option<u64>) -> String {
-    ns.map_or_else(|| "-".to_string(), |l| format!("{:.3}", l as f64 / 1e6))
-}
-
 /// `answered`, `unanswered` or `malformed`.
 pub fn status(o: &Outcome) -> &'static str {
     match o {
@@ -96,54 +74,6 @@ impl<W: Write> DnsPrinter<W> {
             json,
             header: false,
         }
-    }
-
-    pub fn flush(&mut self) -> io::Result<()> {
-        self.out.flush()
-    }
-
-    /// The end of the run: per name, queries, errors (an rcode other than
-    /// NOERROR, no answer, malformed) and latency percentiles.
-    pub fn summary(&mut self, rows: &[Row]) -> io::Result<()> {
-        if self.json {
-            for r in rows {
-                let j = JsonSummary {
-                    kind: "dns_summary",
-                    name: &r.key,
-                    queries: r.count,
-                    errors: r.errors,
-                    p50_ns: r.p50,
-                    p90_ns: r.p90,
-                    p99_ns: r.p99,
-                    max_ns: r.max,
-                };
-                serde_json::to_writer(&mut self.out, &j).map_err(io::Error::other)?;
-                self.out.write_all(b"\n")?;
-            }
-            return self.out.flush();
-        }
-        if rows.is_empty() {
-            return Ok(());
-        }
-        writeln!(
-            self.out,
-            "\n{:<40} {:>8} {:>7} {:>9} {:>9} {:>9} {:>9}",
-            "NAME", "QUERIES", "ERRORS", "P50(ms)", "P90(ms)", "P99(ms)", "MAX(ms)"
-        )?;
-        for r in rows {
-            writeln!(
-                self.out,
-                "{:<40} {:>8} {:>7} {:>9} {:>9} {:>9} {:>9}",
-                r.key,
-                r.count,
-                r.errors,
-                ms(r.p50),
-                ms(r.p90),
-                ms(r.p99),
-                ms(r.max)
-            )?;
-        }
-        self.out.flush()
     }
 
     pub fn exchange(&mut self, e: &Exchange, cx: &mut Context<'_>) -> io::Result<()> {
@@ -273,5 +203,26 @@ impl<W: Write> DnsPrinter<W> {
             proc_(&e.server_side),
             answers
         )
+    }
+}
+
+impl<W: Write> L7Printer<Exchange> for DnsPrinter<W> {
+    fn record(&mut self, e: &Exchange, cx: &mut Context<'_>) -> io::Result<()> {
+        self.exchange(e, cx)
+    }
+
+    /// The end of the run: per name, queries, errors (an rcode other than
+    /// NOERROR, no answer, malformed) and latency percentiles.
+    fn summary(&mut self, rows: &[Row]) -> io::Result<()> {
+        let labels = SummaryLabels {
+            kind: "dns_summary",
+            key: "name",
+            count: "queries",
+        };
+        summary_table(&mut self.out, self.json, &labels, rows)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
     }
 }

@@ -23,74 +23,10 @@
 //! The client's latency is query written -> answer read; the server's,
 //! query read -> answer written.
 
+use super::call::{Direction, Observed, Side, Transport};
 use super::dns::{self, Message, Rdata};
-use crate::model::value::NsId;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-
-/// The transport a message went over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Transport {
-    Udp,
-    Tcp,
-}
-
-impl Transport {
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Udp => "udp",
-            Self::Tcp => "tcp",
-        }
-    }
-}
-
-/// Whether the process sent or received the message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
-    Sent,
-    Received,
-}
-
-/// The process on one side of a query.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Side {
-    pub pid: u32,
-    pub tid: u32,
-    pub comm: String,
-    pub netns: NsId,
-}
-
-/// One message as a system call moved it.
-#[derive(Debug, Clone)]
-pub struct Observed<'a> {
-    /// When the call returned (CLOCK_MONOTONIC, ns).
-    pub ts_ns: u64,
-    /// When it was entered.
-    pub enter_ns: u64,
-    pub side: Side,
-    pub dir: Direction,
-    pub transport: Transport,
-    pub local: SocketAddr,
-    pub remote: SocketAddr,
-    /// The socket (kernel address): TCP's length prefix is followed per
-    /// socket and direction.
-    pub sk: u64,
-    /// The bytes copied (a prefix of the message).
-    pub bytes: &'a [u8],
-    /// The message's real length.
-    pub len: usize,
-}
-
-impl Observed<'_> {
-    /// When the message moved: a write at the call's entry (the reader may
-    /// have it before the writer's call returns), a read at its return.
-    fn at(&self) -> u64 {
-        match self.dir {
-            Direction::Sent if self.enter_ns > 0 => self.enter_ns,
-            _ => self.ts_ns,
-        }
-    }
-}
 
 /// An answer, as shown.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -561,6 +497,8 @@ fn malformed(o: &Observed, why: String) -> Exchange {
 mod tests {
     use super::*;
 
+    use crate::model::value::NsId;
+
     fn side(pid: u32, comm: &str) -> Side {
         Side {
             pid,
@@ -610,6 +548,7 @@ mod tests {
             remote: remote.parse().expect("addr"),
             sk: 1,
             bytes,
+            tail: &[],
             len: bytes.len(),
         }
     }

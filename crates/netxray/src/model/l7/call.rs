@@ -1,0 +1,107 @@
+//! One message as a system call moved it: the common input of `dns` and
+//! `http`, made from a kernel record in one step.
+
+use crate::model::conn::Ends;
+use crate::model::value::NsId;
+use netxray_abi::l7::{Dir, L7Event, SOCK_STREAM};
+use std::net::SocketAddr;
+
+/// The transport a message went over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+impl Transport {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Udp => "udp",
+            Self::Tcp => "tcp",
+        }
+    }
+}
+
+/// Whether the process sent or received the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Sent,
+    Received,
+}
+
+/// The process on one side of a query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Side {
+    pub pid: u32,
+    pub tid: u32,
+    pub comm: String,
+    pub netns: NsId,
+}
+
+/// One message as a system call moved it.
+#[derive(Debug, Clone)]
+pub struct Observed<'a> {
+    /// When the call returned (CLOCK_MONOTONIC, ns).
+    pub ts_ns: u64,
+    /// When it was entered.
+    pub enter_ns: u64,
+    pub side: Side,
+    pub dir: Direction,
+    pub transport: Transport,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    /// The socket (kernel address): TCP's length prefix is followed per
+    /// socket and direction.
+    pub sk: u64,
+    /// The bytes copied (a prefix of the message).
+    pub bytes: &'a [u8],
+    /// The message's last bytes, when `bytes` does not hold them all
+    /// (else empty).
+    pub tail: &'a [u8],
+    /// The message's real length.
+    pub len: usize,
+}
+
+impl Observed<'_> {
+    /// When the message moved: a write at the call's entry (the reader may
+    /// have it before the writer's call returns), a read at its return.
+    pub fn at(&self) -> u64 {
+        match self.dir {
+            Direction::Sent if self.enter_ns > 0 => self.enter_ns,
+            _ => self.ts_ns,
+        }
+    }
+}
+
+impl<'a> Observed<'a> {
+    /// The model's view of a kernel record.
+    pub fn from_event(ev: &'a L7Event) -> Self {
+        let r = &ev.raw;
+        let ends = Ends::from_tuple(&r.tuple);
+        Observed {
+            ts_ns: r.ts_ns,
+            enter_ns: r.enter_ns,
+            side: Side {
+                pid: r.tgid,
+                tid: r.tid,
+                comm: netxray_abi::c_str(&r.comm),
+                netns: NsId::new(r.netns, r.netns_cookie),
+            },
+            dir: match ev.dir {
+                Dir::Send => Direction::Sent,
+                Dir::Recv => Direction::Received,
+            },
+            transport: if r.sock_type == SOCK_STREAM {
+                Transport::Tcp
+            } else {
+                Transport::Udp
+            },
+            local: SocketAddr::new(ends.laddr, ends.lport),
+            remote: SocketAddr::new(ends.raddr, ends.rport),
+            sk: r.sk,
+            bytes: &ev.data,
+            tail: ev.tail(),
+            len: r.len as usize,
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! Printing `netxray http`: aligned columns, one line per exchange, or one
+//! JSON object per line (schema: docs/http.md).
+
+use super::clock;
+use super::l7::{ms, summary_table, Context, SummaryLabels};
+use crate::cmd::l7::L7Printer;
+use crate::model::l7::http_exchange::{HttpExchange, SideView};
+use crate::model::l7::summary::Row;
+use serde_json::json;
+use std::io::{self, Write};
+
+/// Text: paths longer than this are cut (JSON has them whole, up to the
+/// parser's 256 bytes).
+const PATH_COLUMN: usize = 40;
+
+pub struct HttpPrinter<W: Write> {
+    out: W,
+    json: bool,
+    header: bool,
+}
+
+impl<W: Write> HttpPrinter<W> {
+    pub fn new(out: W, json: bool) -> Self {
+        Self {
+            out,
+            json,
+            header: false,
+        }
+    }
+
+    fn json_line(&mut self, e: &HttpExchange, cx: &mut Context<'_>) -> io::Result<()> {
+        let mut side = |s: &Option<SideView>| {
+            s.as_ref().map(|s| {
+                json!({
+                    "pid": s.process.pid, "tid": s.process.tid, "comm": s.process.comm,
+                    "netns": s.process.netns.inode,
+                    "netns_cookie": (s.process.netns.cookie != 0).then_some(s.process.netns.cookie),
+                    "netns_name": (cx.netns_name)(&s.process),
+                    "sk": format!("{:#x}", s.sk), "latency_ns": s.latency_ns,
+                })
+            })
+        };
+        let (client_side, server_side) = (side(&e.client_side), side(&e.server_side));
+        let r = e.response.as_ref();
+        let v = json!({
+            "type": "http",
+            "ts_ns": (cx.wall_ns)(e.ts_ns),
+            "client": e.client, "server": e.server,
+            "method": e.method, "path": e.path, "path_truncated": e.path_truncated,
+            "host": e.host, "version": format!("HTTP/1.{}", e.version),
+            "status": r.map(|r| r.status), "reason": r.map(|r| r.reason.as_str()),
+            "request_bytes": e.request_bytes, "request_complete": e.request_complete,
+            "response_bytes": r.map(|r| r.bytes), "response_complete": r.map(|r| r.complete),
+            "outcome": if r.is_some() { "answered" } else { "no_response" },
+            "latency_ns": latency(e),
+            "client_process": client_side, "server_process": server_side,
+        });
+        writeln!(self.out, "{v}")
+    }
+
+    fn text_line(&mut self, e: &HttpExchange, cx: &mut Context<'_>) -> io::Result<()> {
+        if !self.header {
+            self.header = true;
+            writeln!(
+                self.out,
+                "{:<15} {:<22} {:<22} {:<7} {:<40} {:>6} {:>8} {:>9} {:>9}  {:<20} SERVER PROCESS",
+                "TIME",
+                "CLIENT",
+                "SERVER",
+                "METHOD",
+                "PATH",
+                "STATUS",
+                "REQ_B",
+                "RESP_B",
+                "LAT(ms)",
+                "CLIENT PROCESS"
+            )?;
+        }
+        let proc_ = |s: &Option<SideView>| {
+            s.as_ref().map_or_else(
+                || "-".to_string(),
+                |s| format!("{}/{}", s.process.pid, s.process.comm),
+            )
+        };
+        let mut path: String = e.path.chars().take(PATH_COLUMN).collect();
+        if e.path.chars().count() > PATH_COLUMN || e.path_truncated {
+            path.pop();
+            path.push('~');
+        }
+        let r = e.response.as_ref();
+        writeln!(
+            self.out,
+            "{:<15} {:<22} {:<22} {:<7} {:<40} {:>6} {:>8} {:>9} {:>9}  {:<20} {}",
+            clock((cx.wall_ns)(e.ts_ns)),
+            e.client.to_string(),
+            e.server.to_string(),
+            e.method,
+            path,
+            r.map_or_else(|| "-".to_string(), |r| r.status.to_string()),
+            e.request_bytes,
+            r.map_or_else(|| "-".to_string(), |r| r.bytes.to_string()),
+            ms(latency(e)),
+            proc_(&e.client_side),
+            proc_(&e.server_side)
+        )
+    }
+}
+
+/// The client's wait when the client is seen, else the server's time.
+pub fn latency(e: &HttpExchange) -> Option<u64> {
+    e.client_side
+        .as_ref()
+        .and_then(|s| s.latency_ns)
+        .or_else(|| e.server_side.as_ref().and_then(|s| s.latency_ns))
+}
+
+impl<W: Write> L7Printer<HttpExchange> for HttpPrinter<W> {
+    fn record(&mut self, e: &HttpExchange, cx: &mut Context<'_>) -> io::Result<()> {
+        if self.json {
+            self.json_line(e, cx)
+        } else {
+            self.text_line(e, cx)
+        }
+    }
+
+    /// Per method and path (the query string left out): requests, errors
+    /// (no response, or a status of 400 or more), latency percentiles.
+    fn summary(&mut self, rows: &[Row]) -> io::Result<()> {
+        let labels = SummaryLabels {
+            kind: "http_summary",
+            key: "endpoint",
+            count: "requests",
+        };
+        summary_table(&mut self.out, self.json, &labels, rows)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
