@@ -13,7 +13,8 @@
 # bpf:    clang-19, llvm-19, libbpf-dev at the versions the committed
 #         objects were built with (scripts/check-bpf.sh compares bytes)
 # matrix: qemu-system-x86 and what builds a guest's initramfs
-# bench:  dnsperf (scripts/bench-dns.sh)
+# bench:  dnsperf (scripts/bench-dns.sh), nginx-light and wrk
+#         (scripts/bench-http.sh; nginx's service is kept from starting)
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
@@ -51,6 +52,8 @@ for g in "${groups[@]}"; do
 		;;
 	bench)
 		need dnsperf dnsperf
+		need nginx-light nginx
+		need wrk wrk
 		;;
 	matrix)
 		need qemu-system-x86 qemu-system-x86_64
@@ -77,4 +80,14 @@ fi
 mapfile -t want < <(printf '%s\n' "${want[@]}" | sort -u)
 echo "setup.sh: installing ${want[*]}" >&2
 apt-get update -q
+# No service may start on the host (nginx's package starts one): the
+# benchmarks run their servers in namespaces of their own.
+policy=/usr/sbin/policy-rc.d
+made_policy=
+if [ ! -e "$policy" ]; then
+	printf '#!/bin/sh\nexit 101\n' > "$policy"
+	chmod +x "$policy"
+	made_policy=1
+fi
 apt-get install -y -q --no-install-recommends "${want[@]}"
+if [ -n "$made_policy" ]; then rm -f "$policy"; fi
