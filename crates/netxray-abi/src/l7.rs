@@ -195,19 +195,20 @@ pub enum L7DecodeError {
     Dir(u8),
 }
 
-/// A decoded l7 record: one message a process wrote or read.
+/// A decoded l7 record: one message a process wrote or read (its data
+/// borrowed from the ring buffer).
 #[derive(Debug, Clone)]
-pub struct L7Event {
+pub struct L7Event<'a> {
     pub raw: RawL7Event,
     pub syscall: Syscall,
     pub dir: Dir,
     /// The message's first bytes (at most [`L7_CAP`]).
-    pub data: Vec<u8>,
+    pub data: &'a [u8],
 }
 
-impl L7Event {
+impl<'a> L7Event<'a> {
     /// The one checked step from ring-buffer bytes to an l7 record.
-    pub fn decode(bytes: &[u8]) -> Result<Self, L7DecodeError> {
+    pub fn decode(bytes: &'a [u8]) -> Result<Self, L7DecodeError> {
         if bytes.len() < L7_EVENT_HDR_SIZE {
             return Err(L7DecodeError::Size(bytes.len()));
         }
@@ -233,7 +234,7 @@ impl L7Event {
             2 => Dir::Recv,
             d => return Err(L7DecodeError::Dir(d)),
         };
-        let data = bytes[L7_EVENT_HDR_SIZE..L7_EVENT_HDR_SIZE + cap].to_vec();
+        let data = &bytes[L7_EVENT_HDR_SIZE..L7_EVENT_HDR_SIZE + cap];
         Ok(Self {
             raw,
             syscall,

@@ -6,12 +6,49 @@ use super::l7::{ms, summary_table, Context, SummaryLabels};
 use crate::cmd::l7::L7Printer;
 use crate::model::l7::http_exchange::{HttpExchange, SideView};
 use crate::model::l7::summary::Row;
-use serde_json::json;
+use serde::Serialize;
 use std::io::{self, Write};
+use std::net::SocketAddr;
 
 /// Text: paths longer than this are cut (JSON has them whole, up to the
 /// parser's 256 bytes).
 const PATH_COLUMN: usize = 40;
+
+#[derive(Serialize)]
+struct JsonSide {
+    pid: u32,
+    tid: u32,
+    comm: String,
+    netns: u32,
+    netns_cookie: Option<u64>,
+    netns_name: Option<String>,
+    sk: String,
+    latency_ns: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct JsonExchange<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    ts_ns: u64,
+    client: SocketAddr,
+    server: SocketAddr,
+    method: &'a str,
+    path: &'a str,
+    path_truncated: bool,
+    host: Option<&'a str>,
+    version: &'static str,
+    status: Option<u16>,
+    reason: Option<&'a str>,
+    request_bytes: u64,
+    request_complete: bool,
+    response_bytes: Option<u64>,
+    response_complete: Option<bool>,
+    outcome: &'static str,
+    latency_ns: Option<u64>,
+    client_process: Option<JsonSide>,
+    server_process: Option<JsonSide>,
+}
 
 pub struct HttpPrinter<W: Write> {
     out: W,
@@ -30,32 +67,50 @@ impl<W: Write> HttpPrinter<W> {
 
     fn json_line(&mut self, e: &HttpExchange, cx: &mut Context<'_>) -> io::Result<()> {
         let mut side = |s: &Option<SideView>| {
-            s.as_ref().map(|s| {
-                json!({
-                    "pid": s.process.pid, "tid": s.process.tid, "comm": s.process.comm,
-                    "netns": s.process.netns.inode,
-                    "netns_cookie": (s.process.netns.cookie != 0).then_some(s.process.netns.cookie),
-                    "netns_name": (cx.netns_name)(&s.process),
-                    "sk": format!("{:#x}", s.sk), "latency_ns": s.latency_ns,
-                })
+            s.as_ref().map(|s| JsonSide {
+                pid: s.process.pid,
+                tid: s.process.tid,
+                comm: s.process.comm.clone(),
+                netns: s.process.netns.inode,
+                netns_cookie: (s.process.netns.cookie != 0).then_some(s.process.netns.cookie),
+                netns_name: (cx.netns_name)(&s.process),
+                sk: format!("{:#x}", s.sk),
+                latency_ns: s.latency_ns,
             })
         };
-        let (client_side, server_side) = (side(&e.client_side), side(&e.server_side));
+        let (client_process, server_process) = (side(&e.client_side), side(&e.server_side));
         let r = e.response.as_ref();
-        let v = json!({
-            "type": "http",
-            "ts_ns": (cx.wall_ns)(e.ts_ns),
-            "client": e.client, "server": e.server,
-            "method": e.method, "path": e.path, "path_truncated": e.path_truncated,
-            "host": e.host, "version": format!("HTTP/1.{}", e.version),
-            "status": r.map(|r| r.status), "reason": r.map(|r| r.reason.as_str()),
-            "request_bytes": e.request_bytes, "request_complete": e.request_complete,
-            "response_bytes": r.map(|r| r.bytes), "response_complete": r.map(|r| r.complete),
-            "outcome": if r.is_some() { "answered" } else { "no_response" },
-            "latency_ns": latency(e),
-            "client_process": client_side, "server_process": server_side,
-        });
-        writeln!(self.out, "{v}")
+        let j = JsonExchange {
+            kind: "http",
+            ts_ns: (cx.wall_ns)(e.ts_ns),
+            client: e.client,
+            server: e.server,
+            method: &e.method,
+            path: &e.path,
+            path_truncated: e.path_truncated,
+            host: e.host.as_deref(),
+            version: if e.version == 0 {
+                "HTTP/1.0"
+            } else {
+                "HTTP/1.1"
+            },
+            status: r.map(|r| r.status),
+            reason: r.map(|r| r.reason.as_str()),
+            request_bytes: e.request_bytes,
+            request_complete: e.request_complete,
+            response_bytes: r.map(|r| r.bytes),
+            response_complete: r.map(|r| r.complete),
+            outcome: if r.is_some() {
+                "answered"
+            } else {
+                "no_response"
+            },
+            latency_ns: latency(e),
+            client_process,
+            server_process,
+        };
+        serde_json::to_writer(&mut self.out, &j).map_err(io::Error::other)?;
+        self.out.write_all(b"\n")
     }
 
     fn text_line(&mut self, e: &HttpExchange, cx: &mut Context<'_>) -> io::Result<()> {

@@ -75,7 +75,7 @@ impl Observed<'_> {
 
 impl<'a> Observed<'a> {
     /// The model's view of a kernel record.
-    pub fn from_event(ev: &'a L7Event) -> Self {
+    pub fn from_event(ev: &'a L7Event<'a>) -> Self {
         let r = &ev.raw;
         let ends = Ends::from_tuple(&r.tuple);
         Observed {
@@ -99,7 +99,7 @@ impl<'a> Observed<'a> {
             local: SocketAddr::new(ends.laddr, ends.lport),
             remote: SocketAddr::new(ends.raddr, ends.rport),
             sk: r.sk,
-            bytes: &ev.data,
+            bytes: ev.data,
             tail: ev.tail(),
             len: r.len as usize,
         }

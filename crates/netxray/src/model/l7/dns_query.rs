@@ -25,7 +25,11 @@
 
 use super::call::{Direction, Observed, Side, Transport};
 use super::dns::{self, Message, Rdata};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+/// Maps on the per-message path: foldhash (as model/journey.rs), seeded
+/// per run: names and paths from the network cannot be picked to collide
+/// without the seed.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 use std::net::SocketAddr;
 
 /// An answer, as shown.

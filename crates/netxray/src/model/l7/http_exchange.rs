@@ -21,7 +21,11 @@
 
 use super::call::{Direction, Observed, Side};
 use super::http::{Head, Kind, Message, Segment, Stream};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+/// Maps on the per-message path: foldhash (as model/journey.rs), seeded
+/// per run: names and paths from the network cannot be picked to collide
+/// without the seed.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 use std::net::SocketAddr;
 
 /// How long one side's record waits for the other side's.
@@ -132,8 +136,8 @@ pub struct Tracker {
 impl Tracker {
     pub fn new(max_conns: usize) -> Self {
         Tracker {
-            conns: HashMap::new(),
-            halves: HashMap::new(),
+            conns: HashMap::default(),
+            halves: HashMap::default(),
             max_conns: max_conns.max(1),
             evicted: 0,
         }

@@ -7,7 +7,10 @@
 //! that, every other sample is kept: percentiles stay representative, the
 //! count stays exact).
 
-use std::collections::HashMap;
+/// Maps on the per-message path: foldhash (as model/journey.rs), seeded
+/// per run: names and paths from the network cannot be picked to collide
+/// without the seed.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 pub const MAX_KEYS: usize = 1000;
 pub const MAX_SAMPLES: usize = 100_000;
@@ -50,7 +53,13 @@ impl Summary {
         } else {
             OTHER
         };
-        let a = self.by_key.entry(key.to_string()).or_default();
+        // No allocation for a key already there (the common case).
+        if !self.by_key.contains_key(key) {
+            self.by_key.insert(key.to_string(), Acc::default());
+        }
+        let Some(a) = self.by_key.get_mut(key) else {
+            return;
+        };
         a.count += 1;
         a.errors += u64::from(error);
         if let Some(l) = latency_ns {
