@@ -13,8 +13,9 @@
  * unconnected UDP socket); then a bounded prefix of the data, and its last
  * bytes, are copied with bpf_probe_read_user into one record per message.
  *
- * What is not seen: data no local process reads or writes (forwarded
- * traffic), sendfile/splice/io_uring, and TLS (encrypted here).
+ * sendfile(2) to a socket is counted (its length), not copied. Not seen:
+ * data no local process reads or writes (forwarded traffic),
+ * splice/io_uring, and TLS (encrypted here).
  */
 #include "nx_packet.bpf.h"
 #include "nx_sock.bpf.h"
@@ -437,6 +438,15 @@ static __always_inline void nx_l7_exit(struct sys_exit_args *args, __u8 dir)
 		return;
 	cnt->matched++;
 	switch (call.syscall) {
+	case NX_L7_SYS_SENDFILE:
+		/* From a file: nothing to copy from user memory; the length
+		 * alone keeps a stream's framing (a body nginx sends with
+		 * sendfile). */
+		e->len = ret;
+		e->cap_len = 0;
+		e->tail_len = 0;
+		nx_l7_output(e, cfg, cnt);
+		return;
 	case NX_L7_SYS_READ:
 	case NX_L7_SYS_WRITE:
 	case NX_L7_SYS_RECVFROM:
@@ -517,3 +527,6 @@ NX_L7_ENTER(recvmmsg, NX_L7_SYS_RECVMMSG, args->args[1], 0, args->args[2])
 NX_L7_EXIT(recvmmsg, NX_L7_RECV)
 NX_L7_ENTER(sendmmsg, NX_L7_SYS_SENDMMSG, args->args[1], 0, args->args[2])
 NX_L7_EXIT(sendmmsg, NX_L7_SEND)
+/* sendfile(out_fd, in_fd, offset, count): out_fd is the socket */
+NX_L7_ENTER(sendfile64, NX_L7_SYS_SENDFILE, 0, 0, 0)
+NX_L7_EXIT(sendfile64, NX_L7_SEND)

@@ -9,7 +9,8 @@
 # test:   iproute2 (ip, tc), nftables (nft), tcpdump (the filter oracle),
 #         bpftool (leftover checks), util-linux (setpriv), coreutils (stdbuf),
 #         libbpf-tools (tcplife, compared with conn), dnsmasq-base (a DNS
-#         server without the system service) and bind9-dnsutils (dig), for dns
+#         server without the system service) and bind9-dnsutils (dig), for
+#         dns; nginx-light (its service kept from starting), for http
 # bpf:    clang-19, llvm-19, libbpf-dev at the versions the committed
 #         objects were built with (scripts/check-bpf.sh compares bytes)
 # matrix: qemu-system-x86 and what builds a guest's initramfs
@@ -42,6 +43,7 @@ for g in "${groups[@]}"; do
 		need libbpf-tools tcplife
 		need dnsmasq-base dnsmasq
 		need bind9-dnsutils dig
+		need nginx-light nginx
 		;;
 	bpf)
 		if [ "$(dpkg-query -W -f='${Version}' clang-19 2> /dev/null)" != "$CLANG_VERSION" ] ||

@@ -555,6 +555,7 @@ enum nx_l7_syscall {
 	NX_L7_SYS_SENDMSG = 8,
 	NX_L7_SYS_RECVMMSG = 9,
 	NX_L7_SYS_SENDMMSG = 10,
+	NX_L7_SYS_SENDFILE = 11,	/* sendfile(2) to a socket: the bytes are counted, not copied (cap_len 0) */
 };
 
 /* nx_l7_event.flags */

@@ -36,6 +36,8 @@ pub enum Syscall {
     Sendmsg,
     Recvmmsg,
     Sendmmsg,
+    /// sendfile(2) to a socket: counted, not copied.
+    Sendfile,
 }
 
 impl Syscall {
@@ -51,6 +53,7 @@ impl Syscall {
             8 => Self::Sendmsg,
             9 => Self::Recvmmsg,
             10 => Self::Sendmmsg,
+            11 => Self::Sendfile,
             _ => return None,
         })
     }
@@ -68,6 +71,7 @@ impl Syscall {
             Self::Sendmsg => "sendmsg",
             Self::Recvmmsg => "recvmmsg",
             Self::Sendmmsg => "sendmmsg",
+            Self::Sendfile => "sendfile",
         }
     }
 }

@@ -2,7 +2,8 @@
 //! endpoints: 200, 404, a slow one, chunked, a large body, POST) and a
 //! client that makes a known set of requests: several on one keep-alive
 //! connection, two pipelined in one write, one written in two pieces, IPv4
-//! and IPv6; then real ones: curl against python3's http.server.
+//! and IPv6; then real ones: curl against python3's http.server, and
+//! against nginx serving a file with sendfile.
 
 mod common;
 
@@ -346,4 +347,120 @@ fn curl_and_python_http_server_and_a_request_nobody_answers() {
     assert!(sum
         .iter()
         .any(|r| r["endpoint"] == "GET /nothere" && r["errors"] == 1));
+}
+
+/// nginx (Debian's nginx-light) serving a file with sendfile: the body
+/// never passes through user memory; its length still frames the stream,
+/// so the keep-alive connection's next exchanges come out right.
+#[test]
+fn nginx_with_sendfile_and_curl_on_one_keep_alive_connection() {
+    let Some(_serial) = e2e() else { return };
+    let Some(nginx) = ["/usr/sbin/nginx"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+    else {
+        eprintln!("nginx not installed: skipped");
+        return;
+    };
+    let t = LinearBridged::new();
+    let dir = std::env::temp_dir().join(format!("nxt-nginx-{}", std::process::id()));
+    let www = dir.join("www");
+    std::fs::create_dir_all(&www).expect("mkdir");
+    std::fs::write(www.join("page.html"), "x".repeat(5000)).expect("write page");
+    let d = dir.display();
+    let conf = format!(
+        "worker_processes 1; pid {d}/nginx.pid; error_log {d}/error.log;\n\
+         events {{ worker_connections 64; }}\n\
+         http {{ access_log off; sendfile on; tcp_nopush off;\n\
+           client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_temp_path {d};\n\
+           uwsgi_temp_path {d}; scgi_temp_path {d};\n\
+           server {{ listen 198.18.0.2:8088; root {d}/www; }} }}\n"
+    );
+    std::fs::write(dir.join("nginx.conf"), conf).expect("write conf");
+    let mut server = Command::new("ip")
+        .args(["netns", "exec", t.b().name(), nginx, "-c"])
+        .arg(dir.join("nginx.conf"))
+        .args(["-g", "daemon off;"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start nginx");
+    let up = poll_until(WAIT, Duration::from_millis(50), || {
+        Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                t.a().name(),
+                "curl",
+                "-s",
+                "-o",
+                "/dev/null",
+            ])
+            .arg("http://198.18.0.2:8088/page.html")
+            .status()
+            .ok()?
+            .success()
+            .then_some(())
+    });
+    assert!(up.is_some(), "nginx did not answer");
+    let run = NetxrayRun::new(netxray_bin())
+        .args(["http", "-o", "json", "port", "8088"])
+        .start()
+        .unwrap_or_else(|e| panic!("netxray did not start: {e}"));
+    // One curl, three URLs: one keep-alive connection. curl says each
+    // response's header and body sizes.
+    let out = Command::new("ip")
+        .args(["netns", "exec", t.a().name(), "curl", "-s"])
+        .args(["-w", "%{size_header} %{size_download} %{num_connects}\\n"])
+        .args(["-o", "/dev/null", "http://198.18.0.2:8088/page.html"])
+        .args(["-o", "/dev/null", "http://198.18.0.2:8088/missing"])
+        .args(["-o", "/dev/null", "http://198.18.0.2:8088/page.html"])
+        .output()
+        .expect("curl");
+    let sizes: Vec<(u64, u64, u64)> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let v: Vec<u64> = l.split(' ').filter_map(|x| x.parse().ok()).collect();
+            (v.len() == 3).then(|| (v[0], v[1], v[2]))
+        })
+        .collect();
+    assert_eq!(sizes.len(), 3, "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        sizes.iter().map(|s| s.2).sum::<u64>(),
+        1,
+        "one connection: {sizes:?}"
+    );
+    let got = poll_until(WAIT, Duration::from_millis(100), || {
+        let n = parse_json_lines(&run.stdout_so_far())
+            .iter()
+            .filter(|r| r["type"] == "http")
+            .count();
+        (n >= 3).then_some(())
+    });
+    let res = run.stop();
+    let _ = server.kill();
+    let _ = server.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    let recs: Vec<Value> = parse_json_lines(&res.stdout)
+        .into_iter()
+        .filter(|r| r["type"] == "http")
+        .collect();
+    assert!(got.is_some(), "{}\n{}", res.stdout, res.stderr);
+    assert_eq!(recs.len(), 3, "{}", res.stdout);
+    let want = [("/page.html", 200), ("/missing", 404), ("/page.html", 200)];
+    for (r, ((path, status), (head, body, _))) in recs.iter().zip(want.iter().zip(&sizes)) {
+        assert_eq!(r["path"], *path, "{r}");
+        assert_eq!(r["status"], *status, "{r}");
+        assert_eq!(r["response_bytes"], head + body, "{r}");
+        assert_eq!(r["response_complete"], true, "{r}");
+        assert_eq!(r["client_process"]["comm"], "curl", "{r}");
+        // The server's side too: its stream stays framed although the
+        // file's bytes went by sendfile.
+        assert_eq!(r["server_process"]["comm"], "nginx", "{r}");
+        assert!(r["server_process"]["latency_ns"].as_u64().is_some(), "{r}");
+    }
+    assert_eq!(
+        recs[0]["client_process"]["sk"], recs[2]["client_process"]["sk"],
+        "one connection"
+    );
 }

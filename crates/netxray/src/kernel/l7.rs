@@ -20,8 +20,18 @@ static L7_OBJ: &[u8] = aya::include_bytes_aligned!("../../../../bpf/l7.bpf.o");
 /// Each pair is attached return first, so that no entry is recorded
 /// without its return program in place.
 pub const SYSCALLS: &[&str] = &[
-    "read", "write", "readv", "writev", "recvfrom", "sendto", "recvmsg", "sendmsg", "recvmmsg",
+    "read",
+    "write",
+    "readv",
+    "writev",
+    "recvfrom",
+    "sendto",
+    "recvmsg",
+    "sendmsg",
+    "recvmmsg",
     "sendmmsg",
+    // counted, not copied: a body sent from a file (nginx, sendfile on)
+    "sendfile64",
 ];
 
 /// Whether this kernel has the entry and return tracepoints of `call`;
