@@ -56,7 +56,7 @@ NXSHA=$(sha256sum "$NX" | cut -c1-16)
 # The list read whole first: `busybox --list | grep -q` fails under pipefail
 # when grep exits before busybox has written everything (SIGPIPE).
 applets=$(/bin/busybox --list)
-for a in nc ping timeout awk; do
+for a in nc ping timeout awk httpd wget nslookup; do
 	grep -qx "$a" <<<"$applets" || die "/bin/busybox has no '$a' applet (install busybox-static)"
 done
 

@@ -33,7 +33,7 @@ TMO=${KMX_TMO:-90}
 # every netxray run is bounded by --duration too (it is stopped with SIGINT
 # as soon as what the check waits for is there)
 DUR=$((TMO - 15))
-ALL="doctor hooks load-all trace-veth trace-tc trace-netfilter journey-nat drops-nft drops-nft-trace conn-bytes stats-counts kernel-log"
+ALL="doctor hooks load-all trace-veth trace-tc trace-netfilter journey-nat drops-nft drops-nft-trace conn-bytes http-sys dns-sys stats-counts kernel-log"
 # pings and datagrams per check: small, known numbers
 NPING=5
 NUDP=7
@@ -797,6 +797,100 @@ check_conn-bytes() {
 }
 
 # stats on vb: N requests in, N replies out, 98 bytes each (14 + 20 + 8 + 56)
+# http from system calls: busybox httpd in nxkb (a file, sent with sendfile
+# where busybox was built so), busybox wget in nxka: two exchanges, both
+# ends joined, statuses and sizes.
+check_http-sys() {
+	veth_up 2> "$OUT/$CHECK.topo" || {
+		topo_fail veth
+		return
+	}
+	local www=$OUT/$CHECK.www i
+	mkdir -p "$www"
+	head -c 3000 /dev/zero | tr '\0' x > "$www/page.html"
+	nsx nxkb timeout 60 httpd -f -p 198.18.0.2:8080 -h "$www" 2> "$OUT/$CHECK.httpd.err" &
+	local srv=$!
+	for i in $(seq 1 50); do # listening on port 8080 (1F90)
+		nsx nxkb cat /proc/net/tcp 2> /dev/null | awk '$2 ~ /:1F90$/ && $4 == "0A" { f = 1 } END { exit !f }' && break
+		sleep 0.1
+	done
+	nx_start h http -o json --timeout 1 --duration "$DUR" 'port 8080' || {
+		kill $srv 2> /dev/null
+		not_ready
+		return
+	}
+	nsx nxka timeout 20 wget -q -O /dev/null http://198.18.0.2:8080/page.html 2> "$OUT/$CHECK.wget.err"
+	nsx nxka timeout 20 wget -q -O /dev/null http://198.18.0.2:8080/missing 2>> "$OUT/$CHECK.wget.err"
+	exchanges() {
+		jflat "$NX_F.out"
+		awk "$JLOAD"'
+		END {
+			for (i = 1; i <= nrec; i++) { r = ids[i]
+				if (g(r, "type") != "http") continue
+				line = sprintf("%s %s -> %s %s %s, response %s bytes, complete %s, client pid %s, server pid %s", g(r, "method"), g(r, "client"), g(r, "server"), g(r, "path"), g(r, "status"), g(r, "response_bytes"), g(r, "response_complete"), g(r, "client_process.pid"), g(r, "server_process.pid"))
+				all = all "  " line "\n"
+				both = g(r, "client_process.pid") != "" && g(r, "server_process.pid") != ""
+				if (g(r, "path") == "/page.html" && g(r, "status") == "200" && g(r, "response_complete") == "true" && g(r, "response_bytes") > 3000 && both) ok++
+				if (g(r, "path") == "/missing" && g(r, "status") == "404" && both) miss++
+			}
+			if (WHY) printf "expected GET /page.html 200 (more than 3000 bytes, complete) and GET /missing 404, each with both processes; got:\n%s", all
+			exit !(ok == 1 && miss == 1)
+		}' "$@" "$NX_F.out.tsv"
+	}
+	wait_for exchanges 15
+	nx_stop
+	kill $srv 2> /dev/null
+	wait $srv 2> /dev/null
+	exchanges WHY=1 > "$OUT/$CHECK.why"
+	local ok=$?
+	if [ "$NX_RC" != 0 ]; then
+		fail "netxray http exited with code $NX_RC after SIGINT"
+	elif [ $ok != 0 ]; then
+		fail "the two exchanges were not reported"
+	else
+		pass "GET /page.html 200 and GET /missing 404, busybox wget and httpd on both ends"
+	fi
+}
+
+# dns from system calls: busybox nslookup in nxka asks 198.18.0.2, where
+# nobody answers: the query is reported, unanswered, with its process.
+check_dns-sys() {
+	veth_up 2> "$OUT/$CHECK.topo" || {
+		topo_fail veth
+		return
+	}
+	nx_start d dns -o json --timeout 1 --duration "$DUR" 'port 53' || {
+		not_ready
+		return
+	}
+	nsx nxka timeout 10 nslookup matrix.test 198.18.0.2 > /dev/null 2> "$OUT/$CHECK.nslookup.err"
+	queries() {
+		jflat "$NX_F.out"
+		awk "$JLOAD"'
+		END {
+			for (i = 1; i <= nrec; i++) { r = ids[i]
+				if (g(r, "type") != "dns") continue
+				line = sprintf("%s %s -> %s %s %s: %s, client %s/%s", g(r, "transport"), g(r, "client"), g(r, "server"), g(r, "qtype"), g(r, "name"), g(r, "status"), g(r, "client_process.pid"), g(r, "client_process.comm"))
+				all = all "  " line "\n"
+				if (g(r, "name") == "matrix.test" && g(r, "transport") == "udp" && g(r, "status") == "unanswered" && g(r, "server") == "198.18.0.2:53" && g(r, "client_process.pid") != "") ok++
+			}
+			if (WHY) printf "expected the query for matrix.test to 198.18.0.2:53, unanswered, with its process; got:\n%s", all
+			exit !(ok >= 1)
+		}' "$@" "$NX_F.out.tsv"
+	}
+	wait_for queries 15
+	nx_stop
+	queries WHY=1 > "$OUT/$CHECK.why"
+	local ok=$?
+	if [ "$NX_RC" != 0 ]; then
+		fail "netxray dns exited with code $NX_RC after SIGINT"
+	elif [ $ok != 0 ]; then
+		fail "the query was not reported"
+	else
+		pass "nslookup's query for matrix.test reported unanswered, with its process"
+	fi
+}
+
 check_stats-counts() {
 	veth_up 2> "$OUT/$CHECK.topo" || {
 		topo_fail veth
