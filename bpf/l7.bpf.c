@@ -388,7 +388,43 @@ static __always_inline void nx_l7_message(struct nx_l7_event *e, struct nx_l7_co
 	nx_l7_output(e, cfg, cnt);
 }
 
-static __always_inline void nx_l7_exit(struct sys_exit_args *args, __u8 dir)
+/* A call whose entry was not recorded (it was blocked in the kernel when
+ * netxray started, or the table was full): its arguments from the user
+ * registers saved at the top of the task's kernel stack (x86-64: no
+ * padding above them). Arguments: di, si, dx, r10, r8. */
+static __always_inline bool nx_l7_call_from_regs(struct nx_l7_call *call, __u16 sys,
+						 struct nx_l7_config *cfg)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	void *stack = BPF_CORE_READ(task, stack);
+	struct pt_regs *regs;
+
+	if (!stack || !cfg->thread_size)
+		return false;
+	regs = (struct pt_regs *)(stack + cfg->thread_size) - 1;
+	__builtin_memset(call, 0, sizeof(*call));
+	call->syscall = sys;
+	call->fd = BPF_CORE_READ(regs, di);
+	call->buf = BPF_CORE_READ(regs, si);
+	switch (sys) {
+	case NX_L7_SYS_READV:
+	case NX_L7_SYS_WRITEV:
+	case NX_L7_SYS_RECVMMSG:
+	case NX_L7_SYS_SENDMMSG:
+		call->count = BPF_CORE_READ(regs, dx);
+		break;
+	case NX_L7_SYS_RECVFROM:
+	case NX_L7_SYS_SENDTO:
+		call->addr = BPF_CORE_READ(regs, r8);
+		break;
+	case NX_L7_SYS_SENDFILE:
+		call->buf = 0;
+		break;
+	}
+	return true;
+}
+
+static __always_inline void nx_l7_exit(struct sys_exit_args *args, __u16 sys, __u8 dir)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct nx_l7_call *found = bpf_map_lookup_elem(&nx_l7_calls, &id);
@@ -398,15 +434,17 @@ static __always_inline void nx_l7_exit(struct sys_exit_args *args, __u8 dir)
 	struct nx_l7_call call;
 	__s64 ret = args->ret;
 
-	if (!found) {
-		if (cnt && ret > 0 && cfg && nx_l7_task_wanted(cfg, id))
-			cnt->unpaired++;
-		return;
+	if (found) {
+		call = *found;
+		bpf_map_delete_elem(&nx_l7_calls, &id);
 	}
-	call = *found;
-	bpf_map_delete_elem(&nx_l7_calls, &id);
 	if (ret <= 0 || !cfg || !cnt || !e)
 		return;
+	if (!found) {
+		if (!nx_l7_task_wanted(cfg, id) || !nx_l7_call_from_regs(&call, sys, cfg))
+			return;
+		cnt->unpaired++;
+	}
 	if (!nx_l7_begin(e, cfg, &call, dir, id))
 		return;
 	cnt->calls++;
@@ -494,39 +532,39 @@ static __always_inline void nx_l7_exit(struct sys_exit_args *args, __u8 dir)
 		return 0;                                            \
 	}
 
-#define NX_L7_EXIT(name, dir)                                        \
+#define NX_L7_EXIT(name, sys, dir)                                   \
 	SEC("tracepoint/syscalls/sys_exit_" #name)                  \
 	int sys_exit_##name(struct sys_exit_args *args)             \
 	{                                                            \
-		nx_l7_exit(args, dir);                               \
+		nx_l7_exit(args, sys, dir);                          \
 		return 0;                                            \
 	}
 
 /* read(fd, buf, count), write(fd, buf, count) */
 NX_L7_ENTER(read, NX_L7_SYS_READ, args->args[1], 0, 0)
-NX_L7_EXIT(read, NX_L7_RECV)
+NX_L7_EXIT(read, NX_L7_SYS_READ, NX_L7_RECV)
 NX_L7_ENTER(write, NX_L7_SYS_WRITE, args->args[1], 0, 0)
-NX_L7_EXIT(write, NX_L7_SEND)
+NX_L7_EXIT(write, NX_L7_SYS_WRITE, NX_L7_SEND)
 /* readv/writev(fd, iov, iovcnt) */
 NX_L7_ENTER(readv, NX_L7_SYS_READV, args->args[1], 0, args->args[2])
-NX_L7_EXIT(readv, NX_L7_RECV)
+NX_L7_EXIT(readv, NX_L7_SYS_READV, NX_L7_RECV)
 NX_L7_ENTER(writev, NX_L7_SYS_WRITEV, args->args[1], 0, args->args[2])
-NX_L7_EXIT(writev, NX_L7_SEND)
+NX_L7_EXIT(writev, NX_L7_SYS_WRITEV, NX_L7_SEND)
 /* recvfrom/sendto(fd, buf, len, flags, addr, addrlen) */
 NX_L7_ENTER(recvfrom, NX_L7_SYS_RECVFROM, args->args[1], args->args[4], 0)
-NX_L7_EXIT(recvfrom, NX_L7_RECV)
+NX_L7_EXIT(recvfrom, NX_L7_SYS_RECVFROM, NX_L7_RECV)
 NX_L7_ENTER(sendto, NX_L7_SYS_SENDTO, args->args[1], args->args[4], 0)
-NX_L7_EXIT(sendto, NX_L7_SEND)
+NX_L7_EXIT(sendto, NX_L7_SYS_SENDTO, NX_L7_SEND)
 /* recvmsg/sendmsg(fd, msg, flags) */
 NX_L7_ENTER(recvmsg, NX_L7_SYS_RECVMSG, args->args[1], 0, 0)
-NX_L7_EXIT(recvmsg, NX_L7_RECV)
+NX_L7_EXIT(recvmsg, NX_L7_SYS_RECVMSG, NX_L7_RECV)
 NX_L7_ENTER(sendmsg, NX_L7_SYS_SENDMSG, args->args[1], 0, 0)
-NX_L7_EXIT(sendmsg, NX_L7_SEND)
+NX_L7_EXIT(sendmsg, NX_L7_SYS_SENDMSG, NX_L7_SEND)
 /* recvmmsg/sendmmsg(fd, msgvec, vlen, flags[, timeout]) */
 NX_L7_ENTER(recvmmsg, NX_L7_SYS_RECVMMSG, args->args[1], 0, args->args[2])
-NX_L7_EXIT(recvmmsg, NX_L7_RECV)
+NX_L7_EXIT(recvmmsg, NX_L7_SYS_RECVMMSG, NX_L7_RECV)
 NX_L7_ENTER(sendmmsg, NX_L7_SYS_SENDMMSG, args->args[1], 0, args->args[2])
-NX_L7_EXIT(sendmmsg, NX_L7_SEND)
+NX_L7_EXIT(sendmmsg, NX_L7_SYS_SENDMMSG, NX_L7_SEND)
 /* sendfile(out_fd, in_fd, offset, count): out_fd is the socket */
 NX_L7_ENTER(sendfile64, NX_L7_SYS_SENDFILE, 0, 0, 0)
-NX_L7_EXIT(sendfile64, NX_L7_SEND)
+NX_L7_EXIT(sendfile64, NX_L7_SYS_SENDFILE, NX_L7_SEND)

@@ -599,7 +599,7 @@ struct nx_l7_counter {
 	__u64 matched;		/* of which kept by --pid/--comm/--netns and the filter */
 	__u64 emitted;		/* records handed to the ring buffer */
 	__u64 lost;		/* records lost: ring buffer full */
-	__u64 unpaired;		/* returns whose entry was not recorded (table full, or started before netxray) */
+	__u64 unpaired;		/* returns whose entry was not recorded (started before netxray, or table full): followed with the arguments in the saved registers */
 	__u64 pending_full;	/* entries not recorded: the in-flight table was full */
 	__u64 read_errors;	/* user memory that could not be read (copied as 0 bytes) */
 };
@@ -612,7 +612,7 @@ struct nx_l7_config {
 	__u32 flags;		/* NX_L7_CFG_* */
 	__u32 cap_bytes;	/* bytes copied from a message's start, <= NX_L7_CAP */
 	__u32 wakeup_bytes;	/* wake the reader once this much data is pending */
-	__u32 _pad;
+	__u32 thread_size;	/* kernel stack size: where a task's saved user registers are */
 	char comm[NX_COMM_LEN];	/* only processes of this name (their main thread's; flags & NX_L7_CFG_COMM) */
 };
 _Static_assert(sizeof(struct nx_l7_config) == 40, "nx_l7_config size");

@@ -156,7 +156,7 @@ pub struct L7Config {
     pub flags: u32,
     pub cap_bytes: u32,
     pub wakeup_bytes: u32,
-    pub _pad: u32,
+    pub thread_size: u32,
     pub comm: [u8; COMM_LEN],
 }
 

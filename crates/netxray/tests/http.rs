@@ -464,3 +464,45 @@ fn nginx_with_sendfile_and_curl_on_one_keep_alive_connection() {
         "one connection"
     );
 }
+
+/// A server already blocked in read(2) when netxray starts (an idle
+/// keep-alive connection): the read's entry was never seen; its arguments
+/// come from the registers saved at the syscall's entry, so the next
+/// request still shows on the server's side.
+#[test]
+fn a_read_blocked_before_the_start_is_still_followed() {
+    let Some(_serial) = e2e() else { return };
+    let t = LinearBridged::new();
+    let addr = t.b_sock4(8090);
+    let l = in_netns(t.b(), move || TcpListener::bind(addr).expect("bind"));
+    std::thread::spawn(move || serve(l));
+    let mut s = in_netns(t.a(), move || TcpStream::connect(addr).expect("connect"));
+    let mut buf = Vec::new();
+    s.write_all(get("/ok?before=1").as_bytes()).expect("write");
+    let _ = read_response(&mut s, &mut buf);
+    // The server's thread is now in read(2), waiting for the next request.
+    let run = NetxrayRun::new(netxray_bin())
+        .args(["http", "-o", "json", "port", "8090"])
+        .start()
+        .unwrap_or_else(|e| panic!("netxray did not start: {e}"));
+    let req = get("/ok?after=1");
+    s.write_all(req.as_bytes()).expect("write");
+    let (status, n) = read_response(&mut s, &mut buf);
+    assert_eq!(status, 200);
+    let got = poll_until(WAIT, Duration::from_millis(100), || {
+        parse_json_lines(&run.stdout_so_far())
+            .into_iter()
+            .find(|r| r["type"] == "http" && !r["server_process"].is_null())
+    });
+    let out = run.stop();
+    let r = got.unwrap_or_else(|| panic!("{}\n{}", out.stdout, out.stderr));
+    assert_eq!(r["path"], "/ok?after=1", "{r}");
+    assert_eq!(r["request_bytes"], req.len(), "{r}");
+    assert_eq!(r["response_bytes"], n, "{r}");
+    assert!(!r["client_process"].is_null(), "{r}");
+    assert!(
+        out.stderr.contains("followed from the saved registers"),
+        "{}",
+        out.stderr
+    );
+}

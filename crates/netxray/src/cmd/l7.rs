@@ -278,8 +278,8 @@ fn summary(why: Stop, noun: &str, shown: u64, bad: u64, overflow: u64, c: &L7Cou
     let _ = writeln!(
         err,
         "netxray: {why}: {shown} {noun} shown; kernel: {} calls with data on TCP/UDP sockets, {} kept by the filters, \
-         {} messages sent, {} lost (ring buffer full), {} calls not followed (in flight when netxray started; any file), \
-         {} not followed (too many in flight), {} unreadable buffers{}{}",
+         {} messages sent, {} lost (ring buffer full), {} calls entered before netxray started or past the table \
+         (followed from the saved registers), {} entries not recorded (too many in flight), {} unreadable buffers{}{}",
         c.calls,
         c.matched,
         c.emitted,

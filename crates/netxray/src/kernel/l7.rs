@@ -14,6 +14,10 @@ use netxray_abi::l7::{l7_cfg, L7Config, L7Counter, L7_CAP};
 use netxray_abi::COMM_LEN;
 use netxray_filter::ebpf::Compiled;
 
+/// x86-64 kernel stack size (THREAD_SIZE without KASAN): the saved user
+/// registers are at its top.
+const THREAD_SIZE: u32 = 16384;
+
 static L7_OBJ: &[u8] = aya::include_bytes_aligned!("../../../../bpf/l7.bpf.o");
 
 /// The system calls whose data netxray reads: (entry, return) tracepoints.
@@ -169,7 +173,7 @@ fn config(cfg: &L7ConfigArgs, filtered: bool) -> L7Config {
         flags,
         cap_bytes: cfg.cap_bytes.min(L7_CAP as u32),
         wakeup_bytes: cfg.ring_bytes / 4,
-        _pad: 0,
+        thread_size: THREAD_SIZE,
         comm,
     }
 }
