@@ -20,28 +20,9 @@ BIN=$PWD/target/release/netxray
 A=nxbench-conn-a
 B=nxbench-conn-b
 WORK=$(mktemp -d)
-NX=
-SRV=
 STATS_BEFORE=
-
-cleanup() {
-  [ -n "$NX" ] && kill -INT "$NX" 2>/dev/null && wait "$NX" 2>/dev/null || true
-  [ -n "$SRV" ] && kill "$SRV" 2>/dev/null && wait "$SRV" 2>/dev/null || true
-  ip netns del "$A" 2>/dev/null || true
-  ip netns del "$B" 2>/dev/null || true
-  if [ -n "$STATS_BEFORE" ]; then sysctl -q kernel.bpf_stats_enabled="$STATS_BEFORE" || true; fi
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-ip netns add "$A"
-ip netns add "$B"
-ip link add va netns "$A" type veth peer name vb netns "$B"
-ip -n "$A" addr add 198.18.7.1/24 dev va
-ip -n "$B" addr add 198.18.7.2/24 dev vb
-for ns in "$A" "$B"; do ip -n "$ns" link set lo up; done
-ip -n "$A" link set va up
-ip -n "$B" link set vb up
+. scripts/bench-lib.sh
+bench_netns_pair
 ip netns exec "$A" sysctl -q net.ipv4.tcp_tw_reuse=1 net.ipv4.ip_local_port_range="1024 65000"
 ip netns exec "$B" sysctl -q net.core.somaxconn=4096
 
@@ -83,7 +64,6 @@ SRV=$!
 while [ ! -f "$WORK/server-up" ]; do sleep 0.05; done
 ip netns exec "$A" "${CLIENT_CMD[@]}" 0.5 > /dev/null   # warm-up
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 prog_ids() { bpftool prog show -j 2>/dev/null | python3 -c 'import json,sys; print(" ".join(str(p["id"]) for p in json.load(sys.stdin)))'; }
 bpf_ns() {
   # run_time_ns of the programs loaded since the ids in $1 (netxray's; needs
@@ -142,8 +122,4 @@ print(f"{r:>5} {u:>10} {t:>10} {t/max(u,1):6.3f} {got:>9} {2*t:>9} {lost or '?':
 EOF
   ratios+=("$(python3 -c "print($t/max($u,1))")")
 done
-python3 -c '
-import statistics, sys
-r = [float(x) for x in sys.argv[1:]]
-print(f"median ratio traced/untraced: {statistics.median(r):.3f} over {len(r)} rounds")
-' "${ratios[@]}"
+bench_median "${ratios[@]}"
