@@ -1,6 +1,6 @@
 //! What `netxray dns` and `netxray http` share: the CLI's common flags ->
 //! an L7Session -> records -> the model's pairing (a [`Pairing`]) -> a
-//! printer ([`L7Printer`]), in the run driver, with the per-endpoint
+//! printer (an `output::l7::L7Printer`), in the run driver, with the per-endpoint
 //! summary at the end and the kernel's counters on stderr.
 //!
 //! Filters: --pid, --comm, --netns and the flow expression in the kernel,
@@ -14,8 +14,8 @@ use crate::kernel::netns::{self, Names};
 use crate::kernel::ring::EventRing;
 use crate::model::filter::Filter;
 use crate::model::l7::call::{Observed, Side};
-use crate::model::l7::summary::{Row, Summary};
-use crate::output::l7::Context;
+use crate::model::l7::summary::Summary;
+use crate::output::l7::{Context, L7Printer};
 use netxray_abi::l7::{L7Counter, L7Event};
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
@@ -40,13 +40,6 @@ pub trait Pairing {
     fn tally(r: &Self::Record) -> (String, Option<u64>, bool);
     /// Records reported early for want of room (for the exit summary).
     fn overflow(&self) -> u64;
-}
-
-/// A protocol's printer.
-pub trait L7Printer<R> {
-    fn record(&mut self, r: &R, cx: &mut Context<'_>) -> io::Result<()>;
-    fn summary(&mut self, rows: &[Row]) -> io::Result<()>;
-    fn flush(&mut self) -> io::Result<()>;
 }
 
 /// What a subcommand hands over.

@@ -2,8 +2,7 @@
 //! object per line (schema: docs/dns.md).
 
 use super::clock;
-use super::l7::{ms, summary_table, Context, SummaryLabels};
-use crate::cmd::l7::L7Printer;
+use super::l7::{ms, summary_table, Context, L7Printer, SummaryLabels};
 use crate::model::l7::call::Side;
 use crate::model::l7::dns::{rcode_name, type_name};
 use crate::model::l7::dns_query::{Exchange, Outcome};

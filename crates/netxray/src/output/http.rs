@@ -2,8 +2,7 @@
 //! JSON object per line (schema: docs/http.md).
 
 use super::clock;
-use super::l7::{ms, summary_table, Context, SummaryLabels};
-use crate::cmd::l7::L7Printer;
+use super::l7::{ms, summary_table, Context, L7Printer, SummaryLabels};
 use crate::model::l7::http_exchange::{HttpExchange, SideView};
 use crate::model::l7::summary::Row;
 use serde::Serialize;

@@ -1,5 +1,6 @@
-//! What the `dns` and `http` printers share: the context of a record
-//! (wall clock, namespace names) and the per-endpoint table at the end.
+//! What the `dns` and `http` printers share: their trait, the context of
+//! a record (wall clock, namespace names) and the per-endpoint table at the
+//! end.
 
 use crate::model::l7::call::Side;
 use crate::model::l7::summary::Row;
@@ -12,6 +13,14 @@ pub struct Context<'a> {
     pub wall_ns: &'a dyn Fn(u64) -> u64,
     /// A namespace's name, if it has one.
     pub netns_name: &'a mut dyn FnMut(&Side) -> Option<String>,
+}
+
+/// A protocol's printer (`dns`, `http`), driven by cmd/l7.rs.
+pub trait L7Printer<R> {
+    fn record(&mut self, r: &R, cx: &mut Context<'_>) -> io::Result<()>;
+    /// The end of the run: per-endpoint totals.
+    fn summary(&mut self, rows: &[Row]) -> io::Result<()>;
+    fn flush(&mut self) -> io::Result<()>;
 }
 
 /// Nanoseconds as milliseconds with three decimals, `-` for none.
