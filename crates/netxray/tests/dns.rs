@@ -301,3 +301,35 @@ fn text_output_comm_in_the_kernel_and_a_bad_filter() {
     assert_eq!(bad.status.code(), Some(2), "{bad:?}");
     assert!(String::from_utf8_lossy(&bad.stderr).contains("bad filter"));
 }
+
+/// SIGKILL: the system-call tracepoints' links go with the process.
+#[test]
+fn sigkill_leaves_no_link_behind() {
+    let Some(_serial) = e2e() else { return };
+    use common::leftovers::{bpf_link_ids, bpf_links_held_by};
+    let before = bpf_link_ids();
+    for sub in ["dns", "http"] {
+        let run = NetxrayRun::new(netxray_bin())
+            .arg(sub)
+            .start()
+            .unwrap_or_else(|e| panic!("netxray {sub} did not start: {e}"));
+        let pid = run.pid().expect("pid");
+        // The entry and return of 11 system calls.
+        assert!(
+            bpf_links_held_by(pid).len() >= 22,
+            "{sub}: {:?}",
+            bpf_links_held_by(pid)
+        );
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        drop(run);
+        if let Some(before) = &before {
+            let clean = poll_until(Duration::from_secs(5), Duration::from_millis(50), || {
+                bpf_link_ids()
+                    .filter(|now| now.is_subset(before))
+                    .map(|_| ())
+            });
+            assert!(clean.is_some(), "{sub}: links left after SIGKILL");
+        }
+    }
+}
