@@ -1,5 +1,6 @@
 //! One module per subcommand: its run function and little else; `run.rs`
-//! is the run driver the long-running ones share.
+//! is the run driver the long-running ones share, `l7.rs` what `dns` and
+//! `http` share on top of it.
 
 pub mod conn;
 pub mod dns;

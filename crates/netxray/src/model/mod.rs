@@ -1,4 +1,5 @@
-//! Pure domain types and decoding: packets, hooks, drop reasons.
+//! Pure domain types and decoding: packets, hooks, drop reasons,
+//! connections, and application messages (`l7/`: DNS and HTTP).
 
 pub mod conn;
 pub mod correlate;

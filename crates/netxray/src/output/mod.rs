@@ -1,6 +1,7 @@
 //! Printers: streams of records (trace, and journeys) go through
-//! [`Printer`], reports and listings (drops, stats, conn --top, doctor,
-//! hooks) through [`report::Report`]; aligned text for people or JSON lines
+//! [`Printer`], dns and http records through [`l7::L7Printer`], reports and
+//! listings (drops, stats, conn --top, doctor, hooks) through
+//! [`report::Report`]; aligned text for people or JSON lines
 //! for programs. Data goes to stdout only; status and warnings go to stderr
 //! through `tracing`.
 
