@@ -7,6 +7,7 @@ use crate::model::l7::call::Side;
 use crate::model::l7::dns::{rcode_name, type_name};
 use crate::model::l7::dns_query::{Exchange, Outcome};
 use crate::model::l7::summary::Row;
+use crate::model::value::Name;
 use serde::Serialize;
 use std::io::{self, Write};
 use std::net::SocketAddr;
@@ -15,7 +16,7 @@ use std::net::SocketAddr;
 struct JsonSide {
     pid: u32,
     tid: u32,
-    comm: String,
+    comm: Name,
     netns: u32,
     netns_cookie: Option<u64>,
     netns_name: Option<String>,

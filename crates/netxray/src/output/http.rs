@@ -5,6 +5,7 @@ use super::clock;
 use super::l7::{ms, summary_table, Context, L7Printer, SummaryLabels};
 use crate::model::l7::http_exchange::{HttpExchange, SideView};
 use crate::model::l7::summary::Row;
+use crate::model::value::Name;
 use serde::Serialize;
 use std::io::{self, Write};
 use std::net::SocketAddr;
@@ -17,7 +18,7 @@ const PATH_COLUMN: usize = 40;
 struct JsonSide {
     pid: u32,
     tid: u32,
-    comm: String,
+    comm: Name,
     netns: u32,
     netns_cookie: Option<u64>,
     netns_name: Option<String>,

@@ -2,7 +2,7 @@
 //! `http`, made from a kernel record in one step.
 
 use crate::model::conn::Ends;
-use crate::model::value::NsId;
+use crate::model::value::{Name, NsId};
 use netxray_abi::l7::{Dir, L7Event, SOCK_STREAM};
 use std::net::SocketAddr;
 
@@ -34,7 +34,8 @@ pub enum Direction {
 pub struct Side {
     pub pid: u32,
     pub tid: u32,
-    pub comm: String,
+    /// Inline (no allocation per record): see model::value::Name.
+    pub comm: Name,
     pub netns: NsId,
 }
 
@@ -84,7 +85,7 @@ impl<'a> Observed<'a> {
             side: Side {
                 pid: r.tgid,
                 tid: r.tid,
-                comm: netxray_abi::c_str(&r.comm),
+                comm: comm_name(&r.comm),
                 netns: NsId::new(r.netns, r.netns_cookie),
             },
             dir: match ev.dir {
@@ -103,5 +104,15 @@ impl<'a> Observed<'a> {
             tail: ev.tail(),
             len: r.len as usize,
         }
+    }
+}
+
+/// A kernel command name (NUL-padded) as a [`Name`], without an allocation
+/// when it is UTF-8 (it nearly always is).
+fn comm_name(raw: &[u8]) -> Name {
+    let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
+    match std::str::from_utf8(&raw[..end]) {
+        Ok(s) => Name::from(s),
+        Err(_) => Name::from(netxray_abi::c_str(raw)),
     }
 }
