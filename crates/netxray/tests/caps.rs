@@ -43,6 +43,8 @@ const TABLE: &[(&[&str], &[&str])] = &[
     ),
     (TRACING, &["drops", "--duration", "0.5"]),
     (TRACING, &["conn", "--duration", "0.5"]),
+    (TRACING, &["dns", "--duration", "0.5"]),
+    (TRACING, &["http", "--duration", "0.5", "port", "8080"]),
     (
         NET,
         &["trace", "-t", "tc,xdp", "-i", "lo", "--duration", "0.5"],
