@@ -74,6 +74,19 @@ impl Observed<'_> {
     }
 }
 
+#[cfg(test)]
+impl Side {
+    /// A process for the tests: `pid` as its thread too, namespace 1.
+    pub fn for_test(pid: u32, comm: &str) -> Side {
+        Side {
+            pid,
+            tid: pid,
+            comm: comm.into(),
+            netns: NsId::new(1, 0),
+        }
+    }
+}
+
 impl<'a> Observed<'a> {
     /// The model's view of a kernel record.
     pub fn from_event(ev: &'a L7Event<'a>) -> Self {

@@ -501,15 +501,8 @@ fn malformed(o: &Observed, why: String) -> Exchange {
 mod tests {
     use super::*;
 
-    use crate::model::value::NsId;
-
     fn side(pid: u32, comm: &str) -> Side {
-        Side {
-            pid,
-            tid: pid,
-            comm: comm.into(),
-            netns: NsId::new(1, 0),
-        }
+        Side::for_test(pid, comm)
     }
 
     /// A query for `name` (A), or its answer with one A record.

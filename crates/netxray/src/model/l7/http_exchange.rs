@@ -413,15 +413,9 @@ fn merge(a: HttpExchange, b: HttpExchange) -> HttpExchange {
 mod tests {
     use super::*;
     use crate::model::l7::call::Transport;
-    use crate::model::value::NsId;
 
     fn side(pid: u32, comm: &str) -> Side {
-        Side {
-            pid,
-            tid: pid,
-            comm: comm.into(),
-            netns: NsId::new(1, 0),
-        }
+        Side::for_test(pid, comm)
     }
 
     struct Call<'a> {
