@@ -5,9 +5,12 @@
  * (syscalls:sys_enter_* / sys_exit_*), which lockdown allows and every
  * kernel since 5.10 has.
  *
- * At entry the call's arguments (fd, buffer or iovec or msghdr, address)
- * are kept per thread (nx_l7_calls); at return, when it moved data, the fd
- * is followed to its socket (nx_sock_of_fd). Only TCP and UDP sockets of
+ * Only returns are followed, with the call's arguments (fd, buffer or iovec
+ * or msghdr, address) read from the user registers saved at the syscall's
+ * entry; a send's entry program keeps only its time (nx_l7_sends): a write
+ * is timed at its entry, the reader may have the data before it returns.
+ * At return, when the call moved data, the fd is followed to its socket
+ * (nx_sock_of_fd). Only TCP and UDP sockets of
  * the families IPv4/IPv6 go on; then --pid, --comm, --netns and the filter
  * (on the socket's flow, the peer taken from the call's address for an
  * unconnected UDP socket); then a bounded prefix of the data, and its last
@@ -64,13 +67,26 @@ struct {
 	__type(value, struct nx_l7_scratch);
 } nx_l7_scratch SEC(".maps");
 
-/* Calls in flight, per thread: entry to return. */
+/* Sends in flight, per thread: their entry time. (Reads need no entry
+ * program: their arguments are in the saved registers at return, and a
+ * read is timed at its return. Two programs fewer per read: an entry cost
+ * ~330 ns, its hash update and delete included.) */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u64);
-	__type(value, struct nx_l7_call);
-} nx_l7_calls SEC(".maps");
+	__type(value, __u64);
+} nx_l7_sends SEC(".maps");
+
+/* A call's arguments, from the saved registers. */
+struct nx_l7_call {
+	__u64 enter_ns;		/* sends: the entry's time (0: not recorded) */
+	__u64 buf;		/* read/write/recvfrom/sendto: the buffer; *v: the iovec array; *msg: the msghdr; *mmsg: the mmsghdr array */
+	__u64 addr;		/* recvfrom/sendto: the sockaddr */
+	__u32 fd;
+	__u32 count;		/* iovcnt, or vlen */
+	__u16 syscall;
+};
 
 /* Classic syscall tracepoint records (no BTF arguments). */
 struct sys_enter_args {
@@ -153,24 +169,16 @@ static __always_inline bool nx_l7_task_wanted(struct nx_l7_config *cfg, __u64 pi
 	return true;
 }
 
-static __always_inline void nx_l7_enter(struct sys_enter_args *args, __u16 sys, __u64 buf,
-					__u64 addr, __u32 count)
+static __always_inline void nx_l7_enter(void)
 {
 	struct nx_l7_config *cfg = nx_l7_cfg();
 	struct nx_l7_counter *cnt;
 	__u64 id = bpf_get_current_pid_tgid();
-	struct nx_l7_call call = {
-		.enter_ns = bpf_ktime_get_ns(),
-		.buf = buf,
-		.addr = addr,
-		.fd = (__u32)args->args[0],
-		.count = count,
-		.syscall = sys,
-	};
+	__u64 now = bpf_ktime_get_ns();
 
 	if (!cfg || !nx_l7_task_wanted(cfg, id))
 		return;
-	if (bpf_map_update_elem(&nx_l7_calls, &id, &call, BPF_ANY) != 0) {
+	if (bpf_map_update_elem(&nx_l7_sends, &id, &now, BPF_ANY) != 0) {
 		cnt = nx_l7_cnt();
 		if (cnt)
 			cnt->pending_full++;
@@ -335,7 +343,10 @@ static __always_inline bool nx_l7_filter(struct nx_l7_event *e, struct nx_l7_con
 static __always_inline void nx_l7_output(struct nx_l7_event *e, struct nx_l7_config *cfg,
 					 struct nx_l7_counter *cnt)
 {
-	__u64 flags = 0;
+	/* The wake-up policy of nx_emit_rec (nx_common.bpf.h): none below
+	 * the mark, the reader drains on its timer. (Flags 0 would wake the
+	 * reader whenever it has caught up: a self-IPI per record, 3-7 us.) */
+	__u64 flags = BPF_RB_NO_WAKEUP;
 	__u64 pending = bpf_ringbuf_query(&nx_l7_events, BPF_RB_AVAIL_DATA);
 	__u64 rec = NX_L7_EVENT_HDR_SIZE + e->cap_len;
 
@@ -388,34 +399,35 @@ static __always_inline void nx_l7_message(struct nx_l7_event *e, struct nx_l7_co
 	nx_l7_output(e, cfg, cnt);
 }
 
-/* A call whose entry was not recorded (it was blocked in the kernel when
- * netxray started, or the table was full): its arguments from the user
- * registers saved at the top of the task's kernel stack (x86-64: no
- * padding above them). Arguments: di, si, dx, r10, r8. */
+/* The call's arguments from the user registers saved at the top of the
+ * task's kernel stack at syscall entry (x86-64: no padding above them; the
+ * kernel leaves them as they were until the return to user space).
+ * Arguments: di, si, dx, r10, r8. One read of the whole block. */
 static __always_inline bool nx_l7_call_from_regs(struct nx_l7_call *call, __u16 sys,
 						 struct nx_l7_config *cfg)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	void *stack = BPF_CORE_READ(task, stack);
-	struct pt_regs *regs;
+	struct pt_regs regs;
 
 	if (!stack || !cfg->thread_size)
 		return false;
-	regs = (struct pt_regs *)(stack + cfg->thread_size) - 1;
+	if (bpf_probe_read_kernel(&regs, sizeof(regs), (struct pt_regs *)(stack + cfg->thread_size) - 1))
+		return false;
 	__builtin_memset(call, 0, sizeof(*call));
 	call->syscall = sys;
-	call->fd = BPF_CORE_READ(regs, di);
-	call->buf = BPF_CORE_READ(regs, si);
+	call->fd = regs.di;
+	call->buf = regs.si;
 	switch (sys) {
 	case NX_L7_SYS_READV:
 	case NX_L7_SYS_WRITEV:
 	case NX_L7_SYS_RECVMMSG:
 	case NX_L7_SYS_SENDMMSG:
-		call->count = BPF_CORE_READ(regs, dx);
+		call->count = regs.dx;
 		break;
 	case NX_L7_SYS_RECVFROM:
 	case NX_L7_SYS_SENDTO:
-		call->addr = BPF_CORE_READ(regs, r8);
+		call->addr = regs.r8;
 		break;
 	case NX_L7_SYS_SENDFILE:
 		call->buf = 0;
@@ -427,24 +439,30 @@ static __always_inline bool nx_l7_call_from_regs(struct nx_l7_call *call, __u16 
 static __always_inline void nx_l7_exit(struct sys_exit_args *args, __u16 sys, __u8 dir)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct nx_l7_call *found = bpf_map_lookup_elem(&nx_l7_calls, &id);
 	struct nx_l7_config *cfg = nx_l7_cfg();
 	struct nx_l7_counter *cnt = nx_l7_cnt();
 	struct nx_l7_event *e = nx_l7_scratch_get();
 	struct nx_l7_call call;
+	__u64 enter_ns = 0;
 	__s64 ret = args->ret;
 
-	if (found) {
-		call = *found;
-		bpf_map_delete_elem(&nx_l7_calls, &id);
+	if (dir == NX_L7_SEND) {
+		__u64 *at = bpf_map_lookup_elem(&nx_l7_sends, &id);
+		if (at) {
+			enter_ns = *at;
+			bpf_map_delete_elem(&nx_l7_sends, &id);
+		}
 	}
 	if (ret <= 0 || !cfg || !cnt || !e)
 		return;
-	if (!found) {
-		if (!nx_l7_task_wanted(cfg, id) || !nx_l7_call_from_regs(&call, sys, cfg))
-			return;
+	/* A send's entry already passed --pid and --comm. */
+	if (!enter_ns && !nx_l7_task_wanted(cfg, id))
+		return;
+	if (!nx_l7_call_from_regs(&call, sys, cfg))
+		return;
+	call.enter_ns = enter_ns;
+	if (dir == NX_L7_SEND && !enter_ns)
 		cnt->unpaired++;
-	}
 	if (!nx_l7_begin(e, cfg, &call, dir, id))
 		return;
 	cnt->calls++;
@@ -524,11 +542,12 @@ static __always_inline void nx_l7_exit(struct sys_exit_args *args, __u16 sys, __
 	}
 }
 
-#define NX_L7_ENTER(name, sys, buf, addr, count)                    \
+/* Sends only: their entry time. */
+#define NX_L7_ENTER(name)                                            \
 	SEC("tracepoint/syscalls/sys_enter_" #name)                 \
 	int sys_enter_##name(struct sys_enter_args *args)           \
 	{                                                            \
-		nx_l7_enter(args, sys, buf, addr, count);            \
+		nx_l7_enter();                                       \
 		return 0;                                            \
 	}
 
@@ -541,30 +560,25 @@ static __always_inline void nx_l7_exit(struct sys_exit_args *args, __u16 sys, __
 	}
 
 /* read(fd, buf, count), write(fd, buf, count) */
-NX_L7_ENTER(read, NX_L7_SYS_READ, args->args[1], 0, 0)
 NX_L7_EXIT(read, NX_L7_SYS_READ, NX_L7_RECV)
-NX_L7_ENTER(write, NX_L7_SYS_WRITE, args->args[1], 0, 0)
+NX_L7_ENTER(write)
 NX_L7_EXIT(write, NX_L7_SYS_WRITE, NX_L7_SEND)
 /* readv/writev(fd, iov, iovcnt) */
-NX_L7_ENTER(readv, NX_L7_SYS_READV, args->args[1], 0, args->args[2])
 NX_L7_EXIT(readv, NX_L7_SYS_READV, NX_L7_RECV)
-NX_L7_ENTER(writev, NX_L7_SYS_WRITEV, args->args[1], 0, args->args[2])
+NX_L7_ENTER(writev)
 NX_L7_EXIT(writev, NX_L7_SYS_WRITEV, NX_L7_SEND)
 /* recvfrom/sendto(fd, buf, len, flags, addr, addrlen) */
-NX_L7_ENTER(recvfrom, NX_L7_SYS_RECVFROM, args->args[1], args->args[4], 0)
 NX_L7_EXIT(recvfrom, NX_L7_SYS_RECVFROM, NX_L7_RECV)
-NX_L7_ENTER(sendto, NX_L7_SYS_SENDTO, args->args[1], args->args[4], 0)
+NX_L7_ENTER(sendto)
 NX_L7_EXIT(sendto, NX_L7_SYS_SENDTO, NX_L7_SEND)
 /* recvmsg/sendmsg(fd, msg, flags) */
-NX_L7_ENTER(recvmsg, NX_L7_SYS_RECVMSG, args->args[1], 0, 0)
 NX_L7_EXIT(recvmsg, NX_L7_SYS_RECVMSG, NX_L7_RECV)
-NX_L7_ENTER(sendmsg, NX_L7_SYS_SENDMSG, args->args[1], 0, 0)
+NX_L7_ENTER(sendmsg)
 NX_L7_EXIT(sendmsg, NX_L7_SYS_SENDMSG, NX_L7_SEND)
 /* recvmmsg/sendmmsg(fd, msgvec, vlen, flags[, timeout]) */
-NX_L7_ENTER(recvmmsg, NX_L7_SYS_RECVMMSG, args->args[1], 0, args->args[2])
 NX_L7_EXIT(recvmmsg, NX_L7_SYS_RECVMMSG, NX_L7_RECV)
-NX_L7_ENTER(sendmmsg, NX_L7_SYS_SENDMMSG, args->args[1], 0, args->args[2])
+NX_L7_ENTER(sendmmsg)
 NX_L7_EXIT(sendmmsg, NX_L7_SYS_SENDMMSG, NX_L7_SEND)
 /* sendfile(out_fd, in_fd, offset, count): out_fd is the socket */
-NX_L7_ENTER(sendfile64, NX_L7_SYS_SENDFILE, 0, 0, 0)
+NX_L7_ENTER(sendfile64)
 NX_L7_EXIT(sendfile64, NX_L7_SYS_SENDFILE, NX_L7_SEND)

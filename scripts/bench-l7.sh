@@ -17,6 +17,10 @@ PROTO=${1:?usage: bench-l7.sh dns|http}
 ROUNDS=${ROUNDS:-5}
 SECS=${SECS:-5}
 CONNS=${CONNS:-8}
+# PIN=1: the load (client and server) on CPU 0, netxray on CPU 1: what the
+# traced application feels when the host has a core for the observer.
+PIN=${PIN:-0}
+if [ "$PIN" = 1 ]; then APP=(taskset -c 0); OBS=(taskset -c 1); else APP=(); OBS=(); fi
 scripts/setup.sh bench
 cargo build --release -q -p netxray
 BIN=$PWD/target/release/netxray
@@ -28,7 +32,7 @@ bench_netns_pair
 
 case $PROTO in
 dns)
-  ip netns exec "$B" dnsmasq --no-daemon --no-resolv --no-hosts --bind-interfaces \
+  ip netns exec "$B" "${APP[@]}" dnsmasq --no-daemon --no-resolv --no-hosts --bind-interfaces \
     --listen-address=198.18.7.2 --address=/bench.test/198.18.7.9 --pid-file= --user=root \
     --cache-size=1000 --dns-forward-max=10000 2> /dev/null &
   SRV=$!
@@ -36,7 +40,7 @@ dns)
   until ip netns exec "$A" dig +short +tries=1 +timeout=1 @198.18.7.2 q1.bench.test | grep -q 198.18.7.9; do sleep 0.1; done
   # dnsperf: queries completed (its own count)
   load() {
-    ip netns exec "$A" dnsperf -s 198.18.7.2 -d "$WORK/queries" -l "$SECS" -q 64 2> /dev/null |
+    ip netns exec "$A" "${APP[@]}" dnsperf -s 198.18.7.2 -d "$WORK/queries" -l "$SECS" -q 64 2> /dev/null |
       awk '/Queries completed:/ {print $3}'
   }
   NXARGS=(dns -o json 'host 198.18.7.2 and port 53')
@@ -63,12 +67,12 @@ http {
   }
 }
 EOF
-  ip netns exec "$B" nginx -c "$WORK/nginx.conf" -g 'daemon off;' &
+  ip netns exec "$B" "${APP[@]}" nginx -c "$WORK/nginx.conf" -g 'daemon off;' &
   SRV=$!
   until ip netns exec "$A" curl -s -o /dev/null http://198.18.7.2:8080/; do sleep 0.1; done
   # wrk: requests completed (its own count)
   load() {
-    ip netns exec "$A" wrk -t 1 -c "$CONNS" -d "${SECS}s" http://198.18.7.2:8080/bench 2> /dev/null |
+    ip netns exec "$A" "${APP[@]}" wrk -t 1 -c "$CONNS" -d "${SECS}s" http://198.18.7.2:8080/bench 2> /dev/null |
       awk '/requests in/ {print $1}'
   }
   NXARGS=(http -o json 'port 8080')
@@ -90,7 +94,7 @@ ratios=()
 for r in $(seq 1 "$ROUNDS"); do
   u=$(load)
   rm -f "$WORK/ready"
-  "$BIN" "${NXARGS[@]}" --ready-file "$WORK/ready" > "$WORK/out.json" 2> "$WORK/err" &
+  "${OBS[@]}" "$BIN" "${NXARGS[@]}" --ready-file "$WORK/ready" > "$WORK/out.json" 2> "$WORK/err" &
   NX=$!
   while [ ! -f "$WORK/ready" ]; do sleep 0.05; done
   c0=$(cpu_ticks "$NX")

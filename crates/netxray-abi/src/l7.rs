@@ -160,23 +160,9 @@ pub struct L7Config {
     pub comm: [u8; COMM_LEN],
 }
 
-/// `struct nx_l7_call` (map `nx_l7_calls`: user space only sizes it).
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default)]
-pub struct L7Call {
-    pub enter_ns: u64,
-    pub buf: u64,
-    pub addr: u64,
-    pub fd: u32,
-    pub count: u32,
-    pub syscall: u16,
-    pub _pad: [u8; 6],
-}
-
 const _: () = assert!(std::mem::size_of::<RawL7Event>() == L7_EVENT_HDR_SIZE);
 const _: () = assert!(std::mem::size_of::<L7Counter>() == 56);
 const _: () = assert!(std::mem::size_of::<L7Config>() == 40);
-const _: () = assert!(std::mem::size_of::<L7Call>() == 40);
 
 #[cfg(feature = "aya")]
 mod pod {

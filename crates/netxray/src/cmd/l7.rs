@@ -24,7 +24,7 @@ use std::time::Duration;
 
 /// Bytes copied from each message's start.
 const CAP_BYTES: u32 = 1024;
-/// System calls in flight at once (entry seen, return not yet).
+/// Sends in flight at once (entry seen, return not yet).
 const MAX_CALLS: u32 = 16384;
 
 /// A protocol's pairing of messages into records.
@@ -258,7 +258,7 @@ fn warn_losses(last: &L7Counter, c: &L7Counter) {
     }
     if c.pending_full > last.pending_full {
         tracing::warn!(
-            "{} system calls not followed: too many calls in flight at once ({} in all)",
+            "{} sends timed at their return, not their entry: too many in flight at once ({} in all)",
             c.pending_full - last.pending_full,
             c.pending_full
         );
@@ -271,8 +271,8 @@ fn summary(why: Stop, noun: &str, shown: u64, bad: u64, overflow: u64, c: &L7Cou
     let _ = writeln!(
         err,
         "netxray: {why}: {shown} {noun} shown; kernel: {} calls with data on TCP/UDP sockets, {} kept by the filters, \
-         {} messages sent, {} lost (ring buffer full), {} calls entered before netxray started or past the table \
-         (followed from the saved registers), {} entries not recorded (too many in flight), {} unreadable buffers{}{}",
+         {} messages sent, {} lost (ring buffer full), {} sends timed at their return (entered before netxray started, \
+         or {} past the in-flight table), {} unreadable buffers{}{}",
         c.calls,
         c.matched,
         c.emitted,

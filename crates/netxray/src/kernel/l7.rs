@@ -20,9 +20,9 @@ const THREAD_SIZE: u32 = 16384;
 
 static L7_OBJ: &[u8] = aya::include_bytes_aligned!("../../../../bpf/l7.bpf.o");
 
-/// The system calls whose data netxray reads: (entry, return) tracepoints.
-/// Each pair is attached return first, so that no entry is recorded
-/// without its return program in place.
+/// The system calls whose data netxray reads: their return tracepoints,
+/// and for sends ([`has_entry`]) the entry's too (attached after the
+/// return, so that no entry is recorded without its return in place).
 pub const SYSCALLS: &[&str] = &[
     "read",
     "write",
@@ -38,7 +38,14 @@ pub const SYSCALLS: &[&str] = &[
     "sendfile64",
 ];
 
-/// Whether this kernel has the entry and return tracepoints of `call`;
+/// Whether netxray attaches `call`'s entry tracepoint: only sends have one
+/// (their time is taken at entry; a call's arguments come from the saved
+/// registers at its return).
+pub fn has_entry(call: &str) -> bool {
+    !(call.starts_with("read") || call.starts_with("recv"))
+}
+
+/// Whether this kernel has the tracepoints netxray attaches for `call`;
 /// None when tracefs is not mounted (not mounted here: `hooks` changes
 /// nothing).
 pub fn syscall_available(call: &str) -> Option<bool> {
@@ -48,7 +55,7 @@ pub fn syscall_available(call: &str) -> Option<bool> {
     }
     let dir = events.join("syscalls");
     Some(
-        dir.join(format!("sys_enter_{call}")).is_dir()
+        (!has_entry(call) || dir.join(format!("sys_enter_{call}")).is_dir())
             && dir.join(format!("sys_exit_{call}")).is_dir(),
     )
 }
@@ -71,7 +78,7 @@ pub struct L7ConfigArgs {
     /// Bytes copied from each message's start (<= 1024).
     pub cap_bytes: u32,
     pub ring_bytes: u32,
-    /// Calls in flight at once (entry recorded, return not yet seen).
+    /// Sends in flight at once (entry recorded, return not yet seen).
     pub max_calls: u32,
     /// The address/port filter compiled to BPF, run on each call's flow;
     /// None: no filter.
@@ -95,7 +102,7 @@ impl L7Session {
         let mut kernel = SessionBuilder::new("l7.bpf.o", L7_OBJ)
             .filter(cfg.filter_bpf.as_ref())
             .ring("nx_l7_events", cfg.ring_bytes)?
-            .map_size("nx_l7_calls", cfg.max_calls)
+            .map_size("nx_l7_sends", cfg.max_calls)
             // trace.bpf.o's ring, brought in with the filter's header: unused.
             .map_size("nx_events", 4096)
             .load()?;
@@ -126,14 +133,16 @@ impl L7Session {
         Ok(session)
     }
 
-    /// The return tracepoint, then the entry's.
+    /// The return tracepoint, then the entry's (sends).
     fn attach_pair(&mut self, call: &str) -> Result<(), AttachError> {
         let exit = format!("sys_exit_{call}");
-        let enter = format!("sys_enter_{call}");
         self.kernel.attach_syscall(&exit)?;
         self.attached.push(exit);
-        self.kernel.attach_syscall(&enter)?;
-        self.attached.push(enter);
+        if has_entry(call) {
+            let enter = format!("sys_enter_{call}");
+            self.kernel.attach_syscall(&enter)?;
+            self.attached.push(enter);
+        }
         Ok(())
     }
 

@@ -21,7 +21,7 @@ pub struct HookRow {
 }
 
 const SYSCALL_NOTE: &str =
-    "entry and return (sys_enter_*, sys_exit_*): the first 1024 bytes of each message";
+    "return (sys_exit_*; sends also sys_enter_*, their time): the first 1024 bytes of each message";
 
 /// A system call whose data `dns` (and `http`) read: its entry and return
 /// tracepoints.
