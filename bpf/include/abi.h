@@ -599,8 +599,8 @@ struct nx_l7_counter {
 	__u64 matched;		/* of which kept by --pid/--comm/--netns and the filter */
 	__u64 emitted;		/* records handed to the ring buffer */
 	__u64 lost;		/* records lost: ring buffer full */
-	__u64 unpaired;		/* sends whose entry was not recorded (started before netxray, or table full): timed at their return */
-	__u64 pending_full;	/* sends' entries not recorded: the in-flight table was full */
+	__u64 unpaired;		/* sends whose entry was not recorded (started before netxray, or their slot taken): timed at their return */
+	__u64 pending_full;	/* sends' entries that took the slot of another thread's send in flight */
 	__u64 read_errors;	/* user memory that could not be read (copied as 0 bytes) */
 };
 _Static_assert(sizeof(struct nx_l7_counter) == 56, "nx_l7_counter size");
@@ -621,7 +621,5 @@ _Static_assert(sizeof(struct nx_l7_config) == 40, "nx_l7_config size");
 #define NX_L7_CFG_TCP (1 << 2)		/* stream (TCP) sockets */
 #define NX_L7_CFG_UDP (1 << 3)		/* datagram (UDP) sockets */
 
-/* The entry time of a send in flight (hash "nx_l7_sends", key: pid_tgid,
- * value: __u64 ns): user space only sizes it. */
 
 #endif

@@ -24,8 +24,6 @@ use std::time::Duration;
 
 /// Bytes copied from each message's start.
 const CAP_BYTES: u32 = 1024;
-/// Sends in flight at once (entry seen, return not yet).
-const MAX_CALLS: u32 = 16384;
 
 /// A protocol's pairing of messages into records.
 pub trait Pairing {
@@ -91,7 +89,6 @@ where
         transports: spec.transports,
         cap_bytes: CAP_BYTES,
         ring_bytes: args.ring_size.saturating_mul(1024),
-        max_calls: MAX_CALLS,
         filter_bpf,
     };
     let mut session = L7Session::open(&cfg)?;
@@ -106,7 +103,11 @@ where
     tracing::info!(
         "following {} in {} system calls ({shown_filter})",
         spec.what,
-        session.attached.len() / 2,
+        session
+            .attached
+            .iter()
+            .filter(|t| t.starts_with("sys_exit_"))
+            .count(),
     );
     let ring = session.take_ring()?;
     let offset = clock_ns(libc::CLOCK_REALTIME) - clock_ns(libc::CLOCK_MONOTONIC);
@@ -258,7 +259,7 @@ fn warn_losses(last: &L7Counter, c: &L7Counter) {
     }
     if c.pending_full > last.pending_full {
         tracing::warn!(
-            "{} sends timed at their return, not their entry: too many in flight at once ({} in all)",
+            "{} sends timed at their return, not their entry: another thread's send held their slot ({} in all)",
             c.pending_full - last.pending_full,
             c.pending_full
         );
@@ -272,7 +273,7 @@ fn summary(why: Stop, noun: &str, shown: u64, bad: u64, overflow: u64, c: &L7Cou
         err,
         "netxray: {why}: {shown} {noun} shown; kernel: {} calls with data on TCP/UDP sockets, {} kept by the filters, \
          {} messages sent, {} lost (ring buffer full), {} sends timed at their return (entered before netxray started, \
-         or {} past the in-flight table), {} unreadable buffers{}{}",
+         or {} whose slot another thread's send held), {} unreadable buffers{}{}",
         c.calls,
         c.matched,
         c.emitted,

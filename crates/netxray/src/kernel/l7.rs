@@ -78,8 +78,6 @@ pub struct L7ConfigArgs {
     /// Bytes copied from each message's start (<= 1024).
     pub cap_bytes: u32,
     pub ring_bytes: u32,
-    /// Sends in flight at once (entry recorded, return not yet seen).
-    pub max_calls: u32,
     /// The address/port filter compiled to BPF, run on each call's flow;
     /// None: no filter.
     pub filter_bpf: Option<Compiled>,
@@ -96,13 +94,9 @@ pub struct L7Session {
 
 impl L7Session {
     pub fn open(cfg: &L7ConfigArgs) -> Result<Self> {
-        if cfg.max_calls == 0 {
-            return Err(Error::usage("--max-calls must be at least 1"));
-        }
         let mut kernel = SessionBuilder::new("l7.bpf.o", L7_OBJ)
             .filter(cfg.filter_bpf.as_ref())
             .ring("nx_l7_events", cfg.ring_bytes)?
-            .map_size("nx_l7_sends", cfg.max_calls)
             // trace.bpf.o's ring, brought in with the filter's header: unused.
             .map_size("nx_events", 4096)
             .load()?;

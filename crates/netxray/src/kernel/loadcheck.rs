@@ -234,7 +234,6 @@ fn l7(filter_bpf: Option<netxray_filter::ebpf::Compiled>, out: &mut Vec<ProgramC
         },
         cap_bytes: 1024,
         ring_bytes: 1 << 16,
-        max_calls: 1024,
         filter_bpf,
     };
     match L7Session::open(&cfg) {
