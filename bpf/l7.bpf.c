@@ -87,6 +87,17 @@ struct {
 	__type(value, struct nx_l7_slot);
 } nx_l7_sends SEC(".maps");
 
+/* The sock path (NX_L7_CFG_SOCK_PATH) leaves to the system call's return a
+ * datagram read whose sender's address the caller asked for: the kernel
+ * writes that address to user memory after the socket hook. Per thread, as
+ * nx_l7_sends: the thread id, 0 when free. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, NX_L7_SLOTS);
+	__type(key, __u32);
+	__type(value, __u32);
+} nx_l7_defer SEC(".maps");
+
 /* A call's arguments, from the saved registers. */
 struct nx_l7_call {
 	__u64 enter_ns;		/* sends: the entry's time (0: not recorded) */
@@ -155,6 +166,13 @@ static __always_inline void nx_l7_process_comm(char *dst)
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct task_struct *task, *leader;
 
+	if (NX_HAVE_TASK_BTF) {
+		/* Direct (BTF) loads: no helper, no probe read (a rename racing
+		 * with them gives a mix, as /proc/PID/comm can). */
+		task = bpf_get_current_task_btf();
+		__builtin_memcpy(dst, task->group_leader->comm, NX_COMM_LEN);
+		return;
+	}
 	/* The main thread itself: its own name, without a probe read. */
 	if ((__u32)pid_tgid == pid_tgid >> 32) {
 		bpf_get_current_comm(dst, NX_COMM_LEN);
@@ -301,9 +319,37 @@ static __always_inline void nx_l7_copy_iov(struct nx_l7_event *e, __u64 uiov, __
 	}
 }
 
-/* The record's fixed part, and the socket test: false when fd is not a TCP
- * or UDP socket over IPv4/IPv6 of the kinds asked for, or the filters say
- * no. */
+/* The socket's kind against the configuration: its protocol, or 0 when
+ * it is not a TCP or UDP socket of the kinds asked for. */
+static __always_inline __u8 nx_l7_proto(struct nx_l7_config *cfg, __u16 type, __u16 protocol)
+{
+	if (type == NX_SOCK_STREAM && (cfg->flags & NX_L7_CFG_TCP) && protocol == NX_IPPROTO_TCP)
+		return NX_IPPROTO_TCP;
+	if (type == NX_SOCK_DGRAM && (cfg->flags & NX_L7_CFG_UDP) && protocol == NX_IPPROTO_UDP)
+		return NX_IPPROTO_UDP;
+	return 0;
+}
+
+/* The record's fields after the flow and the namespace. */
+static __always_inline void nx_l7_fill(struct nx_l7_event *e, struct nx_l7_call *call, __u8 dir,
+				       __u64 pid_tgid, struct sock *sk, __u16 type)
+{
+	e->abi_version = NX_L7_ABI_VERSION;
+	e->sk = (__u64)sk;
+	e->tgid = pid_tgid >> 32;
+	e->tid = (__u32)pid_tgid;
+	e->fd = call->fd;
+	e->syscall = call->syscall;
+	e->dir = dir;
+	e->sock_type = type;
+	e->enter_ns = call->enter_ns;
+	e->ts_ns = bpf_ktime_get_ns();
+	nx_l7_process_comm(e->comm);
+}
+
+/* The system-call path: fd to socket with probe reads. The record's fixed
+ * part, and the socket test: false when fd is not a TCP or UDP socket over
+ * IPv4/IPv6 of the kinds asked for, or --netns says no. */
 static __always_inline bool nx_l7_begin(struct nx_l7_event *e, struct nx_l7_config *cfg,
 					struct nx_l7_call *call, __u8 dir, __u64 pid_tgid)
 {
@@ -314,13 +360,8 @@ static __always_inline bool nx_l7_begin(struct nx_l7_event *e, struct nx_l7_conf
 	if (!sk)
 		return false;
 	type = BPF_CORE_READ(sk, sk_type);
-	if (type == NX_SOCK_STREAM && (cfg->flags & NX_L7_CFG_TCP))
-		proto = NX_IPPROTO_TCP;
-	else if (type == NX_SOCK_DGRAM && (cfg->flags & NX_L7_CFG_UDP))
-		proto = NX_IPPROTO_UDP;
-	else
-		return false;
-	if (BPF_CORE_READ(sk, sk_protocol) != proto)
+	proto = nx_l7_proto(cfg, type, BPF_CORE_READ(sk, sk_protocol));
+	if (!proto)
 		return false;
 	__builtin_memset(e, 0, NX_L7_EVENT_HDR_SIZE);
 	/* sock_common in one read: the flow and the namespace. */
@@ -336,17 +377,7 @@ static __always_inline bool nx_l7_begin(struct nx_l7_event *e, struct nx_l7_conf
 	if (cfg->netns && e->netns != cfg->netns)
 		return false;
 	e->netns_cookie = nx_net_cookie_probe(net);
-	e->abi_version = NX_L7_ABI_VERSION;
-	e->sk = (__u64)sk;
-	e->tgid = pid_tgid >> 32;
-	e->tid = (__u32)pid_tgid;
-	e->fd = call->fd;
-	e->syscall = call->syscall;
-	e->dir = dir;
-	e->sock_type = type;
-	e->enter_ns = call->enter_ns;
-	e->ts_ns = bpf_ktime_get_ns();
-	nx_l7_process_comm(e->comm);
+	nx_l7_fill(e, call, dir, pid_tgid, sk, type);
 	return true;
 }
 
@@ -464,38 +495,54 @@ static __always_inline bool nx_l7_call_from_regs(struct nx_l7_call *call, __u16 
 	return true;
 }
 
-static __always_inline void nx_l7_exit(struct sys_exit_args *args, __u16 sys, __u8 dir)
+/* On the sock path, whether the return of `sys` is to be followed: the
+ * calls the socket hooks leave (mmsg: one hook per message; sendfile: not
+ * a send from user memory), and the datagram reads they deferred. */
+static __always_inline bool nx_l7_deferred(__u16 sys, __u64 pid_tgid)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	struct nx_l7_config *cfg = nx_l7_cfg();
-	struct nx_l7_counter *cnt = nx_l7_cnt();
-	struct nx_l7_event *e = nx_l7_scratch_get();
-	struct nx_l7_call call;
-	__u64 enter_ns = 0;
-	__s64 ret = args->ret;
+	__u32 key = (__u32)pid_tgid & (NX_L7_SLOTS - 1);
+	__u32 *slot;
 
-	if (dir == NX_L7_SEND) {
-		__u32 key = (__u32)id & (NX_L7_SLOTS - 1);
-		struct nx_l7_slot *slot = bpf_map_lookup_elem(&nx_l7_sends, &key);
-		if (slot && slot->tid == (__u32)id) {
-			enter_ns = slot->enter_ns;
-			slot->tid = 0;
+	switch (sys) {
+	case NX_L7_SYS_RECVMMSG:
+	case NX_L7_SYS_SENDMMSG:
+	case NX_L7_SYS_SENDFILE:
+		return true;
+	case NX_L7_SYS_RECVFROM:
+	case NX_L7_SYS_RECVMSG:
+		slot = bpf_map_lookup_elem(&nx_l7_defer, &key);
+		if (slot && *slot == (__u32)pid_tgid) {
+			*slot = 0;
+			return true;
 		}
 	}
-	if (ret <= 0 || !cfg || !cnt || !e)
-		return;
-	/* A send's entry already passed --pid and --comm. */
-	if (!enter_ns && !nx_l7_task_wanted(cfg, id))
-		return;
-	if (!nx_l7_call_from_regs(&call, sys, cfg))
-		return;
-	call.enter_ns = enter_ns;
-	if (dir == NX_L7_SEND && !enter_ns)
-		cnt->unpaired++;
-	if (!nx_l7_begin(e, cfg, &call, dir, id))
-		return;
+	return false;
+}
+
+/* A send's entry time, taken from its thread's slot (0: not recorded). */
+static __always_inline __u64 nx_l7_send_entry(__u64 pid_tgid)
+{
+	__u32 key = (__u32)pid_tgid & (NX_L7_SLOTS - 1);
+	struct nx_l7_slot *slot = bpf_map_lookup_elem(&nx_l7_sends, &key);
+	__u64 at = 0;
+
+	if (slot && slot->tid == (__u32)pid_tgid) {
+		at = slot->enter_ns;
+		slot->tid = 0;
+	}
+	return at;
+}
+
+/* After the socket test: the peer from the call's address, the filter,
+ * the copy, the record(s). */
+static __always_inline void nx_l7_data(struct nx_l7_event *e, struct nx_l7_config *cfg,
+				       struct nx_l7_counter *cnt, struct nx_l7_call call, __s64 ret,
+				       bool peer)
+{
 	cnt->calls++;
-	switch (call.syscall) {
+	/* peer: the call's address is in user memory (not yet for a read on
+	 * the sock path: the kernel writes it after the socket hook). */
+	switch (peer ? call.syscall : 0) {
 	case NX_L7_SYS_RECVFROM:
 	case NX_L7_SYS_SENDTO:
 		nx_l7_peer(e, call.addr);
@@ -572,6 +619,35 @@ static __always_inline void nx_l7_exit(struct sys_exit_args *args, __u16 sys, __
 }
 
 /* Sends only: their entry time. */
+static __always_inline void nx_l7_exit(struct sys_exit_args *args, __u16 sys, __u8 dir)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct nx_l7_config *cfg = nx_l7_cfg();
+	struct nx_l7_counter *cnt = nx_l7_cnt();
+	struct nx_l7_event *e = nx_l7_scratch_get();
+	struct nx_l7_call call;
+	__u64 enter_ns = 0;
+	__s64 ret = args->ret;
+
+	if (cfg && (cfg->flags & NX_L7_CFG_SOCK_PATH) && !nx_l7_deferred(sys, id))
+		return;
+	if (dir == NX_L7_SEND)
+		enter_ns = nx_l7_send_entry(id);
+	if (ret <= 0 || !cfg || !cnt || !e)
+		return;
+	/* A send's entry already passed --pid and --comm. */
+	if (!enter_ns && !nx_l7_task_wanted(cfg, id))
+		return;
+	if (!nx_l7_call_from_regs(&call, sys, cfg))
+		return;
+	call.enter_ns = enter_ns;
+	if (dir == NX_L7_SEND && !enter_ns)
+		cnt->unpaired++;
+	if (!nx_l7_begin(e, cfg, &call, dir, id))
+		return;
+	nx_l7_data(e, cfg, cnt, call, ret, true);
+}
+
 #define NX_L7_ENTER(name)                                            \
 	SEC("tracepoint/syscalls/sys_enter_" #name)                 \
 	int sys_enter_##name(struct sys_enter_args *args)           \
@@ -611,3 +687,159 @@ NX_L7_EXIT(sendmmsg, NX_L7_SYS_SENDMMSG, NX_L7_SEND)
 /* sendfile(out_fd, in_fd, offset, count): out_fd is the socket */
 NX_L7_ENTER(sendfile64)
 NX_L7_EXIT(sendfile64, NX_L7_SYS_SENDFILE, NX_L7_SEND)
+
+/*
+ * The sock path (6.3+): sock:sock_send_length and sock:sock_recv_length
+ * fire inside the system call for every message a socket moved, with the
+ * socket as a BTF pointer. No file table walk, direct loads instead of
+ * probe reads, and nothing at all for reads and writes of files and pipes.
+ * The call's arguments from the user registers (bpf_task_pt_regs); the
+ * system call by number (x86-64, 64-bit calls). Calls the hooks cannot
+ * serve go to the system-call returns (nx_l7_deferred).
+ */
+#define NX_NR_READ 0
+#define NX_NR_WRITE 1
+#define NX_NR_READV 19
+#define NX_NR_WRITEV 20
+#define NX_NR_SENDTO 44
+#define NX_NR_RECVFROM 45
+#define NX_NR_SENDMSG 46
+#define NX_NR_RECVMSG 47
+#define NX_USER_CS 0x33
+
+static __always_inline void nx_l7_sock_call(struct sock *sk, __s64 ret, struct pt_regs *regs,
+					    __u16 sys, __u8 dir)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct nx_l7_config *cfg = nx_l7_cfg();
+	struct nx_l7_counter *cnt = nx_l7_cnt();
+	struct nx_l7_event *e = nx_l7_scratch_get();
+	struct nx_l7_call call;
+	__u64 enter_ns = 0;
+	__u16 type;
+	__u8 proto;
+
+	if (!cfg || !cnt || !e)
+		return;
+	type = sk->sk_type;
+	proto = nx_l7_proto(cfg, type, sk->sk_protocol);
+	if (!proto)
+		return;
+	__u16 family = sk->__sk_common.skc_family;
+	if (family != NX_AF_INET && family != NX_AF_INET6)
+		return;
+	if (dir == NX_L7_RECV && proto == NX_IPPROTO_UDP &&
+	    (sys == NX_L7_SYS_RECVFROM || sys == NX_L7_SYS_RECVMSG) &&
+	    !sk->__sk_common.skc_dport) {
+		/* The sender's address, at the return. */
+		__u32 key = (__u32)id & (NX_L7_SLOTS - 1);
+		__u32 *slot = bpf_map_lookup_elem(&nx_l7_defer, &key);
+		if (slot)
+			*slot = (__u32)id;
+		return;
+	}
+	if (dir == NX_L7_SEND)
+		enter_ns = nx_l7_send_entry(id);
+	/* A send's entry already passed --pid and --comm. */
+	if (!enter_ns && !nx_l7_task_wanted(cfg, id))
+		return;
+	if (dir == NX_L7_SEND && !enter_ns)
+		cnt->unpaired++;
+
+	__builtin_memset(&call, 0, sizeof(call));
+	call.syscall = sys;
+	call.enter_ns = enter_ns;
+	call.fd = regs->di;
+	call.buf = regs->si;
+	if (sys == NX_L7_SYS_READV || sys == NX_L7_SYS_WRITEV)
+		call.count = regs->dx;
+	if (sys == NX_L7_SYS_RECVFROM || sys == NX_L7_SYS_SENDTO)
+		call.addr = regs->r8;
+
+	__builtin_memset(e, 0, NX_L7_EVENT_HDR_SIZE);
+	e->tuple.family = family;
+	e->tuple.l4proto = proto;
+	e->tuple.sport = sk->__sk_common.skc_num;
+	e->tuple.dport = bpf_ntohs(sk->__sk_common.skc_dport);
+	if (family == NX_AF_INET) {
+		__u32 a = sk->__sk_common.skc_rcv_saddr;
+		__u32 b = sk->__sk_common.skc_daddr;
+		__builtin_memcpy(e->tuple.saddr, &a, 4);
+		__builtin_memcpy(e->tuple.daddr, &b, 4);
+	} else {
+		bpf_probe_read_kernel(e->tuple.saddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+		bpf_probe_read_kernel(e->tuple.daddr, 16, &sk->__sk_common.skc_v6_daddr);
+	}
+	struct net *net = sk->__sk_common.skc_net.net;
+	if (!net)
+		return;
+	e->netns = net->ns.inum;
+	if (cfg->netns && e->netns != cfg->netns)
+		return;
+	e->netns_cookie = nx_net_cookie(net);
+	nx_l7_fill(e, &call, dir, id, sk, type);
+	nx_l7_data(e, cfg, cnt, call, ret, dir == NX_L7_SEND);
+}
+
+/* The current task's saved user registers when it is in one of the 64-bit
+ * system calls; NULL for a kernel thread or a 32-bit call. */
+static __always_inline struct pt_regs *nx_l7_user_regs(void)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct pt_regs *regs;
+
+	if (task->flags & NX_PF_KTHREAD)
+		return NULL;
+	regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	if (!regs || regs->cs != NX_USER_CS)
+		return NULL;
+	return regs;
+}
+
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(sock_send_length, struct sock *sk, int ret, int flags)
+{
+	struct pt_regs *regs;
+
+	if (ret <= 0 || !(regs = nx_l7_user_regs()))
+		return 0;
+	switch (regs->orig_ax) {
+	case NX_NR_WRITE:
+		nx_l7_sock_call(sk, ret, regs, NX_L7_SYS_WRITE, NX_L7_SEND);
+		break;
+	case NX_NR_WRITEV:
+		nx_l7_sock_call(sk, ret, regs, NX_L7_SYS_WRITEV, NX_L7_SEND);
+		break;
+	case NX_NR_SENDTO:
+		nx_l7_sock_call(sk, ret, regs, NX_L7_SYS_SENDTO, NX_L7_SEND);
+		break;
+	case NX_NR_SENDMSG:
+		nx_l7_sock_call(sk, ret, regs, NX_L7_SYS_SENDMSG, NX_L7_SEND);
+		break;
+	}
+	return 0;
+}
+
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(sock_recv_length, struct sock *sk, int ret, int flags)
+{
+	struct pt_regs *regs;
+
+	if (ret <= 0 || !(regs = nx_l7_user_regs()))
+		return 0;
+	switch (regs->orig_ax) {
+	case NX_NR_READ:
+		nx_l7_sock_call(sk, ret, regs, NX_L7_SYS_READ, NX_L7_RECV);
+		break;
+	case NX_NR_READV:
+		nx_l7_sock_call(sk, ret, regs, NX_L7_SYS_READV, NX_L7_RECV);
+		break;
+	case NX_NR_RECVFROM:
+		nx_l7_sock_call(sk, ret, regs, NX_L7_SYS_RECVFROM, NX_L7_RECV);
+		break;
+	case NX_NR_RECVMSG:
+		nx_l7_sock_call(sk, ret, regs, NX_L7_SYS_RECVMSG, NX_L7_RECV);
+		break;
+	}
+	return 0;
+}

@@ -620,6 +620,9 @@ _Static_assert(sizeof(struct nx_l7_config) == 40, "nx_l7_config size");
 #define NX_L7_CFG_COMM (1 << 1)		/* compare the task's name with comm */
 #define NX_L7_CFG_TCP (1 << 2)		/* stream (TCP) sockets */
 #define NX_L7_CFG_UDP (1 << 3)		/* datagram (UDP) sockets */
+#define NX_L7_CFG_SOCK_PATH (1 << 4)	/* sock_send_length/sock_recv_length carry the data (6.3+); the
+					 * system-call returns only the calls they leave (mmsg, sendfile,
+					 * a datagram read with its sender's address) */
 
 
 #endif

@@ -90,6 +90,8 @@ pub mod l7_cfg {
     pub const COMM: u32 = 1 << 1;
     pub const TCP: u32 = 1 << 2;
     pub const UDP: u32 = 1 << 3;
+    /// sock_send_length/sock_recv_length carry the data (6.3+).
+    pub const SOCK_PATH: u32 = 1 << 4;
 }
 
 /// Socket types (`nx_l7_event.sock_type`).

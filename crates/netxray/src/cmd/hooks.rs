@@ -44,6 +44,11 @@ pub fn run(args: HooksArgs) -> Result<ExitCode> {
                 available: crate::kernel::l7::syscall_available(call),
             })
             .collect(),
+        l7_sock_path: btf.as_ref().map(|b| {
+            crate::kernel::l7::SOCK_TRACEPOINTS
+                .iter()
+                .all(|t| b.has_tracepoint(t))
+        }),
     };
     let json = args.output.output == OutputFormat::Json;
     report::print(&mut std::io::stdout().lock(), &list, json)

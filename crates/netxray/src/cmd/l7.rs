@@ -9,7 +9,8 @@
 use crate::cli::L7Args;
 use crate::cmd::run::{self, clock_ns, drive, Flow, Job, Stop};
 use crate::error::{Error, Result};
-use crate::kernel::l7::{L7ConfigArgs, L7Session, Transports};
+use crate::kernel::btf::KernelBtf;
+use crate::kernel::l7::{DataPath, L7ConfigArgs, L7Session, Transports};
 use crate::kernel::netns::{self, Names};
 use crate::kernel::ring::EventRing;
 use crate::model::filter::Filter;
@@ -91,7 +92,9 @@ where
         ring_bytes: args.ring_size.saturating_mul(1024),
         filter_bpf,
     };
-    let mut session = L7Session::open(&cfg)?;
+    let kbtf = KernelBtf::load().map_err(|_| Error::NoBtf)?;
+    let mut session = L7Session::open(&cfg, &kbtf)?;
+    drop(kbtf);
     for (call, why) in &session.skipped {
         tracing::warn!("not following {call}(2): {why}");
     }
@@ -101,13 +104,13 @@ where
         &filter.text
     };
     tracing::info!(
-        "following {} in {} system calls ({shown_filter})",
+        "following {} in {} system calls ({shown_filter}){}",
         spec.what,
-        session
-            .attached
-            .iter()
-            .filter(|t| t.starts_with("sys_exit_"))
-            .count(),
+        session.followed(),
+        match session.path {
+            DataPath::Sock => ", from the socket hooks",
+            DataPath::Syscalls => "",
+        }
     );
     let ring = session.take_ring()?;
     let offset = clock_ns(libc::CLOCK_REALTIME) - clock_ns(libc::CLOCK_MONOTONIC);

@@ -2,11 +2,16 @@
 //! configure it, attach its system-call tracepoints, and hand out its ring
 //! buffer and counters.
 //!
-//! Every attachment is a classic syscall tracepoint through a perf event,
-//! owned by the [`aya::Ebpf`] inside [`L7Session`]: dropping it, exiting or
-//! being killed detaches everything.
+//! On 6.3+ the socket hooks sock:sock_send_length/sock_recv_length carry the
+//! data ([`DataPath::Sock`]), and the system-call returns only what they
+//! cannot; before, every call's return does ([`DataPath::Syscalls`]).
+//!
+//! Every attachment (classic syscall tracepoints through perf events,
+//! tp_btf links) is owned by the [`aya::Ebpf`] inside [`L7Session`]:
+//! dropping it, exiting or being killed detaches everything.
 
 use crate::error::{Error, Result};
+use crate::kernel::btf::KernelBtf;
 use crate::kernel::ring::EventRing;
 use crate::kernel::session::{AttachError, Session, SessionBuilder};
 use aya::maps::Map;
@@ -83,61 +88,106 @@ pub struct L7ConfigArgs {
     pub filter_bpf: Option<Compiled>,
 }
 
+/// The socket hooks of the sock path (6.3+): they carry the data of every
+/// call but those of [`SOCK_PATH_EXITS`].
+pub const SOCK_TRACEPOINTS: [&str; 2] = ["sock_send_length", "sock_recv_length"];
+
+/// On the sock path, the system calls whose return is still followed: one
+/// socket hook per message (mmsg), no user memory (sendfile), and datagram
+/// reads that want the sender's address (written after the socket hook;
+/// the kernel program defers only those).
+const SOCK_PATH_EXITS: &[&str] = &["recvfrom", "recvmsg", "recvmmsg", "sendmmsg", "sendfile64"];
+
+/// Which hooks carry the data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataPath {
+    /// sock:sock_send_length / sock_recv_length (BTF socket pointer, no fd
+    /// walk, nothing for file I/O), the system-call returns for the rest.
+    Sock,
+    /// The system-call returns of every call (kernels before 6.3).
+    Syscalls,
+}
+
 pub struct L7Session {
     kernel: Session,
     ring_bytes: u32,
-    /// Tracepoints attached (`sys_enter_read`, ...).
+    pub path: DataPath,
+    /// Tracepoints attached (`sys_exit_read`, `sock:sock_send_length`, ...).
     pub attached: Vec<String>,
     /// System calls that could not be followed, with why (the others go on).
     pub skipped: Vec<(&'static str, AttachError)>,
 }
 
 impl L7Session {
-    pub fn open(cfg: &L7ConfigArgs) -> Result<Self> {
+    pub fn open(cfg: &L7ConfigArgs, kbtf: &KernelBtf) -> Result<Self> {
+        let path = if SOCK_TRACEPOINTS.iter().all(|t| kbtf.has_tracepoint(t)) {
+            DataPath::Sock
+        } else {
+            DataPath::Syscalls
+        };
         let mut kernel = SessionBuilder::new("l7.bpf.o", L7_OBJ)
             .filter(cfg.filter_bpf.as_ref())
             .ring("nx_l7_events", cfg.ring_bytes)?
             // trace.bpf.o's ring, brought in with the filter's header: unused.
             .map_size("nx_events", 4096)
             .load()?;
-        kernel.set_config("nx_l7_config", config(cfg, kernel.filtered))?;
+        kernel.set_config("nx_l7_config", config(cfg, kernel.filtered, path))?;
         let mut session = L7Session {
             kernel,
             ring_bytes: cfg.ring_bytes,
+            path,
             attached: Vec::new(),
             skipped: Vec::new(),
         };
+        // Every consumer of a send's entry time before the entries.
+        if path == DataPath::Sock {
+            for tp in SOCK_TRACEPOINTS {
+                session
+                    .kernel
+                    .attach_tracepoint(tp, kbtf)
+                    .map_err(|e| e.into_error(&format!("sock:{tp}")))?;
+                session.attached.push(format!("sock:{tp}"));
+            }
+        }
         for call in SYSCALLS {
-            match session.attach_pair(call) {
-                Ok(()) => {}
+            if path == DataPath::Syscalls || SOCK_PATH_EXITS.contains(call) {
+                let exit = format!("sys_exit_{call}");
+                match session.kernel.attach_syscall(&exit) {
+                    Ok(()) => session.attached.push(exit),
+                    Err(why) => session.skipped.push((call, why)),
+                }
+            }
+        }
+        for call in SYSCALLS.iter().filter(|c| has_entry(c)) {
+            if session.skipped.iter().any(|(c, _)| c == call) {
+                continue;
+            }
+            let enter = format!("sys_enter_{call}");
+            match session.kernel.attach_syscall(&enter) {
+                Ok(()) => session.attached.push(enter),
                 Err(why) => session.skipped.push((call, why)),
             }
         }
-        if session.attached.is_empty() {
+        if session.skipped.len() == SYSCALLS.len() {
             let why = session
                 .skipped
                 .first()
                 .map(|(c, e)| format!("{c}: {e}"))
                 .unwrap_or_default();
             return Err(Error::HookUnavailable {
-                hook: "syscalls:sys_enter_read and the other system calls".into(),
+                hook: "syscalls:sys_exit_read and the other system calls".into(),
                 why,
             });
         }
         Ok(session)
     }
 
-    /// The return tracepoint, then the entry's (sends).
-    fn attach_pair(&mut self, call: &str) -> Result<(), AttachError> {
-        let exit = format!("sys_exit_{call}");
-        self.kernel.attach_syscall(&exit)?;
-        self.attached.push(exit);
-        if has_entry(call) {
-            let enter = format!("sys_enter_{call}");
-            self.kernel.attach_syscall(&enter)?;
-            self.attached.push(enter);
-        }
-        Ok(())
+    /// The system calls followed (those not skipped).
+    pub fn followed(&self) -> usize {
+        SYSCALLS
+            .iter()
+            .filter(|c| !self.skipped.iter().any(|(s, _)| s == *c))
+            .count()
     }
 
     /// The ring buffer (can be taken once).
@@ -155,7 +205,7 @@ impl L7Session {
 }
 
 /// The kernel's view of the configuration.
-fn config(cfg: &L7ConfigArgs, filtered: bool) -> L7Config {
+fn config(cfg: &L7ConfigArgs, filtered: bool, path: DataPath) -> L7Config {
     let mut comm = [0u8; COMM_LEN];
     if let Some(name) = &cfg.comm {
         let n = name.len().min(COMM_LEN - 1);
@@ -166,6 +216,7 @@ fn config(cfg: &L7ConfigArgs, filtered: bool) -> L7Config {
         (cfg.comm.is_some(), l7_cfg::COMM),
         (cfg.transports.tcp, l7_cfg::TCP),
         (cfg.transports.udp, l7_cfg::UDP),
+        (path == DataPath::Sock, l7_cfg::SOCK_PATH),
     ]
     .iter()
     .filter(|(on, _)| *on)

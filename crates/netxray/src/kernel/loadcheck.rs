@@ -78,7 +78,7 @@ fn check_on(kbtf: &KernelBtf, dev: Option<&Device>) -> Vec<ProgramCheck> {
     for f in [None, filter] {
         trace(kbtf, dev, f.clone(), &mut out);
         conn(kbtf, f.clone(), &mut out);
-        l7(f.clone(), &mut out);
+        l7(kbtf, f.clone(), &mut out);
         stats(dev, f, &mut out);
     }
     out
@@ -222,7 +222,11 @@ fn conn(
 
 /// netxray dns / http: every system call's entry and return, both
 /// transports.
-fn l7(filter_bpf: Option<netxray_filter::ebpf::Compiled>, out: &mut Vec<ProgramCheck>) {
+fn l7(
+    kbtf: &KernelBtf,
+    filter_bpf: Option<netxray_filter::ebpf::Compiled>,
+    out: &mut Vec<ProgramCheck>,
+) {
     let f = filter_bpf.is_some();
     let cfg = L7ConfigArgs {
         netns: 0,
@@ -236,7 +240,7 @@ fn l7(filter_bpf: Option<netxray_filter::ebpf::Compiled>, out: &mut Vec<ProgramC
         ring_bytes: 1 << 16,
         filter_bpf,
     };
-    match L7Session::open(&cfg) {
+    match L7Session::open(&cfg, kbtf) {
         Ok(session) => {
             for name in &session.attached {
                 push(out, "l7", name, f, Outcome::Ok);

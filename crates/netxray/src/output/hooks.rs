@@ -23,6 +23,10 @@ pub struct HookRow {
 const SYSCALL_NOTE: &str =
     "return (sys_exit_*; sends also sys_enter_*, their time): the first 1024 bytes of each message";
 
+const SOCK_PATH_NOTE: &str = "6.3+: carry the data of the calls above on TCP and connected UDP \
+     sockets (no file table walk); the returns then serve recvmmsg, sendmmsg, sendfile and datagram \
+     reads with the sender's address";
+
 /// A system call whose data `dns` (and `http`) read: its entry and return
 /// tracepoints.
 #[derive(Serialize)]
@@ -39,6 +43,9 @@ pub struct HookList {
     pub btf_checked: bool,
     pub rows: Vec<HookRow>,
     pub syscalls: Vec<SyscallRow>,
+    /// Whether sock:sock_send_length and sock_recv_length carry the data of
+    /// dns and http here (6.3+); None without BTF to check.
+    pub l7_sock_path: Option<bool>,
 }
 
 fn mark(available: Option<bool>) -> &'static str {
@@ -69,6 +76,11 @@ impl Report for HookList {
             });
             writeln!(out, "{v}")?;
         }
+        let v = serde_json::json!({
+            "hook": "sock:sock_send_length,sock_recv_length", "group": "syscalls",
+            "backend": "tp_btf", "available": self.l7_sock_path, "note": SOCK_PATH_NOTE,
+        });
+        writeln!(out, "{v}")?;
         Ok(())
     }
 
@@ -103,7 +115,7 @@ impl Report for HookList {
         )?;
         writeln!(
             out,
-            "\nsyscalls: data processes write to and read from TCP and UDP sockets, for netxray dns ({})",
+            "\nsyscalls: data processes write to and read from TCP and UDP sockets, for netxray dns and http ({})",
             if self.syscalls.iter().any(|r| r.available.is_none()) {
                 "not checked: tracefs is not mounted; netxray dns and doctor mount it"
             } else {
@@ -118,6 +130,16 @@ impl Report for HookList {
                 mark(r.available)
             )?;
         }
+        writeln!(
+            out,
+            "    {:<34} {:<8} {SOCK_PATH_NOTE}",
+            "sock:sock_send_length,recv_length",
+            match self.l7_sock_path {
+                Some(true) => "ok",
+                Some(false) => "no (<6.3)",
+                None => "?",
+            }
+        )?;
         Ok(())
     }
 }
