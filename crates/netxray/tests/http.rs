@@ -153,8 +153,20 @@ fn process_comm() -> String {
         .to_string()
 }
 
+/// On 6.3+ the socket hooks carry the data; the system-call returns
+/// otherwise, as on 5.10 and 6.1 (also run here, with the socket hooks
+/// hidden).
 #[test]
 fn every_exchange_with_status_sizes_latency_and_both_processes() {
+    exchanges_on("");
+}
+
+#[test]
+fn every_exchange_with_status_sizes_latency_and_both_processes_from_the_system_call_returns() {
+    exchanges_on("sock_send_length,sock_recv_length");
+}
+
+fn exchanges_on(hide: &str) {
     let Some(_serial) = e2e() else { return };
     let t = LinearBridged::new();
     let v4 = t.b_sock4(8080);
@@ -164,6 +176,7 @@ fn every_exchange_with_status_sizes_latency_and_both_processes() {
         std::thread::spawn(move || serve(l));
     }
     let run = NetxrayRun::new(netxray_bin())
+        .env("NETXRAY_HIDE_TRACEPOINTS", hide)
         .args(["http", "-o", "json", "port", "8080"])
         .start()
         .unwrap_or_else(|e| panic!("netxray did not start: {e}"));
@@ -190,6 +203,13 @@ fn every_exchange_with_status_sizes_latency_and_both_processes() {
         (n >= want.len()).then_some(())
     });
     let out = run.stop();
+    // Which hooks carried the data (stderr's first line says).
+    assert_eq!(
+        out.stderr.contains("from the socket hooks"),
+        hide.is_empty(),
+        "{}",
+        out.stderr
+    );
     let recs: Vec<Value> = parse_json_lines(&out.stdout)
         .into_iter()
         .filter(|r| r["type"] == "http")
