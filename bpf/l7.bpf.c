@@ -1,20 +1,23 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * netxray dns / netxray http: the data processes write to and read from IP
- * sockets, from the system calls that move it. Classic syscall tracepoints
- * (syscalls:sys_enter_* / sys_exit_*), which lockdown allows and every
- * kernel since 5.10 has.
- *
- * Only returns are followed, with the call's arguments (fd, buffer or iovec
- * or msghdr, address) read from the user registers saved at the syscall's
- * entry; a send's entry program keeps only its time (nx_l7_sends): a write
- * is timed at its entry, the reader may have the data before it returns.
- * At return, when the call moved data, the fd is followed to its socket
- * (nx_sock_of_fd). Only TCP and UDP sockets of
- * the families IPv4/IPv6 go on; then --pid, --comm, --netns and the filter
- * (on the socket's flow, the peer taken from the call's address for an
- * unconnected UDP socket); then a bounded prefix of the data, and its last
- * bytes, are copied with bpf_probe_read_user into one record per message.
+ * sockets, from the system calls that move it. Two paths, both allowed by
+ * lockdown:
+ * - 6.3+, the sock path (NX_L7_CFG_SOCK_PATH, at the end of this file):
+ *   sock:sock_send_length / sock_recv_length, with the socket as a BTF
+ *   pointer; the system-call returns serve only what those hooks cannot
+ *   (nx_l7_deferred).
+ * - before, classic syscall tracepoints (syscalls:sys_exit_*) for every
+ *   call: the fd is followed to its socket (nx_sock_of_fd).
+ * Either way the call's arguments (fd, buffer or iovec or msghdr, address)
+ * come from the user registers saved at the syscall's entry; a send's
+ * entry program (syscalls:sys_enter_*) keeps only its time (nx_l7_sends):
+ * a write is timed at its entry, the reader may have the data before it
+ * returns. Only TCP and UDP sockets of the families IPv4/IPv6 go on; then
+ * --pid, --comm, --netns and the filter (on the socket's flow, the peer
+ * taken from the call's address for an unconnected UDP socket); then a
+ * bounded prefix of the data, and its last bytes, are copied with
+ * bpf_probe_read_user into one record per message.
  *
  * sendfile(2) to a socket is counted (its length), not copied. Not seen:
  * data no local process reads or writes (forwarded traffic),
