@@ -150,7 +150,12 @@ impl L7Session {
             }
         }
         for call in SYSCALLS {
-            if path == DataPath::Syscalls || SOCK_PATH_EXITS.contains(call) {
+            // The deferred datagram reads are UDP's: http (TCP only) does
+            // without recvfrom's and recvmsg's returns.
+            let deferred_only = matches!(*call, "recvfrom" | "recvmsg");
+            if path == DataPath::Syscalls
+                || (SOCK_PATH_EXITS.contains(call) && (cfg.transports.udp || !deferred_only))
+            {
                 let exit = format!("sys_exit_{call}");
                 match session.kernel.attach_syscall(&exit) {
                     Ok(()) => session.attached.push(exit),
