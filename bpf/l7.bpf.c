@@ -10,10 +10,11 @@
  * - before, classic syscall tracepoints (syscalls:sys_exit_*) for every
  *   call: the fd is followed to its socket (nx_sock_of_fd).
  * Either way the call's arguments (fd, buffer or iovec or msghdr, address)
- * come from the user registers saved at the syscall's entry; a send's
- * entry program (syscalls:sys_enter_*) keeps only its time (nx_l7_sends):
- * a write is timed at its entry, the reader may have the data before it
- * returns. Only TCP and UDP sockets of the families IPv4/IPv6 go on; then
+ * come from the user registers saved at the syscall's entry, and a call is
+ * timed when its data moved: at its return, or at the socket hook inside
+ * it. (No entry programs: any syscall tracepoint puts every system call of
+ * every process on the slow path, ~90 ns each; http on 6.5+ attaches
+ * none.) Only TCP and UDP sockets of the families IPv4/IPv6 go on; then
  * --pid, --comm, --netns and the filter (on the socket's flow, the peer
  * taken from the call's address for an unconnected UDP socket); then a
  * bounded prefix of the data, and its last bytes, are copied with
@@ -70,30 +71,13 @@ struct {
 	__type(value, struct nx_l7_scratch);
 } nx_l7_scratch SEC(".maps");
 
-/* Sends in flight, per thread: their entry time, in a slot chosen by the
- * thread id (an array: no hash update and delete per send, which cost
- * ~200 ns). Two threads in a send at once whose ids share a slot: the
- * first is timed at its return, counted. (Reads need no entry program:
- * their arguments are in the saved registers at return, and a read is
- * timed at its return.) */
+/* Per-thread slots (the deferred reads below), by thread id. */
 #define NX_L7_SLOTS 16384
-struct nx_l7_slot {
-	__u32 tid;		/* 0: free */
-	__u32 _pad;
-	__u64 enter_ns;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, NX_L7_SLOTS);
-	__type(key, __u32);
-	__type(value, struct nx_l7_slot);
-} nx_l7_sends SEC(".maps");
 
 /* The sock path (NX_L7_CFG_SOCK_PATH) leaves to the system call's return a
  * datagram read whose sender's address the caller asked for: the kernel
  * writes that address to user memory after the socket hook. Per thread, as
- * nx_l7_sends: the thread id, 0 when free. */
+ * by thread id: the thread id, 0 when free. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, NX_L7_SLOTS);
@@ -103,7 +87,6 @@ struct {
 
 /* A call's arguments, from the saved registers. */
 struct nx_l7_call {
-	__u64 enter_ns;		/* sends: the entry's time (0: not recorded) */
 	__u64 buf;		/* read/write/recvfrom/sendto: the buffer; *v: the iovec array; *msg: the msghdr; *mmsg: the mmsghdr array */
 	__u64 addr;		/* recvfrom/sendto: the sockaddr */
 	__u32 fd;
@@ -112,13 +95,6 @@ struct nx_l7_call {
 };
 
 /* Classic syscall tracepoint records (no BTF arguments). */
-struct sys_enter_args {
-	__u64 common;
-	__s32 nr;
-	__s32 _pad;
-	__u64 args[6];
-};
-
 struct sys_exit_args {
 	__u64 common;
 	__s32 nr;
@@ -204,29 +180,6 @@ static __always_inline bool nx_l7_task_wanted(struct nx_l7_config *cfg, __u64 pi
 		}
 	}
 	return true;
-}
-
-static __always_inline void nx_l7_enter(void)
-{
-	struct nx_l7_config *cfg = nx_l7_cfg();
-	struct nx_l7_counter *cnt;
-	__u64 id = bpf_get_current_pid_tgid();
-	__u32 tid = (__u32)id;
-	__u32 key = tid & (NX_L7_SLOTS - 1);
-	struct nx_l7_slot *slot;
-
-	if (!cfg || !nx_l7_task_wanted(cfg, id))
-		return;
-	slot = bpf_map_lookup_elem(&nx_l7_sends, &key);
-	if (!slot)
-		return;
-	if (slot->tid && slot->tid != tid) {
-		cnt = nx_l7_cnt();
-		if (cnt)
-			cnt->pending_full++;
-	}
-	slot->tid = tid;
-	slot->enter_ns = bpf_ktime_get_ns();
 }
 
 /* A user sockaddr as the remote end of the tuple (an unconnected UDP
@@ -345,7 +298,6 @@ static __always_inline void nx_l7_fill(struct nx_l7_event *e, struct nx_l7_call 
 	e->syscall = call->syscall;
 	e->dir = dir;
 	e->sock_type = type;
-	e->enter_ns = call->enter_ns;
 	e->ts_ns = bpf_ktime_get_ns();
 	nx_l7_process_comm(e->comm);
 }
@@ -498,6 +450,13 @@ static __always_inline bool nx_l7_call_from_regs(struct nx_l7_call *call, __u16 
 	return true;
 }
 
+/* Whether the socket hooks count sendfile, splice and TCP mmsg calls. */
+static __always_inline bool nx_l7_sock_splice(void)
+{
+	struct nx_l7_config *cfg = nx_l7_cfg();
+	return cfg && (cfg->flags & NX_L7_CFG_SOCK_SPLICE);
+}
+
 /* On the sock path, whether the return of `sys` is to be followed: the
  * calls the socket hooks leave (mmsg: one hook per message; sendfile: not
  * a send from user memory), and the datagram reads they deferred. */
@@ -507,9 +466,12 @@ static __always_inline bool nx_l7_deferred(__u16 sys, __u64 pid_tgid)
 	__u32 *slot;
 
 	switch (sys) {
+	case NX_L7_SYS_SENDFILE:
+		/* The socket hooks count it on 6.5+ (its return then is not
+		 * attached either). */
+		return !nx_l7_sock_splice();
 	case NX_L7_SYS_RECVMMSG:
 	case NX_L7_SYS_SENDMMSG:
-	case NX_L7_SYS_SENDFILE:
 		return true;
 	case NX_L7_SYS_RECVFROM:
 	case NX_L7_SYS_RECVMSG:
@@ -520,20 +482,6 @@ static __always_inline bool nx_l7_deferred(__u16 sys, __u64 pid_tgid)
 		}
 	}
 	return false;
-}
-
-/* A send's entry time, taken from its thread's slot (0: not recorded). */
-static __always_inline __u64 nx_l7_send_entry(__u64 pid_tgid)
-{
-	__u32 key = (__u32)pid_tgid & (NX_L7_SLOTS - 1);
-	struct nx_l7_slot *slot = bpf_map_lookup_elem(&nx_l7_sends, &key);
-	__u64 at = 0;
-
-	if (slot && slot->tid == (__u32)pid_tgid) {
-		at = slot->enter_ns;
-		slot->tid = 0;
-	}
-	return at;
 }
 
 /* After the socket test: the peer from the call's address, the filter,
@@ -629,35 +577,24 @@ static __always_inline void nx_l7_exit(struct sys_exit_args *args, __u16 sys, __
 	struct nx_l7_counter *cnt = nx_l7_cnt();
 	struct nx_l7_event *e = nx_l7_scratch_get();
 	struct nx_l7_call call;
-	__u64 enter_ns = 0;
 	__s64 ret = args->ret;
 
-	if (cfg && (cfg->flags & NX_L7_CFG_SOCK_PATH) && !nx_l7_deferred(sys, id))
-		return;
-	if (dir == NX_L7_SEND)
-		enter_ns = nx_l7_send_entry(id);
 	if (ret <= 0 || !cfg || !cnt || !e)
 		return;
-	/* A send's entry already passed --pid and --comm. */
-	if (!enter_ns && !nx_l7_task_wanted(cfg, id))
+	if ((cfg->flags & NX_L7_CFG_SOCK_PATH) && !nx_l7_deferred(sys, id))
+		return;
+	if (!nx_l7_task_wanted(cfg, id))
 		return;
 	if (!nx_l7_call_from_regs(&call, sys, cfg))
 		return;
-	call.enter_ns = enter_ns;
-	if (dir == NX_L7_SEND && !enter_ns)
-		cnt->unpaired++;
 	if (!nx_l7_begin(e, cfg, &call, dir, id))
+		return;
+	/* On the sock path the socket hooks count a TCP socket's mmsg calls. */
+	if ((cfg->flags & NX_L7_CFG_SOCK_SPLICE) && e->tuple.l4proto == NX_IPPROTO_TCP &&
+	    (sys == NX_L7_SYS_RECVMMSG || sys == NX_L7_SYS_SENDMMSG))
 		return;
 	nx_l7_data(e, cfg, cnt, call, ret, true);
 }
-
-#define NX_L7_ENTER(name)                                            \
-	SEC("tracepoint/syscalls/sys_enter_" #name)                 \
-	int sys_enter_##name(struct sys_enter_args *args)           \
-	{                                                            \
-		nx_l7_enter();                                       \
-		return 0;                                            \
-	}
 
 #define NX_L7_EXIT(name, sys, dir)                                   \
 	SEC("tracepoint/syscalls/sys_exit_" #name)                  \
@@ -669,26 +606,20 @@ static __always_inline void nx_l7_exit(struct sys_exit_args *args, __u16 sys, __
 
 /* read(fd, buf, count), write(fd, buf, count) */
 NX_L7_EXIT(read, NX_L7_SYS_READ, NX_L7_RECV)
-NX_L7_ENTER(write)
 NX_L7_EXIT(write, NX_L7_SYS_WRITE, NX_L7_SEND)
 /* readv/writev(fd, iov, iovcnt) */
 NX_L7_EXIT(readv, NX_L7_SYS_READV, NX_L7_RECV)
-NX_L7_ENTER(writev)
 NX_L7_EXIT(writev, NX_L7_SYS_WRITEV, NX_L7_SEND)
 /* recvfrom/sendto(fd, buf, len, flags, addr, addrlen) */
 NX_L7_EXIT(recvfrom, NX_L7_SYS_RECVFROM, NX_L7_RECV)
-NX_L7_ENTER(sendto)
 NX_L7_EXIT(sendto, NX_L7_SYS_SENDTO, NX_L7_SEND)
 /* recvmsg/sendmsg(fd, msg, flags) */
 NX_L7_EXIT(recvmsg, NX_L7_SYS_RECVMSG, NX_L7_RECV)
-NX_L7_ENTER(sendmsg)
 NX_L7_EXIT(sendmsg, NX_L7_SYS_SENDMSG, NX_L7_SEND)
 /* recvmmsg/sendmmsg(fd, msgvec, vlen, flags[, timeout]) */
 NX_L7_EXIT(recvmmsg, NX_L7_SYS_RECVMMSG, NX_L7_RECV)
-NX_L7_ENTER(sendmmsg)
 NX_L7_EXIT(sendmmsg, NX_L7_SYS_SENDMMSG, NX_L7_SEND)
 /* sendfile(out_fd, in_fd, offset, count): out_fd is the socket */
-NX_L7_ENTER(sendfile64)
 NX_L7_EXIT(sendfile64, NX_L7_SYS_SENDFILE, NX_L7_SEND)
 
 /*
@@ -708,6 +639,10 @@ NX_L7_EXIT(sendfile64, NX_L7_SYS_SENDFILE, NX_L7_SEND)
 #define NX_NR_RECVFROM 45
 #define NX_NR_SENDMSG 46
 #define NX_NR_RECVMSG 47
+#define NX_NR_SENDFILE 40
+#define NX_NR_SPLICE 275
+#define NX_NR_RECVMMSG 299
+#define NX_NR_SENDMMSG 307
 #define NX_USER_CS 0x33
 
 static __always_inline void nx_l7_sock_call(struct sock *sk, __s64 ret, struct pt_regs *regs,
@@ -718,7 +653,6 @@ static __always_inline void nx_l7_sock_call(struct sock *sk, __s64 ret, struct p
 	struct nx_l7_counter *cnt = nx_l7_cnt();
 	struct nx_l7_event *e = nx_l7_scratch_get();
 	struct nx_l7_call call;
-	__u64 enter_ns = 0;
 	__u16 type;
 	__u8 proto;
 
@@ -741,17 +675,17 @@ static __always_inline void nx_l7_sock_call(struct sock *sk, __s64 ret, struct p
 			*slot = (__u32)id;
 		return;
 	}
-	if (dir == NX_L7_SEND)
-		enter_ns = nx_l7_send_entry(id);
-	/* A send's entry already passed --pid and --comm. */
-	if (!enter_ns && !nx_l7_task_wanted(cfg, id))
+	/* Counted, not copied: a TCP socket's mmsg calls (one hook per
+	 * message; UDP's go to the returns), sendfile and splice. */
+	bool count_only = sys == NX_L7_SYS_SENDFILE || sys == NX_L7_SYS_RECVMMSG ||
+			  sys == NX_L7_SYS_SENDMMSG;
+	if (count_only && proto != NX_IPPROTO_TCP)
 		return;
-	if (dir == NX_L7_SEND && !enter_ns)
-		cnt->unpaired++;
+	if (!nx_l7_task_wanted(cfg, id))
+		return;
 
 	__builtin_memset(&call, 0, sizeof(call));
 	call.syscall = sys;
-	call.enter_ns = enter_ns;
 	call.fd = regs->di;
 	call.buf = regs->si;
 	if (sys == NX_L7_SYS_READV || sys == NX_L7_SYS_WRITEV)
@@ -781,6 +715,15 @@ static __always_inline void nx_l7_sock_call(struct sock *sk, __s64 ret, struct p
 		return;
 	e->netns_cookie = nx_net_cookie(net);
 	nx_l7_fill(e, &call, dir, id, sk, type);
+	if (count_only) {
+		cnt->calls++;
+		if (!nx_l7_filter(e, cfg))
+			return;
+		cnt->matched++;
+		e->len = ret;
+		nx_l7_output(e, cfg, cnt);
+		return;
+	}
 	nx_l7_data(e, cfg, cnt, call, ret, dir == NX_L7_SEND);
 }
 
@@ -819,6 +762,16 @@ int BPF_PROG(sock_send_length, struct sock *sk, int ret, int flags)
 	case NX_NR_SENDMSG:
 		nx_l7_sock_call(sk, ret, regs, NX_L7_SYS_SENDMSG, NX_L7_SEND);
 		break;
+	case NX_NR_SENDMMSG:
+		if (nx_l7_sock_splice())
+			nx_l7_sock_call(sk, ret, regs, NX_L7_SYS_SENDMMSG, NX_L7_SEND);
+		break;
+	case NX_NR_SENDFILE:
+	case NX_NR_SPLICE:
+		/* The record says sendfile: counted, as splice's bytes are. */
+		if (nx_l7_sock_splice())
+			nx_l7_sock_call(sk, ret, regs, NX_L7_SYS_SENDFILE, NX_L7_SEND);
+		break;
 	}
 	return 0;
 }
@@ -842,6 +795,10 @@ int BPF_PROG(sock_recv_length, struct sock *sk, int ret, int flags)
 		break;
 	case NX_NR_RECVMSG:
 		nx_l7_sock_call(sk, ret, regs, NX_L7_SYS_RECVMSG, NX_L7_RECV);
+		break;
+	case NX_NR_RECVMMSG:
+		if (nx_l7_sock_splice())
+			nx_l7_sock_call(sk, ret, regs, NX_L7_SYS_RECVMMSG, NX_L7_RECV);
 		break;
 	}
 	return 0;

@@ -533,7 +533,7 @@ _Static_assert(sizeof(struct nx_conn_config) == 16, "nx_conn_config size");
  * Its own object (l7.bpf.c), maps and ring buffer; shares struct nx_tuple
  * and the sizes above. Versioned on its own. */
 
-#define NX_L7_ABI_VERSION 1
+#define NX_L7_ABI_VERSION 2
 /* Bytes of a call's data copied from its start (a power of two), and from
  * its end (for the end of a chunked HTTP body in a large write). */
 #define NX_L7_CAP 1024
@@ -568,8 +568,7 @@ enum nx_l7_syscall {
  * nx_tuple: saddr/sport local, daddr/dport remote. The record is
  * sizeof(struct nx_l7_event) - NX_L7_CAP + cap_len bytes long. */
 struct nx_l7_event {
-	__u64 ts_ns;		/* bpf_ktime_get_ns() at the call's return */
-	__u64 enter_ns;		/* at the call's entry */
+	__u64 ts_ns;		/* bpf_ktime_get_ns() at the call's return (on the sock path: the socket hook's, inside it) */
 	__u64 sk;		/* the socket's address: the connection's identity while it lives */
 	__u64 netns_cookie;	/* see nx_event */
 	__u32 netns;
@@ -590,7 +589,7 @@ struct nx_l7_event {
 	__u8 tail[NX_L7_TAIL];	/* the message's last tail_len bytes */
 	__u8 data[NX_L7_CAP];
 };
-#define NX_L7_EVENT_HDR_SIZE 152
+#define NX_L7_EVENT_HDR_SIZE 144
 _Static_assert(sizeof(struct nx_l7_event) == NX_L7_EVENT_HDR_SIZE + NX_L7_CAP, "nx_l7_event size");
 
 /* Counters, per CPU (array "nx_l7_counters", one slot). */
@@ -599,11 +598,9 @@ struct nx_l7_counter {
 	__u64 matched;		/* of which kept by --pid/--comm/--netns and the filter */
 	__u64 emitted;		/* records handed to the ring buffer */
 	__u64 lost;		/* records lost: ring buffer full */
-	__u64 unpaired;		/* sends whose entry was not recorded (started before netxray, or their slot taken): timed at their return */
-	__u64 pending_full;	/* sends' entries that took the slot of another thread's send in flight */
 	__u64 read_errors;	/* user memory that could not be read (copied as 0 bytes) */
 };
-_Static_assert(sizeof(struct nx_l7_counter) == 56, "nx_l7_counter size");
+_Static_assert(sizeof(struct nx_l7_counter) == 40, "nx_l7_counter size");
 
 /* Configuration (array "nx_l7_config", one slot), written before attaching. */
 struct nx_l7_config {
@@ -623,6 +620,8 @@ _Static_assert(sizeof(struct nx_l7_config) == 40, "nx_l7_config size");
 #define NX_L7_CFG_SOCK_PATH (1 << 4)	/* sock_send_length/sock_recv_length carry the data (6.3+); the
 					 * system-call returns only the calls they leave (mmsg, sendfile,
 					 * a datagram read with its sender's address) */
+#define NX_L7_CFG_SOCK_SPLICE (1 << 5)	/* the socket hooks also count sendfile/splice to a socket (6.5+:
+					 * through sock_sendmsg) and TCP mmsg calls, by their length */
 
 
 #endif

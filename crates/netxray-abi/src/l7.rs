@@ -5,12 +5,12 @@
 use crate::{RawTuple, COMM_LEN};
 use thiserror::Error;
 
-pub const L7_ABI_VERSION: u8 = 1;
+pub const L7_ABI_VERSION: u8 = 2;
 /// Bytes of a message copied from its start (at most).
 pub const L7_CAP: usize = 1024;
 /// Bytes copied from its end when the start does not hold it all.
 pub const L7_TAIL: usize = 32;
-pub const L7_EVENT_HDR_SIZE: usize = 152;
+pub const L7_EVENT_HDR_SIZE: usize = 144;
 /// Messages of one sendmmsg/recvmmsg call recorded (the rest counted).
 pub const L7_MMSG_MAX: usize = 8;
 
@@ -92,6 +92,8 @@ pub mod l7_cfg {
     pub const UDP: u32 = 1 << 3;
     /// sock_send_length/sock_recv_length carry the data (6.3+).
     pub const SOCK_PATH: u32 = 1 << 4;
+    /// The socket hooks also count sendfile/splice and TCP mmsg calls (6.5+).
+    pub const SOCK_SPLICE: u32 = 1 << 5;
 }
 
 /// Socket types (`nx_l7_event.sock_type`).
@@ -103,7 +105,6 @@ pub const SOCK_DGRAM: u8 = 2;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RawL7Event {
     pub ts_ns: u64,
-    pub enter_ns: u64,
     pub sk: u64,
     pub netns_cookie: u64,
     pub netns: u32,
@@ -132,8 +133,6 @@ pub struct L7Counter {
     pub matched: u64,
     pub emitted: u64,
     pub lost: u64,
-    pub unpaired: u64,
-    pub pending_full: u64,
     pub read_errors: u64,
 }
 
@@ -143,8 +142,6 @@ impl std::ops::AddAssign for L7Counter {
         self.matched += o.matched;
         self.emitted += o.emitted;
         self.lost += o.lost;
-        self.unpaired += o.unpaired;
-        self.pending_full += o.pending_full;
         self.read_errors += o.read_errors;
     }
 }
@@ -163,7 +160,7 @@ pub struct L7Config {
 }
 
 const _: () = assert!(std::mem::size_of::<RawL7Event>() == L7_EVENT_HDR_SIZE);
-const _: () = assert!(std::mem::size_of::<L7Counter>() == 56);
+const _: () = assert!(std::mem::size_of::<L7Counter>() == 40);
 const _: () = assert!(std::mem::size_of::<L7Config>() == 40);
 
 #[cfg(feature = "aya")]

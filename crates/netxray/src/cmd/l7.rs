@@ -260,13 +260,6 @@ fn warn_losses(last: &L7Counter, c: &L7Counter) {
             c.lost
         );
     }
-    if c.pending_full > last.pending_full {
-        tracing::warn!(
-            "{} sends timed at their return, not their entry: another thread's send held their slot ({} in all)",
-            c.pending_full - last.pending_full,
-            c.pending_full
-        );
-    }
 }
 
 fn summary(why: Stop, noun: &str, shown: u64, bad: u64, overflow: u64, c: &L7Counter) {
@@ -275,14 +268,11 @@ fn summary(why: Stop, noun: &str, shown: u64, bad: u64, overflow: u64, c: &L7Cou
     let _ = writeln!(
         err,
         "netxray: {why}: {shown} {noun} shown; kernel: {} calls with data on TCP/UDP sockets, {} kept by the filters, \
-         {} messages sent, {} lost (ring buffer full), {} sends timed at their return (entered before netxray started, \
-         or {} whose slot another thread's send held), {} unreadable buffers{}{}",
+         {} messages sent, {} lost (ring buffer full), {} unreadable buffers{}{}",
         c.calls,
         c.matched,
         c.emitted,
         c.lost,
-        c.unpaired,
-        c.pending_full,
         c.read_errors,
         if overflow > 0 { format!(", {overflow} {noun} reported early (too many waiting)") } else { String::new() },
         if bad > 0 { format!(", {bad} undecodable") } else { String::new() },

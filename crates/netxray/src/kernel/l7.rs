@@ -25,9 +25,8 @@ const THREAD_SIZE: u32 = 16384;
 
 static L7_OBJ: &[u8] = aya::include_bytes_aligned!("../../../../bpf/l7.bpf.o");
 
-/// The system calls whose data netxray reads: their return tracepoints,
-/// and for sends ([`has_entry`]) the entry's too (attached after the
-/// return, so that no entry is recorded without its return in place).
+/// The system calls whose data netxray reads (at their return tracepoints,
+/// or on the sock path at the socket hooks inside them).
 pub const SYSCALLS: &[&str] = &[
     "read",
     "write",
@@ -43,13 +42,6 @@ pub const SYSCALLS: &[&str] = &[
     "sendfile64",
 ];
 
-/// Whether netxray attaches `call`'s entry tracepoint: only sends have one
-/// (their time is taken at entry; a call's arguments come from the saved
-/// registers at its return).
-pub fn has_entry(call: &str) -> bool {
-    !(call.starts_with("read") || call.starts_with("recv"))
-}
-
 /// Whether this kernel has the tracepoints netxray attaches for `call`;
 /// None when tracefs is not mounted (not mounted here: `hooks` changes
 /// nothing).
@@ -59,10 +51,7 @@ pub fn syscall_available(call: &str) -> Option<bool> {
         return None;
     }
     let dir = events.join("syscalls");
-    Some(
-        (!has_entry(call) || dir.join(format!("sys_enter_{call}")).is_dir())
-            && dir.join(format!("sys_exit_{call}")).is_dir(),
-    )
+    Some(dir.join(format!("sys_exit_{call}")).is_dir())
 }
 
 /// Which sockets: stream (TCP), datagram (UDP), or both.
@@ -89,20 +78,46 @@ pub struct L7ConfigArgs {
 }
 
 /// The socket hooks of the sock path (6.3+): they carry the data of every
-/// call but those of [`SOCK_PATH_EXITS`].
+/// call but those [`sock_path_exit`] names.
 pub const SOCK_TRACEPOINTS: [&str; 2] = ["sock_send_length", "sock_recv_length"];
 
-/// On the sock path, the system calls whose return is still followed: one
-/// socket hook per message (mmsg), no user memory (sendfile), and datagram
-/// reads that want the sender's address (written after the socket hook;
-/// the kernel program defers only those).
-const SOCK_PATH_EXITS: &[&str] = &["recvfrom", "recvmsg", "recvmmsg", "sendmmsg", "sendfile64"];
+/// On the sock path, the system calls whose return is still followed, and
+/// when: UDP's datagram reads that want the sender's address (written
+/// after the socket hook; the kernel program defers only those) and mmsg
+/// calls (one hook per message); before 6.5 also sendfile (through
+/// sendpage, no socket hook) and TCP's mmsg calls, which the socket hooks
+/// count from 6.5 ([`sock_sees_splice`]).
+fn sock_path_exit(call: &str, udp: bool, splice: bool) -> bool {
+    match call {
+        "recvfrom" | "recvmsg" => udp,
+        "recvmmsg" | "sendmmsg" => udp || !splice,
+        "sendfile64" => !splice,
+        _ => false,
+    }
+}
+
+/// Whether the socket hooks see sendfile and splice to a socket: from 6.5,
+/// where those go through sock_sendmsg (sendpage is gone). By the kernel's
+/// release (no BTF type tells it cheaply).
+pub fn sock_sees_splice() -> bool {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .ok()
+        .and_then(|r| {
+            let mut n = r.trim().split(|c: char| !c.is_ascii_digit());
+            Some((
+                n.next()?.parse::<u32>().ok()?,
+                n.next()?.parse::<u32>().ok()?,
+            ))
+        })
+        .is_some_and(|v| v >= (6, 5))
+}
 
 /// Which hooks carry the data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DataPath {
     /// sock:sock_send_length / sock_recv_length (BTF socket pointer, no fd
-    /// walk, nothing for file I/O), the system-call returns for the rest.
+    /// walk, nothing for file I/O), the system-call returns for the rest
+    /// (none for http on 6.5+).
     Sock,
     /// The system-call returns of every call (kernels before 6.3).
     Syscalls,
@@ -131,7 +146,8 @@ impl L7Session {
             // trace.bpf.o's ring, brought in with the filter's header: unused.
             .map_size("nx_events", 4096)
             .load()?;
-        kernel.set_config("nx_l7_config", config(cfg, kernel.filtered, path))?;
+        let splice = path == DataPath::Sock && sock_sees_splice();
+        kernel.set_config("nx_l7_config", config(cfg, kernel.filtered, path, splice))?;
         let mut session = L7Session {
             kernel,
             ring_bytes: cfg.ring_bytes,
@@ -139,7 +155,6 @@ impl L7Session {
             attached: Vec::new(),
             skipped: Vec::new(),
         };
-        // Every consumer of a send's entry time before the entries.
         if path == DataPath::Sock {
             for tp in SOCK_TRACEPOINTS {
                 session
@@ -150,27 +165,16 @@ impl L7Session {
             }
         }
         for call in SYSCALLS {
-            // The deferred datagram reads are UDP's: http (TCP only) does
-            // without recvfrom's and recvmsg's returns.
-            let deferred_only = matches!(*call, "recvfrom" | "recvmsg");
-            if path == DataPath::Syscalls
-                || (SOCK_PATH_EXITS.contains(call) && (cfg.transports.udp || !deferred_only))
-            {
+            let wanted = match path {
+                DataPath::Syscalls => true,
+                DataPath::Sock => sock_path_exit(call, cfg.transports.udp, splice),
+            };
+            if wanted {
                 let exit = format!("sys_exit_{call}");
                 match session.kernel.attach_syscall(&exit) {
                     Ok(()) => session.attached.push(exit),
                     Err(why) => session.skipped.push((call, why)),
                 }
-            }
-        }
-        for call in SYSCALLS.iter().filter(|c| has_entry(c)) {
-            if session.skipped.iter().any(|(c, _)| c == call) {
-                continue;
-            }
-            let enter = format!("sys_enter_{call}");
-            match session.kernel.attach_syscall(&enter) {
-                Ok(()) => session.attached.push(enter),
-                Err(why) => session.skipped.push((call, why)),
             }
         }
         if session.skipped.len() == SYSCALLS.len() {
@@ -210,7 +214,7 @@ impl L7Session {
 }
 
 /// The kernel's view of the configuration.
-fn config(cfg: &L7ConfigArgs, filtered: bool, path: DataPath) -> L7Config {
+fn config(cfg: &L7ConfigArgs, filtered: bool, path: DataPath, splice: bool) -> L7Config {
     let mut comm = [0u8; COMM_LEN];
     if let Some(name) = &cfg.comm {
         let n = name.len().min(COMM_LEN - 1);
@@ -222,6 +226,7 @@ fn config(cfg: &L7ConfigArgs, filtered: bool, path: DataPath) -> L7Config {
         (cfg.transports.tcp, l7_cfg::TCP),
         (cfg.transports.udp, l7_cfg::UDP),
         (path == DataPath::Sock, l7_cfg::SOCK_PATH),
+        (splice, l7_cfg::SOCK_SPLICE),
     ]
     .iter()
     .filter(|(on, _)| *on)

@@ -20,12 +20,11 @@ pub struct HookRow {
     pub kernel_lacks: Option<String>,
 }
 
-const SYSCALL_NOTE: &str =
-    "return (sys_exit_*; sends also sys_enter_*, their time): the first 1024 bytes of each message";
+const SYSCALL_NOTE: &str = "at its return (sys_exit_*): the first 1024 bytes of each message";
 
 const SOCK_PATH_NOTE: &str = "6.3+: carry the data of the calls above on TCP and connected UDP \
-     sockets (no file table walk); the returns then serve recvmmsg, sendmmsg, sendfile and datagram \
-     reads with the sender's address";
+     sockets (no file table walk), and count sendfile/splice from 6.5; the returns then serve only \
+     UDP's mmsg calls and datagram reads with the sender's address";
 
 /// A system call whose data `dns` (and `http`) read: its entry and return
 /// tracepoints.

@@ -42,10 +42,9 @@ pub struct Side {
 /// One message as a system call moved it.
 #[derive(Debug, Clone)]
 pub struct Observed<'a> {
-    /// When the call returned (CLOCK_MONOTONIC, ns).
+    /// When the data moved (CLOCK_MONOTONIC, ns): the call's return, or
+    /// on the sock path the socket hook inside it.
     pub ts_ns: u64,
-    /// When it was entered.
-    pub enter_ns: u64,
     pub side: Side,
     pub dir: Direction,
     pub transport: Transport,
@@ -64,13 +63,10 @@ pub struct Observed<'a> {
 }
 
 impl Observed<'_> {
-    /// When the message moved: a write at the call's entry (the reader may
-    /// have it before the writer's call returns), a read at its return.
+    /// When the message moved: a write when the kernel had taken it (the
+    /// request's last byte written), a read when it returned the data.
     pub fn at(&self) -> u64 {
-        match self.dir {
-            Direction::Sent if self.enter_ns > 0 => self.enter_ns,
-            _ => self.ts_ns,
-        }
+        self.ts_ns
     }
 }
 
@@ -94,7 +90,6 @@ impl<'a> Observed<'a> {
         let ends = Ends::from_tuple(&r.tuple);
         Observed {
             ts_ns: r.ts_ns,
-            enter_ns: r.enter_ns,
             side: Side {
                 pid: r.tgid,
                 tid: r.tid,

@@ -537,7 +537,6 @@ mod tests {
     ) -> Observed<'a> {
         Observed {
             ts_ns: ts,
-            enter_ns: ts,
             side: s.clone(),
             dir,
             transport: Transport::Udp,
@@ -558,23 +557,22 @@ mod tests {
         let a = wire(7, "example.test", Some([198, 18, 0, 9]));
         let cl = "198.18.0.1:40000";
         let sv = "198.18.0.2:53";
-        // In the order the calls return: the server reads and answers
-        // before the client's send returns (entered at 100).
+        // Records from two CPUs: the client's send (its data moved at
+        // 120) comes after the server's read and answer.
         assert!(t
             .observe(&obs(150, &s, Direction::Received, "0.0.0.0:53", cl, &q))
             .is_empty());
         assert!(t
             .observe(&obs(400, &s, Direction::Sent, "0.0.0.0:53", cl, &a))
             .is_empty());
-        let mut send = obs(420, &c, Direction::Sent, cl, sv, &q);
-        send.enter_ns = 100;
+        let send = obs(120, &c, Direction::Sent, cl, sv, &q);
         assert!(t.observe(&send).is_empty());
         let out = t.observe(&obs(500, &c, Direction::Received, cl, sv, &a));
         assert_eq!(out.len(), 1, "{out:?}");
         let e = &out[0];
         assert_eq!(e.name, "example.test");
         assert_eq!(e.server, sv.parse::<SocketAddr>().expect("addr"));
-        assert_eq!(e.latency_ns, Some(400));
+        assert_eq!(e.latency_ns, Some(380));
         assert_eq!(e.latency_side, Some("client"));
         assert_eq!(e.client_side.as_ref().map(|s| s.pid), Some(10));
         assert_eq!(e.server_side.as_ref().map(|s| s.pid), Some(20));

@@ -431,7 +431,6 @@ mod tests {
     fn feed(t: &mut Tracker, c: Call) -> Vec<HttpExchange> {
         t.observe(&Observed {
             ts_ns: c.at,
-            enter_ns: c.at,
             side: c.who.clone(),
             dir: c.dir,
             transport: Transport::Tcp,
