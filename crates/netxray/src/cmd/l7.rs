@@ -167,7 +167,7 @@ impl<P: Pairing, W: L7Printer<P::Record>> L7Job<P, W> {
     /// Print records, up to --count: Stop once it is reached.
     fn print(&mut self, records: Vec<P::Record>, limit: Option<u64>) -> Result<Flow> {
         let names = &mut self.names;
-        let mut netns_name = |s: &Side| names.netns_name(s.netns).map(|n| n.to_string());
+        let mut netns_name = |s: &Side| names.netns_name(s.netns);
         let mut cx = Context {
             wall_ns: &*self.wall,
             netns_name: &mut netns_name,

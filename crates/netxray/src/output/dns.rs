@@ -8,6 +8,7 @@ use crate::model::l7::dns::{rcode_name, type_name};
 use crate::model::l7::dns_query::{Exchange, Outcome};
 use crate::model::l7::summary::Row;
 use crate::model::value::Name;
+use crate::output::json::{json_object, push_bytes, Field};
 use serde::Serialize;
 use std::io::{self, Write};
 use std::net::SocketAddr;
@@ -19,7 +20,13 @@ struct JsonSide {
     comm: Name,
     netns: u32,
     netns_cookie: Option<u64>,
-    netns_name: Option<String>,
+    netns_name: Option<Name>,
+}
+
+impl Field for JsonSide {
+    fn put(&self, out: &mut Vec<u8>) {
+        json_object!(out, self; pid, tid, comm, netns, netns_cookie, netns_name);
+    }
 }
 
 #[derive(Serialize)]
@@ -27,6 +34,16 @@ struct JsonAnswer<'a> {
     #[serde(rename = "type")]
     rtype: std::borrow::Cow<'static, str>,
     data: &'a str,
+}
+
+impl Field for JsonAnswer<'_> {
+    fn put(&self, out: &mut Vec<u8>) {
+        push_bytes(out, b"{\"type\":");
+        self.rtype.put(out);
+        push_bytes(out, b",\"data\":");
+        self.data.put(out);
+        out.push(b'}');
+    }
 }
 
 #[derive(Serialize)]
@@ -52,6 +69,15 @@ struct JsonQuery<'a> {
     server_process: Option<JsonSide>,
 }
 
+/// The JSON line, written by hand (output/json.rs), as serde renders the
+/// struct (a test checks).
+fn write_query(out: &mut Vec<u8>, j: &JsonQuery<'_>) {
+    json_object!(out, j; type = "dns";
+        ts_ns, transport, client, server, id, name, qtype, status, rcode, answers, truncated,
+        cut, error, latency_ns, latency_side, client_process, server_process,
+    );
+}
+
 /// `answered`, `unanswered` or `malformed`.
 pub fn status(o: &Outcome) -> &'static str {
     match o {
@@ -65,6 +91,8 @@ pub struct DnsPrinter<W: Write> {
     out: W,
     json: bool,
     header: bool,
+    /// The JSON line being written (its allocation kept).
+    line: Vec<u8>,
 }
 
 impl<W: Write> DnsPrinter<W> {
@@ -73,6 +101,7 @@ impl<W: Write> DnsPrinter<W> {
             out,
             json,
             header: false,
+            line: Vec::with_capacity(1024),
         }
     }
 
@@ -137,8 +166,10 @@ impl<W: Write> DnsPrinter<W> {
             client_process: side(&e.client_side),
             server_process: side(&e.server_side),
         };
-        serde_json::to_writer(&mut self.out, &j).map_err(io::Error::other)?;
-        self.out.write_all(b"\n")
+        self.line.clear();
+        write_query(&mut self.line, &j);
+        self.line.push(b'\n');
+        self.out.write_all(&self.line)
     }
 
     fn text_line(&mut self, e: &Exchange, cx: &mut Context<'_>) -> io::Result<()> {
@@ -224,5 +255,71 @@ impl<W: Write> L7Printer<Exchange> for DnsPrinter<W> {
 
     fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The hand-written line is serde's rendering of the same struct.
+    #[test]
+    fn json_line_is_serdes() {
+        let side = JsonSide {
+            pid: 1,
+            tid: 2,
+            comm: "dig".into(),
+            netns: 3,
+            netns_cookie: Some(4),
+            netns_name: Some("a\"b".into()),
+        };
+        let a = JsonQuery {
+            kind: "dns",
+            ts_ns: 5,
+            transport: "udp",
+            client: "198.18.0.1:53000".parse().expect("addr"),
+            server: "[2001:db8::2]:53".parse().expect("addr"),
+            id: 7,
+            name: "example.test",
+            qtype: "AAAA".into(),
+            status: "answered",
+            rcode: Some("NOERROR".into()),
+            answers: vec![
+                JsonAnswer {
+                    rtype: "A".into(),
+                    data: "198.18.0.9",
+                },
+                JsonAnswer {
+                    rtype: "CNAME".into(),
+                    data: "x\ty.test",
+                },
+            ],
+            truncated: false,
+            cut: true,
+            error: None,
+            latency_ns: Some(8),
+            latency_side: Some("client"),
+            client_process: Some(side),
+            server_process: None,
+        };
+        let check = |j: &JsonQuery<'_>| {
+            let mut out = Vec::new();
+            write_query(&mut out, j);
+            assert_eq!(
+                String::from_utf8(out).expect("utf-8"),
+                serde_json::to_string(j).expect("serde")
+            );
+        };
+        check(&a);
+        let b = JsonQuery {
+            rcode: None,
+            answers: Vec::new(),
+            error: Some("short"),
+            latency_ns: None,
+            latency_side: None,
+            client_process: None,
+            ..a
+        };
+        check(&b);
     }
 }

@@ -337,6 +337,22 @@ impl Field for IpAddr {
     }
 }
 
+impl Field for std::net::SocketAddr {
+    fn put(&self, out: &mut Vec<u8>) {
+        match self {
+            std::net::SocketAddr::V4(a) => {
+                // As serde writes it (Display): "a.b.c.d:port".
+                IpAddr::V4(*a.ip()).put(out);
+                out.pop(); // the closing quote
+                out.push(b':');
+                put_u64(out, a.port().into());
+                out.push(b'"');
+            }
+            std::net::SocketAddr::V6(_) => self.to_string().as_str().put(out),
+        }
+    }
+}
+
 impl<T: Field> Field for [T] {
     fn put(&self, out: &mut Vec<u8>) {
         out.push(b'[');
@@ -390,6 +406,21 @@ impl<T: Field> Field for Option<T> {
 /// buffer `$out` (each field's type implements [`Field`]; keys are the field
 /// names, as serde's derive writes them).
 macro_rules! json_object {
+    // A first key `type` with a fixed value (`type` is no field name).
+    ($out:expr, $v:expr; type = $t:literal; $($name:ident),* $(,)?) => {{
+        let out: &mut Vec<u8> = $out;
+        let v = $v;
+        $crate::output::json::push_bytes(out, concat!("{\"type\":\"", $t, "\"").as_bytes());
+        $(
+            if v.$name.is_null() {
+                $crate::output::json::push_bytes(out, concat!(",\"", stringify!($name), "\":null").as_bytes());
+            } else {
+                $crate::output::json::push_bytes(out, concat!(",\"", stringify!($name), "\":").as_bytes());
+                v.$name.put(out);
+            }
+        )*
+        out.push(b'}');
+    }};
     ($out:expr, $v:expr; $first:ident $(, $name:ident)* $(,)?) => {{
         let out: &mut Vec<u8> = $out;
         let v = $v;

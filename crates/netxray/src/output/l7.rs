@@ -4,6 +4,7 @@
 
 use crate::model::l7::call::Side;
 use crate::model::l7::summary::Row;
+use crate::model::value::Name;
 use serde_json::json;
 use std::io::{self, Write};
 
@@ -12,7 +13,7 @@ pub struct Context<'a> {
     /// Wall-clock nanoseconds of a monotonic timestamp.
     pub wall_ns: &'a dyn Fn(u64) -> u64,
     /// A namespace's name, if it has one.
-    pub netns_name: &'a mut dyn FnMut(&Side) -> Option<String>,
+    pub netns_name: &'a mut dyn FnMut(&Side) -> Option<Name>,
 }
 
 /// A protocol's printer (`dns`, `http`), driven by cmd/l7.rs.

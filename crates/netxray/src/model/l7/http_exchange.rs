@@ -204,7 +204,7 @@ impl Tracker {
         }
         let (role, sk, process, ends) = (c.role, o.sk, c.process.clone(), c.ends());
         for (req, resp) in done {
-            let half = half_of(role, sk, &process, ends, &req, resp.as_ref());
+            let half = half_of(role, sk, &process, ends, req, resp);
             self.join(half, at, &mut out);
         }
         out
@@ -300,7 +300,7 @@ impl Tracker {
         done.extend(c.waiting.drain(..).map(|r| (r, None)));
         let ends = c.ends();
         for (req, resp) in done {
-            let half = half_of(c.role, sk, &c.process, ends, &req, resp.as_ref());
+            let half = half_of(c.role, sk, &c.process, ends, req, resp);
             self.join(half, now, out);
         }
     }
@@ -348,36 +348,37 @@ fn half_of(
     sk: u64,
     process: &Side,
     (client, server): (SocketAddr, SocketAddr),
-    req: &Message,
-    resp: Option<&Message>,
+    req: Message,
+    resp: Option<Message>,
 ) -> HttpExchange {
-    let (method, path, path_truncated, host, version) = match &req.head {
-        Head::Request(r) => (
-            r.method.clone(),
-            r.path.clone(),
-            r.path_truncated,
-            r.host.clone(),
-            r.version,
-        ),
+    let latency_ns = resp
+        .as_ref()
+        .and_then(|m| m.first_ts.checked_sub(req.last_ts));
+    let (first_ts, request_bytes, request_complete) =
+        (req.first_ts, req.head_len + req.body_len, req.complete);
+    let (method, path, path_truncated, host, version) = match req.head {
+        Head::Request(r) => (r.method, r.path, r.path_truncated, r.host, r.version),
         Head::Response(_) => (String::new(), String::new(), false, None, 1),
     };
-    let response = resp.and_then(|m| match &m.head {
-        Head::Response(h) => Some(ResponseView {
-            status: h.status,
-            reason: h.reason.clone(),
-            bytes: m.head_len + m.body_len,
-            complete: m.complete,
-        }),
-        Head::Request(_) => None,
+    let response = resp.and_then(|m| {
+        let (bytes, complete) = (m.head_len + m.body_len, m.complete);
+        match m.head {
+            Head::Response(h) => Some(ResponseView {
+                status: h.status,
+                reason: h.reason,
+                bytes,
+                complete,
+            }),
+            Head::Request(_) => None,
+        }
     });
-    let latency_ns = resp.and_then(|m| m.first_ts.checked_sub(req.last_ts));
     let view = SideView {
         process: process.clone(),
         sk,
         latency_ns,
     };
     HttpExchange {
-        ts_ns: req.first_ts,
+        ts_ns: first_ts,
         client,
         server,
         method,
@@ -385,8 +386,8 @@ fn half_of(
         path_truncated,
         host,
         version,
-        request_bytes: req.head_len + req.body_len,
-        request_complete: req.complete,
+        request_bytes,
+        request_complete,
         response,
         client_side: (role == Role::Client).then(|| view.clone()),
         server_side: (role == Role::Server).then_some(view),
