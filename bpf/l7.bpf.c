@@ -76,13 +76,19 @@ struct {
 
 /* The sock path (NX_L7_CFG_SOCK_PATH) leaves to the system call's return a
  * datagram read whose sender's address the caller asked for: the kernel
- * writes that address to user memory after the socket hook. Per thread, as
- * by thread id: the thread id, 0 when free. */
+ * writes that address to user memory after the socket hook. Per thread, by
+ * thread id. */
+struct nx_l7_deferred_read {
+	__u32 tid;		/* 0: free */
+	__u32 _pad;
+	__u64 sk;		/* the socket, as the hook saw it: no fd walk at the return */
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, NX_L7_SLOTS);
 	__type(key, __u32);
-	__type(value, __u32);
+	__type(value, struct nx_l7_deferred_read);
 } nx_l7_defer SEC(".maps");
 
 /* A call's arguments, from the saved registers. */
@@ -306,12 +312,15 @@ static __always_inline void nx_l7_fill(struct nx_l7_event *e, struct nx_l7_call 
  * part, and the socket test: false when fd is not a TCP or UDP socket over
  * IPv4/IPv6 of the kinds asked for, or --netns says no. */
 static __always_inline bool nx_l7_begin(struct nx_l7_event *e, struct nx_l7_config *cfg,
-					struct nx_l7_call *call, __u8 dir, __u64 pid_tgid)
+					struct nx_l7_call *call, __u8 dir, __u64 pid_tgid,
+					struct sock *sk)
 {
-	struct sock *sk = nx_sock_of_fd(call->fd);
 	__u16 type;
 	__u8 proto;
 
+	/* A read the socket hook deferred comes with its socket. */
+	if (!sk)
+		sk = nx_sock_of_fd(call->fd);
 	if (!sk)
 		return false;
 	type = BPF_CORE_READ(sk, sk_type);
@@ -460,10 +469,10 @@ static __always_inline bool nx_l7_sock_splice(void)
 /* On the sock path, whether the return of `sys` is to be followed: the
  * calls the socket hooks leave (mmsg: one hook per message; sendfile: not
  * a send from user memory), and the datagram reads they deferred. */
-static __always_inline bool nx_l7_deferred(__u16 sys, __u64 pid_tgid)
+static __always_inline bool nx_l7_deferred(__u16 sys, __u64 pid_tgid, struct sock **sk)
 {
 	__u32 key = (__u32)pid_tgid & (NX_L7_SLOTS - 1);
-	__u32 *slot;
+	struct nx_l7_deferred_read *slot;
 
 	switch (sys) {
 	case NX_L7_SYS_SENDFILE:
@@ -476,8 +485,9 @@ static __always_inline bool nx_l7_deferred(__u16 sys, __u64 pid_tgid)
 	case NX_L7_SYS_RECVFROM:
 	case NX_L7_SYS_RECVMSG:
 		slot = bpf_map_lookup_elem(&nx_l7_defer, &key);
-		if (slot && *slot == (__u32)pid_tgid) {
-			*slot = 0;
+		if (slot && slot->tid == (__u32)pid_tgid) {
+			slot->tid = 0;
+			*sk = (struct sock *)slot->sk;
 			return true;
 		}
 	}
@@ -581,13 +591,14 @@ static __always_inline void nx_l7_exit(struct sys_exit_args *args, __u16 sys, __
 
 	if (ret <= 0 || !cfg || !cnt || !e)
 		return;
-	if ((cfg->flags & NX_L7_CFG_SOCK_PATH) && !nx_l7_deferred(sys, id))
+	struct sock *sk = NULL;
+	if ((cfg->flags & NX_L7_CFG_SOCK_PATH) && !nx_l7_deferred(sys, id, &sk))
 		return;
 	if (!nx_l7_task_wanted(cfg, id))
 		return;
 	if (!nx_l7_call_from_regs(&call, sys, cfg))
 		return;
-	if (!nx_l7_begin(e, cfg, &call, dir, id))
+	if (!nx_l7_begin(e, cfg, &call, dir, id, sk))
 		return;
 	/* On the sock path the socket hooks count a TCP socket's mmsg calls. */
 	if ((cfg->flags & NX_L7_CFG_SOCK_SPLICE) && e->tuple.l4proto == NX_IPPROTO_TCP &&
@@ -670,9 +681,11 @@ static __always_inline void nx_l7_sock_call(struct sock *sk, __s64 ret, struct p
 	    !sk->__sk_common.skc_dport) {
 		/* The sender's address, at the return. */
 		__u32 key = (__u32)id & (NX_L7_SLOTS - 1);
-		__u32 *slot = bpf_map_lookup_elem(&nx_l7_defer, &key);
-		if (slot)
-			*slot = (__u32)id;
+		struct nx_l7_deferred_read *slot = bpf_map_lookup_elem(&nx_l7_defer, &key);
+		if (slot) {
+			slot->tid = (__u32)id;
+			slot->sk = (__u64)sk;
+		}
 		return;
 	}
 	/* Counted, not copied: a TCP socket's mmsg calls (one hook per
