@@ -579,7 +579,8 @@ static __always_inline void nx_l7_data(struct nx_l7_event *e, struct nx_l7_confi
 	}
 }
 
-/* Sends only: their entry time. */
+/* A system call's return: every call before 6.3; on the sock path only
+ * those nx_l7_deferred names. */
 static __always_inline void nx_l7_exit(struct sys_exit_args *args, __u16 sys, __u8 dir)
 {
 	__u64 id = bpf_get_current_pid_tgid();
@@ -589,10 +590,16 @@ static __always_inline void nx_l7_exit(struct sys_exit_args *args, __u16 sys, __
 	struct nx_l7_call call;
 	__s64 ret = args->ret;
 
-	if (ret <= 0 || !cfg || !cnt || !e)
-		return;
 	struct sock *sk = NULL;
+
+	if (!cfg || !cnt || !e)
+		return;
+	/* Before the return value's test: a deferred read's slot is freed
+	 * even when the call failed after the socket hook (its address not
+	 * copied out). */
 	if ((cfg->flags & NX_L7_CFG_SOCK_PATH) && !nx_l7_deferred(sys, id, &sk))
+		return;
+	if (ret <= 0)
 		return;
 	if (!nx_l7_task_wanted(cfg, id))
 		return;

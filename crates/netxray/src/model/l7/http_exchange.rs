@@ -148,16 +148,17 @@ impl Tracker {
         let mut out = Vec::new();
         let at = o.at();
         // A socket address used again by a new connection starts afresh.
-        let stale = self
-            .conns
-            .get(&o.sk)
-            .is_some_and(|c| c.local != o.local || c.remote != o.remote);
-        if stale {
-            if let Some(c) = self.conns.remove(&o.sk) {
-                self.close_side(o.sk, c, at, &mut out);
+        let known = match self.conns.get(&o.sk) {
+            Some(c) if c.local == o.local && c.remote == o.remote => true,
+            Some(_) => {
+                if let Some(c) = self.conns.remove(&o.sk) {
+                    self.close_side(o.sk, c, at, &mut out);
+                }
+                false
             }
-        }
-        if !self.conns.contains_key(&o.sk) {
+            None => false,
+        };
+        if !known {
             let Some(role) = role_of(o) else {
                 return out;
             };
@@ -233,9 +234,9 @@ impl Tracker {
                 ex,
             });
         }
-        if q.is_empty() {
-            self.halves.remove(&key);
-        }
+        // An emptied queue stays until the next expiry (flush_halves): a
+        // keep-alive connection's next exchange reuses it, no allocation
+        // per exchange.
     }
 
     /// Halves whose other side did not come, requests without a response
