@@ -176,12 +176,31 @@ fn is_reason_byte(c: u8) -> bool {
 /// line), searching for the empty line from `from` on.
 pub(super) fn find_end(b: &[u8], from: usize) -> Option<usize> {
     let start = from.min(b.len());
-    b.get(start..)?.iter().enumerate().find_map(|(k, &c)| {
+    memchr::memchr_iter(b'\n', b.get(start..)?).find_map(|k| {
         let i = start + k;
-        match (c, b.get(i + 1), b.get(i + 2)) {
-            (b'\n', Some(b'\n'), _) => Some(i + 2),
-            (b'\n', Some(b'\r'), Some(b'\n')) => Some(i + 3),
+        match (b.get(i + 1), b.get(i + 2)) {
+            (Some(b'\n'), _) => Some(i + 2),
+            (Some(b'\r'), Some(b'\n')) => Some(i + 3),
             _ => None,
+        }
+    })
+}
+
+/// `b` cut at each `\n`, as `b.split(|&c| c == b'\n')` does (the piece
+/// after a final `\n` is empty), with memchr's scan.
+fn lines(b: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = Some(b);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        match memchr::memchr(b'\n', r) {
+            Some(i) => {
+                rest = r.get(i + 1..);
+                r.get(..i)
+            }
+            None => {
+                rest = None;
+                Some(r)
+            }
         }
     })
 }
@@ -266,7 +285,7 @@ impl Parsed {
 /// lines not ended are ignored. `None` when not even the start line's
 /// beginning is there (a method and its space; `HTTP/1.x NNN`).
 pub(super) fn parse(kind: Kind, b: &[u8], whole: bool) -> Option<Parsed> {
-    let mut lines = b.split(|&c| c == b'\n');
+    let mut lines = lines(b);
     let first = lines.next()?;
     // Without a line end after it, the last piece is a line cut short.
     let ended = |line: &[u8]| whole || line.as_ptr_range().end < b.as_ptr_range().end;
@@ -361,7 +380,7 @@ fn version_digit(b: &[u8]) -> Option<u8> {
 
 /// One header line: the fields framing needs, and Host.
 fn header(line: &[u8], f: &mut Fields, host: &mut Option<String>) {
-    let Some(colon) = line.iter().position(|&c| c == b':') else {
+    let Some(colon) = memchr::memchr(b':', line) else {
         return; // not a field (or an obsolete folded line): ignored
     };
     let (name, value) = (
