@@ -409,32 +409,28 @@ macro_rules! json_object {
     // A first key `type` with a fixed value (`type` is no field name).
     ($out:expr, $v:expr; type = $t:literal; $($name:ident),* $(,)?) => {{
         let out: &mut Vec<u8> = $out;
-        let v = $v;
         $crate::output::json::push_bytes(out, concat!("{\"type\":\"", $t, "\"").as_bytes());
-        $(
-            if v.$name.is_null() {
-                $crate::output::json::push_bytes(out, concat!(",\"", stringify!($name), "\":null").as_bytes());
-            } else {
-                $crate::output::json::push_bytes(out, concat!(",\"", stringify!($name), "\":").as_bytes());
-                v.$name.put(out);
-            }
-        )*
-        out.push(b'}');
+        $crate::output::json::json_object!(@rest out, $v; $($name),*);
     }};
     ($out:expr, $v:expr; $first:ident $(, $name:ident)* $(,)?) => {{
         let out: &mut Vec<u8> = $out;
         let v = $v;
         $crate::output::json::push_bytes(out, concat!("{\"", stringify!($first), "\":").as_bytes());
         v.$first.put(out);
+        $crate::output::json::json_object!(@rest out, v; $($name),*);
+    }};
+    // The fields after the first, each with its comma, and the closing brace.
+    (@rest $out:ident, $v:expr; $($name:ident),*) => {{
+        let v = $v;
         $(
             if v.$name.is_null() {
-                $crate::output::json::push_bytes(out, concat!(",\"", stringify!($name), "\":null").as_bytes());
+                $crate::output::json::push_bytes($out, concat!(",\"", stringify!($name), "\":null").as_bytes());
             } else {
-                $crate::output::json::push_bytes(out, concat!(",\"", stringify!($name), "\":").as_bytes());
-                v.$name.put(out);
+                $crate::output::json::push_bytes($out, concat!(",\"", stringify!($name), "\":").as_bytes());
+                v.$name.put($out);
             }
         )*
-        out.push(b'}');
+        $out.push(b'}');
     }};
 }
 pub(crate) use json_object;
