@@ -25,6 +25,7 @@
 
 use super::call::{Direction, Observed, Side, Transport};
 use super::dns::{self, Message, Rdata};
+use crate::model::value::Name;
 use std::collections::VecDeque;
 /// Maps on the per-message path: foldhash (as model/journey.rs), seeded
 /// per run: names and paths from the network cannot be picked to collide
@@ -90,8 +91,24 @@ struct Key {
     server_port: u16,
     transport: Transport,
     id: u16,
-    name: String,
+    /// Lower-cased; inline when short: the key is cloned into the queues.
+    name: Name,
     qtype: u16,
+}
+
+/// `s` in lower case, without an allocation when it is short.
+fn lower_name(s: &str) -> Name {
+    let b = s.as_bytes();
+    let mut buf = [0u8; 22];
+    match buf.get_mut(..b.len()) {
+        Some(dst) if b.is_ascii() => {
+            for (d, c) in dst.iter_mut().zip(b) {
+                *d = c.to_ascii_lowercase();
+            }
+            Name::from(std::str::from_utf8(dst).unwrap_or_default())
+        }
+        _ => Name::from(s.to_ascii_lowercase()),
+    }
 }
 
 impl Pending {
@@ -244,7 +261,7 @@ impl Tracker {
             server_port: server.port(),
             transport: o.transport,
             id: p.msg.id,
-            name: q.map(|q| q.name.to_ascii_lowercase()).unwrap_or_default(),
+            name: q.map_or_else(|| Name::from(""), |q| lower_name(&q.name)),
             qtype: q.map_or(0, |q| q.qtype),
         };
         let ends = (client, server);
@@ -436,7 +453,7 @@ fn record(
         client: SocketAddr::new(p.client_addr.ip(), key.client_port),
         server: SocketAddr::new(p.server.ip(), key.server_port),
         id: key.id,
-        name: name.unwrap_or_else(|| key.name.clone()),
+        name: name.unwrap_or_else(|| key.name.to_string()),
         qtype: key.qtype,
         client_side: p.client.as_ref().map(|(s, _)| s.clone()),
         server_side: p.server_side.as_ref().map(|(s, _)| s.clone()),
